@@ -1,0 +1,151 @@
+"""Configuration: one dataclass per command, read from a YAML file and CLI flags.
+
+Each field carries its documentation in ``metadata["help"]``; that text is what ``--help``
+prints. Precedence: dataclass default < YAML file < command-line flag. A YAML key that is
+not a field is an error naming the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration problem the user can fix; the CLI prints it as one line."""
+
+
+def _f(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    """Train a Bradley-Terry reward model on preference pairs."""
+
+    model: str = _f("minilm", "Backbone: a local Hugging Face folder, a hub name (online only), "
+                    "or a bundled alias: minilm (MiniLM-L6 encoder) or smollm2 (SmolLM2-135M-Instruct).")
+    data: str = _f("", "Training pairs: a .jsonl/.json/.parquet/.csv file, a saved `datasets` folder, "
+                   "or a hub dataset name (online only).")
+    eval_data: str = _f("", "Held-out pairs, same formats as --data; evaluated every --eval-every steps and at the end.")
+    output: str = _f("", "Output folder: the final model (standard Hugging Face folder), checkpoints/, metrics.jsonl.")
+    epochs: int = _f(1, "Passes over the data. One is the norm for reward models: more tends to overfit.")
+    max_steps: int = _f(-1, "Stop after this many optimizer steps (-1: run all epochs).")
+    batch_size: int = _f(8, "Pairs per micro-batch (each pair is two sequences in the same forward pass).")
+    grad_accum: int = _f(1, "Micro-batches per optimizer step; the loss is averaged over all their pairs, "
+                         "so batch_size x grad_accum behaves exactly like one large batch.")
+    lr: float = _f(2e-5, "Peak learning rate of AdamW.")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    warmup_ratio: float = _f(0.05, "Fraction of the optimizer steps spent in linear warmup.")
+    lr_schedule: str = _f("linear", "Decay after warmup: linear, cosine or constant.")
+    max_grad_norm: float = _f(1.0, "Gradient clipping by global norm (0 disables).")
+    max_length: int = _f(512, "Maximum tokens per sequence (prompt + completion + end marker). Longer pairs "
+                         "lose prompt tokens from the left; pairs whose completion alone is too long are skipped "
+                         "and counted.")
+    center_rewards_coefficient: float = _f(0.0, "Adds c * mean((r_c + r_r)^2) to the loss to keep rewards centred.")
+    disable_dropout: bool = _f(True, "Turn dropout off in the backbone (deterministic rewards, exact accumulation).")
+    seed: int = _f(42, "Seed for the head initialisation and data order.")
+    eval_every: int = _f(0, "Evaluate on --eval-data every N optimizer steps (0: only at the end).")
+    save_every: int = _f(100, "Write a resumable checkpoint every N optimizer steps (0: only on Ctrl-C).")
+    log_every: int = _f(10, "Append training metrics to metrics.jsonl every N optimizer steps.")
+    eval_batch_size: int = _f(16, "Pairs per batch when evaluating.")
+    resume: bool = _f(False, "Continue from the last checkpoint in --output exactly where it stopped.")
+    report_to: str = _f("", "Extra experiment trackers through accelerate: tensorboard, wandb (comma separated).")
+    trust_remote_code: bool = _f(False, "Allow model code from the hub folder (off unless you trust it).")
+
+
+@dataclass
+class ScoreConfig:
+    """Score rows with a trained reward model; every input row is written back with its rewards."""
+
+    model: str = _f("", "A reward model folder written by `rewardlab train`.")
+    data: str = _f("", "Rows with prompt+completion, prompt+completions (a list), or chosen/rejected pairs.")
+    output: str = _f("", "Output JSONL: the input rows, in input order, with reward / rewards / chosen_reward "
+                     "and rejected_reward added.")
+    batch_size: int = _f(16, "Sequences per forward pass (sorted by length, so results do not depend on it).")
+    max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
+
+
+@dataclass
+class EvalConfig:
+    """Pairwise accuracy of a reward model on preference pairs."""
+
+    model: str = _f("", "A reward model folder written by `rewardlab train`.")
+    data: str = _f("", "Preference pairs, same formats as training data; an optional `subset` column gives "
+                   "per-subset accuracies.")
+    batch_size: int = _f(16, "Pairs per forward pass.")
+    max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
+    json: bool = _f(False, "Print one JSON object on stdout instead of a table.")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """Add one flag per dataclass field, with the field's doc as help. Defaults are left
+    unset (None) so we can tell which flags the user actually typed."""
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        help_text = f"{f.metadata['help']} (default: {f.default!r})"
+        if kind is bool:
+            parser.add_argument(_flag(f.name), dest=f.name, default=None,
+                                action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            parser.add_argument(_flag(f.name), dest=f.name, default=None, type=kind, help=help_text)
+
+
+def load_config(cls: type, yaml_path: str | None, args: argparse.Namespace | dict | None = None):
+    """Build ``cls`` from defaults, then the YAML file, then flags that were given."""
+    values: dict[str, Any] = {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    hints = get_type_hints(cls)
+    if yaml_path:
+        path = Path(yaml_path)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"{path}: cannot read config: {e}".replace("\n", " ")) from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: config must be a mapping of field: value")
+        for key, value in loaded.items():
+            key = str(key).replace("-", "_")
+            if key not in names:
+                raise ConfigError(f"{path}: unknown key {key!r} (valid keys: {', '.join(sorted(names))})")
+            values[key] = _coerce(value, hints[key], f"{path}: key {key!r}")
+    given = vars(args) if isinstance(args, argparse.Namespace) else (args or {})
+    for key, value in given.items():
+        if key in names and value is not None:
+            values[key] = value
+        elif key not in names and key not in ("command", "config"):
+            raise ConfigError(f"unknown option {key!r}")
+    return cls(**values)
+
+
+def _coerce(value: Any, kind: type, where: str) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if kind in (int, float) and isinstance(value, str):
+        try:  # YAML 1.1 reads 2e-5 (no dot) as a string
+            return kind(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}") from None
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
+
+
+def to_dict(config) -> dict[str, Any]:
+    return dataclasses.asdict(config)

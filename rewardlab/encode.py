@@ -1,0 +1,128 @@
+"""Text -> token ids, the same way in training, evaluation and scoring (no train/serve skew).
+
+A sequence is ``tokenizer(prompt + completion)`` (with the tokenizer's own special tokens,
+unless a chat template already rendered them) followed by the end marker: the EOS token
+for tokenizers that have one, unless the text already ends with it. Encoders such as BERT
+have no EOS and end with their own [SEP]. A plain ``transformers`` user reproduces this
+with ``tokenizer(prompt + completion + tokenizer.eos_token)``.
+
+Too long? The prompt is cut from the left so that the end of the completion, where the
+reward is read, is kept. All completions of one prompt lose the same number of prompt
+tokens so they are still judged in the same context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .data import Pair, Text
+
+
+@dataclass
+class Group:
+    """One prompt with its K completions as token ids (K = 2 for a pair: chosen, rejected)."""
+
+    sequences: list[list[int]]
+    truncated: bool = False
+
+
+@dataclass
+class Counts:
+    """What encoding had to change; reported to the user, never silent."""
+
+    total: int = 0
+    truncated: int = 0
+    skipped: int = 0
+
+    def report(self, what: str, max_length: int) -> str | None:
+        parts = []
+        if self.truncated:
+            parts.append(f"{self.truncated} {what} had their prompt cut from the left to fit max_length={max_length}")
+        if self.skipped:
+            parts.append(f"{self.skipped} {what} skipped because a completion alone is longer than "
+                         f"max_length={max_length}")
+        return "; ".join(parts) + f" (of {self.total})" if parts else None
+
+
+def _encode_texts(tokenizer, texts: list[Text]) -> list[tuple[list[int], int, int]]:
+    """Tokenize; return (ids, first cuttable index, number of cuttable prompt tokens) per text."""
+    out: list = [None] * len(texts)
+    eos = tokenizer.eos_token_id
+    for templated in (False, True):
+        idx = [i for i, t in enumerate(texts) if t.templated == templated]
+        if not idx:
+            continue
+        enc = tokenizer([texts[i].prompt + texts[i].completion for i in idx],
+                        add_special_tokens=not templated, return_offsets_mapping=True)
+        for j, i in enumerate(idx):
+            ids = list(enc["input_ids"][j])
+            offsets = enc["offset_mapping"][j]
+            plen = len(texts[i].prompt)
+            head = 0  # leading special tokens (BOS / [CLS]) are never cut
+            while head < len(ids) and offsets[head][0] == offsets[head][1]:
+                head += 1
+            n_prompt = 0
+            while head + n_prompt < len(ids) and offsets[head + n_prompt][1] <= plen \
+                    and offsets[head + n_prompt][0] < offsets[head + n_prompt][1]:
+                n_prompt += 1
+            if eos is not None and (not ids or ids[-1] != eos):
+                ids.append(eos)
+            out[i] = (ids, head, n_prompt)
+    return out
+
+
+def encode_groups(tokenizer, groups: list[list[Text]], max_length: int,
+                  cut_completion: bool = False) -> tuple[list[Group | None], Counts]:
+    """Encode groups of texts that share a prompt.
+
+    Returns one :class:`Group` per input group, or None where the group cannot fit (a
+    completion alone exceeds ``max_length``) and ``cut_completion`` is False. With
+    ``cut_completion=True`` (scoring, where every row must get a reward) such sequences
+    keep their last ``max_length`` tokens instead.
+    """
+    flat = [t for g in groups for t in g]
+    encoded = _encode_texts(tokenizer, flat)
+    counts = Counts(total=len(groups))
+    out: list[Group | None] = []
+    pos = 0
+    for g in groups:
+        items = encoded[pos:pos + len(g)]
+        pos += len(g)
+        cut = max(len(ids) - max_length for ids, _, _ in items)
+        if cut <= 0:
+            out.append(Group([ids for ids, _, _ in items]))
+            continue
+        if cut > min(n for _, _, n in items):
+            if not cut_completion:
+                counts.skipped += 1
+                out.append(None)
+                continue
+            # Keep the leading special tokens and the last tokens, where the reward is read.
+            seqs = [ids if len(ids) <= max_length else ids[:head] + ids[len(ids) - max_length + head:]
+                    for ids, head, _ in items]
+            counts.truncated += 1
+            out.append(Group(seqs, truncated=True))
+            continue
+        counts.truncated += 1
+        out.append(Group([ids[:head] + ids[head + cut:] for ids, head, _ in items], truncated=True))
+    return out, counts
+
+
+def encode_pairs(tokenizer, pairs: list[Pair], max_length: int) -> tuple[list[tuple[Pair, Group]], Counts]:
+    """Encode preference pairs; pairs that cannot fit are dropped *and counted*."""
+    groups = [[Text(p.prompt, p.chosen, p.templated), Text(p.prompt, p.rejected, p.templated)] for p in pairs]
+    encoded, counts = encode_groups(tokenizer, groups, max_length)
+    return [(p, g) for p, g in zip(pairs, encoded) if g is not None], counts
+
+
+def collate(sequences: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest sequence; returns input_ids and attention_mask."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, s in enumerate(sequences):
+        ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, :len(s)] = 1
+    return {"input_ids": ids, "attention_mask": mask}

@@ -1,0 +1,228 @@
+"""The training loop: batches -> forward -> loss -> backward -> step -> log -> checkpoint.
+
+One explicit loop on ``accelerate`` (so DDP / FSDP / DeepSpeed are launcher choices).
+
+Exactness rules this loop keeps:
+- An optimizer step sees ``batch_size * grad_accum * num_processes`` pairs. Each micro-batch
+  adds ``sum of its pair losses / pairs in the whole step``, so accumulation gives exactly
+  the gradient of one large batch, even for a short last step.
+- Data order is a permutation seeded by (seed, epoch); with the step counter it tells where
+  a resumed run continues, so resumed == uninterrupted.
+- Chosen and rejected completions of a micro-batch run in one forward pass.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .config import ConfigError, TrainConfig, to_dict
+from .data import load_pairs
+from .encode import collate, encode_pairs
+from .evaluate import evaluate_pairs, format_metrics
+from .losses import bradley_terry
+from .models import compute_rewards, disable_dropout, load_backbone
+
+# Changing any of these between a run and its resume would silently change the run.
+RESUME_KEYS = ("model", "data", "batch_size", "grad_accum", "lr", "epochs", "max_steps", "seed",
+               "max_length", "weight_decay", "warmup_ratio", "lr_schedule", "center_rewards_coefficient")
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    """Learning rate for optimizer step ``step`` (0-based): linear warmup, then decay to 0."""
+    warmup = math.ceil(cfg.warmup_ratio * total)
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    progress = (step - warmup) / max(1, total - warmup)
+    if cfg.lr_schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
+    return cfg.lr * (1 - progress)
+
+
+def step_batches(n_pairs: int, step_in_epoch: int, epoch: int, cfg: TrainConfig, rank: int, world: int):
+    """Pair indices of the micro-batches this process runs for one optimizer step, and the
+    number of pairs in the whole step (all processes)."""
+    order = torch.randperm(n_pairs, generator=torch.Generator().manual_seed(cfg.seed + epoch)).tolist()
+    per_step = cfg.batch_size * cfg.grad_accum * world
+    chunk = order[step_in_epoch * per_step:(step_in_epoch + 1) * per_step]
+    mine = chunk[rank::world]
+    micro = [mine[i:i + cfg.batch_size] for i in range(0, len(mine), cfg.batch_size)]
+    return [m for m in micro if m], len(chunk)
+
+
+def validate(cfg: TrainConfig) -> None:
+    if not cfg.data:
+        raise ConfigError("no training data: pass --data FILE")
+    if not cfg.output:
+        raise ConfigError("no output folder: pass --output DIR")
+    for name in ("batch_size", "grad_accum", "epochs", "max_length"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.lr_schedule not in ("linear", "cosine", "constant"):
+        raise ConfigError(f"lr_schedule must be linear, cosine or constant, got {cfg.lr_schedule!r}")
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train a Bradley-Terry reward model; returns the final metrics. See module doc."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    validate(cfg)
+    trackers = [t.strip() for t in cfg.report_to.split(",") if t.strip()]
+    accelerator = Accelerator(log_with=trackers or None, project_dir=cfg.output)
+    main = accelerator.is_main_process
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if main else (lambda msg: None)
+    out = Path(cfg.output)
+    resume_from = latest_checkpoint(cfg.output) if cfg.resume else None
+    if cfg.resume and resume_from is None:
+        raise ConfigError(f"--resume: no checkpoint in {out / 'checkpoints'}")
+    if not cfg.resume and latest_checkpoint(cfg.output) is not None:
+        raise ConfigError(f"{out} already has checkpoints: pass --resume to continue, or choose a new --output")
+
+    set_seed(cfg.seed)
+    model, tokenizer = load_backbone(cfg.model, cfg.trust_remote_code)
+    if cfg.disable_dropout:
+        disable_dropout(model)
+    max_length = min(cfg.max_length, getattr(model.config, "max_position_embeddings", None) or cfg.max_length)
+    model.config.rewardlab = {"max_length": max_length}
+
+    pairs = load_pairs(cfg.data, tokenizer)
+    train_set, counts = encode_pairs(tokenizer, pairs, max_length)
+    if (msg := counts.report("training pairs", max_length)):
+        say(f"note: {msg}")
+    if not train_set:
+        raise ConfigError(f"{cfg.data}: no pair fits max_length={max_length}")
+    eval_pairs = load_pairs(cfg.eval_data, tokenizer) if cfg.eval_data else []
+
+    world, rank = accelerator.num_processes, accelerator.process_index
+    steps_per_epoch = math.ceil(len(train_set) / (cfg.batch_size * cfg.grad_accum * world))
+    total = steps_per_epoch * cfg.epochs
+    if cfg.max_steps > 0:
+        total = min(total, cfg.max_steps)
+
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    step = 0
+    if resume_from is not None:
+        meta = load_checkpoint(resume_from, model, optimizer)
+        changed = [k for k in RESUME_KEYS if meta["config"].get(k) != getattr(cfg, k)]
+        if changed:
+            raise ConfigError(f"--resume: {', '.join(changed)} differ from the checkpointed run; "
+                              "resume with the same settings")
+        step = meta["step"]
+        say(f"resuming from {resume_from} at step {step}/{total}")
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if trackers:
+        accelerator.init_trackers("rewardlab", config=to_dict(cfg))
+
+    def checkpoint(at: int) -> None:
+        accelerator.wait_for_everyone()
+        if main:
+            save_checkpoint(cfg.output, at, accelerator.unwrap_model(model), tokenizer, optimizer,
+                            {"config": to_dict(cfg), "total_steps": total})
+
+    def run_eval(at: int) -> dict | None:
+        if not eval_pairs or not main:
+            return None
+        metrics, _ = evaluate_pairs(accelerator.unwrap_model(model), tokenizer, eval_pairs, max_length,
+                                    cfg.eval_batch_size)
+        log({"step": at, **{f"eval/{k}": v for k, v in metrics.items() if k != "subsets"}})
+        return metrics
+
+    metrics_file = out / "metrics.jsonl"
+
+    def log(record: dict) -> None:
+        if main:
+            with metrics_file.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        if trackers:
+            accelerator.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
+
+    out.mkdir(parents=True, exist_ok=True)
+    say(f"training on {len(train_set)} pairs, {total} steps of {cfg.batch_size * cfg.grad_accum * world} pairs "
+        f"({world} process{'es' if world > 1 else ''}), max_length={max_length}")
+    bar = tqdm(total=total, initial=step, disable=not main, desc="train", dynamic_ncols=True)
+    model.train()
+    window = {"loss": 0.0, "acc": 0.0, "pairs": 0, "t0": time.perf_counter()}
+    started, pairs_seen = time.perf_counter(), 0
+    try:
+        while step < total:
+            epoch, in_epoch = divmod(step, steps_per_epoch)
+            micro_batches, n_step = step_batches(len(train_set), in_epoch, epoch, cfg, rank, world)
+            optimizer.zero_grad(set_to_none=True)
+            step_loss = step_right = 0.0
+            for i, idx in enumerate(micro_batches):
+                batch = [train_set[j] for j in idx]
+                seqs = [g.sequences[0] for _, g in batch] + [g.sequences[1] for _, g in batch]
+                inputs = {k: v.to(accelerator.device) for k, v in collate(seqs, tokenizer.pad_token_id).items()}
+                margin = torch.tensor([p.margin for p, _ in batch], device=accelerator.device)
+                sync = i == len(micro_batches) - 1
+                with accelerator.no_sync(model) if not sync else nullcontext():
+                    rewards = compute_rewards(model, **inputs)
+                    chosen, rejected = rewards[:len(batch)], rewards[len(batch):]
+                    loss_sum, m = bradley_terry(chosen, rejected, margin, cfg.center_rewards_coefficient,
+                                                reduction="sum")
+                    # DDP averages gradients over processes, hence the factor world.
+                    accelerator.backward(loss_sum * world / n_step)
+                step_loss += loss_sum.item()
+                step_right += m["accuracy"] * len(batch)
+            grad_norm = None
+            if cfg.max_grad_norm > 0:
+                grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm))
+            lr = lr_at(step, total, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.step()
+            step += 1
+            n_local = sum(len(b) for b in micro_batches)
+            pairs_seen += n_step
+            window["loss"] += step_loss
+            window["acc"] += step_right
+            window["pairs"] += n_local
+            rate = pairs_seen / (time.perf_counter() - started)
+            bar.set_postfix(loss=f"{step_loss / max(1, n_local):.4f}", acc=f"{step_right / max(1, n_local):.2f}",
+                            pairs_s=f"{rate:.1f}")
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == total:
+                log({"step": step, "epoch": epoch, "loss": window["loss"] / window["pairs"],
+                     "accuracy": window["acc"] / window["pairs"], "lr": lr, "grad_norm": grad_norm,
+                     "pairs_per_s": rate, "elapsed_s": time.perf_counter() - started})
+                window.update(loss=0.0, acc=0.0, pairs=0)
+            if cfg.eval_every and step % cfg.eval_every == 0 and step < total:
+                run_eval(step)
+            if cfg.save_every and step % cfg.save_every == 0 and step < total:
+                checkpoint(step)
+    except KeyboardInterrupt:
+        bar.close()
+        checkpoint(step)
+        say(f"\ninterrupted at step {step}/{total}; checkpoint saved. Continue with the same command plus --resume")
+        raise
+    bar.close()
+    elapsed = time.perf_counter() - started
+    accelerator.wait_for_everyone()
+    result = {"steps": step, "train_pairs": len(train_set), "wall_s": elapsed,
+              "pairs_per_s": pairs_seen / elapsed if elapsed > 0 else 0.0,
+              "truncated": counts.truncated, "skipped": counts.skipped}
+    if main:
+        unwrapped = accelerator.unwrap_model(model)
+        unwrapped.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        final = run_eval(step)
+        if final is not None:
+            result["eval"] = final
+            say(format_metrics(final))
+        (out / "train_results.json").write_text(json.dumps(result, indent=1))
+    accelerator.end_training()
+    return result
