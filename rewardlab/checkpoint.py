@@ -72,6 +72,13 @@ def save_checkpoint(output: str, step: int, model, tokenizer, optimizer, extra: 
 def load_checkpoint(path: Path, model, optimizer) -> dict:
     """Restore weights, optimizer and RNG state in place; return the saved trainer state."""
     meta = json.loads((path / STATE_FILE).read_text())
+    if (path / "adapter_model.safetensors").exists():  # a LoRA run: adapter + head only
+        from peft import set_peft_model_state_dict
+
+        result = set_peft_model_state_dict(model, load_file(str(path / "adapter_model.safetensors")))
+        if result.unexpected_keys:
+            raise ValueError(f"{path}: adapter does not match the model (unexpected {result.unexpected_keys[:3]})")
+        return _load_optimizer(path, optimizer, meta)
     weights = load_file(str(path / "model.safetensors"))
     missing, unexpected = model.load_state_dict(weights, strict=False)
     # Tied weights (lm embeddings) may be stored once; anything else missing is a real problem.
@@ -79,6 +86,10 @@ def load_checkpoint(path: Path, model, optimizer) -> dict:
     if real_missing or unexpected:
         raise ValueError(f"{path}: checkpoint does not match the model (missing {real_missing[:3]}, "
                          f"unexpected {unexpected[:3]})")
+    return _load_optimizer(path, optimizer, meta)
+
+
+def _load_optimizer(path: Path, optimizer, meta: dict) -> dict:
     tensors = load_file(str(path / "optimizer.safetensors"))
     opt = meta["optimizer"]
     state: dict[int, dict] = {}

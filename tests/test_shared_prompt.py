@@ -1,0 +1,72 @@
+import pytest
+import torch
+
+from rewardlab.data import Text
+from rewardlab.encode import collate, encode_groups
+from rewardlab.models import compute_rewards, load_backbone
+from rewardlab.shared_prompt import build_batch, common_prefix_length, shared_prompt_rewards, supports_shared_prompt
+
+GROUPS = [
+    [Text("\n\nHuman: What is the capital of France?\n\nAssistant:", c) for c in (" Paris.", " I won't say.")],
+    [Text("\n\nHuman: Tell me a joke about cats, please.\n\nAssistant:", c)
+     for c in (" Why did the cat sit on the computer? To keep an eye on the mouse.", " No.", " Cats are animals.")],
+    [Text("Q:", c) for c in (" yes", " yes indeed")],  # one completion is a prefix of the other
+]
+
+
+def test_common_prefix_leaves_a_token_to_each():
+    assert common_prefix_length([[1, 2, 3], [1, 2, 4]]) == 2
+    assert common_prefix_length([[1, 2], [1, 2, 3]]) == 1
+
+
+@pytest.fixture(scope="module")
+def llama(tiny_llama):
+    model, tok = load_backbone(tiny_llama)
+    torch.nn.init.normal_(model.score.weight, std=1.0)
+    return model, tok
+
+
+def _plain_and_shared(model, tok):
+    encoded, _ = encode_groups(tok, GROUPS, 256)
+    seqs = [s for g in encoded for s in g.sequences]
+    plain = compute_rewards(model, **collate(seqs, tok.pad_token_id))
+    shared = shared_prompt_rewards(model, build_batch([g.sequences for g in encoded], tok.pad_token_id))
+    return plain, shared
+
+
+def test_rewards_equal_plain_forward(llama):
+    model, tok = llama
+    assert supports_shared_prompt(model)
+    with torch.no_grad():
+        plain, shared = _plain_and_shared(model, tok)
+    assert plain.shape == shared.shape == (7,)
+    assert torch.allclose(plain, shared, atol=1e-4)
+
+
+def test_gradients_equal_plain_forward(llama):
+    model, tok = llama
+    weights = torch.linspace(-1, 1, 7)
+    grads = []
+    for use_shared in (False, True):
+        model.zero_grad()
+        plain, shared = _plain_and_shared(model, tok)
+        ((shared if use_shared else plain) * weights).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-4), name
+
+
+def test_encoders_use_the_plain_path(tiny_bert):
+    model, _ = load_backbone(tiny_bert)
+    assert not supports_shared_prompt(model)
+
+
+def test_scoring_groups_equals_scoring_each_text(llama):
+    from rewardlab import RewardModel
+
+    model, tok = llama
+    rm = RewardModel(model, tok, max_length=256)
+    grouped, _ = rm.score_groups(GROUPS, batch_size=2, max_tokens=64)
+    single, _ = rm.score_texts([t for g in GROUPS for t in g])
+    assert [len(g) for g in grouped] == [2, 3, 2]
+    assert max(abs(a - b) for a, b in zip([r for g in grouped for r in g], single)) < 1e-5

@@ -1,0 +1,109 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+import rewardlab.train as train_module
+from rewardlab.config import ConfigError, TrainConfig
+from rewardlab.train import lr_at, train
+
+
+def _cfg(model, data, out, **kw) -> TrainConfig:
+    base = dict(model=model, data=data, output=str(out), lr=1e-3, warmup_ratio=0.25, save_every=0, log_every=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _weights(folder) -> dict:
+    return load_file(str(Path(folder) / "model.safetensors"))
+
+
+def _max_diff(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+
+
+def test_training_learns_and_writes_a_standard_folder(tiny_llama, pairs_file, tmp_path):
+    result = train(_cfg(tiny_llama, pairs_file, tmp_path / "out", eval_data=pairs_file, epochs=4, batch_size=4))
+    out = tmp_path / "out"
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "metrics.jsonl", "train_results.json"):
+        assert (out / name).exists(), name
+    assert not list(out.glob("*.bin")) and not list(out.glob("*.pt"))
+    assert result["steps"] == 16 and result["eval"]["accuracy"] == 1.0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert losses[-1] < losses[0]
+    assert json.loads((out / "config.json").read_text())["rewardlab"]["max_length"] == 256
+
+
+def test_seeded_runs_are_identical(tiny_llama, pairs_file, tmp_path):
+    train(_cfg(tiny_llama, pairs_file, tmp_path / "a", max_steps=2))
+    train(_cfg(tiny_llama, pairs_file, tmp_path / "b", max_steps=2))
+    assert _max_diff(_weights(tmp_path / "a"), _weights(tmp_path / "b")) == 0.0
+
+
+@pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_bert"])
+def test_grad_accumulation_8x1_equals_1x8(request, pairs_file, tmp_path, fixture):
+    model = request.getfixturevalue(fixture)
+    train(_cfg(model, pairs_file, tmp_path / "big", batch_size=8, grad_accum=1))
+    train(_cfg(model, pairs_file, tmp_path / "acc", batch_size=1, grad_accum=8))
+    assert _max_diff(_weights(tmp_path / "big"), _weights(tmp_path / "acc")) < 1e-5
+
+
+def test_short_last_step_is_an_exact_mean(tiny_llama, pairs_file, tmp_path):
+    """12 pairs, batch 8: the last step has 4 pairs; 4x2 accumulation must match 8x1."""
+    src = Path(pairs_file).read_text().splitlines()[:12]
+    data = tmp_path / "twelve.jsonl"
+    data.write_text("\n".join(src) + "\n")
+    train(_cfg(tiny_llama, str(data), tmp_path / "big", batch_size=8))
+    train(_cfg(tiny_llama, str(data), tmp_path / "acc", batch_size=4, grad_accum=2))
+    assert _max_diff(_weights(tmp_path / "big"), _weights(tmp_path / "acc")) < 1e-5
+
+
+def test_resume_after_ctrl_c_equals_uninterrupted(tiny_llama, pairs_file, tmp_path, monkeypatch):
+    full = _cfg(tiny_llama, pairs_file, tmp_path / "full", batch_size=2)  # 8 steps
+    train(full)
+
+    real_lr_at = train_module.lr_at
+
+    def interrupt_at_step_5(step, total, cfg):
+        if step == 5:
+            raise KeyboardInterrupt
+        return real_lr_at(step, total, cfg)
+
+    monkeypatch.setattr(train_module, "lr_at", interrupt_at_step_5)
+    cut = _cfg(tiny_llama, pairs_file, tmp_path / "cut", batch_size=2)
+    with pytest.raises(KeyboardInterrupt):
+        train(cut)
+    assert (tmp_path / "cut" / "checkpoints" / "step-5" / "optimizer.safetensors").exists()
+    monkeypatch.setattr(train_module, "lr_at", real_lr_at)
+    with pytest.raises(ConfigError, match="--resume"):
+        train(cut)  # refuses to silently start over
+    train(_cfg(tiny_llama, pairs_file, tmp_path / "cut", batch_size=2, resume=True))
+    assert _max_diff(_weights(tmp_path / "full"), _weights(tmp_path / "cut")) < 1e-6
+
+
+def test_resume_from_periodic_checkpoint_and_refuses_changed_settings(tiny_bert, pairs_file, tmp_path):
+    train(_cfg(tiny_bert, pairs_file, tmp_path / "full", batch_size=2, save_every=3))
+    ckpt = tmp_path / "full" / "checkpoints" / "step-6"
+    assert ckpt.exists() and not (tmp_path / "full" / "checkpoints" / "step-3").exists()  # only the newest kept
+    shutil.copytree(ckpt, tmp_path / "again" / "checkpoints" / "step-6")
+    with pytest.raises(ConfigError, match="batch_size differ"):
+        train(_cfg(tiny_bert, pairs_file, tmp_path / "again", batch_size=4, resume=True))
+    train(_cfg(tiny_bert, pairs_file, tmp_path / "again", batch_size=2, resume=True))
+    assert _max_diff(_weights(tmp_path / "full"), _weights(tmp_path / "again")) < 1e-6
+
+
+def test_lr_schedule():
+    cfg = TrainConfig(lr=1.0, warmup_ratio=0.1)
+    assert [round(lr_at(s, 10, cfg), 3) for s in (0, 1, 5, 9)] == [1.0, 1.0, 0.556, 0.111]
+    cfg = TrainConfig(lr=1.0, warmup_ratio=0.5)
+    assert lr_at(0, 10, cfg) == 0.2 and lr_at(4, 10, cfg) == 1.0
+
+
+def test_shared_prompt_training_equals_padded_training(tiny_llama, pairs_file, tmp_path):
+    train(_cfg(tiny_llama, pairs_file, tmp_path / "shared", batch_size=4, shared_prompt=True))
+    train(_cfg(tiny_llama, pairs_file, tmp_path / "padded", batch_size=4, shared_prompt=False))
+    assert _max_diff(_weights(tmp_path / "shared"), _weights(tmp_path / "padded")) < 1e-5
