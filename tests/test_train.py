@@ -25,6 +25,19 @@ def _max_diff(a: dict, b: dict) -> float:
     return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
 
 
+def _losses(folder) -> list[float]:
+    return [json.loads(x)["loss"] for x in (Path(folder) / "metrics.jsonl").read_text().splitlines()]
+
+
+def _same_run(a, b) -> None:
+    """Same loss at every step, and the same weights. Adam divides by sqrt(v), so a gradient
+    that is ~0 can flip sign under a different summation order and move its weight by up to
+    lr (1e-3 here): weights get 1e-4, the loss trajectory the tight bound."""
+    la, lb = _losses(a), _losses(b)
+    assert len(la) == len(lb) and max(abs(x - y) for x, y in zip(la, lb)) < 1e-5
+    assert _max_diff(_weights(a), _weights(b)) < 1e-4
+
+
 def test_training_learns_and_writes_a_standard_folder(tiny_llama, pairs_file, tmp_path):
     result = train(_cfg(tiny_llama, pairs_file, tmp_path / "out", eval_data=pairs_file, epochs=4, batch_size=4))
     out = tmp_path / "out"
@@ -47,9 +60,9 @@ def test_seeded_runs_are_identical(tiny_llama, pairs_file, tmp_path):
 @pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_bert"])
 def test_grad_accumulation_8x1_equals_1x8(request, pairs_file, tmp_path, fixture):
     model = request.getfixturevalue(fixture)
-    train(_cfg(model, pairs_file, tmp_path / "big", batch_size=8, grad_accum=1))
-    train(_cfg(model, pairs_file, tmp_path / "acc", batch_size=1, grad_accum=8))
-    assert _max_diff(_weights(tmp_path / "big"), _weights(tmp_path / "acc")) < 1e-5
+    train(_cfg(model, pairs_file, tmp_path / "big", batch_size=8, grad_accum=1, epochs=2))
+    train(_cfg(model, pairs_file, tmp_path / "acc", batch_size=1, grad_accum=8, epochs=2))
+    _same_run(tmp_path / "big", tmp_path / "acc")
 
 
 def test_short_last_step_is_an_exact_mean(tiny_llama, pairs_file, tmp_path):
@@ -57,9 +70,9 @@ def test_short_last_step_is_an_exact_mean(tiny_llama, pairs_file, tmp_path):
     src = Path(pairs_file).read_text().splitlines()[:12]
     data = tmp_path / "twelve.jsonl"
     data.write_text("\n".join(src) + "\n")
-    train(_cfg(tiny_llama, str(data), tmp_path / "big", batch_size=8))
-    train(_cfg(tiny_llama, str(data), tmp_path / "acc", batch_size=4, grad_accum=2))
-    assert _max_diff(_weights(tmp_path / "big"), _weights(tmp_path / "acc")) < 1e-5
+    train(_cfg(tiny_llama, str(data), tmp_path / "big", batch_size=8, epochs=2))
+    train(_cfg(tiny_llama, str(data), tmp_path / "acc", batch_size=4, grad_accum=2, epochs=2))
+    _same_run(tmp_path / "big", tmp_path / "acc")
 
 
 def test_resume_after_ctrl_c_equals_uninterrupted(tiny_llama, pairs_file, tmp_path, monkeypatch):
@@ -106,4 +119,4 @@ def test_lr_schedule():
 def test_shared_prompt_training_equals_padded_training(tiny_llama, pairs_file, tmp_path):
     train(_cfg(tiny_llama, pairs_file, tmp_path / "shared", batch_size=4, shared_prompt=True))
     train(_cfg(tiny_llama, pairs_file, tmp_path / "padded", batch_size=4, shared_prompt=False))
-    assert _max_diff(_weights(tmp_path / "shared"), _weights(tmp_path / "padded")) < 1e-5
+    _same_run(tmp_path / "shared", tmp_path / "padded")
