@@ -1,8 +1,9 @@
 """A small preference dataset generated on the spot, for the demo and the tests.
 
 The demo must run on a fresh machine with nothing downloaded, so rewardlab writes its own
-pairs: a question, a helpful answer (chosen) and one of three kinds of bad answer
-(rejected): an answer to a different question, a refusal, or a dismissive reply. Train and
+pairs: a question, a helpful answer (chosen) and one of four kinds of bad answer
+(rejected): an answer to a different question, a refusal, a dismissive reply, or (for
+capitals) a confident wrong fact, which only a model that knows geography can catch. Train and
 eval use disjoint questions, so held-out accuracy measures generalisation, not memory.
 
     python -m rewardlab.demo_data OUT_DIR   # writes train.jsonl, eval.jsonl, examples.jsonl
@@ -58,15 +59,19 @@ DISMISSIVE = ["Look it up yourself.", "Why would I tell you that?", "That is a b
               "Figure it out on your own."]
 
 
-def _items() -> list[tuple[str, str, str]]:
-    """(key, question, good answer): the key groups phrasings of one question."""
+def _items() -> list[tuple[str, str, str, str | None]]:
+    """(key, question, good answer, wrong-fact answer or None): the key groups phrasings of one question."""
     items = []
+    cities = [city for _, city in CAPITALS]
     for country, city in CAPITALS:
         for q in CAPITAL_Q:
-            items.append((country, q.format(c=country), random.choice(CAPITAL_A).format(c=country, k=city)))
+            template = random.choice(CAPITAL_A)
+            wrong = random.choice([c for c in cities if c != city])
+            items.append((country, q.format(c=country), template.format(c=country, k=city),
+                          template.format(c=country, k=wrong)))
     for topic, answer in TOPICS:
         for q in HOWTO_Q:
-            items.append((topic, q.format(t=topic), answer))
+            items.append((topic, q.format(t=topic), answer, None))
     return items
 
 
@@ -74,16 +79,16 @@ def make_pairs(seed: int = 0) -> tuple[list[dict], list[dict]]:
     """Train and eval pairs over disjoint questions (about 80% / 20% of the keys)."""
     random.seed(seed)
     items = _items()
-    keys = sorted({k for k, _, _ in items})
+    keys = sorted({k for k, _, _, _ in items})
     random.shuffle(keys)
     eval_keys = set(keys[: len(keys) // 5])
     splits: dict[str, list[dict]] = {"train": [], "eval": []}
-    for key, question, good in items:
+    for key, question, good, wrong in items:
         split = "eval" if key in eval_keys else "train"
-        others = [a for k, _, a in items if k != key and (k in eval_keys) == (split == "eval")]
-        for kind in ("off-topic", "refusal", "dismissive"):
+        others = [a for k, _, a, _ in items if k != key and (k in eval_keys) == (split == "eval")]
+        for kind in ("off-topic", "refusal", "dismissive") + (("wrong-fact",) if wrong else ()):
             bad = {"off-topic": random.choice(others), "refusal": random.choice(REFUSALS),
-                   "dismissive": random.choice(DISMISSIVE)}[kind]
+                   "dismissive": random.choice(DISMISSIVE), "wrong-fact": wrong}[kind]
             prompt = f"\n\nHuman: {question}\n\nAssistant:"
             splits[split].append({"prompt": prompt, "chosen": " " + good, "rejected": " " + bad, "subset": kind})
     for rows in splits.values():
