@@ -7,8 +7,10 @@
 Both trainers get: the same initial weights (one folder, score head included), the same
 tokenizer (with a pad token distinct from EOS), the same HH-RLHF harmless pairs in the same
 order (TRL's sampler is made sequential and fed rewardlab's order), batch size, max length
-(only pairs that fit, so neither truncates nor drops), AdamW with the same learning rate,
-no warmup, linear decay, clipping 1.0, dropout off. Runs alternate, each in a fresh process;
+(only pairs that fit, so neither truncates nor drops), fused AdamW with the same learning
+rate, no warmup, linear decay, clipping 1.0, dropout off, and the same precision and
+gradient checkpointing (fp32 and off unless --bf16 / --gradient-checkpointing; TRL's own
+defaults are bf16 and checkpointing on, so they are set explicitly). Runs alternate, each in a fresh process;
 the first step of each run is excluded from its timing (warm-up). Printed: median pairs/s,
 tokens/s (real tokens of the chosen + rejected sequences), peak RSS, the ratio, the loss
 of both after the same steps, and the token ceiling: tokens TRL processes (padding
@@ -91,7 +93,8 @@ def worker_rewardlab(args) -> dict:
     out = Path(args.work) / f"rl-{time.time_ns()}"
     train(TrainConfig(model=args.folder, data=args.data, output=str(out), batch_size=args.batch_size,
                       max_steps=args.steps, lr=args.lr, warmup_ratio=0.0, max_length=args.max_length,
-                      seed=args.seed, save_every=0, log_every=1, shared_prompt=not args.no_shared))
+                      seed=args.seed, save_every=0, log_every=1, shared_prompt=not args.no_shared,
+                      bf16=args.bf16, gradient_checkpointing=args.gradient_checkpointing))
     logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return {"times": [r["elapsed_s"] for r in logs], "losses": [r["loss"] for r in logs]}
 
@@ -124,7 +127,8 @@ def worker_trl(args) -> dict:
                           max_steps=args.steps, learning_rate=args.lr, lr_scheduler_type="linear", warmup_steps=0,
                           max_grad_norm=1.0, weight_decay=0.0, logging_steps=1, save_strategy="no", report_to=[],
                           max_length=args.max_length, disable_dropout=True, seed=args.seed, use_cpu=True,
-                          dataloader_num_workers=0, disable_tqdm=True)
+                          dataloader_num_workers=0, disable_tqdm=True, bf16=args.bf16,
+                          gradient_checkpointing=args.gradient_checkpointing, optim="adamw_torch_fused")
     clock = Clock()
     trainer = InOrder(model=model, args=config, train_dataset=ds, processing_class=tok, callbacks=[clock])
     clock.t0 = time.perf_counter()
@@ -143,6 +147,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-shared", action="store_true", help="rewardlab without the shared-prompt forward")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast for both (TRL's default; fp32 otherwise)")
+    p.add_argument("--gradient-checkpointing", action="store_true",
+                   help="for both (TRL's default; off otherwise)")
     p.add_argument("--worker", choices=["rewardlab", "trl"], help=argparse.SUPPRESS)
     for hidden in ("work", "folder", "data", "ordered"):
         p.add_argument(f"--{hidden}", help=argparse.SUPPRESS)
@@ -168,7 +175,8 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--worker", who, "--work", str(work), "--folder", folder,
                    "--data", data, "--ordered", ordered, "--steps", str(args.steps), "--batch-size",
                    str(args.batch_size), "--max-length", str(args.max_length), "--lr", str(args.lr),
-                   "--seed", str(args.seed)] + (["--no-shared"] if args.no_shared else [])
+                   "--seed", str(args.seed)] + (["--no-shared"] if args.no_shared else []) \
+                + (["--bf16"] if args.bf16 else []) + (["--gradient-checkpointing"] if args.gradient_checkpointing else [])
             out = subprocess.run(cmd, capture_output=True, text=True)
             line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
             if out.returncode or not line:
@@ -185,7 +193,9 @@ def main() -> None:
     med = {w: {k: statistics.median(x[k] for x in runs[w]) for k in ("pairs_s", "tokens_s", "peak_rss_mb")}
            for w in runs}
     loss = {w: runs[w][0]["losses"] for w in runs}
-    print(f"\nbackbone {args.backbone}{f' ({args.layers} layers)' if args.layers and stats['causal'] else ''}, "
+    print(f"\nprecision {'bf16 autocast' if args.bf16 else 'fp32'}, gradient checkpointing "
+          f"{'on' if args.gradient_checkpointing else 'off'}")
+    print(f"backbone {args.backbone}{f' ({args.layers} layers)' if args.layers and stats['causal'] else ''}, "
           f"{args.steps} steps x {args.batch_size} pairs, max_length {args.max_length}, {args.repeats} runs each, "
           f"torch threads {torch.get_num_threads()}")
     print(f"{'':12s}{'pairs/s':>10s}{'tokens/s':>10s}{'peak MB':>10s}{'loss@end':>10s}")
