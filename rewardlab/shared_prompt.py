@@ -13,6 +13,11 @@ would get alone, and the prompt is computed once instead of K times (Wang & Hegd
 The prompt here is the longest common *token* prefix of the K full sequences, so a token
 that straddles the prompt/completion boundary is handled exactly.
 
+On CPU a dense mask over a packed row would spend most attention compute on blocked
+pairs, so attention runs block by block: each group only against itself (registered
+with transformers as the attention implementation ``rewardlab_blocks``, which falls back
+to SDPA for ordinary inputs).
+
 Encoders attend in both directions (the prompt would see the completions), so they use the
 plain padded forward instead; :func:`supports_shared_prompt` tells which applies.
 """
@@ -23,6 +28,39 @@ import torch
 from torch import nn
 
 from .models import hf_model, reads_last_token
+
+
+BLOCK_ATTENTION = "rewardlab_blocks"
+
+
+def block_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
+    """SDPA over the groups of packed rows only (``rewardlab_blocks`` kwarg: a list of
+    (row, start, end, additive mask of the block)); plain SDPA without it."""
+    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+
+    blocks = kwargs.pop("rewardlab_blocks", None)
+    if blocks is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    n_rep = getattr(module, "num_key_value_groups", 1)
+    key, value = repeat_kv(key, n_rep), repeat_kv(value, n_rep)
+    out = query.new_zeros(query.shape)  # padding positions stay 0; nothing reads them
+    for row, start, end, mask in blocks:
+        out[row:row + 1, :, start:end] = torch.nn.functional.scaled_dot_product_attention(
+            query[row:row + 1, :, start:end], key[row:row + 1, :, start:end], value[row:row + 1, :, start:end],
+            attn_mask=mask.to(query.dtype), scale=scaling)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def use_block_attention(model: nn.Module) -> None:
+    """Register and select :func:`block_attention` on a causal transformers model."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    AttentionInterface.register(BLOCK_ATTENTION, block_attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(BLOCK_ATTENTION, sdpa_mask)
+    if model.config._attn_implementation != BLOCK_ATTENTION:
+        model.set_attn_implementation(BLOCK_ATTENTION)
 
 
 def supports_shared_prompt(model: nn.Module) -> bool:
@@ -56,35 +94,57 @@ def layout(groups: list[list[list[int]]]) -> list[tuple[list[int], list[int], li
     return rows
 
 
-def build_batch(groups: list[list[list[int]]], pad_id: int, dtype: torch.dtype = torch.float32) -> dict:
-    """Tensors for :func:`shared_prompt_rewards`: one row per group, right-padded."""
-    rows = layout(groups)
-    width = max(len(r[0]) for r in rows)
+def build_batch(groups: list[list[list[int]]], pad_id: int, dtype: torch.dtype = torch.float32,
+                packed: bool = True) -> dict:
+    """Tensors for :func:`shared_prompt_rewards`.
+
+    ``packed=True`` (padding-free): every group of the batch goes into ONE row; groups cannot
+    see each other (block attention) and their positions restart, so rewards are unchanged
+    and no compute goes to padding. ``packed=False``: one right-padded row per group.
+    """
+    laid = layout(groups)
+    sizes = [len(r[0]) for r in laid]
+    rows = [list(range(len(groups)))] if packed else [[i] for i in range(len(groups))]
+    width = max(sum(sizes[i] for i in row) for row in rows)
     n = len(rows)
     ids = torch.full((n, width), pad_id, dtype=torch.long)
     pos = torch.zeros((n, width), dtype=torch.long)
-    seg = torch.full((n, width), -1, dtype=torch.long)
-    for i, (r_ids, r_pos, r_seg, _) in enumerate(rows):
-        ids[i, :len(r_ids)] = torch.tensor(r_ids)
-        pos[i, :len(r_pos)] = torch.tensor(r_pos)
-        seg[i, :len(r_seg)] = torch.tensor(r_seg)
-    causal = torch.ones(width, width, dtype=torch.bool).tril()
-    q, k = seg[:, :, None], seg[:, None, :]
-    allowed = causal & (k != -1) & ((k == 0) | (k == q))
-    allowed |= torch.eye(width, dtype=torch.bool)  # padding rows see themselves: no all-masked softmax row
-    mask = torch.zeros((n, 1, width, width), dtype=dtype)
-    mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
-    last = [(i, j) for i, r in enumerate(rows) for j in r[3]]
-    return {"input_ids": ids, "position_ids": pos, "attention_mask": mask,
-            "reward_rows": torch.tensor([i for i, _ in last]), "reward_cols": torch.tensor([j for _, j in last])}
+    where: dict[int, tuple[int, list[int]]] = {}
+    for r, row in enumerate(rows):
+        at = 0
+        for g in row:
+            g_ids, g_pos, g_seg, g_last = laid[g]
+            ids[r, at:at + len(g_ids)] = torch.tensor(g_ids)
+            pos[r, at:at + len(g_ids)] = torch.tensor(g_pos)
+            where[g] = (r, [at + c for c in g_last])
+            at += len(g_ids)
+    blocks = []
+    for g, (g_ids, _, g_seg, _) in enumerate(laid):
+        r, _ = where[g]
+        start = where[g][1][-1] - len(g_ids) + 1  # the group's last token is its last completion's end
+        seg_t = torch.tensor(g_seg)
+        allowed = torch.ones(len(g_ids), len(g_ids), dtype=torch.bool).tril() \
+            & ((seg_t[None, :] == 0) | (seg_t[None, :] == seg_t[:, None]))
+        mask = torch.zeros((1, 1, len(g_ids), len(g_ids)), dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
+        blocks.append((r, start, start + len(g_ids), mask))
+    rows_idx = [where[g][0] for g in range(len(groups)) for _ in where[g][1]]
+    cols_idx = [c for g in range(len(groups)) for c in where[g][1]]
+    return {"input_ids": ids, "position_ids": pos, "blocks": blocks,
+            "reward_rows": torch.tensor(rows_idx), "reward_cols": torch.tensor(cols_idx)}
+
+
+def to_device(batch: dict, device) -> dict:
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 def shared_prompt_rewards(model: nn.Module, batch: dict) -> torch.Tensor:
     """Rewards of every completion, flattened group by group, in input order."""
     device = batch["input_ids"].device
     model = hf_model(model)
+    use_block_attention(model)
+    blocks = [(r, s, e, m.to(device)) for r, s, e, m in batch["blocks"]]
     hidden = model.base_model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
-                              attention_mask=batch["attention_mask"].to(device), use_cache=False).last_hidden_state
+                              rewardlab_blocks=blocks, use_cache=False).last_hidden_state
     picked = hidden[batch["reward_rows"].to(device), batch["reward_cols"].to(device)]
     return model.score(picked)[:, 0]
 
@@ -116,7 +176,7 @@ def score_groups_shared(model: nn.Module, groups: list[list[list[int]]], pad_id:
         idx = order[start:start + n]
         start += n
         batch = build_batch([groups[i] for i in idx], pad_id)
-        rewards = shared_prompt_rewards(model, {k: v.to(device) for k, v in batch.items()}).float().cpu().tolist()
+        rewards = shared_prompt_rewards(model, to_device(batch, device)).float().cpu().tolist()
         pos = 0
         for i in idx:
             out[i] = rewards[pos:pos + len(groups[i])]

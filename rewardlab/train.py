@@ -32,7 +32,7 @@ from .evaluate import evaluate_pairs, format_metrics
 from .lora import apply_lora, merged_copy
 from .losses import bradley_terry
 from .models import compute_rewards, disable_dropout, load_backbone
-from .shared_prompt import build_batch, shared_prompt_rewards, supports_shared_prompt
+from .shared_prompt import build_batch, shared_prompt_rewards, supports_shared_prompt, to_device
 
 # Changing any of these between a run and its resume would silently change the run.
 RESUME_KEYS = ("model", "data", "batch_size", "grad_accum", "lr", "epochs", "max_steps", "seed",
@@ -87,7 +87,7 @@ def make_batch(groups: list[list[list[int]]], pad_id: int, shared: bool, device)
     else:
         k = len(groups[0])
         batch = collate([g[i] for g in groups for i in range(k)], pad_id)
-    return {key: value.to(device) for key, value in batch.items()}
+    return to_device(batch, device)
 
 
 def validate(cfg: TrainConfig) -> None:

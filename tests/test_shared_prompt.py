@@ -26,19 +26,21 @@ def llama(tiny_llama):
     return model, tok
 
 
-def _plain_and_shared(model, tok):
+def _plain_and_shared(model, tok, packed=True):
     encoded, _ = encode_groups(tok, GROUPS, 256)
     seqs = [s for g in encoded for s in g.sequences]
     plain = compute_rewards(model, **collate(seqs, tok.pad_token_id))
-    shared = shared_prompt_rewards(model, build_batch([g.sequences for g in encoded], tok.pad_token_id))
+    shared = shared_prompt_rewards(model, build_batch([g.sequences for g in encoded], tok.pad_token_id,
+                                                      packed=packed))
     return plain, shared
 
 
-def test_rewards_equal_plain_forward(llama):
+@pytest.mark.parametrize("packed", [True, False])
+def test_rewards_equal_plain_forward(llama, packed):
     model, tok = llama
     assert supports_shared_prompt(model)
     with torch.no_grad():
-        plain, shared = _plain_and_shared(model, tok)
+        plain, shared = _plain_and_shared(model, tok, packed)
     assert plain.shape == shared.shape == (7,)
     assert torch.allclose(plain, shared, atol=1e-4)
 
