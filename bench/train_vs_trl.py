@@ -128,7 +128,10 @@ def worker_trl(args) -> dict:
                           max_grad_norm=1.0, weight_decay=0.0, logging_steps=1, save_strategy="no", report_to=[],
                           max_length=args.max_length, disable_dropout=True, seed=args.seed, use_cpu=True,
                           dataloader_num_workers=0, disable_tqdm=True, bf16=args.bf16,
-                          gradient_checkpointing=args.gradient_checkpointing, optim="adamw_torch_fused")
+                          gradient_checkpointing=args.gradient_checkpointing, optim="adamw_torch_fused",
+                          # TRL appends an EOS string and fails when there is none (BERT): give it [SEP].
+                          # Its encoder sequences then end [SEP] [SEP], one token more than rewardlab's.
+                          eos_token=None if tok.eos_token else tok.sep_token)
     clock = Clock()
     trainer = InOrder(model=model, args=config, train_dataset=ds, processing_class=tok, callbacks=[clock])
     clock.t0 = time.perf_counter()
@@ -207,6 +210,9 @@ def main() -> None:
     n = min(len(loss["rewardlab"]), len(loss["trl"]))
     diffs = [abs(a - b) for a, b in zip(loss["rewardlab"][:n], loss["trl"][:n])]
     print(f"loss per step, max |rewardlab - TRL| over {n} steps: {max(diffs):.2e}")
+    if not stats["causal"]:
+        print("encoder backbone: rewardlab uses the padded forward (bidirectional attention cannot share a prompt), "
+              "so the ceiling below does not apply")
     print(f"token ceiling: TRL processes {stats['trl_tokens']} tokens (padding included), rewardlab must process "
           f"{stats['unique_tokens']} (prompt once + completions): {stats['trl_tokens'] / stats['unique_tokens']:.2f}x")
 

@@ -58,58 +58,85 @@ def cmd_eval(cfg: EvalConfig) -> int:
     return 0
 
 
-def score_rows(rm, rows: list[dict], where: str, batch_size: int = 16,
-               max_tokens: int = 16384) -> tuple[list[dict], object]:
-    """Add rewards to rows: prompt+completion -> reward; prompt+completions -> rewards;
-    chosen+rejected -> chosen_reward, rejected_reward. Rows are copied, never changed."""
-    groups: list[list[Text]] = []  # one group per row: its completions share the prompt
+def build_groups(rows, tokenizer, where: str) -> tuple[list[list[Text]], list[str]]:
+    """Check every row and turn it into one group of texts sharing a prompt, with the field
+    its rewards go to: prompt+completion -> reward; prompt+completions -> rewards;
+    chosen+rejected -> chosen_reward, rejected_reward."""
+    groups: list[list[Text]] = []
     fields: list[str] = []
     for n, row in enumerate(rows):
         at = f"{where}: row {rows.number(n)}"
         if "completions" in row and row["completions"] is not None:
             if not isinstance(row["completions"], list) or not row["completions"]:
                 raise DataError(f"{at}: 'completions' must be a non-empty list")
-            groups.append([to_text(row.get("prompt"), c, rm.tokenizer, at, f"completion {k}")
+            groups.append([to_text(row.get("prompt"), c, tokenizer, at, f"completion {k}")
                            for k, c in enumerate(row["completions"])])
             fields.append("rewards")
         elif "completion" in row and row["completion"] is not None:
-            groups.append([to_text(row.get("prompt"), row["completion"], rm.tokenizer, at)])
+            groups.append([to_text(row.get("prompt"), row["completion"], tokenizer, at)])
             fields.append("reward")
         elif "chosen" in row or "rejected" in row:
-            pair = check_pair(row, rm.tokenizer, at, rows.number(n))
+            pair = check_pair(row, tokenizer, at, rows.number(n))
             groups.append([Text(pair.prompt, pair.chosen, pair.templated),
                            Text(pair.prompt, pair.rejected, pair.templated)])
             fields.append("pair")
         else:
             raise DataError(f"{at}: expected 'prompt' + 'completion', 'prompt' + 'completions' (a list), "
                             f"or 'chosen' + 'rejected'; found columns: {', '.join(row) or 'none'}")
+    return groups, fields
+
+
+def add_rewards(row: dict, field: str, rewards: list[float]) -> dict:
+    """A copy of the row with its rewards; the user's fields are never changed."""
+    out = dict(row)
+    if field == "rewards":
+        out["rewards"] = rewards
+    elif field == "reward":
+        out["reward"] = rewards[0]
+    else:
+        out["chosen_reward"], out["rejected_reward"] = rewards
+    return out
+
+
+def score_rows(rm, rows, where: str, batch_size: int = 16, max_tokens: int = 16384) -> tuple[list[dict], object]:
+    """Score every row (see :func:`build_groups`) in one process."""
+    groups, fields = build_groups(rows, rm.tokenizer, where)
     rewards, counts = rm.score_groups(groups, batch_size, max_tokens)
-    out = [dict(row) for row in rows]
-    for row, field, r in zip(out, fields, rewards):
-        if field == "rewards":
-            row["rewards"] = r
-        elif field == "reward":
-            row["reward"] = r[0]
-        else:
-            row["chosen_reward"], row["rejected_reward"] = r
-    return out, counts
+    return [add_rewards(row, f, r) for row, f, r in zip(rows, fields, rewards)], counts
 
 
 def cmd_score(cfg: ScoreConfig) -> int:
+    """Under ``accelerate launch`` each process scores every N-th row; the main process
+    writes all rows in input order. Every process checks every row first, so bad input
+    stops all of them with the same message."""
+    from accelerate import PartialState
+    from accelerate.utils import gather_object
+
     from .models import RewardModel
 
     _need(cfg.model, "--model"), _need(cfg.data, "--data"), _need(cfg.output, "--output")
-    rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length)
+    state = PartialState()
+    rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length, device=str(state.device))
     rows = read_rows(cfg.data)
-    scored, counts = score_rows(rm, rows, cfg.data, cfg.batch_size, cfg.max_batch_tokens)
-    Path(cfg.output).parent.mkdir(parents=True, exist_ok=True)
-    with open(cfg.output, "w", encoding="utf-8") as f:
-        for row in scored:
-            f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-    print(f"scored {len(scored)} rows -> {cfg.output}")
-    if counts.truncated:
-        print(f"note: {counts.truncated} sequences were longer than max_length={rm.max_length} and were cut "
-              "from the left (the end of the completion is kept)", file=sys.stderr)
+    groups, fields = build_groups(rows, rm.tokenizer, cfg.data)
+    mine = list(range(state.process_index, len(rows), state.num_processes))
+    rewards, counts = rm.score_groups([groups[i] for i in mine], cfg.batch_size, cfg.max_batch_tokens)
+    results = list(zip(mine, rewards))
+    truncated = counts.truncated
+    if state.num_processes > 1:
+        results = gather_object(results)
+        truncated = sum(gather_object([truncated]))
+    if state.is_main_process:
+        by_index = dict(results)
+        Path(cfg.output).parent.mkdir(parents=True, exist_ok=True)
+        with open(cfg.output, "w", encoding="utf-8") as f:
+            for i, row in enumerate(rows):
+                f.write(json.dumps(add_rewards(row, fields[i], by_index[i]), ensure_ascii=False, default=str) + "\n")
+        print(f"scored {len(rows)} rows -> {cfg.output}"
+              + (f" ({state.num_processes} processes)" if state.num_processes > 1 else ""))
+        if truncated:
+            print(f"note: {truncated} rows had sequences longer than max_length={rm.max_length}; they were cut "
+                  "from the left (the end of the completion is kept)", file=sys.stderr)
     return 0
 
 

@@ -118,6 +118,11 @@ def train(cfg: TrainConfig) -> dict:
 
     validate(cfg)
     trackers = [t.strip() for t in cfg.report_to.split(",") if t.strip()]
+    # accelerate keeps one global state per process; a second run in the same process (a
+    # notebook, the tests) may want another precision. The distributed part is kept.
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(log_with=trackers or None, project_dir=cfg.output,
                               mixed_precision="bf16" if cfg.bf16 else "no")
     main = accelerator.is_main_process

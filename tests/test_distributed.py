@@ -41,3 +41,32 @@ def test_two_processes_equal_one_process(tiny_llama, pairs_file, tmp_path):
     # Adam divides by sqrt(v): for near-zero gradients the all-reduce's different summation order
     # can move a weight by a fraction of lr (1e-3) in 4 steps; the loss trajectory above is the check.
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 5e-4
+
+
+def test_score_under_two_processes_keeps_input_order(tiny_llama, pairs_file, tmp_path):
+    import os
+
+    from rewardlab.cli import main
+
+    model = str(tmp_path / "m")
+    assert main(["train", "--model", tiny_llama, "--data", pairs_file, "--output", model, "--max-steps", "1"]) == 0
+    rows = [json.loads(x) for x in Path(pairs_file).read_text().splitlines()][:7]
+    rows = [dict(r, id=i) for i, r in enumerate(rows)] + [{"id": 7, "prompt": "Q:", "completions": [" a", " b", " c"]}]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["score", "--model", model, "--data", str(data), "--output", str(tmp_path / "one.jsonl")]) == 0
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "rewardlab", "score", "--model", model, "--data", str(data),
+           "--output", str(tmp_path / "two.jsonl")]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    one = [json.loads(x) for x in (tmp_path / "one.jsonl").read_text().splitlines()]
+    two = [json.loads(x) for x in (tmp_path / "two.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in two] == list(range(8))
+    for a, b in zip(one, two):
+        for key in ("chosen_reward", "rejected_reward"):
+            if key in a:
+                assert abs(a[key] - b[key]) < 1e-5
+        if "rewards" in a:
+            assert max(abs(x - y) for x, y in zip(a["rewards"], b["rewards"])) < 1e-5

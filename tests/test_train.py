@@ -1,4 +1,5 @@
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -26,7 +27,8 @@ def _max_diff(a: dict, b: dict) -> float:
 
 
 def _losses(folder) -> list[float]:
-    return [json.loads(x)["loss"] for x in (Path(folder) / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(x) for x in (Path(folder) / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in records if "loss" in r]
 
 
 def _same_run(a, b) -> None:
@@ -120,3 +122,18 @@ def test_shared_prompt_training_equals_padded_training(tiny_llama, pairs_file, t
     train(_cfg(tiny_llama, pairs_file, tmp_path / "shared", batch_size=4, shared_prompt=True))
     train(_cfg(tiny_llama, pairs_file, tmp_path / "padded", batch_size=4, shared_prompt=False))
     _same_run(tmp_path / "shared", tmp_path / "padded")
+
+
+def test_gradient_checkpointing_changes_nothing(tiny_llama, pairs_file, tmp_path):
+    train(_cfg(tiny_llama, pairs_file, tmp_path / "plain", batch_size=4))
+    train(_cfg(tiny_llama, pairs_file, tmp_path / "ckpt", batch_size=4, gradient_checkpointing=True))
+    _same_run(tmp_path / "plain", tmp_path / "ckpt")
+
+
+def test_bf16_autocast_trains(tiny_llama, pairs_file, tmp_path):
+    result = train(_cfg(tiny_llama, pairs_file, tmp_path / "bf16", batch_size=4, bf16=True, epochs=3,
+                        eval_data=pairs_file))
+    losses = _losses(tmp_path / "bf16")
+    assert all(math.isfinite(x) for x in losses) and losses[-1] < losses[0]
+    assert result["eval"]["accuracy"] >= 0.75
+    assert json.loads((tmp_path / "bf16" / "config.json").read_text())["dtype"] == "float32"  # weights stay fp32
