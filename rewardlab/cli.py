@@ -64,8 +64,9 @@ def build_groups(rows, tokenizer, where: str) -> tuple[list[list[Text]], list[st
     chosen+rejected -> chosen_reward, rejected_reward."""
     groups: list[list[Text]] = []
     fields: list[str] = []
+    number = getattr(rows, "number", lambda i: i + 1)  # plain lists are numbered from 1
     for n, row in enumerate(rows):
-        at = f"{where}: row {rows.number(n)}"
+        at = f"{where}: row {number(n)}"
         if "completions" in row and row["completions"] is not None:
             if not isinstance(row["completions"], list) or not row["completions"]:
                 raise DataError(f"{at}: 'completions' must be a non-empty list")
@@ -76,7 +77,7 @@ def build_groups(rows, tokenizer, where: str) -> tuple[list[list[Text]], list[st
             groups.append([to_text(row.get("prompt"), row["completion"], tokenizer, at)])
             fields.append("reward")
         elif "chosen" in row or "rejected" in row:
-            pair = check_pair(row, tokenizer, at, rows.number(n))
+            pair = check_pair(row, tokenizer, at, number(n))
             groups.append([Text(pair.prompt, pair.chosen, pair.templated),
                            Text(pair.prompt, pair.rejected, pair.templated)])
             fields.append("pair")

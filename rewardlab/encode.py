@@ -7,8 +7,8 @@ have no EOS and end with their own [SEP]. A plain ``transformers`` user reproduc
 with ``tokenizer(prompt + completion + tokenizer.eos_token)``.
 
 Too long? The prompt is cut from the left so that the end of the completion, where the
-reward is read, is kept. All completions of one prompt lose the same number of prompt
-tokens so they are still judged in the same context.
+reward is read, is kept. Each sequence loses only what it must, so a completion's reward
+never depends on the other completions it is batched or grouped with.
 """
 
 from __future__ import annotations
@@ -90,23 +90,19 @@ def encode_groups(tokenizer, groups: list[list[Text]], max_length: int,
     for g in groups:
         items = encoded[pos:pos + len(g)]
         pos += len(g)
-        cut = max(len(ids) - max_length for ids, _, _ in items)
-        if cut <= 0:
+        if all(len(ids) <= max_length for ids, _, _ in items):
             out.append(Group([ids for ids, _, _ in items]))
             continue
-        if cut > min(n for _, _, n in items):
-            if not cut_completion:
-                counts.skipped += 1
-                out.append(None)
-                continue
-            # Keep the leading special tokens and the last tokens, where the reward is read.
-            seqs = [ids if len(ids) <= max_length else ids[:head] + ids[len(ids) - max_length + head:]
-                    for ids, head, _ in items]
-            counts.truncated += 1
-            out.append(Group(seqs, truncated=True))
+        if any(len(ids) - max_length > n for ids, _, n in items) and not cut_completion:
+            counts.skipped += 1
+            out.append(None)
             continue
+        # Drop prompt tokens from the left (after the leading special tokens); if that is not
+        # enough (scoring only), keep the specials and the last tokens, where the reward is read.
+        seqs = [ids if len(ids) <= max_length else ids[:head] + ids[len(ids) - max_length + head:]
+                for ids, head, _ in items]
         counts.truncated += 1
-        out.append(Group([ids[:head] + ids[head + cut:] for ids, head, _ in items], truncated=True))
+        out.append(Group(seqs, truncated=True))
     return out, counts
 
 
