@@ -137,3 +137,14 @@ def test_bf16_autocast_trains(tiny_llama, pairs_file, tmp_path):
     assert all(math.isfinite(x) for x in losses) and losses[-1] < losses[0]
     assert result["eval"]["accuracy"] >= 0.75
     assert json.loads((tmp_path / "bf16" / "config.json").read_text())["dtype"] == "float32"  # weights stay fp32
+
+
+def test_missing_tracker_package_is_a_clear_error(tiny_llama, pairs_file, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed here")
+    with pytest.raises(ConfigError, match="report_to wandb needs its package: pip install wandb"):
+        train(_cfg(tiny_llama, pairs_file, tmp_path / "o", report_to="wandb"))
+    with pytest.raises(ConfigError, match="unknown tracker 'mlflowx'"):
+        train(_cfg(tiny_llama, pairs_file, tmp_path / "o", report_to="mlflowx"))
