@@ -48,6 +48,8 @@ class TrainConfig:
                          "lose prompt tokens from the left; pairs whose completion alone is too long are skipped "
                          "and counted.")
     center_rewards_coefficient: float = _f(0.0, "Adds c * mean((r_c + r_r)^2) to the loss to keep rewards centred.")
+    group_by_length: bool = _f(False, "Put pairs of similar length in the same step (less padding: speeds up "
+                               "encoders, which cannot use the packed forward). Changes the data order.")
     shared_prompt: bool = _f(True, "Causal backbones: encode each prompt once for both completions (exact; "
                              "encoders always use the padded forward).")
     lora_r: int = _f(0, "LoRA rank (0: train all weights). The reward head is always trained and saved fully.")

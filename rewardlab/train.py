@@ -37,7 +37,7 @@ from .shared_prompt import build_batch, shared_prompt_rewards, supports_shared_p
 # Changing any of these between a run and its resume would silently change the run.
 RESUME_KEYS = ("model", "data", "batch_size", "grad_accum", "lr", "epochs", "max_steps", "seed",
                "max_length", "weight_decay", "warmup_ratio", "lr_schedule", "center_rewards_coefficient",
-               "lora_r", "lora_alpha")
+               "lora_r", "lora_alpha", "group_by_length")
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
@@ -53,10 +53,29 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.lr * (1 - progress)
 
 
-def step_batches(n_pairs: int, step_in_epoch: int, epoch: int, cfg: TrainConfig, rank: int, world: int):
+def epoch_order(n_pairs: int, epoch: int, cfg: TrainConfig, per_step: int, lengths: list[int]) -> list[int]:
+    """The order pairs are visited in one epoch: a permutation seeded by (seed, epoch).
+
+    With ``group_by_length``, each window of 64 steps is sorted by length and its steps are
+    shuffled again, so a step holds pairs of similar length (less padding; the padded
+    forward of encoders gains most) while the epoch stays randomly ordered at large scale.
+    """
+    gen = torch.Generator().manual_seed(cfg.seed + epoch)
+    order = torch.randperm(n_pairs, generator=gen).tolist()
+    if not cfg.group_by_length:
+        return order
+    window = per_step * 64
+    out: list[int] = []
+    for start in range(0, n_pairs, window):
+        part = sorted(order[start:start + window], key=lambda i: -lengths[i])
+        steps = [part[i:i + per_step] for i in range(0, len(part), per_step)]
+        out += [i for k in torch.randperm(len(steps), generator=gen).tolist() for i in steps[k]]
+    return out
+
+
+def step_batches(order: list[int], step_in_epoch: int, cfg: TrainConfig, rank: int, world: int):
     """Pair indices of the micro-batches this process runs for one optimizer step, and the
     number of pairs in the whole step (all processes)."""
-    order = torch.randperm(n_pairs, generator=torch.Generator().manual_seed(cfg.seed + epoch)).tolist()
     per_step = cfg.batch_size * cfg.grad_accum * world
     chunk = order[step_in_epoch * per_step:(step_in_epoch + 1) * per_step]
     mine = chunk[rank::world]
@@ -218,10 +237,15 @@ def train(cfg: TrainConfig) -> dict:
     model.train()
     window = {"loss": 0.0, "acc": 0.0, "pairs": 0, "t0": time.perf_counter()}
     started, pairs_seen = time.perf_counter(), 0
+    per_step = cfg.batch_size * cfg.grad_accum * world
+    lengths = [max(len(s) for s in g.sequences) for _, g in train_set]
+    order, order_epoch = [], -1
     try:
         while step < total:
             epoch, in_epoch = divmod(step, steps_per_epoch)
-            micro_batches, n_step = step_batches(len(train_set), in_epoch, epoch, cfg, rank, world)
+            if order_epoch != epoch:
+                order, order_epoch = epoch_order(len(train_set), epoch, cfg, per_step, lengths), epoch
+            micro_batches, n_step = step_batches(order, in_epoch, cfg, rank, world)
             optimizer.zero_grad(set_to_none=True)
             step_loss = step_right = 0.0
             # A process left without pairs (a short last step) still joins the gradient

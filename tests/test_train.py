@@ -148,3 +148,16 @@ def test_missing_tracker_package_is_a_clear_error(tiny_llama, pairs_file, tmp_pa
         train(_cfg(tiny_llama, pairs_file, tmp_path / "o", report_to="wandb"))
     with pytest.raises(ConfigError, match="unknown tracker 'mlflowx'"):
         train(_cfg(tiny_llama, pairs_file, tmp_path / "o", report_to="mlflowx"))
+
+
+def test_group_by_length_is_a_permutation_of_similar_lengths():
+    from rewardlab.train import epoch_order
+
+    lengths = [((i * 37) % 101) + 1 for i in range(1000)]
+    cfg = TrainConfig(group_by_length=True, batch_size=4)
+    order = epoch_order(1000, 0, cfg, 4, lengths)
+    assert sorted(order) == list(range(1000))
+    spread = sum(max(lengths[i] for i in order[s:s + 4]) - min(lengths[i] for i in order[s:s + 4])
+                 for s in range(0, 1000, 4)) / 250
+    assert spread < 5  # random batches of 4 would spread ~60
+    assert epoch_order(1000, 0, cfg, 4, lengths) == order and epoch_order(1000, 1, cfg, 4, lengths) != order
