@@ -53,8 +53,13 @@ def save_checkpoint(output: str, step: int, model, tokenizer, optimizer, extra: 
     tmp = root / f".tmp-step-{step}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
+    if callable(getattr(model, "get_base_model", None)):  # LoRA: adapter + head + settings
+        from .lora import save_adapter
+
+        save_adapter(model, tokenizer, tmp)
+    else:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
     tensors, opt_meta = _optimizer_tensors(optimizer)
     tensors["rng.torch"] = torch.get_rng_state()
     if torch.cuda.is_available():

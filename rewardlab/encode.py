@@ -50,6 +50,7 @@ def _encode_texts(tokenizer, texts: list[Text]) -> list[tuple[list[int], int, in
     """Tokenize; return (ids, first cuttable index, number of cuttable prompt tokens) per text."""
     out: list = [None] * len(texts)
     eos = tokenizer.eos_token_id
+    special = set(tokenizer.all_special_ids) - {eos}
     for templated in (False, True):
         idx = [i for i, t in enumerate(texts) if t.templated == templated]
         if not idx:
@@ -60,8 +61,8 @@ def _encode_texts(tokenizer, texts: list[Text]) -> list[tuple[list[int], int, in
             ids = list(enc["input_ids"][j])
             offsets = enc["offset_mapping"][j]
             plen = len(texts[i].prompt)
-            head = 0  # leading special tokens (BOS / [CLS]) are never cut
-            while head < len(ids) and offsets[head][0] == offsets[head][1]:
+            head = 0  # leading special tokens (BOS / [CLS], or a template's BOS text) are never cut
+            while head < len(ids) and (offsets[head][0] == offsets[head][1] or ids[head] in special):
                 head += 1
             n_prompt = 0
             while head + n_prompt < len(ids) and offsets[head + n_prompt][1] <= plen \

@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+SETTINGS_FILE = "rewardlab.json"
+
 
 def head_name(model: nn.Module) -> str:
     for name in ("score", "classifier"):
@@ -62,6 +64,17 @@ def load_adapter(folder: str, trust_remote_code: bool = False):
     if len(tokenizer) > base.get_input_embeddings().num_embeddings:  # a pad token was added in training
         base.resize_token_embeddings(len(tokenizer))
     ensure_pad_token(tokenizer, base)
-    trained = Path(folder).parent / "config.json"  # OUTPUT/adapter -> OUTPUT/config.json
-    settings = json.loads(trained.read_text()).get("rewardlab") or {} if trained.exists() else {}
+    settings_file = Path(folder, SETTINGS_FILE)
+    settings = json.loads(settings_file.read_text()) if settings_file.exists() else {}
     return PeftModel.from_pretrained(base, folder), tokenizer, settings.get("max_length", 512)
+
+
+def save_adapter(model: nn.Module, tokenizer, folder) -> None:
+    """The adapter (LoRA weights + the full reward head), its tokenizer, and rewardlab's
+    settings (max_length), which the adapter config has no place for."""
+    import json
+
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    settings = getattr(model.get_base_model().config, "rewardlab", None) or {}
+    Path(folder, SETTINGS_FILE).write_text(json.dumps(settings))

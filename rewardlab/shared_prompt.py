@@ -48,7 +48,7 @@ def block_attention(module, query, key, value, attention_mask, dropout: float = 
     for row, start, end, mask in blocks:
         out[row:row + 1, :, start:end] = torch.nn.functional.scaled_dot_product_attention(
             query[row:row + 1, :, start:end], key[row:row + 1, :, start:end], value[row:row + 1, :, start:end],
-            attn_mask=mask.to(query.dtype), scale=scaling)
+            attn_mask=mask.to(query.dtype), scale=scaling, dropout_p=dropout if module.training else 0.0)
     return out.transpose(1, 2).contiguous(), None
 
 
@@ -61,11 +61,28 @@ def use_block_attention(model: nn.Module) -> None:
     ALL_MASK_ATTENTION_FUNCTIONS.register(BLOCK_ATTENTION, sdpa_mask)
     if model.config._attn_implementation != BLOCK_ATTENTION:
         model.set_attn_implementation(BLOCK_ATTENTION)
+    if model.config._attn_implementation != BLOCK_ATTENTION:  # transformers may refuse, with a warning
+        raise RuntimeError(f"{type(model).__name__} does not accept a custom attention implementation; "
+                           "train with --no-shared-prompt")
 
 
 def supports_shared_prompt(model: nn.Module) -> bool:
-    """Causal decoders with a ``score`` head: the ones whose tokens only look back."""
-    return reads_last_token(model)
+    """Causal decoders with a ``score`` head whose attention goes through transformers'
+    attention interface, all layers full attention, and no sliding window, logit softcap or
+    attention sinks (which the block path does not apply). Anything else uses the padded
+    forward, which is always exact."""
+    model = hf_model(model)
+    if not reads_last_token(model):
+        return False
+    config = model.config
+    can_set = getattr(type(model), "_can_set_attn_implementation", None)
+    if not callable(can_set) or not can_set():
+        return False
+    if any(t != "full_attention" for t in (getattr(config, "layer_types", None) or [])):
+        return False
+    if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True):
+        return False
+    return not any(getattr(config, k, None) for k in ("attn_logit_softcapping", "sinks"))
 
 
 def common_prefix_length(sequences: list[list[int]]) -> int:

@@ -1,6 +1,8 @@
 """The training loop: batches -> forward -> loss -> backward -> step -> log -> checkpoint.
 
-One explicit loop on ``accelerate`` (so DDP / FSDP / DeepSpeed are launcher choices).
+One explicit loop on ``accelerate``: multi-process DDP is a launcher choice (tested on CPU
+with gloo). FSDP / DeepSpeed ZeRO-3 shard the weights, and saving here does not gather them
+yet: not supported.
 
 Exactness rules this loop keeps:
 - An optimizer step sees ``batch_size * grad_accum * num_processes`` pairs. Each micro-batch
@@ -29,7 +31,7 @@ from .config import ConfigError, TrainConfig, to_dict
 from .data import load_pairs
 from .encode import collate, encode_pairs
 from .evaluate import evaluate_pairs, format_metrics
-from .lora import apply_lora, merged_copy
+from .lora import apply_lora, merged_copy, save_adapter
 from .losses import bradley_terry
 from .models import compute_rewards, disable_dropout, load_backbone
 from .shared_prompt import build_batch, shared_prompt_rewards, supports_shared_prompt, to_device
@@ -37,7 +39,8 @@ from .shared_prompt import build_batch, shared_prompt_rewards, supports_shared_p
 # Changing any of these between a run and its resume would silently change the run.
 RESUME_KEYS = ("model", "data", "batch_size", "grad_accum", "lr", "epochs", "max_steps", "seed",
                "max_length", "weight_decay", "warmup_ratio", "lr_schedule", "center_rewards_coefficient",
-               "lora_r", "lora_alpha", "group_by_length")
+               "lora_r", "lora_alpha", "lora_dropout", "group_by_length", "max_grad_norm", "bf16",
+               "disable_dropout")
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
@@ -69,7 +72,10 @@ def epoch_order(n_pairs: int, epoch: int, cfg: TrainConfig, per_step: int, lengt
     for start in range(0, n_pairs, window):
         part = sorted(order[start:start + window], key=lambda i: -lengths[i])
         steps = [part[i:i + per_step] for i in range(0, len(part), per_step)]
-        out += [i for k in torch.randperm(len(steps), generator=gen).tolist() for i in steps[k]]
+        full = [k for k in range(len(steps)) if len(steps[k]) == per_step]
+        order_k = [full[k] for k in torch.randperm(len(full), generator=gen).tolist()]
+        order_k += [k for k in range(len(steps)) if len(steps[k]) < per_step]  # a short step stays last
+        out += [i for k in order_k for i in steps[k]]
     return out
 
 
@@ -188,16 +194,19 @@ def train(cfg: TrainConfig) -> dict:
         optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
     step = 0
     if resume_from is not None:
-        try:
-            meta = load_checkpoint(resume_from, model, optimizer)
-        except (ValueError, KeyError, OSError) as e:
-            raise ConfigError(f"--resume: cannot use {resume_from}: {str(e).splitlines()[0]}") from None
-        changed = [k for k in RESUME_KEYS if meta["config"].get(k) != getattr(cfg, k)]
-        if meta.get("world", 1) != world:
-            changed.append(f"number of processes ({meta.get('world', 1)} -> {world})")
+        saved = json.loads((resume_from / "trainer_state.json").read_text())
+        changed = [k for k in RESUME_KEYS if saved["config"].get(k) != getattr(cfg, k)]
+        if saved.get("world", 1) != world:
+            changed.append(f"number of processes ({saved.get('world', 1)} -> {world})")
+        if saved.get("total_steps", total) != total:
+            changed.append(f"number of steps ({saved.get('total_steps')} -> {total}: did the data change?)")
         if changed:
             raise ConfigError(f"--resume: {', '.join(changed)} differ from the checkpointed run; "
                               "resume with the same settings")
+        try:
+            meta = load_checkpoint(resume_from, model, optimizer)
+        except (ValueError, KeyError, OSError, AttributeError) as e:
+            raise ConfigError(f"--resume: cannot use {resume_from}: {str(e).splitlines()[0]}") from None
         step = meta["step"]
         say(f"resuming from {resume_from} at step {step}/{total}")
     shared = cfg.shared_prompt and supports_shared_prompt(model)
@@ -309,8 +318,7 @@ def train(cfg: TrainConfig) -> dict:
               "truncated": counts.truncated, "skipped": counts.skipped}
     if main:
         if cfg.lora_r:  # the adapter for reuse, and the merged model as the plain HF output
-            hf_model.save_pretrained(out / "adapter")
-            tokenizer.save_pretrained(out / "adapter")
+            save_adapter(hf_model, tokenizer, out / "adapter")
             merged_copy(hf_model).save_pretrained(out, safe_serialization=True)
         else:
             hf_model.save_pretrained(out, safe_serialization=True)

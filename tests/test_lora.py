@@ -38,6 +38,8 @@ def test_lora_training_saves_merged_model_and_adapter(tiny_llama, pairs_file, tm
     assert main(["export", "--model", str(out / "adapter"), "--output", str(tmp_path / "exported")]) == 0
     exported = RewardModel.from_pretrained(str(tmp_path / "exported")).score(PROMPTS, COMPLETIONS)
     assert max(abs(a - b) for a, b in zip(merged, exported)) < 1e-5
+    ckpt = RewardModel.from_pretrained(str(out / "checkpoints" / "step-1"))
+    assert ckpt.max_length == 256  # the trained max_length travels with every adapter folder
 
 
 def test_lora_resume_equals_uninterrupted(tiny_llama, pairs_file, tmp_path):

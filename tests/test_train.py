@@ -105,7 +105,7 @@ def test_resume_from_periodic_checkpoint_and_refuses_changed_settings(tiny_bert,
     ckpt = tmp_path / "full" / "checkpoints" / "step-6"
     assert ckpt.exists() and not (tmp_path / "full" / "checkpoints" / "step-3").exists()  # only the newest kept
     shutil.copytree(ckpt, tmp_path / "again" / "checkpoints" / "step-6")
-    with pytest.raises(ConfigError, match="batch_size differ"):
+    with pytest.raises(ConfigError, match="batch_size, number of steps"):
         train(_cfg(tiny_bert, pairs_file, tmp_path / "again", batch_size=4, resume=True))
     train(_cfg(tiny_bert, pairs_file, tmp_path / "again", batch_size=2, resume=True))
     assert _max_diff(_weights(tmp_path / "full"), _weights(tmp_path / "again")) < 1e-6
