@@ -101,8 +101,8 @@ def _read_source(path: str) -> Rows:
     raise DataError(f"{path}: unsupported file type {suffix or '(none)'}: use .jsonl(.gz), .json, .parquet or .csv")
 
 
-def _read_jsonl(p: Path) -> Rows:
-    rows, numbers = Rows(), []
+def iter_jsonl(p: Path):
+    """(line number, row) for each non-blank line, read lazily."""
     try:
         opener = gzip.open if p.suffix.lower() == ".gz" else open
         with opener(p, "rt", encoding="utf-8") as f:
@@ -115,10 +115,40 @@ def _read_jsonl(p: Path) -> Rows:
                     raise DataError(f"{p}: line {n}: invalid JSON: {e.msg} (column {e.colno})") from None
                 if not isinstance(row, dict):
                     raise DataError(f"{p}: line {n}: expected a JSON object, got {type(row).__name__}")
-                rows.append(row)
-                numbers.append(n)
+                yield n, row
     except (OSError, UnicodeDecodeError, EOFError) as e:
         raise DataError(f"{p}: cannot read: {e}") from None
+
+
+def iter_rows(path: str):
+    """(row number, row) of a source without loading it whole: JSONL read line by line,
+    Parquet / CSV through ``datasets`` streaming, saved ``datasets`` folders memory-mapped."""
+    p = Path(path)
+    suffix = "".join(p.suffixes[-2:]).lower() if p.suffix.lower() == ".gz" else p.suffix.lower()
+    if suffix in (".jsonl", ".jsonl.gz") and p.exists():
+        yield from iter_jsonl(p)
+        return
+    if suffix in (".parquet", ".csv") and p.exists():
+        import datasets
+
+        try:
+            rows = datasets.load_dataset(suffix[1:], data_files=str(p), split="train", streaming=True)
+            yield from enumerate(rows, 1)
+        except DataError:
+            raise
+        except Exception as e:
+            raise DataError(f"{p}: cannot read as {suffix[1:]}: {str(e).splitlines()[0]}") from None
+        return
+    rows = read_rows(path)  # folders, JSON, slices: already memory-mapped or small
+    for i, row in enumerate(rows):
+        yield rows.number(i), row
+
+
+def _read_jsonl(p: Path) -> Rows:
+    rows, numbers = Rows(), []
+    for n, row in iter_jsonl(p):
+        rows.append(row)
+        numbers.append(n)
     rows.numbers = numbers
     return rows
 

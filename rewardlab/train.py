@@ -8,8 +8,9 @@ Exactness rules this loop keeps:
 - An optimizer step sees ``batch_size * grad_accum * num_processes`` pairs. Each micro-batch
   adds ``sum of its pair losses / pairs in the whole step``, so accumulation gives exactly
   the gradient of one large batch, even for a short last step.
-- Data order is a permutation seeded by (seed, epoch); with the step counter it tells where
-  a resumed run continues, so resumed == uninterrupted.
+- Data order is a permutation seeded by (seed, epoch) (``--streaming``: a seeded shuffle
+  buffer over the file); with the step counter it tells where a resumed run continues, so
+  resumed == uninterrupted.
 - Chosen and rejected completions of a micro-batch run in one forward pass.
 """
 
@@ -34,10 +35,11 @@ from .evaluate import evaluate_pairs, format_metrics
 from .lora import apply_lora, merged_copy, save_adapter
 from .losses import bradley_terry
 from .models import compute_rewards, disable_dropout, load_backbone
+from .stream import PairStream
 from .shared_prompt import build_batch, shared_prompt_rewards, supports_shared_prompt, to_device
 
 # Changing any of these between a run and its resume would silently change the run.
-RESUME_KEYS = ("model", "data", "batch_size", "grad_accum", "lr", "epochs", "max_steps", "seed",
+RESUME_KEYS = ("model", "data", "streaming", "shuffle_buffer", "batch_size", "grad_accum", "lr", "epochs", "max_steps", "seed",
                "max_length", "weight_decay", "warmup_ratio", "lr_schedule", "center_rewards_coefficient",
                "lora_r", "lora_alpha", "lora_dropout", "group_by_length", "max_grad_norm", "bf16",
                "disable_dropout")
@@ -79,14 +81,10 @@ def epoch_order(n_pairs: int, epoch: int, cfg: TrainConfig, per_step: int, lengt
     return out
 
 
-def step_batches(order: list[int], step_in_epoch: int, cfg: TrainConfig, rank: int, world: int):
-    """Pair indices of the micro-batches this process runs for one optimizer step, and the
-    number of pairs in the whole step (all processes)."""
-    per_step = cfg.batch_size * cfg.grad_accum * world
-    chunk = order[step_in_epoch * per_step:(step_in_epoch + 1) * per_step]
-    mine = chunk[rank::world]
-    micro = [mine[i:i + cfg.batch_size] for i in range(0, len(mine), cfg.batch_size)]
-    return micro, len(chunk)
+def split_step(items: list, cfg: TrainConfig, rank: int, world: int) -> list[list]:
+    """This process's share of one optimizer step's pairs, as micro-batches."""
+    mine = items[rank::world]
+    return [mine[i:i + cfg.batch_size] for i in range(0, len(mine), cfg.batch_size)]
 
 
 class PairRewards(nn.Module):
@@ -120,6 +118,10 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError("no training data: pass --data FILE")
     if not cfg.output:
         raise ConfigError("no output folder: pass --output DIR")
+    if cfg.streaming and cfg.max_steps <= 0:
+        raise ConfigError("--streaming needs --max-steps (a stream has no known length)")
+    if cfg.streaming and cfg.group_by_length:
+        raise ConfigError("--group-by-length needs the whole data set; it cannot be used with --streaming")
     if cfg.lr <= 0:
         raise ConfigError(f"lr must be > 0, got {cfg.lr}")
     for name in ("batch_size", "grad_accum", "epochs", "max_length", "log_every"):
@@ -170,19 +172,25 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.lora_r:
         model = apply_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
 
-    pairs = load_pairs(cfg.data, tokenizer, cfg.skip_bad_rows, say)
-    train_set, counts = encode_pairs(tokenizer, pairs, max_length)
-    if (msg := counts.report("training pairs", max_length)):
-        say(f"note: {msg}")
-    if not train_set:
-        raise ConfigError(f"{cfg.data}: no pair fits max_length={max_length}")
+    world, rank = accelerator.num_processes, accelerator.process_index
+    per_step = cfg.batch_size * cfg.grad_accum * world
+    stream, train_set = None, []
+    if cfg.streaming:
+        stream = PairStream(cfg.data, tokenizer, max_length, cfg.seed, cfg.shuffle_buffer, cfg.skip_bad_rows, say)
+        steps_per_epoch, total = 0, cfg.max_steps
+    else:
+        pairs = load_pairs(cfg.data, tokenizer, cfg.skip_bad_rows, say)
+        train_set, counts = encode_pairs(tokenizer, pairs, max_length)
+        if (msg := counts.report("training pairs", max_length)):
+            say(f"note: {msg}")
+        if not train_set:
+            raise ConfigError(f"{cfg.data}: no pair fits max_length={max_length}")
+        steps_per_epoch = math.ceil(len(train_set) / per_step)
+        total = steps_per_epoch * cfg.epochs
+        if cfg.max_steps > 0:
+            total = min(total, cfg.max_steps)
     eval_pairs = load_pairs(cfg.eval_data, tokenizer, cfg.skip_bad_rows, say) if cfg.eval_data else []
 
-    world, rank = accelerator.num_processes, accelerator.process_index
-    steps_per_epoch = math.ceil(len(train_set) / (cfg.batch_size * cfg.grad_accum * world))
-    total = steps_per_epoch * cfg.epochs
-    if cfg.max_steps > 0:
-        total = min(total, cfg.max_steps)
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in trainable if p.ndim >= 2]
@@ -239,29 +247,36 @@ def train(cfg: TrainConfig) -> dict:
             accelerator.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
 
     out.mkdir(parents=True, exist_ok=True)
-    say(f"training on {len(train_set)} pairs, {total} steps of {cfg.batch_size * cfg.grad_accum * world} pairs "
+    say(f"training on {'a stream of' if stream else len(train_set)} pairs, {total} steps of {cfg.batch_size * cfg.grad_accum * world} pairs "
         f"({world} process{'es' if world > 1 else ''}), max_length={max_length}, "
         f"{'shared-prompt' if shared else 'padded'} forward")
     bar = tqdm(total=total, initial=step, disable=not main, desc="train", dynamic_ncols=True)
     model.train()
     window = {"loss": 0.0, "acc": 0.0, "pairs": 0, "t0": time.perf_counter()}
     started, pairs_seen = time.perf_counter(), 0
-    per_step = cfg.batch_size * cfg.grad_accum * world
     lengths = [max(len(s) for s in g.sequences) for _, g in train_set]
     order, order_epoch = [], -1
+    if stream is not None:
+        stream_it = iter(stream)
+        for _ in range(step * per_step):  # resume: the stream is deterministic, skip what was trained on
+            next(stream_it)
     try:
         while step < total:
-            epoch, in_epoch = divmod(step, steps_per_epoch)
-            if order_epoch != epoch:
-                order, order_epoch = epoch_order(len(train_set), epoch, cfg, per_step, lengths), epoch
-            micro_batches, n_step = step_batches(order, in_epoch, cfg, rank, world)
+            if stream is not None:
+                items = [next(stream_it) for _ in range(per_step)]
+                epoch = stream.epoch
+            else:
+                epoch, in_epoch = divmod(step, steps_per_epoch)
+                if order_epoch != epoch:
+                    order, order_epoch = epoch_order(len(train_set), epoch, cfg, per_step, lengths), epoch
+                items = [train_set[i] for i in order[in_epoch * per_step:(in_epoch + 1) * per_step]]
+            micro_batches, n_step = split_step(items, cfg, rank, world), len(items)
             optimizer.zero_grad(set_to_none=True)
             step_loss = step_right = 0.0
             # A process left without pairs (a short last step) still joins the gradient
             # all-reduce: it runs one pair with weight 0.
             dummy = not micro_batches
-            for i, idx in enumerate(micro_batches or [[0]]):
-                batch = [train_set[j] for j in idx]
+            for i, batch in enumerate(micro_batches or [items[:1]]):
                 inputs = make_batch([g.sequences for _, g in batch], tokenizer.pad_token_id, shared,
                                     accelerator.device)
                 margin = torch.tensor([p.margin for p, _ in batch], device=accelerator.device)
@@ -313,7 +328,11 @@ def train(cfg: TrainConfig) -> dict:
     bar.close()
     elapsed = time.perf_counter() - started
     accelerator.wait_for_everyone()
-    result = {"steps": step, "train_pairs": len(train_set), "wall_s": elapsed,
+    if stream is not None:
+        counts = stream.counts
+        if (msg := counts.report("streamed pairs", max_length)):
+            say(f"note: {msg}")
+    result = {"steps": step, "train_pairs": counts.total if stream is not None else len(train_set), "wall_s": elapsed,
               "pairs_per_s": pairs_seen / elapsed if elapsed > 0 else 0.0,
               "truncated": counts.truncated, "skipped": counts.skipped}
     if main:
