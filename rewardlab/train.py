@@ -31,7 +31,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig, to_dict
 from .data import load_pairs
 from .encode import collate, encode_pairs
-from .evaluate import evaluate_pairs, format_metrics
+from .evaluate import format_metrics, pairwise_metrics, score_pairs
 from .lora import apply_lora, merged_copy, save_adapter
 from .losses import bradley_terry
 from .models import compute_rewards, disable_dropout, load_backbone
@@ -230,10 +230,20 @@ def train(cfg: TrainConfig) -> dict:
                             {"config": to_dict(cfg), "total_steps": total, "world": world})
 
     def run_eval(at: int) -> dict | None:
-        if not eval_pairs or not main:
+        """Every process scores its share of the eval pairs (so none waits long in an
+        all-reduce); the main process computes the metrics."""
+        if not eval_pairs:
             return None
-        metrics, _ = evaluate_pairs(hf_model, tokenizer, eval_pairs, max_length,
-                                    cfg.eval_batch_size)
+        mine = eval_pairs[rank::world]
+        chosen, rejected, _ = score_pairs(hf_model, tokenizer, mine, max_length, cfg.eval_batch_size)
+        scored = list(zip(chosen, rejected, [p.subset for p in mine]))
+        if world > 1:
+            from accelerate.utils import gather_object
+
+            scored = gather_object(scored)
+        if not main:
+            return None
+        metrics = pairwise_metrics([c for c, _, _ in scored], [r for _, r, _ in scored], [s for _, _, s in scored])
         log({"step": at, **{f"eval/{k}": v for k, v in metrics.items() if k != "subsets"}})
         return metrics
 
@@ -342,7 +352,8 @@ def train(cfg: TrainConfig) -> dict:
         else:
             hf_model.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)
-        final = run_eval(step)
+    final = run_eval(step)
+    if main:
         if final is not None:
             result["eval"] = final
             say(format_metrics(final))

@@ -20,11 +20,12 @@ def _free_port() -> int:
 
 def test_two_processes_equal_one_process(tiny_llama, pairs_file, tmp_path):
     common = dict(model=tiny_llama, data=pairs_file, lr=1e-3, warmup_ratio=0.25, save_every=0, log_every=1)
-    train(TrainConfig(output=str(tmp_path / "one"), batch_size=4, **common))
+    train(TrainConfig(output=str(tmp_path / "one"), batch_size=4, eval_data=pairs_file, eval_every=2, **common))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), "-m", "rewardlab", "train", "--model", tiny_llama,
            "--data", pairs_file, "--output", str(tmp_path / "two"), "--batch-size", "2", "--lr", "1e-3",
-           "--warmup-ratio", "0.25", "--save-every", "0", "--log-every", "1"]
+           "--warmup-ratio", "0.25", "--save-every", "0", "--log-every", "1", "--eval-data", pairs_file,
+           "--eval-every", "2"]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={"OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true",
                          **__import__("os").environ})
     assert run.returncode == 0, run.stderr[-3000:]
@@ -36,6 +37,13 @@ def test_two_processes_equal_one_process(tiny_llama, pairs_file, tmp_path):
     one, two = losses("one"), losses("two")
     assert len(one) == len(two) == 4
     assert max(abs(a - b) for a, b in zip(one, two)) < 1e-5
+
+    def evals(name):  # eval is sharded over the processes and gathered
+        lines = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        return [(r["eval/n"], r["eval/accuracy"]) for r in lines if "eval/n" in r]
+
+    assert evals("one") == evals("two") and evals("one")[0][0] == 16
+    assert json.loads((tmp_path / "two" / "train_results.json").read_text())["eval"]["n"] == 16
     a = load_file(str(Path(tmp_path / "one" / "model.safetensors")))
     b = load_file(str(Path(tmp_path / "two" / "model.safetensors")))
     # Adam divides by sqrt(v): for near-zero gradients the all-reduce's different summation order
