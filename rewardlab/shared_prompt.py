@@ -57,8 +57,13 @@ def use_block_attention(model: nn.Module) -> None:
     from transformers import AttentionInterface
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
+    def block_mask(*args, attention_mask=None, **kwargs):
+        # Packed rows come without a padding mask and block_attention builds one small mask
+        # per group, so skip the dense T x T mask; padded inputs get the usual SDPA mask.
+        return None if attention_mask is None else sdpa_mask(*args, attention_mask=attention_mask, **kwargs)
+
     AttentionInterface.register(BLOCK_ATTENTION, block_attention)
-    ALL_MASK_ATTENTION_FUNCTIONS.register(BLOCK_ATTENTION, sdpa_mask)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(BLOCK_ATTENTION, block_mask)
     if model.config._attn_implementation != BLOCK_ATTENTION:
         model.set_attn_implementation(BLOCK_ATTENTION)
     if model.config._attn_implementation != BLOCK_ATTENTION:  # transformers may refuse, with a warning

@@ -58,6 +58,21 @@ def test_gradients_equal_plain_forward(llama):
         assert torch.allclose(grads[0][name], grads[1][name], atol=1e-4), name
 
 
+def test_padded_forward_still_exact_after_block_attention_is_selected(llama):
+    from tests.test_models import TEXTS, _left_pad
+
+    model, tok = llama
+    _plain_and_shared(model, tok)  # selects the block attention implementation
+    assert model.config._attn_implementation == "rewardlab_blocks"
+    seqs = [tok(p + c + tok.eos_token)["input_ids"] for p, c in TEXTS]
+    with torch.no_grad():
+        alone = torch.stack([compute_rewards(model, **collate([s], tok.pad_token_id)) for s in seqs]).flatten()
+        right = collate(seqs, tok.pad_token_id)
+        assert torch.allclose(compute_rewards(model, **right), alone, atol=1e-5)
+        assert torch.allclose(compute_rewards(model, **_left_pad(right, tok.pad_token_id)), alone, atol=1e-5)
+        assert torch.allclose(model(**right).logits[:, 0], alone, atol=1e-5)
+
+
 def test_encoders_use_the_plain_path(tiny_bert):
     model, _ = load_backbone(tiny_bert)
     assert not supports_shared_prompt(model)
