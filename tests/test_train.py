@@ -161,3 +161,9 @@ def test_group_by_length_is_a_permutation_of_similar_lengths():
                  for s in range(0, 1000, 4)) / 250
     assert spread < 5  # random batches of 4 would spread ~60
     assert epoch_order(1000, 0, cfg, 4, lengths) == order and epoch_order(1000, 1, cfg, 4, lengths) != order
+
+
+def test_tensorboard_tracker_writes_events(tiny_llama, pairs_file, tmp_path):
+    pytest.importorskip("tensorboard")
+    train(_cfg(tiny_llama, pairs_file, tmp_path / "tb", max_steps=2, report_to="tensorboard"))
+    assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
