@@ -2,13 +2,12 @@
 
 import pytest
 
-import rewardlab.train as train_module
 from rewardlab.config import ConfigError
 from rewardlab.data import DataError
 from rewardlab.stream import PairStream
 from rewardlab.train import train
 from tests.conftest import PAIRS, write_jsonl
-from tests.test_train import _cfg, _same_run
+from tests.test_train import _cfg, _same_run, interrupted_run
 
 
 def test_stream_is_deterministic_and_covers_every_pair_each_epoch(tmp_path, smol_tokenizer_dir):
@@ -30,17 +29,7 @@ def test_stream_is_deterministic_and_covers_every_pair_each_epoch(tmp_path, smol
 def test_streaming_training_resumes_exactly(tiny_llama, pairs_file, tmp_path, monkeypatch):
     stream = dict(streaming=True, max_steps=6, shuffle_buffer=5, batch_size=4)  # 6 steps > one epoch of 4
     train(_cfg(tiny_llama, pairs_file, tmp_path / "full", **stream))
-    real_lr_at = train_module.lr_at
-
-    def interrupt(step, total, cfg):
-        if step == 4:
-            raise KeyboardInterrupt
-        return real_lr_at(step, total, cfg)
-
-    monkeypatch.setattr(train_module, "lr_at", interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        train(_cfg(tiny_llama, pairs_file, tmp_path / "cut", **stream))
-    monkeypatch.setattr(train_module, "lr_at", real_lr_at)
+    interrupted_run(monkeypatch, _cfg(tiny_llama, pairs_file, tmp_path / "cut", **stream), 4)
     train(_cfg(tiny_llama, pairs_file, tmp_path / "cut", resume=True, **stream))
     _same_run(tmp_path / "full", tmp_path / "cut")
 

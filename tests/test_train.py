@@ -77,23 +77,27 @@ def test_short_last_step_is_an_exact_mean(tiny_llama, pairs_file, tmp_path):
     _same_run(tmp_path / "big", tmp_path / "acc")
 
 
+def interrupted_run(monkeypatch, cfg: TrainConfig, at_step: int) -> None:
+    """Run ``cfg`` and press Ctrl-C (a KeyboardInterrupt) just before optimizer step ``at_step``."""
+    real_lr_at = train_module.lr_at
+
+    def interrupt(step, total, c):
+        if step == at_step:
+            raise KeyboardInterrupt
+        return real_lr_at(step, total, c)
+
+    monkeypatch.setattr(train_module, "lr_at", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    monkeypatch.setattr(train_module, "lr_at", real_lr_at)
+
+
 def test_resume_after_ctrl_c_equals_uninterrupted(tiny_llama, pairs_file, tmp_path, monkeypatch):
     full = _cfg(tiny_llama, pairs_file, tmp_path / "full", batch_size=2)  # 8 steps
     train(full)
-
-    real_lr_at = train_module.lr_at
-
-    def interrupt_at_step_5(step, total, cfg):
-        if step == 5:
-            raise KeyboardInterrupt
-        return real_lr_at(step, total, cfg)
-
-    monkeypatch.setattr(train_module, "lr_at", interrupt_at_step_5)
     cut = _cfg(tiny_llama, pairs_file, tmp_path / "cut", batch_size=2)
-    with pytest.raises(KeyboardInterrupt):
-        train(cut)
+    interrupted_run(monkeypatch, cut, 5)
     assert (tmp_path / "cut" / "checkpoints" / "step-5" / "optimizer.safetensors").exists()
-    monkeypatch.setattr(train_module, "lr_at", real_lr_at)
     with pytest.raises(ConfigError, match="--resume"):
         train(cut)  # refuses to silently start over
     train(_cfg(tiny_llama, pairs_file, tmp_path / "cut", batch_size=2, resume=True))
