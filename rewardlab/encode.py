@@ -107,11 +107,41 @@ def encode_groups(tokenizer, groups: list[list[Text]], max_length: int,
     return out, counts
 
 
-def encode_pairs(tokenizer, pairs: list[Pair], max_length: int) -> tuple[list[tuple[Pair, Group]], Counts]:
-    """Encode preference pairs; pairs that cannot fit are dropped *and counted*."""
+def encode_pairs(tokenizer, pairs: list[Pair], max_length: int,
+                 num_proc: int = 1) -> tuple[list[tuple[Pair, Group]], Counts]:
+    """Encode preference pairs; pairs that cannot fit are dropped *and counted*.
+
+    ``num_proc > 1`` tokenizes in that many processes through ``datasets.map``.
+    """
+    if num_proc > 1 and len(pairs) >= 2 * num_proc:
+        return _encode_pairs_parallel(tokenizer, pairs, max_length, num_proc)
     groups = [[Text(p.prompt, p.chosen, p.templated), Text(p.prompt, p.rejected, p.templated)] for p in pairs]
     encoded, counts = encode_groups(tokenizer, groups, max_length)
     return [(p, g) for p, g in zip(pairs, encoded) if g is not None], counts
+
+
+def _tokenize_batch(batch: dict, tokenizer, max_length: int) -> dict:
+    groups = [[Text(p, c, t), Text(p, r, t)]
+              for p, c, r, t in zip(batch["prompt"], batch["chosen"], batch["rejected"], batch["templated"])]
+    encoded, _ = encode_groups(tokenizer, groups, max_length)
+    return {"chosen_ids": [g.sequences[0] if g else [] for g in encoded],
+            "rejected_ids": [g.sequences[1] if g else [] for g in encoded],
+            "status": [0 if g is None else 2 if g.truncated else 1 for g in encoded]}
+
+
+def _encode_pairs_parallel(tokenizer, pairs: list[Pair], max_length: int, num_proc: int):
+    import datasets
+
+    columns = {"prompt": [p.prompt for p in pairs], "chosen": [p.chosen for p in pairs],
+               "rejected": [p.rejected for p in pairs], "templated": [p.templated for p in pairs]}
+    ds = datasets.Dataset.from_dict(columns).map(
+        _tokenize_batch, batched=True, num_proc=num_proc, remove_columns=list(columns),
+        fn_kwargs={"tokenizer": tokenizer, "max_length": max_length}, desc="tokenize")
+    status = ds["status"]
+    counts = Counts(total=len(pairs), truncated=status.count(2), skipped=status.count(0))
+    kept = [(p, Group([c, r], truncated=s == 2))
+            for p, c, r, s in zip(pairs, ds["chosen_ids"], ds["rejected_ids"], status) if s]
+    return kept, counts
 
 
 def collate(sequences: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:

@@ -69,3 +69,13 @@ def test_collate_right_pads():
     batch = collate([[5, 6, 7], [8]], pad_id=0)
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_parallel_tokenization_equals_serial(smol):
+    pairs = [Pair(f"prompt {i} " + "context " * (i % 7) * 10, f" reply {i}", f" other {i}" + " long" * (i % 5) * 20)
+             for i in range(40)]
+    serial, c1 = encode_pairs(smol, pairs, 48)
+    parallel, c2 = encode_pairs(smol, pairs, 48, num_proc=2)
+    assert [(p.prompt, g.sequences, g.truncated) for p, g in serial] == \
+           [(p.prompt, g.sequences, g.truncated) for p, g in parallel]
+    assert (c1.total, c1.truncated, c1.skipped) == (c2.total, c2.truncated, c2.skipped) and c1.skipped > 0
