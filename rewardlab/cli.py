@@ -1,4 +1,4 @@
-"""Command line: ``rewardlab train | eval | score | export`` (also ``python -m rewardlab``).
+"""Command line: ``rewardlab train | eval | score | export | judge`` (also ``python -m rewardlab``).
 
 Each command is a plain function of its config dataclass. Bad input of any kind ends with
 one line ``rewardlab: error: FILE: row N: problem`` and exit code 2, never a traceback.
@@ -12,8 +12,10 @@ import os
 import sys
 from pathlib import Path
 
-from .config import ConfigError, EvalConfig, ExportConfig, ScoreConfig, TrainConfig, add_arguments, load_config
+from .config import (ConfigError, EvalConfig, ExportConfig, JudgeConfig, ScoreConfig, TrainConfig, add_arguments,
+                     load_config)
 from .data import DataError, Text, check_pair, read_rows, to_text
+from .judge_prompts import JudgeError
 from .models import ModelError
 
 
@@ -154,6 +156,59 @@ def cmd_export(cfg: ExportConfig) -> int:
     return 0
 
 
+def _choice(value: str, flag: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def cmd_judge(cfg: JudgeConfig) -> int:
+    from .judge import Cache, Runner, agreement, judge_items, output_rows, read_items
+    from .judge_backends import LocalJudge, OpenAIJudge
+    from .judge_prompts import load_template
+
+    _need(cfg.data, "--data"), _need(cfg.output, "--output")
+    _choice(cfg.mode, "--mode", ("pairwise", "single"))
+    _choice(cfg.position, "--position", ("both", "random", "first"))
+    _choice(cfg.backend, "--backend", ("local", "openai"))
+    if cfg.soft and (cfg.backend != "local" or cfg.mode != "pairwise"):
+        raise ConfigError("--soft needs --backend local and --mode pairwise (it reads next-token probabilities)")
+    template = load_template(cfg.template, cfg.mode, cfg.reference)
+    items = read_items(cfg.data, cfg.mode, template.needs_reference)  # every row checked before any call
+    if cfg.eval and not all(i.labelled for i in items):
+        raise ConfigError("--eval needs human labels: chosen/rejected rows")
+    if cfg.backend == "local":
+        backend = LocalJudge(cfg.model, cfg.device or None, cfg.batch_size, cfg.max_new_tokens)
+    else:
+        backend = OpenAIJudge(cfg.base_url, cfg.model, cfg.api_key_env, cfg.concurrency, cfg.timeout,
+                              cfg.max_retries, cfg.backoff, cfg.max_new_tokens)
+    cache = Cache(None if cfg.cache == "none" else cfg.cache or cfg.output + ".cache.jsonl")
+    runner = Runner(backend, cache, cfg.temperature, cfg.seed)
+    stats = judge_items(items, template, runner, cfg.position, cfg.soft, cfg.parse_retries, cfg.seed)
+    decided, undecided = output_rows(items, backend.identity, template.name)
+    out = Path(cfg.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rest = out.with_name(out.name.removesuffix(".jsonl") + ".undecided.jsonl")
+    for path, rows in ((out, decided), (rest, undecided)):
+        with open(path, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
+    report = {"n": len(items), "written": len(decided), "ties": sum(i.winner == -1 for i in items),
+              "errors": sum(i.error for i in items)}
+    if cfg.eval:
+        report.update(agreement(items))
+    report.update(judgments=runner.asked, fresh_calls=runner.calls,
+                  cached=cache.hits, re_asked=stats["repair_asked"], re_ask_fixed=stats["repair_fixed"],
+                  cut_at_max_new_tokens=stats["cut"], transport_retries=getattr(backend, "retries", 0),
+                  seconds=round(runner.seconds, 2),
+                  seconds_per_judgment=round(runner.seconds / runner.calls, 4) if runner.calls else None)
+    if cfg.json:
+        print(json.dumps(report))
+    else:
+        for key, value in report.items():
+            print(f"{key:>24}  {value:.4f}" if isinstance(value, float) else f"{key:>24}  {value}")
+    print(f"{len(decided)} rows -> {out}; {len(undecided)} ties/errors -> {rest}", file=sys.stderr)
+    return 0
+
+
 def _need(value: str, flag: str) -> None:
     if not value:
         raise ConfigError(f"missing {flag}")
@@ -164,6 +219,7 @@ COMMANDS = {
     "eval": (EvalConfig, cmd_eval),
     "score": (ScoreConfig, cmd_score),
     "export": (ExportConfig, cmd_export),
+    "judge": (JudgeConfig, cmd_judge),
 }
 
 
@@ -183,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _quiet_libraries()
         return fn(load_config(cls, args.config, args))
-    except (ConfigError, DataError, ModelError) as e:
+    except (ConfigError, DataError, ModelError, JudgeError) as e:
         print(f"rewardlab: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

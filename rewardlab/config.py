@@ -107,6 +107,45 @@ class EvalConfig:
     skip_bad_rows: bool = _f(False, "Leave out invalid rows (counted and listed) instead of stopping at the first.")
 
 
+@dataclass
+class JudgeConfig:
+    """Judge completions with a language model (LLM-as-a-judge): preference data and agreement with humans."""
+
+    data: str = _f("", "Rows to judge: chosen/rejected pairs (human-labelled, as for training), prompt + completions "
+                   "(a list of 2), or prompt + completion (single mode). A 'reference' column feeds --reference.")
+    output: str = _f("", "Output JSONL of preference pairs (prompt, chosen, rejected, confidence, raw judgments) that "
+                     "`rewardlab train` reads; ties and errors go to OUTPUT.undecided.jsonl.")
+    mode: str = _f("pairwise", "pairwise (MT-Bench pair-v2: [[A]]/[[B]]/[[C]]) or single (a 1-10 [[rating]] per answer).")
+    position: str = _f("both", "Position-bias control for pairwise: both (judge A/B and B/A; disagreement or a tie is a "
+                       "tie, FastChat), random (one seeded random order, RewardBench) or first (the data's order).")
+    template: str = _f("", "A built-in template (pair-v2, pair-ref, single, single-ref) or a file: YAML/JSON with "
+                       "'user' (+ 'system', 'mode'), or plain text; placeholders {question} {answer_a} {answer_b} "
+                       "{answer} {reference}.")
+    reference: bool = _f(False, "Use the reference-guided built-in template; rows need a 'reference' column.")
+    backend: str = _f("local", "local (a transformers causal LM) or openai (any OpenAI-compatible chat server).")
+    model: str = _f("smollm2", "Judge model: a local folder or the bundled smollm2 (local backend), or the served "
+                    "model's name (openai backend).")
+    base_url: str = _f("", "Server URL for the openai backend, e.g. http://localhost:8000/v1.")
+    api_key_env: str = _f("OPENAI_API_KEY", "Environment variable holding the API key (sent only if set).")
+    soft: bool = _f(False, "Local pairwise only: read the verdict from the next-token probabilities of A/B/C right "
+                    "after '[[' instead of generating (fast; gives a probability).")
+    temperature: float = _f(0.0, "Sampling temperature; 0 is greedy (the norm for judges: reproducible).")
+    max_new_tokens: int = _f(512, "Most tokens a judgment may generate; a cut-off answer without a verdict is re-asked.")
+    parse_retries: int = _f(1, "Times to re-ask for the verdict alone when an answer has none (then it is an error).")
+    batch_size: int = _f(8, "Local backend: conversations generated together.")
+    concurrency: int = _f(8, "openai backend: requests in flight at once.")
+    timeout: float = _f(120.0, "openai backend: seconds before a request is abandoned and retried.")
+    max_retries: int = _f(5, "openai backend: retries of a timed-out, 429 or 5xx request (exponential backoff).")
+    backoff: float = _f(1.0, "openai backend: first wait in seconds before a retry, doubled each time "
+                        "(a server's Retry-After wins).")
+    cache: str = _f("", "Judgment cache (JSONL). Default OUTPUT.cache.jsonl; 'none' disables. Reruns and resumed "
+                    "runs reuse every cached judgment.")
+    seed: int = _f(0, "Seed for random position order and sampling.")
+    eval: bool = _f(False, "Report agreement with the human labels (chosen/rejected rows).")
+    json: bool = _f(False, "Print the report as one JSON object on stdout.")
+    device: str = _f("", "Local backend device (default: cuda if available, else cpu).")
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
