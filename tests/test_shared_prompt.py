@@ -4,7 +4,11 @@ import torch
 from rewardlab.data import Text
 from rewardlab.encode import collate, encode_groups
 from rewardlab.models import compute_rewards, load_backbone
-from rewardlab.shared_prompt import build_batch, common_prefix_length, shared_prompt_rewards, supports_shared_prompt
+from rewardlab.shared_prompt import (build_batch, common_prefix_length, shared_prompt_rewards, supports_shared_prompt,
+                                     to_device)
+
+# On a GPU machine these tests check the CUDA kernels (compiled flex_attention included).
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 GROUPS = [
     [Text("\n\nHuman: What is the capital of France?\n\nAssistant:", c) for c in (" Paris.", " I won't say.")],
@@ -26,32 +30,40 @@ def llama(tiny_llama):
     return model, tok
 
 
-def _plain_and_shared(model, tok, packed=True):
+def _plain_and_shared(model, tok, packed=True, attention="blocks"):
     encoded, _ = encode_groups(tok, GROUPS, 256)
     seqs = [s for g in encoded for s in g.sequences]
-    plain = compute_rewards(model, **collate(seqs, tok.pad_token_id))
-    shared = shared_prompt_rewards(model, build_batch([g.sequences for g in encoded], tok.pad_token_id,
-                                                      packed=packed))
+    model.to(DEVICE)
+    plain = compute_rewards(model, **to_device(collate(seqs, tok.pad_token_id), DEVICE))
+    batch = build_batch([g.sequences for g in encoded], tok.pad_token_id, packed=packed)
+    shared = shared_prompt_rewards(model, to_device(batch, DEVICE), attention)
     return plain, shared
 
 
+ATTENTION = ["blocks", "flex"]  # flex runs eagerly on CPU here: the GPU kernel's exact reference
+
+
+@pytest.mark.parametrize("attention", ATTENTION)
 @pytest.mark.parametrize("packed", [True, False])
-def test_rewards_equal_plain_forward(llama, packed):
+def test_rewards_equal_plain_forward(llama, packed, attention):
     model, tok = llama
     assert supports_shared_prompt(model)
     with torch.no_grad():
-        plain, shared = _plain_and_shared(model, tok, packed)
+        plain, shared = _plain_and_shared(model, tok, packed, attention)
     assert plain.shape == shared.shape == (7,)
     assert torch.allclose(plain, shared, atol=1e-4)
 
 
-def test_gradients_equal_plain_forward(llama):
+@pytest.mark.parametrize("attention", ATTENTION)
+def test_gradients_equal_plain_forward(llama, attention):
+    if attention == "flex" and DEVICE == "cpu":
+        pytest.skip("flex_attention has no backward on CPU; this runs on a GPU machine")
     model, tok = llama
-    weights = torch.linspace(-1, 1, 7)
+    weights = torch.linspace(-1, 1, 7, device=DEVICE)
     grads = []
     for use_shared in (False, True):
         model.zero_grad()
-        plain, shared = _plain_and_shared(model, tok)
+        plain, shared = _plain_and_shared(model, tok, attention=attention)
         ((shared if use_shared else plain) * weights).sum().backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
     for name in grads[0]:
@@ -62,7 +74,8 @@ def test_padded_forward_still_exact_after_block_attention_is_selected(llama):
     from tests.test_models import TEXTS, _left_pad
 
     model, tok = llama
-    _plain_and_shared(model, tok)  # selects the block attention implementation
+    _plain_and_shared(model, tok)
+    model.cpu()  # selects the block attention implementation
     assert model.config._attn_implementation == "rewardlab_blocks"
     seqs = [tok(p + c + tok.eos_token)["input_ids"] for p, c in TEXTS]
     with torch.no_grad():
