@@ -34,20 +34,43 @@ def latest_checkpoint(output: str) -> Path | None:
     return max(found)[1] if found else None
 
 
-def _optimizer_tensors(optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    state = optimizer.state_dict()
+def gather_state(model, optimizer, sharded: bool) -> tuple[dict, dict]:
+    """Full model and optimizer state, keyed by parameter name (torch.distributed.checkpoint's
+    state-dict API, which also un-shards FSDP). Sharded runs: a collective call; rank 0 gets
+    the full tensors on CPU. ``model`` is the prepared (possibly wrapped) module."""
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
+                                                         get_optimizer_state_dict)
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=sharded)
+    weights = get_model_state_dict(model, options=options)
+    if optimizer is None:
+        return weights, {}
+    optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate's wrapper
+    return weights, get_optimizer_state_dict(model, optimizer, options=options)
+
+
+def _optimizer_tensors(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict] = {}
-    for pid, slots in state["state"].items():
+    for name, slots in state["state"].items():
         for key, value in slots.items():
             if torch.is_tensor(value):
-                tensors[f"state.{pid}.{key}"] = value.detach().contiguous().cpu()
+                tensors[f"state.{name}.{key}"] = value.detach().contiguous().cpu()
             else:
-                scalars.setdefault(str(pid), {})[key] = value
+                scalars.setdefault(name, {})[key] = value
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
-def save_checkpoint(output: str, step: int, model, tokenizer, optimizer, extra: dict, keep: int = 1) -> Path:
+def hf_names(state: dict, prefix: str = "model.") -> dict:
+    """Drop the training wrapper's prefix: the names a Hugging Face folder stores."""
+    return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
+
+
+def save_checkpoint(output: str, step: int, model, tokenizer, state: tuple[dict, dict], extra: dict,
+                    keep: int = 1) -> Path:
+    """Write a checkpoint from the main process. ``model`` is the Hugging Face model (its
+    config and tokenizer are saved with it); ``state`` comes from :func:`gather_state`."""
+    weights, optimizer_state = state
     root = checkpoint_dir(output)
     final = root / f"step-{step}"
     tmp = root / f".tmp-step-{step}"
@@ -58,9 +81,9 @@ def save_checkpoint(output: str, step: int, model, tokenizer, optimizer, extra: 
 
         save_adapter(model, tokenizer, tmp)
     else:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, state_dict=hf_names(weights), safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-    tensors, opt_meta = _optimizer_tensors(optimizer)
+    tensors, opt_meta = _optimizer_tensors(optimizer_state)
     tensors["rng.torch"] = torch.get_rng_state()
     if torch.cuda.is_available():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
@@ -74,37 +97,41 @@ def save_checkpoint(output: str, step: int, model, tokenizer, optimizer, extra: 
     return final
 
 
-def load_checkpoint(path: Path, model, optimizer) -> dict:
-    """Restore weights, optimizer and RNG state in place; return the saved trainer state."""
+def load_checkpoint(path: Path, model, hf_model, optimizer) -> dict:
+    """Restore weights, optimizer and RNG state in place (every process reads the files; under
+    FSDP each keeps its shard); return the saved trainer state. ``model`` is the prepared
+    module, ``hf_model`` the Hugging Face model inside it."""
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
+                                                         set_optimizer_state_dict)
+
     meta = json.loads((path / STATE_FILE).read_text())
+    options = StateDictOptions(full_state_dict=True)
     if (path / "adapter_model.safetensors").exists():  # a LoRA run: adapter + head only
         from peft import set_peft_model_state_dict
 
-        result = set_peft_model_state_dict(model, load_file(str(path / "adapter_model.safetensors")))
+        result = set_peft_model_state_dict(hf_model, load_file(str(path / "adapter_model.safetensors")))
         if result.unexpected_keys:
             raise ValueError(f"{path}: adapter does not match the model (unexpected {result.unexpected_keys[:3]})")
-        return _load_optimizer(path, optimizer, meta)
-    weights = load_file(str(path / "model.safetensors"))
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    # Tied weights (lm embeddings) may be stored once; anything else missing is a real problem.
-    real_missing = [k for k in missing if k not in _tied_keys(model)]
-    if real_missing or unexpected:
-        raise ValueError(f"{path}: checkpoint does not match the model (missing {real_missing[:3]}, "
-                         f"unexpected {unexpected[:3]})")
-    return _load_optimizer(path, optimizer, meta)
-
-
-def _load_optimizer(path: Path, optimizer, meta: dict) -> dict:
+    else:
+        weights = {"model." + k: v for k, v in load_file(str(path / "model.safetensors")).items()}
+        expected = {"model." + k for k in hf_model.state_dict()}
+        tied = {"model." + k for k in _tied_keys(hf_model)}
+        missing, unexpected = expected - set(weights) - tied, set(weights) - expected
+        if missing or unexpected:
+            raise ValueError(f"{path}: checkpoint does not match the model (missing {sorted(missing)[:3]}, "
+                             f"unexpected {sorted(unexpected)[:3]})")
+        set_model_state_dict(model, weights, options=StateDictOptions(full_state_dict=True, strict=False))
     tensors = load_file(str(path / "optimizer.safetensors"))
     opt = meta["optimizer"]
-    state: dict[int, dict] = {}
+    state: dict[str, dict] = {}
     for key, value in tensors.items():
         if key.startswith("state."):
-            _, pid, slot = key.split(".", 2)
-            state.setdefault(int(pid), {})[slot] = value
-    for pid, slots in opt["scalars"].items():
-        state.setdefault(int(pid), {}).update(slots)
-    optimizer.load_state_dict({"state": state, "param_groups": opt["param_groups"]})
+            name, slot = key[len("state."):].rsplit(".", 1)
+            state.setdefault(name, {})[slot] = value
+    for name, slots in opt["scalars"].items():
+        state.setdefault(name, {}).update(slots)
+    set_optimizer_state_dict(model, getattr(optimizer, "optimizer", optimizer),
+                             {"state": state, "param_groups": opt["param_groups"]}, options=options)
     torch.set_rng_state(tensors["rng.torch"])
     if "rng.cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng.cuda"])

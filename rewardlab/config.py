@@ -56,6 +56,9 @@ class TrainConfig:
                                "encoders, which cannot use the packed forward). Changes the data order.")
     shared_prompt: bool = _f(True, "Causal backbones: encode each prompt once for both completions (exact; "
                              "encoders always use the padded forward).")
+    attention: str = _f("auto", "Kernel of the shared-prompt forward: blocks (one SDPA call per prompt group; "
+                        "fastest on CPU), flex (torch flex_attention with a block-sparse mask, compiled; GPU), "
+                        "auto (flex on CUDA, blocks otherwise). Both are exact.")
     lora_r: int = _f(0, "LoRA rank (0: train all weights). The reward head is always trained and saved fully.")
     lora_alpha: int = _f(16, "LoRA scaling alpha.")
     lora_dropout: float = _f(0.0, "Dropout on the LoRA branch.")

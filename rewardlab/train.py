@@ -1,8 +1,9 @@
 """The training loop: batches -> forward -> loss -> backward -> step -> log -> checkpoint.
 
-One explicit loop on ``accelerate``: multi-process DDP is a launcher choice (tested on CPU
-with gloo). FSDP / DeepSpeed ZeRO-3 shard the weights, and saving here does not gather them
-yet: not supported.
+One explicit loop on ``accelerate``: multi-process DDP and FSDP are launcher choices (tested
+on CPU with gloo). Checkpoints and the final model are gathered to full tensors through
+torch.distributed.checkpoint's state-dict API, so a sharded run saves the same plain folder.
+DeepSpeed is refused with a clear error (its engine owns the optimizer and checkpoints).
 
 Exactness rules this loop keeps:
 - An optimizer step sees ``batch_size * grad_accum * num_processes`` pairs. Each micro-batch
@@ -27,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import gather_state, hf_names, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig, to_dict
 from .data import load_pairs
 from .encode import collate, encode_pairs
@@ -36,7 +37,7 @@ from .lora import apply_lora, merged_copy, save_adapter
 from .losses import bradley_terry
 from .models import compute_rewards, disable_dropout, load_backbone
 from .stream import PairStream
-from .shared_prompt import build_batch, shared_prompt_rewards, supports_shared_prompt, to_device
+from .shared_prompt import build_batch, pick_attention, shared_prompt_rewards, supports_shared_prompt, to_device
 
 # Changing any of these between a run and its resume would silently change the run.
 RESUME_KEYS = ("model", "data", "streaming", "shuffle_buffer", "batch_size", "grad_accum", "lr", "epochs", "max_steps", "seed",
@@ -93,13 +94,15 @@ class PairRewards(nn.Module):
     Takes either a shared-prompt batch (see shared_prompt.py) or a plain padded batch.
     """
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, attention: str = "auto"):
         super().__init__()
-        self.model = model
+        self.model, self.attention = model, attention
+        # FSDP's transformer-based wrapping looks for the layer classes here.
+        self._no_split_modules = getattr(model, "_no_split_modules", None)
 
     def forward(self, batch: dict) -> torch.Tensor:
         if "reward_rows" in batch:
-            return shared_prompt_rewards(self.model, batch)
+            return shared_prompt_rewards(self.model, batch, self.attention)
         return compute_rewards(self.model, batch["input_ids"], batch["attention_mask"])
 
 
@@ -133,14 +136,27 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"report_to: unknown tracker {tracker!r} (use tensorboard or wandb)")
         if importlib.util.find_spec(package) is None:
             raise ConfigError(f"report_to {tracker} needs its package: pip install {package}")
+    if cfg.attention not in ("auto", "blocks", "flex"):
+        raise ConfigError(f"attention must be auto, blocks or flex, got {cfg.attention!r}")
     if cfg.lr_schedule not in ("linear", "cosine", "constant"):
         raise ConfigError(f"lr_schedule must be linear, cosine or constant, got {cfg.lr_schedule!r}")
+
+
+def eval_saved(out: Path, eval_pairs: list, max_length: int, cfg: TrainConfig, main: bool) -> dict | None:
+    """Sharded (FSDP) runs: the main process evaluates the saved, whole model."""
+    if not eval_pairs or not main:
+        return None
+    from .models import RewardModel
+
+    rm = RewardModel.from_pretrained(str(out))
+    chosen, rejected, _ = score_pairs(rm.model, rm.tokenizer, eval_pairs, max_length, cfg.eval_batch_size)
+    return pairwise_metrics(chosen, rejected, [p.subset for p in eval_pairs])
 
 
 def train(cfg: TrainConfig) -> dict:
     """Train a Bradley-Terry reward model; returns the final metrics. See module doc."""
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import DistributedType, set_seed
     from tqdm.auto import tqdm
 
     validate(cfg)
@@ -211,28 +227,37 @@ def train(cfg: TrainConfig) -> dict:
         if changed:
             raise ConfigError(f"--resume: {', '.join(changed)} differ from the checkpointed run; "
                               "resume with the same settings")
+    sharded = accelerator.distributed_type == DistributedType.FSDP
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        raise ConfigError("DeepSpeed is not supported by this training loop; shard with FSDP instead "
+                          "(accelerate launch --config_file configs/accelerate_fsdp.yaml)")
+    if sharded and (cfg.lora_r or cfg.eval_every):
+        raise ConfigError("with FSDP, LoRA and --eval-every are not supported yet (the final evaluation runs on "
+                          "the saved model)")
+    shared = cfg.shared_prompt and supports_shared_prompt(model)
+    hf_model = model
+    model, optimizer = accelerator.prepare(PairRewards(model, cfg.attention), optimizer)
+    if resume_from is not None:  # after prepare: under FSDP each process loads its own shard
         try:
-            meta = load_checkpoint(resume_from, model, optimizer)
-        except (ValueError, KeyError, OSError, AttributeError) as e:
+            meta = load_checkpoint(resume_from, model, hf_model, optimizer)
+        except (ValueError, KeyError, OSError, AttributeError, RuntimeError) as e:
             raise ConfigError(f"--resume: cannot use {resume_from}: {str(e).splitlines()[0]}") from None
         step = meta["step"]
         say(f"resuming from {resume_from} at step {step}/{total}")
-    shared = cfg.shared_prompt and supports_shared_prompt(model)
-    hf_model = model
-    model, optimizer = accelerator.prepare(PairRewards(model), optimizer)
     if trackers:
         accelerator.init_trackers("rewardlab", config=to_dict(cfg))
 
     def checkpoint(at: int) -> None:
         accelerator.wait_for_everyone()
+        state = gather_state(model, optimizer, sharded)  # every process: FSDP gathers collectively
         if main:
-            save_checkpoint(cfg.output, at, hf_model, tokenizer, optimizer,
+            save_checkpoint(cfg.output, at, hf_model, tokenizer, state,
                             {"config": to_dict(cfg), "total_steps": total, "world": world})
 
     def run_eval(at: int) -> dict | None:
         """Every process scores its share of the eval pairs (so none waits long in an
         all-reduce); the main process computes the metrics."""
-        if not eval_pairs:
+        if not eval_pairs or sharded:
             return None
         mine = eval_pairs[rank::world]
         chosen, rejected, _ = score_pairs(hf_model, tokenizer, mine, max_length, cfg.eval_batch_size)
@@ -258,8 +283,8 @@ def train(cfg: TrainConfig) -> dict:
 
     out.mkdir(parents=True, exist_ok=True)
     say(f"training on {'a stream of' if stream else len(train_set)} pairs, {total} steps of {cfg.batch_size * cfg.grad_accum * world} pairs "
-        f"({world} process{'es' if world > 1 else ''}), max_length={max_length}, "
-        f"{'shared-prompt' if shared else 'padded'} forward")
+        f"({world} process{'es' if world > 1 else ''}{', FSDP' if sharded else ''}), max_length={max_length}, "
+        f"{'shared-prompt (' + pick_attention(cfg.attention, accelerator.device) + ')' if shared else 'padded'} forward")
     bar = tqdm(total=total, initial=step, disable=not main, desc="train", dynamic_ncols=True)
     model.train()
     window = {"loss": 0.0, "acc": 0.0, "pairs": 0, "t0": time.perf_counter()}
@@ -345,14 +370,21 @@ def train(cfg: TrainConfig) -> dict:
     result = {"steps": step, "train_pairs": counts.total if stream is not None else len(train_set), "wall_s": elapsed,
               "pairs_per_s": pairs_seen / elapsed if elapsed > 0 else 0.0,
               "truncated": counts.truncated, "skipped": counts.skipped}
+    weights = gather_state(model, None, sharded)[0] if not cfg.lora_r else {}
     if main:
         if cfg.lora_r:  # the adapter for reuse, and the merged model as the plain HF output
             save_adapter(hf_model, tokenizer, out / "adapter")
             merged_copy(hf_model).save_pretrained(out, safe_serialization=True)
         else:
-            hf_model.save_pretrained(out, safe_serialization=True)
+            hf_model.save_pretrained(out, state_dict=hf_names(weights), safe_serialization=True)
         tokenizer.save_pretrained(out)
-    final = run_eval(step)
+    if sharded:
+        final = eval_saved(out, eval_pairs, max_length, cfg, main)
+        if final is not None:
+            log({"step": step, **{f"eval/{k}": v for k, v in final.items() if k != "subsets"}})
+        accelerator.wait_for_everyone()
+    else:
+        final = run_eval(step)
     if main:
         if final is not None:
             result["eval"] = final
