@@ -234,7 +234,10 @@ def train(cfg: TrainConfig) -> dict:
     if sharded and (cfg.lora_r or cfg.eval_every):
         raise ConfigError("with FSDP, LoRA and --eval-every are not supported yet (the final evaluation runs on "
                           "the saved model)")
-    shared = cfg.shared_prompt and supports_shared_prompt(model)
+    try:
+        shared = cfg.shared_prompt and supports_shared_prompt(model, cfg.attention, accelerator.device, cfg.bf16)
+    except RuntimeError as e:
+        raise ConfigError(str(e)) from None
     hf_model = model
     model, optimizer = accelerator.prepare(PairRewards(model, cfg.attention), optimizer)
     if resume_from is not None:  # after prepare: under FSDP each process loads its own shard
@@ -284,7 +287,7 @@ def train(cfg: TrainConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     say(f"training on {'a stream of' if stream else len(train_set)} pairs, {total} steps of {cfg.batch_size * cfg.grad_accum * world} pairs "
         f"({world} process{'es' if world > 1 else ''}{', FSDP' if sharded else ''}), max_length={max_length}, "
-        f"{'shared-prompt (' + pick_attention(cfg.attention, accelerator.device) + ')' if shared else 'padded'} forward")
+        f"{'shared-prompt (' + pick_attention(cfg.attention, accelerator.device, hf_model, cfg.bf16) + ')' if shared else 'padded'} forward")
     bar = tqdm(total=total, initial=step, disable=not main, desc="train", dynamic_ncols=True)
     model.train()
     window = {"loss": 0.0, "acc": 0.0, "pairs": 0, "t0": time.perf_counter()}
