@@ -49,6 +49,8 @@ class TrainConfig:
                          "and counted.")
     center_rewards_coefficient: float = _f(0.0, "Adds c * mean((r_c + r_r)^2) to the loss to keep rewards centred.")
     num_proc: int = _f(1, "Processes for tokenizing the training data (through datasets.map).")
+    tokenized_cache: str = _f("", "Folder keeping tokenized training data (Arrow, memory-mapped): a rerun with the same "
+                              "data, tokenizer and max_length loads it instead of tokenizing again. Empty: off.")
     streaming: bool = _f(False, "Read, check and tokenize the training data lazily (data larger than memory); "
                          "needs --max-steps. Order: a seeded shuffle buffer instead of a full permutation.")
     shuffle_buffer: int = _f(10000, "Pairs held in the shuffle buffer with --streaming.")

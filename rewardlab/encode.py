@@ -13,7 +13,10 @@ never depends on the other completions it is batched or grouped with.
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -107,14 +110,18 @@ def encode_groups(tokenizer, groups: list[list[Text]], max_length: int,
     return out, counts
 
 
-def encode_pairs(tokenizer, pairs: list[Pair], max_length: int,
-                 num_proc: int = 1) -> tuple[list[tuple[Pair, Group]], Counts]:
+def encode_pairs(tokenizer, pairs: list[Pair], max_length: int, num_proc: int = 1,
+                 cache_dir: str = "") -> tuple[list[tuple[Pair, Group]], Counts]:
     """Encode preference pairs; pairs that cannot fit are dropped *and counted*.
 
-    ``num_proc > 1`` tokenizes in that many processes through ``datasets.map``.
+    ``num_proc > 1`` tokenizes in that many processes through ``datasets.map``. ``cache_dir``
+    keeps the token ids as an Arrow dataset keyed by the texts, the tokenizer and max_length,
+    so a rerun on the same data loads them instead of tokenizing again.
     """
+    if cache_dir:
+        return _decode(pairs, _tokenized_cached(tokenizer, pairs, max_length, num_proc, Path(cache_dir)))
     if num_proc > 1 and len(pairs) >= 2 * num_proc:
-        return _encode_pairs_parallel(tokenizer, pairs, max_length, num_proc)
+        return _decode(pairs, _tokenized(tokenizer, pairs, max_length, num_proc))
     groups = [[Text(p.prompt, p.chosen, p.templated), Text(p.prompt, p.rejected, p.templated)] for p in pairs]
     encoded, counts = encode_groups(tokenizer, groups, max_length)
     return [(p, g) for p, g in zip(pairs, encoded) if g is not None], counts
@@ -129,14 +136,45 @@ def _tokenize_batch(batch: dict, tokenizer, max_length: int) -> dict:
             "status": [0 if g is None else 2 if g.truncated else 1 for g in encoded]}
 
 
-def _encode_pairs_parallel(tokenizer, pairs: list[Pair], max_length: int, num_proc: int):
+def _tokenized(tokenizer, pairs: list[Pair], max_length: int, num_proc: int):
+    """An Arrow dataset of chosen_ids, rejected_ids and status (0 skipped, 1 kept, 2 truncated)."""
     import datasets
 
     columns = {"prompt": [p.prompt for p in pairs], "chosen": [p.chosen for p in pairs],
                "rejected": [p.rejected for p in pairs], "templated": [p.templated for p in pairs]}
-    ds = datasets.Dataset.from_dict(columns).map(
-        _tokenize_batch, batched=True, num_proc=num_proc, remove_columns=list(columns),
-        fn_kwargs={"tokenizer": tokenizer, "max_length": max_length}, desc="tokenize")
+    return datasets.Dataset.from_dict(columns).map(
+        _tokenize_batch, batched=True, num_proc=num_proc if len(pairs) >= 2 * num_proc else None,
+        remove_columns=list(columns), fn_kwargs={"tokenizer": tokenizer, "max_length": max_length},
+        desc="tokenize")
+
+
+CACHE_VERSION = 1  # bump when the encoding rules change, so old caches are not reused
+
+
+def _tokenized_cached(tokenizer, pairs: list[Pair], max_length: int, num_proc: int, cache_dir: Path):
+    import hashlib
+
+    import datasets
+    from datasets.fingerprint import Hasher
+
+    texts = hashlib.sha256()
+    for p in pairs:
+        for part in (p.prompt, p.chosen, p.rejected, str(p.templated)):
+            texts.update(part.encode("utf-8"))
+            texts.update(b"\0")
+    key = Hasher.hash([CACHE_VERSION, Hasher.hash(tokenizer), max_length, texts.hexdigest()])
+    path = cache_dir / f"pairs-{key}"
+    if (path / "dataset_info.json").exists():
+        return datasets.load_from_disk(str(path))  # memory-mapped: not read into RAM
+    ds = _tokenized(tokenizer, pairs, max_length, num_proc)
+    tmp = cache_dir / f".tmp-{key}-{os.getpid()}"
+    ds.save_to_disk(str(tmp))
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)  # atomic: a half-written cache is never used
+    return datasets.load_from_disk(str(path))
+
+
+def _decode(pairs: list[Pair], ds) -> tuple[list[tuple[Pair, Group]], Counts]:
     status = ds["status"]
     counts = Counts(total=len(pairs), truncated=status.count(2), skipped=status.count(0))
     kept = [(p, Group([c, r], truncated=s == 2))

@@ -196,7 +196,7 @@ def train(cfg: TrainConfig) -> dict:
         steps_per_epoch, total = 0, cfg.max_steps
     else:
         pairs = load_pairs(cfg.data, tokenizer, cfg.skip_bad_rows, say)
-        train_set, counts = encode_pairs(tokenizer, pairs, max_length, cfg.num_proc)
+        train_set, counts = encode_pairs(tokenizer, pairs, max_length, cfg.num_proc, cfg.tokenized_cache)
         if (msg := counts.report("training pairs", max_length)):
             say(f"note: {msg}")
         if not train_set:

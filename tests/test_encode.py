@@ -79,3 +79,24 @@ def test_parallel_tokenization_equals_serial(smol):
     assert [(p.prompt, g.sequences, g.truncated) for p, g in serial] == \
            [(p.prompt, g.sequences, g.truncated) for p, g in parallel]
     assert (c1.total, c1.truncated, c1.skipped) == (c2.total, c2.truncated, c2.skipped) and c1.skipped > 0
+
+
+def test_tokenized_cache_reuses_arrow_data(smol, tmp_path, monkeypatch):
+    from rewardlab import encode
+    from tests.conftest import PAIRS
+
+    pairs = [Pair(p["prompt"] * k, p["chosen"], p["rejected"]) for k in (1, 9) for p in PAIRS]
+    serial, counts = encode_pairs(smol, pairs, 48)
+    first, c1 = encode_pairs(smol, pairs, 48, cache_dir=str(tmp_path))
+    assert [g.sequences for _, g in first] == [g.sequences for _, g in serial] and vars(c1) == vars(counts)
+    assert counts.truncated > 0  # the cache keeps truncation flags and counts too
+
+    def boom(*a, **k):
+        raise AssertionError("tokenized again")
+
+    monkeypatch.setattr(encode, "_tokenize_batch", boom)
+    again, c2 = encode_pairs(smol, pairs, 48, cache_dir=str(tmp_path))  # loaded from disk
+    assert [(p, g.sequences, g.truncated) for p, g in again] == [(p, g.sequences, g.truncated) for p, g in first]
+    assert vars(c2) == vars(counts)
+    with pytest.raises(Exception, match="tokenized again"):  # other settings, other cache entry
+        encode_pairs(smol, pairs, 40, cache_dir=str(tmp_path))
