@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from .judge import Judge  # noqa: E402
 from .models import RewardModel  # noqa: E402
 
-__all__ = ["RewardModel", "__version__"]
+__all__ = ["Judge", "RewardModel", "__version__"]

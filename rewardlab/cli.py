@@ -162,7 +162,8 @@ def _choice(value: str, flag: str, allowed: tuple[str, ...]) -> None:
 
 
 def cmd_judge(cfg: JudgeConfig) -> int:
-    from .judge import Cache, Runner, agreement, judge_items, output_rows, read_items
+    from .judge import Cache, Runner, agreement, judge_items
+    from .judge_data import output_rows, read_items
     from .judge_backends import LocalJudge, OpenAIJudge
     from .judge_prompts import load_template
 

@@ -18,104 +18,13 @@ import json
 import random
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from .data import DataError, _is_messages, read_rows, split_shared_prefix
 from .judge_backends import Reply
+from .judge_data import Item
 from .judge_prompts import REPAIR, REPAIR_PREFIX, ParseError, Template, parse_pairwise, parse_rating
 
 SOFT_PREFIX, SOFT_OPTIONS = "[[", ["A", "B", "C"]
-
-
-@dataclass
-class Item:
-    """One row to judge: the question and answers as the judge sees them, and as the data had them."""
-
-    row: int
-    question: str
-    answers: list[str]
-    prompt: Any
-    outputs: list[Any]
-    reference: str = ""
-    labelled: bool = False  # answers[0] is the human-preferred answer (chosen/rejected rows)
-    judgments: list[dict] = field(default_factory=list)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value.strip()
-    return "\n\n".join(f"{m['role'].capitalize()}: {str(m['content']).strip()}" for m in value)
-
-
-def question_text(prompt: Any) -> str:
-    """The question shown to the judge. An HH-style dialogue drops its trailing 'Assistant:'."""
-    text = _text(prompt)
-    return text[:-len("Assistant:")].rstrip() if text.endswith("Assistant:") else text
-
-
-def _answer_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value.strip()
-    return "\n\n".join(str(m["content"]).strip() for m in value)
-
-
-def _check_value(value: Any, at: str, name: str) -> None:
-    if not isinstance(value, str) and not _is_messages(value):
-        raise DataError(f"{at}: '{name}' must be a string or a list of {{role, content}} messages, "
-                        f"got {type(value).__name__ if value is not None else 'null'}")
-    if not _answer_text(value):
-        raise DataError(f"{at}: empty {name}")
-
-
-def read_items(path: str, mode: str, need_reference: bool) -> list[Item]:
-    """Rows to judge: chosen/rejected pairs (human-labelled), prompt + completions (a list;
-    two for pairwise), or prompt + completion (single mode). One-line DataError otherwise."""
-    rows = read_rows(path)
-    if not rows:
-        raise DataError(f"{path}: no rows")
-    items = []
-    for i, row in enumerate(rows):
-        n = rows.number(i)
-        at = f"{path}: row {n}"
-        prompt = row.get("prompt")
-        if row.get("chosen") is not None or row.get("rejected") is not None:
-            for key in ("chosen", "rejected"):
-                if row.get(key) is None:
-                    raise DataError(f"{at}: missing column '{key}'")
-                _check_value(row[key], at, key)
-            outputs, labelled = [row["chosen"], row["rejected"]], True
-            if outputs[0] == outputs[1]:
-                raise DataError(f"{at}: chosen and rejected are identical")
-            if prompt is None and all(isinstance(o, str) for o in outputs):
-                prompt, *outputs = split_shared_prefix(*outputs)
-            elif prompt is None and all(_is_messages(o) for o in outputs):
-                k = 0
-                while k < min(map(len, outputs)) and outputs[0][k] == outputs[1][k]:
-                    k += 1
-                prompt, outputs = outputs[0][:k], [outputs[0][k:], outputs[1][k:]]
-        elif row.get("completions") is not None:
-            outputs, labelled = row["completions"], False
-            if not isinstance(outputs, list) or (len(outputs) != 2 if mode == "pairwise" else not outputs):
-                raise DataError(f"{at}: 'completions' must be a list of "
-                                + ("exactly 2 answers in pairwise mode" if mode == "pairwise" else "answers"))
-        elif row.get("completion") is not None and mode == "single":
-            outputs, labelled = [row["completion"]], False
-        else:
-            need = "'chosen' + 'rejected' or 'prompt' + 'completions' (2)" if mode == "pairwise" else \
-                "'chosen' + 'rejected', 'prompt' + 'completions' or 'prompt' + 'completion'"
-            raise DataError(f"{at}: expected {need}; found columns: {', '.join(row) or 'none'}")
-        for k, o in enumerate(outputs):
-            _check_value(o, at, f"completion {k}" if not labelled else ("chosen", "rejected")[k])
-        if prompt is None or (not isinstance(prompt, str) and not _is_messages(prompt)):
-            raise DataError(f"{at}: 'prompt' must be a string or a list of {{role, content}} messages")
-        reference = row.get("reference")
-        if need_reference and (not isinstance(reference, str) or not reference.strip()):
-            raise DataError(f"{at}: the template uses {{reference}} but the row has no 'reference' string")
-        items.append(Item(n, question_text(prompt), [_answer_text(o) for o in outputs], prompt, outputs,
-                          (reference or "").strip() if need_reference else "", labelled))
-    return items
 
 
 # ---------------------------------------------------------------- cache
@@ -351,24 +260,50 @@ def agreement(items: list[Item]) -> dict:
     return out
 
 
-def output_rows(items: list[Item], judge: str, template: str) -> tuple[list[dict], list[dict]]:
-    """(preference rows, undecided rows). A preference row is what ``rewardlab train`` reads:
-    prompt, chosen, rejected, plus the judge's confidence and its raw judgments."""
-    decided, undecided = [], []
-    for item in items:
-        base = {"prompt": item.prompt}
-        extra = {"judge": judge, "template": template, "judgments": item.judgments, "source_row": item.row}
-        if len(item.answers) != 2 and not item.error:  # single grading of one or many completions
-            decided.append({**base, "completions": item.outputs, "ratings": item.ratings, **extra})
-        elif item.winner in (0, 1):
-            row = {**base, "chosen": item.outputs[item.winner], "rejected": item.outputs[1 - item.winner],
-                   "confidence": round(item.confidence, 6)}
-            if getattr(item, "ratings", None):
-                row["ratings"] = [item.ratings[item.winner], item.ratings[1 - item.winner]]
-            if item.labelled:
-                row["human_agrees"] = item.winner == 0
-            decided.append({**row, **extra})
-        else:
-            undecided.append({**base, "completions": item.outputs,
-                              "result": "error" if item.error else "tie", **extra})
-    return decided, undecided
+# ---------------------------------------------------------------- Python API
+
+class Judge:
+    """LLM-as-a-judge from Python, with the CLI's prompts, parsing, position control and cache.
+
+        judge = Judge()                                    # the bundled SmolLM2, local
+        judge = Judge("my-model", base_url="http://localhost:8000/v1")   # any OpenAI-compatible server
+        judge.compare("What is 2 + 2?", "4", "5")          # {"winner": "a", "confidence": 1.0, ...}
+        judge.grade("What is 2 + 2?", "4")                 # 9.0 (None if no rating could be parsed)
+
+    ``winner`` is "a", "b", "tie" or None (the judge gave no usable verdict; see ``judgments``).
+    """
+
+    def __init__(self, model: str = "smollm2", base_url: str = "", template: str = "", position: str = "both",
+                 soft: bool = False, reference: bool = False, temperature: float = 0.0, parse_retries: int = 1,
+                 cache: str | None = None, seed: int = 0, **backend_options):
+        from .judge_backends import LocalJudge, OpenAIJudge
+        from .judge_prompts import load_template
+
+        self.backend = OpenAIJudge(base_url, model, **backend_options) if base_url else \
+            LocalJudge(model, **backend_options)
+        self.runner = Runner(self.backend, Cache(cache), temperature, seed, progress=False)
+        self.pair_template = load_template(template if template and not template.startswith("single") else "",
+                                           "pairwise", reference)
+        self.single_template = load_template(template if template.startswith("single") else "", "single", reference)
+        self.position, self.soft, self.parse_retries, self.seed = position, soft, parse_retries, seed
+
+    def compare_many(self, questions: list[str], answers_a: list[str], answers_b: list[str],
+                     references: list[str] | None = None) -> list[dict]:
+        items = [Item(i + 1, q, [a, b], q, [a, b], reference=(references or [""] * len(questions))[i])
+                 for i, (q, a, b) in enumerate(zip(questions, answers_a, answers_b))]
+        judge_items(items, self.pair_template, self.runner, self.position, self.soft, self.parse_retries, self.seed)
+        names = {0: "a", 1: "b", -1: "tie", None: None}
+        return [{"winner": names[i.winner], "confidence": i.confidence, "consistent": i.consistent,
+                 **({"p_a": i.p_first} if hasattr(i, "p_first") else {}), "judgments": i.judgments} for i in items]
+
+    def compare(self, question: str, answer_a: str, answer_b: str, reference: str = "") -> dict:
+        return self.compare_many([question], [answer_a], [answer_b], [reference])[0]
+
+    def grade_many(self, questions: list[str], answers: list[str], references: list[str] | None = None) -> list:
+        items = [Item(i + 1, q, [a], q, [a], reference=(references or [""] * len(questions))[i])
+                 for i, (q, a) in enumerate(zip(questions, answers))]
+        judge_items(items, self.single_template, self.runner, parse_retries=self.parse_retries)
+        return [i.ratings[0] for i in items]
+
+    def grade(self, question: str, answer: str, reference: str = "") -> float | None:
+        return self.grade_many([question], [answer], [reference])[0]

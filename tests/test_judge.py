@@ -8,7 +8,8 @@ import torch
 
 from rewardlab.cli import main
 from rewardlab.data import DataError
-from rewardlab.judge import Cache, Item, Runner, agreement, combine, judge_items, orders, read_items, winner_of
+from rewardlab.judge import Cache, Runner, agreement, combine, judge_items, orders, winner_of
+from rewardlab.judge_data import Item, read_items
 from rewardlab.judge_backends import Reply
 from rewardlab.judge_prompts import BUILTIN
 from tests.conftest import PAIRS, write_jsonl
@@ -223,3 +224,12 @@ def test_cli_judge_errors_are_one_line(tiny_judge, tmp_path, capsys):
     assert "--position must be one of both, random, first" in capsys.readouterr().err
     assert main(["judge", "--data", data, "--output", "o.jsonl", "--soft", "--backend", "openai"]) == 2
     assert "--soft needs --backend local" in capsys.readouterr().err
+
+
+def test_python_api_soft_verdicts_locally(tiny_judge):
+    from rewardlab.judge import Judge
+
+    judge = Judge(tiny_judge, soft=True, max_new_tokens=8)
+    result = judge.compare("What is the capital of France?", "Paris.", "I can't help with that.")
+    assert result["winner"] in ("a", "b", "tie") and 0 <= result["p_a"] <= 1
+    assert [j["order"] for j in result["judgments"]] == ["12", "21"]

@@ -76,6 +76,8 @@ class Server:
                         outer.in_flight += 1
                 a = user.split("[The Start of Assistant A's Answer]\n")[-1].split("\n[The End")[0]
                 verdict = "[[A]]" if "good" in a else "[[B]]"
+                if "[[rating]]" in user:
+                    verdict = "Rating: [[8]]" if "good" in user else "Rating: [[3]]"
                 self.send(200, {"id": "x", "object": "chat.completion", "model": body["model"],
                                 "choices": [{"index": 0, "finish_reason": "stop",
                                              "message": {"role": "assistant", "content": f"Fine. {verdict}"}}]})
@@ -149,3 +151,14 @@ def test_unreachable_server_is_an_error_per_judgment_not_a_hang():
     assert reply.text is None and "connection failed" in reply.error and judge.retries == 1
     with pytest.raises(JudgeError, match="needs --base-url"):
         OpenAIJudge("", "m")
+
+
+def test_python_api_over_http(server, monkeypatch):
+    from rewardlab.judge import Judge
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sekrit")
+    judge = Judge("judge-1", base_url=server.url, backoff=0.01)
+    result = judge.compare("Which?", "a bad answer", "a good answer")
+    assert result["winner"] == "b" and result["consistent"] and len(result["judgments"]) == 2
+    assert [r["winner"] for r in judge.compare_many(["q1", "q2"], ["good", "bad"], ["bad", "good"])] == ["a", "b"]
+    assert judge.grade("Which?", "a good answer") == 8.0 and judge.grade("Which?", "a poor one") == 3.0
