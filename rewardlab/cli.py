@@ -150,7 +150,7 @@ def cmd_export(cfg: ExportConfig) -> int:
     _need(cfg.model, "--model"), _need(cfg.output, "--output")
     if not Path(cfg.model, "adapter_config.json").exists():
         raise ModelError(f"{cfg.model}: not a LoRA adapter folder (no adapter_config.json)")
-    model, tokenizer, max_length = load_adapter(cfg.model)
+    model, tokenizer, max_length = load_adapter(cfg.model, full_precision=True)  # QLoRA: merge into full precision
     RewardModel(model.merge_and_unload(), tokenizer, max_length).save_pretrained(cfg.output)
     print(f"merged reward model saved to {cfg.output}")
     return 0

@@ -63,6 +63,9 @@ class TrainConfig:
                         "auto (flex on CUDA, blocks otherwise). Both are exact.")
     lora_r: int = _f(0, "LoRA rank (0: train all weights). The reward head is always trained and saved fully.")
     lora_alpha: int = _f(16, "LoRA scaling alpha.")
+    load_in_4bit: bool = _f(False, "QLoRA: hold the backbone's linear layers in 4-bit NF4 (bitsandbytes, double "
+                            "quantization) and train LoRA adapters on them; needs --lora-r. The head stays full "
+                            "precision; the final model is the adapter merged into the full-precision base.")
     lora_dropout: float = _f(0.0, "Dropout on the LoRA branch.")
     gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass: less memory, ~30% slower.")
     bf16: bool = _f(False, "bf16 autocast for the forward and backward (the loss stays fp32).")

@@ -24,9 +24,13 @@ def head_name(model: nn.Module) -> str:
     raise ValueError(f"{type(model).__name__} has no 'score' or 'classifier' head")
 
 
-def apply_lora(model: nn.Module, r: int, alpha: int, dropout: float = 0.0) -> nn.Module:
-    """Wrap ``model`` with LoRA on every linear layer of the backbone; the head trains fully."""
-    from peft import LoraConfig, TaskType, get_peft_model
+def apply_lora(model: nn.Module, r: int, alpha: int, dropout: float = 0.0, quantized: bool = False) -> nn.Module:
+    """Wrap ``model`` with LoRA on every linear layer of the backbone; the head trains fully.
+    ``quantized``: the backbone was loaded in 4 bits (QLoRA)."""
+    from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
+
+    if quantized:  # freezes the 4-bit weights, keeps norms and head in fp32, lets inputs carry grads
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
     config = LoraConfig(task_type=TaskType.SEQ_CLS, r=r, lora_alpha=alpha, lora_dropout=dropout,
                         target_modules="all-linear", modules_to_save=[head_name(model)])
@@ -44,37 +48,45 @@ def merged_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).merge_and_unload()
 
 
-def load_adapter(folder: str, trust_remote_code: bool = False):
-    """(PeftModel, tokenizer, trained max_length) from an adapter folder written by rewardlab."""
+def load_adapter(folder: str, trust_remote_code: bool = False, full_precision: bool = False):
+    """(PeftModel, tokenizer, trained max_length) from an adapter folder written by rewardlab.
+
+    A QLoRA adapter gets its base in 4 bits again, so it scores exactly as in training;
+    ``full_precision`` loads the base unquantized instead (for merging)."""
     import json
 
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from .models import ModelError, ensure_pad_token, resolve
+    from .models import ModelError, ensure_pad_token, keep_4bit_training_format, quantization_4bit, resolve
 
     base_name = json.loads(Path(folder, "adapter_config.json").read_text())["base_model_name_or_path"]
+    settings_file = Path(folder, SETTINGS_FILE)
+    settings = json.loads(settings_file.read_text()) if settings_file.exists() else {}
+    quantized = {"quantization_config": quantization_4bit()} \
+        if settings.get("load_in_4bit") and not full_precision else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
         base = AutoModelForSequenceClassification.from_pretrained(
-            resolve(base_name), num_labels=1, dtype=torch.float32, trust_remote_code=trust_remote_code)
+            resolve(base_name), num_labels=1, dtype=torch.float32, trust_remote_code=trust_remote_code, **quantized)
     except (OSError, ValueError, KeyError) as e:
         raise ModelError(f"{folder}: cannot load the adapter's base model {base_name!r}: "
                          f"{str(e).splitlines()[0]}") from None
     if len(tokenizer) > base.get_input_embeddings().num_embeddings:  # a pad token was added in training
         base.resize_token_embeddings(len(tokenizer))
     ensure_pad_token(tokenizer, base)
-    settings_file = Path(folder, SETTINGS_FILE)
-    settings = json.loads(settings_file.read_text()) if settings_file.exists() else {}
+    keep_4bit_training_format(base)  # the same kernels as in training: same rewards
     return PeftModel.from_pretrained(base, folder), tokenizer, settings.get("max_length", 512)
 
 
 def save_adapter(model: nn.Module, tokenizer, folder) -> None:
     """The adapter (LoRA weights + the full reward head), its tokenizer, and rewardlab's
-    settings (max_length), which the adapter config has no place for."""
+    settings (max_length; whether the base was 4-bit), which the adapter config has no place for."""
     import json
 
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    settings = getattr(model.get_base_model().config, "rewardlab", None) or {}
+    settings = dict(getattr(model.get_base_model().config, "rewardlab", None) or {})
+    if getattr(model.get_base_model(), "is_loaded_in_4bit", False):
+        settings["load_in_4bit"] = True
     Path(folder, SETTINGS_FILE).write_text(json.dumps(settings))

@@ -96,21 +96,44 @@ def ensure_pad_token(tokenizer, model) -> None:
     model.config.pad_token_id = tokenizer.pad_token_id
 
 
-def load_backbone(name: str, trust_remote_code: bool = False):
+def quantization_4bit():
+    """QLoRA's storage (Dettmers et al. 2023): NF4 with double quantization, computing in fp32;
+    the reward head is never quantized."""
+    from transformers import BitsAndBytesConfig
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelError("4-bit loading (QLoRA) needs bitsandbytes: pip install bitsandbytes")
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.float32, llm_int8_skip_modules=["score", "classifier"])
+
+
+def keep_4bit_training_format(model: nn.Module) -> None:
+    """bitsandbytes repacks 4-bit weights for a CPU inference kernel on the first eval-mode
+    forward without gradients; training after that (an eval mid-run) backpropagates through a
+    kernel with no autograd support and gets wrong gradients. rewardlab keeps one format."""
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+
+
+def load_backbone(name: str, trust_remote_code: bool = False, load_in_4bit: bool = False):
     """A fresh reward model (scalar head, randomly initialised) and its tokenizer."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = resolve(name)
+    quantized = {"quantization_config": quantization_4bit()} if load_in_4bit else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=1, dtype=torch.float32, trust_remote_code=trust_remote_code)
+            path, num_labels=1, dtype=torch.float32, trust_remote_code=trust_remote_code, **quantized)
     except (OSError, ValueError) as e:
         raise ModelError(f"cannot load model {name!r}: {str(e).splitlines()[0]}") from None
     if not tokenizer.is_fast:
         raise ModelError(f"model {name!r}: rewardlab needs a fast (Rust) tokenizer for exact truncation offsets")
     ensure_pad_token(tokenizer, model)
     model.config.problem_type = "regression"
+    if load_in_4bit:
+        keep_4bit_training_format(model)
     return model, tokenizer
 
 

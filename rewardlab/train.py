@@ -42,7 +42,7 @@ from .shared_prompt import build_batch, pick_attention, shared_prompt_rewards, s
 # Changing any of these between a run and its resume would silently change the run.
 RESUME_KEYS = ("model", "data", "streaming", "shuffle_buffer", "batch_size", "grad_accum", "lr", "epochs", "max_steps", "seed",
                "max_length", "weight_decay", "warmup_ratio", "lr_schedule", "center_rewards_coefficient",
-               "lora_r", "lora_alpha", "lora_dropout", "group_by_length", "max_grad_norm", "bf16",
+               "lora_r", "lora_alpha", "lora_dropout", "load_in_4bit", "group_by_length", "max_grad_norm", "bf16",
                "disable_dropout")
 
 
@@ -136,6 +136,8 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"report_to: unknown tracker {tracker!r} (use tensorboard or wandb)")
         if importlib.util.find_spec(package) is None:
             raise ConfigError(f"report_to {tracker} needs its package: pip install {package}")
+    if cfg.load_in_4bit and not cfg.lora_r:
+        raise ConfigError("--load-in-4bit (QLoRA) trains LoRA adapters: also pass --lora-r, e.g. 16")
     if cfg.attention not in ("auto", "blocks", "flex"):
         raise ConfigError(f"attention must be auto, blocks or flex, got {cfg.attention!r}")
     if cfg.lr_schedule not in ("linear", "cosine", "constant"):
@@ -178,7 +180,7 @@ def train(cfg: TrainConfig) -> dict:
         raise ConfigError(f"{out} already has checkpoints: pass --resume to continue, or choose a new --output")
 
     set_seed(cfg.seed)
-    model, tokenizer = load_backbone(cfg.model, cfg.trust_remote_code)
+    model, tokenizer = load_backbone(cfg.model, cfg.trust_remote_code, cfg.load_in_4bit)
     if cfg.disable_dropout:
         disable_dropout(model)
     max_length = min(cfg.max_length, getattr(model.config, "max_position_embeddings", None) or cfg.max_length)
@@ -186,7 +188,7 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if cfg.lora_r:
-        model = apply_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
+        model = apply_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, quantized=cfg.load_in_4bit)
 
     world, rank = accelerator.num_processes, accelerator.process_index
     per_step = cfg.batch_size * cfg.grad_accum * world
@@ -377,7 +379,15 @@ def train(cfg: TrainConfig) -> dict:
     if main:
         if cfg.lora_r:  # the adapter for reuse, and the merged model as the plain HF output
             save_adapter(hf_model, tokenizer, out / "adapter")
-            merged_copy(hf_model).save_pretrained(out, safe_serialization=True)
+            if cfg.load_in_4bit:  # QLoRA: merge into the full-precision base, not the 4-bit one
+                from .lora import load_adapter
+
+                full, _, _ = load_adapter(str(out / "adapter"), cfg.trust_remote_code, full_precision=True)
+                full = full.merge_and_unload()
+                full.config.rewardlab = {"max_length": max_length}
+                full.save_pretrained(out, safe_serialization=True)
+            else:
+                merged_copy(hf_model).save_pretrained(out, safe_serialization=True)
         else:
             hf_model.save_pretrained(out, state_dict=hf_names(weights), safe_serialization=True)
         tokenizer.save_pretrained(out)

@@ -24,19 +24,8 @@ def test_common_prefix_leaves_a_token_to_each():
 
 
 @pytest.fixture(scope="module")
-def llama(tmp_path_factory, smol_tokenizer_dir):
-    """A 2-layer llama with head dimension 64 (like SmolLM2's), which the compiled GPU flex kernel takes."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tok = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    folder = tmp_path_factory.mktemp("llama64")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    model, tok = load_backbone(str(folder))
+def llama(tiny_llama_wide):
+    model, tok = load_backbone(tiny_llama_wide)
     torch.nn.init.normal_(model.score.weight, std=1.0)
     return model, tok
 
