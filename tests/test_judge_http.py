@@ -162,3 +162,16 @@ def test_python_api_over_http(server, monkeypatch):
     assert result["winner"] == "b" and result["consistent"] and len(result["judgments"]) == 2
     assert [r["winner"] for r in judge.compare_many(["q1", "q2"], ["good", "bad"], ["bad", "good"])] == ["a", "b"]
     assert judge.grade("Which?", "a good answer") == 8.0 and judge.grade("Which?", "a poor one") == 3.0
+
+
+def test_single_grading_cli_over_http(server, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sekrit")
+    data = write_jsonl(tmp_path / "d.jsonl", rows("q1", "q2"))
+    out = tmp_path / "o.jsonl"
+    assert main(["judge", "--data", data, "--output", str(out), "--mode", "single", "--backend", "openai",
+                 "--base-url", server.url, "--model", "m", "--backoff", "0.01", "--eval", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["agreement"] == 1.0 and report["position_consistency"] is None and report["judgments"] == 4
+    written = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["ratings"] for r in written] == [[8.0, 3.0], [8.0, 3.0]]
+    assert all(r["confidence"] == pytest.approx(5 / 9) for r in written)
