@@ -1,4 +1,4 @@
-"""Command line: ``rewardlab train | eval | score | export | judge`` (also ``python -m rewardlab``).
+"""Command line: ``rewardlab train | eval | score | export | judge | serve`` (also ``python -m rewardlab``).
 
 Each command is a plain function of its config dataclass. Bad input of any kind ends with
 one line ``rewardlab: error: FILE: row N: problem`` and exit code 2, never a traceback.
@@ -12,8 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from .config import (ConfigError, EvalConfig, ExportConfig, JudgeConfig, ScoreConfig, TrainConfig, add_arguments,
-                     load_config)
+from .config import (ConfigError, EvalConfig, ExportConfig, JudgeConfig, ScoreConfig, ServeConfig, TrainConfig,
+                     add_arguments, load_config)
 from .data import DataError, Text, check_pair, read_rows, to_text
 from .judge_prompts import JudgeError
 from .models import ModelError
@@ -210,6 +210,18 @@ def cmd_judge(cfg: JudgeConfig) -> int:
     return 0
 
 
+def cmd_serve(cfg: ServeConfig) -> int:
+    import importlib.util
+
+    from .serve import serve
+
+    _need(cfg.model, "--model")
+    if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
+        raise ConfigError("serve needs fastapi and uvicorn: pip install 'rewardlab[serve]'")
+    serve(cfg.model, cfg.host, cfg.port, cfg.batch_size, cfg.max_batch_tokens, cfg.max_length)
+    return 0
+
+
 def _need(value: str, flag: str) -> None:
     if not value:
         raise ConfigError(f"missing {flag}")
@@ -221,6 +233,7 @@ COMMANDS = {
     "score": (ScoreConfig, cmd_score),
     "export": (ExportConfig, cmd_export),
     "judge": (JudgeConfig, cmd_judge),
+    "serve": (ServeConfig, cmd_serve),
 }
 
 

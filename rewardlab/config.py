@@ -116,6 +116,18 @@ class EvalConfig:
 
 
 @dataclass
+class ServeConfig:
+    """Serve a reward model over HTTP: POST /score (rows), POST /get_reward (OpenRLHF), GET /health."""
+
+    model: str = _f("", "A reward model folder written by `rewardlab train` (or an adapter folder).")
+    host: str = _f("127.0.0.1", "Interface to listen on (0.0.0.0: every interface).")
+    port: int = _f(8000, "TCP port.")
+    batch_size: int = _f(16, "Most sequences per forward pass.")
+    max_batch_tokens: int = _f(16384, "Most tokens (padding included) per forward pass.")
+    max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
+
+
+@dataclass
 class JudgeConfig:
     """Judge completions with a language model (LLM-as-a-judge): preference data and agreement with humans."""
 
