@@ -8,7 +8,8 @@ Endpoints:
   completion, prompt + completions, chosen/rejected; strings or chat messages). Answers
   ``{"rows": [... each with its rewards], "truncated": n}`` in request order.
 - ``POST /get_reward``: OpenRLHF's remote reward-model protocol (``--remote_rm_url``):
-  ``{"query": [prompt + response, ...], "prompts": [...]}`` -> ``{"rewards": [...]}``.
+  ``{"query": [prompt + response, ...], "prompts": [...]}`` -> ``{"rewards": [...]}`` (also under
+  ``"score"``, the key older OpenRLHF versions read).
 
 Bad input is HTTP 400 with one line: ``{"error": "request: row 2: empty completion"}``. One model
 instance serves requests one at a time (a lock; the model is not thread-safe, and an RL loop
@@ -77,7 +78,7 @@ def create_app(rm, name: str = "", batch_size: int = 16, max_tokens: int = 16384
                 return bad(f"request: query {i + 1}: {e}")
         with lock:
             rewards, _ = rm.score_texts(texts, batch_size, max_tokens)
-        return {"rewards": rewards}
+        return {"rewards": rewards, "score": rewards}  # OpenRLHF reads "rewards" (older versions: "score")
 
     return app
 
