@@ -26,8 +26,8 @@ def test_two_processes_equal_one_process(tiny_llama, pairs_file, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), "-m", "rewardlab", "train", "--model", tiny_llama,
            "--data", pairs_file, "--output", str(tmp_path / "two"), "--batch-size", "2", "--lr", "1e-3",
-           "--warmup-ratio", "0.25", "--save-every", "0", "--log-every", "1", "--eval-data", pairs_file,
-           "--eval-every", "2"]
+           "--warmup-ratio", "0.25", "--save-every", "2", "--log-every", "1", "--eval-data", pairs_file,
+           "--eval-every", "2"]  # a checkpoint mid-run under DDP changes nothing
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={"OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true",
                          **__import__("os").environ})
     assert run.returncode == 0, run.stderr[-3000:]
@@ -51,6 +51,7 @@ def test_two_processes_equal_one_process(tiny_llama, pairs_file, tmp_path):
     # Adam divides by sqrt(v): for near-zero gradients the all-reduce's different summation order
     # can move a weight by a fraction of lr (1e-3) in 4 steps; the loss trajectory above is the check.
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 5e-4
+    assert (tmp_path / "two" / "checkpoints" / "step-2" / "model.safetensors").exists()
 
 
 def test_score_under_two_processes_keeps_input_order(tiny_llama, pairs_file, tmp_path):
