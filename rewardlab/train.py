@@ -20,7 +20,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -142,6 +144,29 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"attention must be auto, blocks or flex, got {cfg.attention!r}")
     if cfg.lr_schedule not in ("linear", "cosine", "constant"):
         raise ConfigError(f"lr_schedule must be linear, cosine or constant, got {cfg.lr_schedule!r}")
+
+
+class CtrlC:
+    """The first Ctrl-C asks every process to stop after the current optimizer step (the flag
+    rides on the per-step loss all-reduce), so all of them save one consistent checkpoint. A
+    second Ctrl-C stops at once."""
+
+    def __init__(self, say):
+        self.asked, self.at_step_end, self.previous = False, False, None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        self.say = say
+
+    def _handle(self, signum, frame):
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+        self.say("\nCtrl-C: stopping after this step with a checkpoint (press again to stop at once)")
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
 
 
 def eval_saved(out: Path, eval_pairs: list, max_length: int, cfg: TrainConfig, main: bool) -> dict | None:
@@ -291,6 +316,7 @@ def train(cfg: TrainConfig) -> dict:
         f"({world} process{'es' if world > 1 else ''}{', FSDP' if sharded else ''}), max_length={max_length}, "
         f"{'shared-prompt (' + pick_attention(cfg.attention, accelerator.device, hf_model, cfg.bf16) + ')' if shared else 'padded'} forward")
     bar = tqdm(total=total, initial=step, disable=not main, desc="train", dynamic_ncols=True)
+    ctrl_c = CtrlC(say)
     model.train()
     window = {"loss": 0.0, "acc": 0.0, "pairs": 0, "t0": time.perf_counter()}
     started, pairs_seen = time.perf_counter(), 0
@@ -339,9 +365,12 @@ def train(cfg: TrainConfig) -> dict:
                 group["lr"] = lr
             optimizer.step()
             step += 1
-            if world > 1:  # log the loss of the whole step, not of this process's share
-                totals = accelerator.reduce(torch.tensor([step_loss, step_right], device=accelerator.device), "sum")
-                step_loss, step_right = totals.tolist()
+            stop_now = ctrl_c.asked
+            if world > 1:  # the loss of the whole step, not of this process's share; and has anyone pressed Ctrl-C?
+                totals = accelerator.reduce(torch.tensor([step_loss, step_right, float(stop_now)],
+                                                         device=accelerator.device), "sum")
+                step_loss, step_right, stops = totals.tolist()
+                stop_now = stops > 0
             n_pairs = n_step
             pairs_seen += n_step
             window["loss"] += step_loss
@@ -360,11 +389,19 @@ def train(cfg: TrainConfig) -> dict:
                 run_eval(step)
             if cfg.save_every and step % cfg.save_every == 0 and step < total:
                 checkpoint(step)
+            if stop_now and step < total:  # every process stops here, after the same step
+                ctrl_c.at_step_end = True
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         bar.close()
+        if world > 1 and not ctrl_c.at_step_end:  # processes may be mid-step: a collective save could hang
+            say(f"\nstopped at once at step {step}/{total}, without a checkpoint (the last one is kept)")
+            raise
         checkpoint(step)
         say(f"\ninterrupted at step {step}/{total}; checkpoint saved. Continue with the same command plus --resume")
         raise
+    finally:
+        ctrl_c.restore()
     bar.close()
     elapsed = time.perf_counter() - started
     accelerator.wait_for_everyone()

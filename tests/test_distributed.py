@@ -144,3 +144,39 @@ def test_sharded_checkpoint_round_trip(tiny_llama, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["whole_shapes"] and result["loss_diff"] < 1e-6 and result["weight_diff"] < 1e-6
+
+
+def test_ctrl_c_in_one_process_stops_all_at_the_same_step(tiny_llama, pairs_file, tmp_path):
+    """SIGINT to one of 2 DDP processes: both stop after the same step with one checkpoint, and
+    the resumed run ends with the weights of an uninterrupted one."""
+    import os
+    import time
+
+    import psutil
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
+
+    def cmd(out, *extra):
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+                "127.0.0.1", "--master_port", str(_free_port()), "-m", "rewardlab", "train", "--model", tiny_llama,
+                "--data", pairs_file, "--output", str(out), "--batch-size", "2", "--lr", "1e-3", "--epochs", "25",
+                "--save-every", "0", "--log-every", "1", *extra]
+
+    assert subprocess.run(cmd(tmp_path / "full"), capture_output=True, env=env, timeout=600).returncode == 0
+    proc = subprocess.Popen(cmd(tmp_path / "cut"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    metrics = tmp_path / "cut" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+        time.sleep(0.02)
+    workers = [p for p in psutil.Process(proc.pid).children(recursive=True) if "rewardlab" in " ".join(p.cmdline())]
+    assert len(workers) == 2
+    workers[1].send_signal(2)  # SIGINT to one process only
+    proc.communicate(timeout=300)
+    saved = [p.name for p in (tmp_path / "cut" / "checkpoints").iterdir()]
+    assert len(saved) == 1 and not (tmp_path / "cut" / "train_results.json").exists()
+    assert int(saved[0].split("-")[1]) < 100
+    run = subprocess.run(cmd(tmp_path / "cut", "--resume"), capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    a = load_file(str(tmp_path / "full" / "model.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "model.safetensors"))
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
