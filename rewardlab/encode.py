@@ -169,8 +169,10 @@ def _tokenized_cached(tokenizer, pairs: list[Pair], max_length: int, num_proc: i
     ds = _tokenized(tokenizer, pairs, max_length, num_proc)
     tmp = cache_dir / f".tmp-{key}-{os.getpid()}"
     ds.save_to_disk(str(tmp))
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)  # atomic: a half-written cache is never used
+    try:
+        tmp.rename(path)  # atomic: a half-written cache is never used
+    except OSError:  # another process wrote the same entry first: keep it, it is identical
+        shutil.rmtree(tmp, ignore_errors=True)
     return datasets.load_from_disk(str(path))
 
 

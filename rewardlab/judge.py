@@ -37,7 +37,8 @@ class Cache:
     def __init__(self, path: str | None):
         self.path, self.entries, self.hits = path, {}, 0
         if path and Path(path).exists():
-            with open(path, encoding="utf-8") as f:
+            # errors="replace": a line cut inside a multi-byte character must not stop the run
+            with open(path, encoding="utf-8", errors="replace") as f:
                 for line in f:
                     try:
                         entry = json.loads(line)
@@ -57,11 +58,14 @@ class Cache:
         if self.path:
             if self._file is None:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-                self._file = open(self.path, "a+", encoding="utf-8")
-                if self._file.tell() > 0:  # end a half-written last line, or the next entry joins it
-                    self._file.seek(self._file.tell() - 1)
-                    if self._file.read(1) != "\n":
-                        self._file.write("\n")
+                ends_cut = False
+                if Path(self.path).exists() and Path(self.path).stat().st_size:
+                    with open(self.path, "rb") as f:
+                        f.seek(-1, 2)
+                        ends_cut = f.read(1) != b"\n"
+                self._file = open(self.path, "a", encoding="utf-8")
+                if ends_cut:  # end a half-written last line, or the next entry joins it
+                    self._file.write("\n")
             self._file.write(json.dumps({"key": key, "reply": vars(reply)}, ensure_ascii=False) + "\n")
             self._file.flush()
 
@@ -221,7 +225,7 @@ def decide(item: Item, mode: str, soft: bool) -> None:
         for order, j in zip(order_of, js):
             p[order[0]] += j["probs"]["A"] / len(js)
             p[order[1]] += j["probs"]["B"] / len(js)
-        item.p_first = p[0] / (p[0] + p[1])
+        item.p_first = p[0] / (p[0] + p[1]) if p[0] + p[1] > 0 else 0.5  # all mass on C: a tie
         item.winner = 0 if p[0] > p[1] else 1 if p[1] > p[0] else -1
         item.confidence = max(item.p_first, 1 - item.p_first)
         picks = {order[0] if j["probs"]["A"] > j["probs"]["B"] else order[1] for order, j in zip(order_of, js)}
@@ -277,14 +281,14 @@ class Judge:
                  soft: bool = False, reference: bool = False, temperature: float = 0.0, parse_retries: int = 1,
                  cache: str | None = None, seed: int = 0, **backend_options):
         from .judge_backends import LocalJudge, OpenAIJudge
-        from .judge_prompts import load_template
+        from .judge_prompts import load_template, template_mode
 
         self.backend = OpenAIJudge(base_url, model, **backend_options) if base_url else \
             LocalJudge(model, **backend_options)
         self.runner = Runner(self.backend, Cache(cache), temperature, seed, progress=False)
-        self.pair_template = load_template(template if template and not template.startswith("single") else "",
-                                           "pairwise", reference)
-        self.single_template = load_template(template if template.startswith("single") else "", "single", reference)
+        mode = template_mode(template) if template else ""
+        self.pair_template = load_template(template if mode == "pairwise" else "", "pairwise", reference)
+        self.single_template = load_template(template if mode == "single" else "", "single", reference)
         self.position, self.soft, self.parse_retries, self.seed = position, soft, parse_retries, seed
 
     def compare_many(self, questions: list[str], answers_a: list[str], answers_b: list[str],

@@ -11,6 +11,7 @@ by the caller; a failure that would hit every request (bad URL path, bad key) ra
 from __future__ import annotations
 
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -53,11 +54,23 @@ class LocalJudge:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
         self.context = getattr(self.model.config, "max_position_embeddings", None) or 10**9
-        self.identity = f"local:{name}"
+        self.name = name
+        # The cache key names the weights too: a retrained judge at the same path is another judge.
+        self.identity = f"local:{name}:{_files_fingerprint(path)}"
+
+    def _render(self, conversation: list[dict]) -> str:
+        try:
+            return self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+        except Exception as e:  # jinja's TemplateError: some templates (Gemma) refuse a system turn
+            if conversation and conversation[0]["role"] == "system" and len(conversation) > 1:
+                first = {"role": conversation[1]["role"],
+                         "content": conversation[0]["content"] + "\n\n" + conversation[1]["content"]}
+                return self._render([first] + conversation[2:])
+            raise JudgeError(f"judge model {self.name!r}: its chat template failed: {str(e).splitlines()[0]}") \
+                from None
 
     def _encode(self, conversations: list[list[dict]], suffix: str = "") -> list[list[int]]:
-        texts = [self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) + suffix
-                 for c in conversations]
+        texts = [self._render(c) + suffix for c in conversations]
         # The template already wrote the special tokens (BOS, turn markers).
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
@@ -142,8 +155,8 @@ class LocalJudge:
             else:
                 input_ids, mask = self._pad([ids[i] for i in batch])
                 position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-                logits = self.model(input_ids=input_ids, attention_mask=mask,
-                                    position_ids=position_ids).logits[:, -1].float()
+                logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
+                                    logits_to_keep=1).logits[:, -1].float()  # not the whole vocab x length
                 full = logits.log_softmax(-1)[:, wanted].exp()
                 replies = [Reply(text=f"{float(p.sum()):.6f}", probs=(p / p.sum()).tolist()) for p in full]
             for i, reply in zip(batch, replies):
@@ -153,7 +166,21 @@ class LocalJudge:
         return out
 
 
+def _files_fingerprint(path: str) -> str:
+    """Names, sizes and modification times of a model folder's files (cheap, no hashing of weights)."""
+    import hashlib
+    from pathlib import Path
+
+    folder = Path(path)
+    if not folder.is_dir():
+        return path
+    parts = [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in sorted(folder.iterdir()) if f.is_file()]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+# Answers about one request (prompt too long for the context, bad content): that judgment fails.
+REQUEST_STATUS = {400, 413, 422}
 
 
 class OpenAIJudge:
@@ -180,6 +207,7 @@ class OpenAIJudge:
         self.model, self.concurrency, self.max_new_tokens = model, concurrency, max_new_tokens
         self.max_retries, self.backoff = max_retries, backoff
         self.retries = 0  # transport-level retries made, reported by the caller
+        self.stopping = threading.Event()  # set on Ctrl-C / a fatal answer: workers stop retrying
         self.identity = f"openai:{base_url.rstrip('/')}:{model}"
 
     def _one(self, messages: list[dict], temperature: float, seed: int) -> Reply:
@@ -189,6 +217,8 @@ class OpenAIJudge:
                 "max_tokens": self.max_new_tokens, "seed": seed}
         problem = ""
         for attempt in range(self.max_retries + 1):
+            if self.stopping.is_set():
+                return Reply(error="stopped")
             if attempt:
                 self.retries += 1
             wait = self.backoff * 2 ** attempt
@@ -210,28 +240,34 @@ class OpenAIJudge:
                     problem = f"HTTP {r.status_code}: {r.text[:200]}"
                     after = r.headers.get("retry-after", "")
                     wait = float(after) if after.replace(".", "", 1).isdigit() else wait
-                else:
+                elif r.status_code in REQUEST_STATUS:  # e.g. a prompt longer than the server's context
+                    return Reply(error=f"HTTP {r.status_code}: {r.text[:300].strip()}")
+                else:  # 401, 403, 404: every request would fail the same way
                     raise JudgeError(f"{self.url}: HTTP {r.status_code}: {r.text[:300].strip()}")
-            if attempt < self.max_retries:
-                time.sleep(min(wait, 60.0))
+            if attempt < self.max_retries and not self.stopping.wait(min(wait, 60.0)):
+                continue
+            if self.stopping.is_set():
+                return Reply(error="stopped")
         return Reply(error=f"{problem} (after {self.max_retries} retries)")
 
     def generate(self, conversations, temperature: float = 0.0, seed: int = 0, on_done=None,
                  prefix: str = "", max_new_tokens: int = 0) -> list[Reply]:
         """``prefix`` is ignored: starting the assistant's answer is not part of the OpenAI protocol."""
         out: list[Reply | None] = [None] * len(conversations)
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            futures = {pool.submit(self._one, c, temperature, seed): i for i, c in enumerate(conversations)}
-            try:
-                for f in as_completed(futures):
-                    i = futures[f]
-                    out[i] = f.result()  # a JudgeError raised in a worker stops the run here
-                    if on_done:
-                        on_done(i, out[i])
-            except BaseException:  # also Ctrl-C: drop queued requests, finish only those in flight
-                for f in futures:
-                    f.cancel()
-                raise
+        self.stopping.clear()
+        pool = ThreadPoolExecutor(max_workers=self.concurrency)
+        futures = {pool.submit(self._one, c, temperature, seed): i for i, c in enumerate(conversations)}
+        try:
+            for f in as_completed(futures):
+                i = futures[f]
+                out[i] = f.result()  # a JudgeError raised in a worker stops the run here
+                if on_done:
+                    on_done(i, out[i])
+        except BaseException:  # also Ctrl-C: drop queued requests, stop retries, do not wait
+            self.stopping.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         return out
 
     def choice_probs(self, *args, **kwargs):

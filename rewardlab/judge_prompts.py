@@ -130,6 +130,23 @@ def check_template(t: Template, where: str) -> Template:
     return t
 
 
+def template_mode(name_or_path: str) -> str:
+    """'pairwise' or 'single' for a built-in name or a template file (its 'mode' key, else
+    which answer placeholders it uses)."""
+    if name_or_path in BUILTIN:
+        return BUILTIN[name_or_path].mode
+    p = Path(name_or_path)
+    text = p.read_text(encoding="utf-8") if p.is_file() else ""
+    if p.suffix.lower() in (".yaml", ".yml", ".json") and text:
+        try:
+            spec = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+            if isinstance(spec, dict) and spec.get("mode") in REQUIRED:
+                return spec["mode"]
+        except (ValueError, yaml.YAMLError):
+            pass  # load_template reports it
+    return "single" if "{answer}" in text and "{answer_a}" not in text else "pairwise"
+
+
 def load_template(name_or_path: str, mode: str, reference: bool = False) -> Template:
     """A built-in template by name, the default for ``mode``, or a user's template file."""
     if not name_or_path:

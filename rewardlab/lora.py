@@ -5,6 +5,10 @@ The reward head is new, so it must be trained *and saved* with the adapter: it g
 with a random head. rewardlab saves the final model merged (a plain Hugging Face folder
 that scores exactly like the adapter did) and the adapter itself in ``OUTPUT/adapter``;
 ``rewardlab export`` merges any adapter folder (a checkpoint's, for example).
+
+QLoRA (a 4-bit base): the adapter reloads onto the same 4-bit base and scores exactly as in
+training, and training's evaluation measures that model. The merged folder puts the adapter
+on the full-precision base instead, so its rewards differ by the quantisation error.
 """
 
 from __future__ import annotations

@@ -147,26 +147,30 @@ def validate(cfg: TrainConfig) -> None:
 
 
 class CtrlC:
-    """The first Ctrl-C asks every process to stop after the current optimizer step (the flag
-    rides on the per-step loss all-reduce), so all of them save one consistent checkpoint. A
-    second Ctrl-C stops at once."""
+    """The first Ctrl-C (or SIGTERM, as a scheduler sends before preempting) asks every process
+    to stop after the current optimizer step (the flag rides on the per-step loss all-reduce), so
+    all of them save one consistent checkpoint. A second one stops at once. Launchers give
+    workers limited time after forwarding a signal (torchrun: 30 s before SIGKILL)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, say):
-        self.asked, self.at_step_end, self.previous = False, False, None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+        self.asked, self.at_step_end, self.previous = False, False, {}
         self.say = say
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
 
     def _handle(self, signum, frame):
         if self.asked:
             raise KeyboardInterrupt
         self.asked = True
-        self.say("\nCtrl-C: stopping after this step with a checkpoint (press again to stop at once)")
+        self.say(f"\n{signal.Signals(signum).name}: stopping after this step with a checkpoint "
+                 "(again to stop at once)")
 
     def restore(self) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-            self.previous = None
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+        self.previous = {}
 
 
 def eval_saved(out: Path, eval_pairs: list, max_length: int, cfg: TrainConfig, main: bool) -> dict | None:
@@ -223,7 +227,9 @@ def train(cfg: TrainConfig) -> dict:
         steps_per_epoch, total = 0, cfg.max_steps
     else:
         pairs = load_pairs(cfg.data, tokenizer, cfg.skip_bad_rows, say)
-        train_set, counts = encode_pairs(tokenizer, pairs, max_length, cfg.num_proc, cfg.tokenized_cache)
+        # With a cache, the main process writes it first and the others read it.
+        with accelerator.main_process_first() if cfg.tokenized_cache else nullcontext():
+            train_set, counts = encode_pairs(tokenizer, pairs, max_length, cfg.num_proc, cfg.tokenized_cache)
         if (msg := counts.report("training pairs", max_length)):
             say(f"note: {msg}")
         if not train_set:
@@ -277,7 +283,12 @@ def train(cfg: TrainConfig) -> dict:
     if trackers:
         accelerator.init_trackers("rewardlab", config=to_dict(cfg))
 
+    saved_at = [-1]
+
     def checkpoint(at: int) -> None:
+        if saved_at[0] == at:  # a stop right after a periodic save
+            return
+        saved_at[0] = at
         accelerator.wait_for_everyone()
         state = gather_state(model, optimizer, sharded)  # every process: FSDP gathers collectively
         if main:
@@ -428,7 +439,9 @@ def train(cfg: TrainConfig) -> dict:
         else:
             hf_model.save_pretrained(out, state_dict=hf_names(weights), safe_serialization=True)
         tokenizer.save_pretrained(out)
-    if sharded:
+    if sharded:  # free this process's shards and optimizer state before loading the whole model
+        model = optimizer = hf_model = None
+        accelerator.free_memory()
         final = eval_saved(out, eval_pairs, max_length, cfg, main)
         if final is not None:
             log({"step": step, **{f"eval/{k}": v for k, v in final.items() if k != "subsets"}})
@@ -438,6 +451,8 @@ def train(cfg: TrainConfig) -> dict:
     if main:
         if final is not None:
             result["eval"] = final
+            if cfg.load_in_4bit:
+                result["eval_model"] = "the 4-bit base + adapter (OUTPUT/adapter); the merged folder differs by quantisation"
             say(format_metrics(final))
         (out / "train_results.json").write_text(json.dumps(result, indent=1))
     accelerator.end_training()

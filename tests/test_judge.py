@@ -134,8 +134,8 @@ def test_interrupted_run_resumes_from_the_cache(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         judge_items(items(4), BUILTIN["pair-v2"], Runner(Scripted(prefers_paris, stop_after=5), Cache(path),
                                                          progress=False))
-    with open(path, "a") as f:
-        f.write('{"key": "half-writ')  # killed mid-write: ignored
+    with open(path, "ab") as f:
+        f.write('{"key": "half-writ\u00e9'.encode()[:-1])  # killed mid-write, inside a UTF-8 character
     judge = Scripted(prefers_paris)
     resumed = items(4)
     judge_items(resumed, BUILTIN["pair-v2"], Runner(judge, Cache(path), progress=False))
@@ -233,3 +233,31 @@ def test_python_api_soft_verdicts_locally(tiny_judge):
     result = judge.compare("What is the capital of France?", "Paris.", "I can't help with that.")
     assert result["winner"] in ("a", "b", "tie") and 0 <= result["p_a"] <= 1
     assert [j["order"] for j in result["judgments"]] == ["12", "21"]
+
+
+def test_templates_without_a_system_turn_get_it_in_the_first_user_turn(tiny_judge, tmp_path):
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from rewardlab.judge_backends import LocalJudge
+
+    folder = tmp_path / "gemma_like"
+    shutil.copytree(tiny_judge, folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}"
+                         "{{ raise_exception('System role not supported') }}{% endif %}"
+                         "<turn>{{ m['role'] }}\n{{ m['content'] }}</turn>\n{% endfor %}<turn>model\n")
+    tok.save_pretrained(folder)
+    judge = LocalJudge(str(folder), max_new_tokens=4)
+    text = judge._render([{"role": "system", "content": "Be fair."}, {"role": "user", "content": "Q?"}])
+    assert text.startswith("<turn>user\nBe fair.\n\nQ?</turn>\n<turn>model")
+
+
+def test_python_api_picks_a_user_templates_mode(tiny_judge, tmp_path):
+    from rewardlab.judge import Judge
+
+    single = tmp_path / "grade.txt"
+    single.write_text("Rate 1-10 as [[rating]].\nQ: {question}\nA: {answer}")
+    judge = Judge(tiny_judge, template=str(single), max_new_tokens=4)
+    assert judge.single_template.name == "grade.txt" and judge.pair_template.name == "pair-v2"

@@ -62,6 +62,8 @@ class Server:
                     first = user not in outer.seen
                     outer.seen[user] = outer.seen.get(user, 0) + 1
                 time.sleep(0.05)  # long enough for requests to overlap
+                if "TOOLONG" in user:
+                    return self.send(400, {"error": {"message": "This model's maximum context length is 4096 tokens"}})
                 if "ALWAYS500" in user:
                     return self.send(500, {"error": {"message": "model crashed"}})
                 if first and "RATE" in user:
@@ -175,3 +177,14 @@ def test_single_grading_cli_over_http(server, tmp_path, capsys, monkeypatch):
     written = [json.loads(x) for x in out.read_text().splitlines()]
     assert [r["ratings"] for r in written] == [[8.0, 3.0], [8.0, 3.0]]
     assert all(r["confidence"] == pytest.approx(5 / 9) for r in written)
+
+
+def test_prompt_too_long_for_the_server_fails_only_its_row(server, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sekrit")
+    data = write_jsonl(tmp_path / "d.jsonl", rows("q1", "q2 TOOLONG", "q3"))
+    assert main(["judge", "--data", data, "--output", str(tmp_path / "o.jsonl"), "--backend", "openai",
+                 "--base-url", server.url, "--model", "m", "--eval", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["written"] == 2 and report["errors"] == 1 and report["transport_retries"] == 0
+    (failed,) = [json.loads(x) for x in (tmp_path / "o.undecided.jsonl").read_text().splitlines()]
+    assert "maximum context length" in failed["judgments"][0]["error"]

@@ -173,18 +173,22 @@ def test_tensorboard_tracker_writes_events(tiny_llama, pairs_file, tmp_path):
     assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
 
 
-def test_real_ctrl_c_stops_after_the_step_and_resumes_exactly(tiny_llama, pairs_file, tmp_path, monkeypatch):
-    """A real SIGINT: training finishes the current step, checkpoints, and resumes exactly."""
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_real_ctrl_c_stops_after_the_step_and_resumes_exactly(tiny_llama, pairs_file, tmp_path, monkeypatch, signum):
+    """A real SIGINT (Ctrl-C) or SIGTERM (a scheduler's preemption): training finishes the current
+    step, checkpoints, and resumes exactly."""
     import os
     import signal
 
+    signum = getattr(signal, signum)
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     full = _cfg(tiny_llama, pairs_file, tmp_path / "full", batch_size=2)  # 8 steps
     train(full)
     real_lr_at = train_module.lr_at
 
     def press_ctrl_c(step, total, c):
         if step == 4:
-            os.kill(os.getpid(), signal.SIGINT)  # handled: the step still completes
+            os.kill(os.getpid(), signum)  # handled: the step still completes
         return real_lr_at(step, total, c)
 
     monkeypatch.setattr(train_module, "lr_at", press_ctrl_c)
@@ -192,6 +196,6 @@ def test_real_ctrl_c_stops_after_the_step_and_resumes_exactly(tiny_llama, pairs_
         train(_cfg(tiny_llama, pairs_file, tmp_path / "cut", batch_size=2))
     monkeypatch.setattr(train_module, "lr_at", real_lr_at)
     assert [p.name for p in (tmp_path / "cut" / "checkpoints").iterdir()] == ["step-5"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert {s: signal.getsignal(s) for s in before} == before  # handlers restored
     train(_cfg(tiny_llama, pairs_file, tmp_path / "cut", batch_size=2, resume=True))
     assert _max_diff(_weights(tmp_path / "full"), _weights(tmp_path / "cut")) < 1e-6
