@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
+import threading
 from pathlib import Path
 
 import torch
@@ -141,3 +143,30 @@ def load_checkpoint(path: Path, model, hf_model, optimizer) -> dict:
 def _tied_keys(model) -> set[str]:
     tied = getattr(model, "_tied_weights_keys", None) or {}
     return set(tied if not isinstance(tied, dict) else tied.keys())
+
+
+class CtrlC:
+    """The first Ctrl-C (or SIGTERM, as a scheduler sends before preempting) asks every process
+    to stop after the current optimizer step (the flag rides on the per-step loss all-reduce), so
+    all of them save one consistent checkpoint. A second one stops at once. Launchers give
+    workers limited time after forwarding a signal (torchrun: 30 s before SIGKILL)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, say):
+        self.asked, self.at_step_end, self.previous = False, False, {}
+        self.say = say
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+
+    def _handle(self, signum, frame):
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+        self.say(f"\n{signal.Signals(signum).name}: stopping after this step with a checkpoint "
+                 "(again to stop at once)")
+
+    def restore(self) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+        self.previous = {}

@@ -8,6 +8,7 @@ not a field is an error naming the key, so a typo never silently falls back to a
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,6 +165,35 @@ class JudgeConfig:
     eval: bool = _f(False, "Report agreement with the human labels (chosen/rejected rows).")
     json: bool = _f(False, "Print the report as one JSON object on stdout.")
     device: str = _f("", "Local backend device (default: cuda if available, else cpu).")
+
+
+def validate_train(cfg: TrainConfig) -> None:
+    """Settings that cannot work together, or cannot work here, as one-line errors."""
+    if not cfg.data:
+        raise ConfigError("no training data: pass --data FILE")
+    if not cfg.output:
+        raise ConfigError("no output folder: pass --output DIR")
+    if cfg.streaming and cfg.max_steps <= 0:
+        raise ConfigError("--streaming needs --max-steps (a stream has no known length)")
+    if cfg.streaming and cfg.group_by_length:
+        raise ConfigError("--group-by-length needs the whole data set; it cannot be used with --streaming")
+    if cfg.lr <= 0:
+        raise ConfigError(f"lr must be > 0, got {cfg.lr}")
+    for name in ("batch_size", "grad_accum", "epochs", "max_length", "log_every"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    for tracker in filter(None, (t.strip() for t in cfg.report_to.split(","))):
+        package = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(tracker)
+        if package is None:
+            raise ConfigError(f"report_to: unknown tracker {tracker!r} (use tensorboard or wandb)")
+        if importlib.util.find_spec(package) is None:
+            raise ConfigError(f"report_to {tracker} needs its package: pip install {package}")
+    if cfg.load_in_4bit and not cfg.lora_r:
+        raise ConfigError("--load-in-4bit (QLoRA) trains LoRA adapters: also pass --lora-r, e.g. 16")
+    if cfg.attention not in ("auto", "blocks", "flex"):
+        raise ConfigError(f"attention must be auto, blocks or flex, got {cfg.attention!r}")
+    if cfg.lr_schedule not in ("linear", "cosine", "constant"):
+        raise ConfigError(f"lr_schedule must be linear, cosine or constant, got {cfg.lr_schedule!r}")
 
 
 def _flag(name: str) -> str:

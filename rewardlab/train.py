@@ -17,12 +17,9 @@ Exactness rules this loop keeps:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import signal
 import sys
-import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -30,8 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import gather_state, hf_names, latest_checkpoint, load_checkpoint, save_checkpoint
-from .config import ConfigError, TrainConfig, to_dict
+from .checkpoint import CtrlC, gather_state, hf_names, latest_checkpoint, load_checkpoint, save_checkpoint
+from .config import ConfigError, TrainConfig, to_dict, validate_train
 from .data import load_pairs
 from .encode import collate, encode_pairs
 from .evaluate import format_metrics, pairwise_metrics, score_pairs
@@ -118,61 +115,6 @@ def make_batch(groups: list[list[list[int]]], pad_id: int, shared: bool, device)
     return to_device(batch, device)
 
 
-def validate(cfg: TrainConfig) -> None:
-    if not cfg.data:
-        raise ConfigError("no training data: pass --data FILE")
-    if not cfg.output:
-        raise ConfigError("no output folder: pass --output DIR")
-    if cfg.streaming and cfg.max_steps <= 0:
-        raise ConfigError("--streaming needs --max-steps (a stream has no known length)")
-    if cfg.streaming and cfg.group_by_length:
-        raise ConfigError("--group-by-length needs the whole data set; it cannot be used with --streaming")
-    if cfg.lr <= 0:
-        raise ConfigError(f"lr must be > 0, got {cfg.lr}")
-    for name in ("batch_size", "grad_accum", "epochs", "max_length", "log_every"):
-        if getattr(cfg, name) < 1:
-            raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    for tracker in filter(None, (t.strip() for t in cfg.report_to.split(","))):
-        package = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(tracker)
-        if package is None:
-            raise ConfigError(f"report_to: unknown tracker {tracker!r} (use tensorboard or wandb)")
-        if importlib.util.find_spec(package) is None:
-            raise ConfigError(f"report_to {tracker} needs its package: pip install {package}")
-    if cfg.load_in_4bit and not cfg.lora_r:
-        raise ConfigError("--load-in-4bit (QLoRA) trains LoRA adapters: also pass --lora-r, e.g. 16")
-    if cfg.attention not in ("auto", "blocks", "flex"):
-        raise ConfigError(f"attention must be auto, blocks or flex, got {cfg.attention!r}")
-    if cfg.lr_schedule not in ("linear", "cosine", "constant"):
-        raise ConfigError(f"lr_schedule must be linear, cosine or constant, got {cfg.lr_schedule!r}")
-
-
-class CtrlC:
-    """The first Ctrl-C (or SIGTERM, as a scheduler sends before preempting) asks every process
-    to stop after the current optimizer step (the flag rides on the per-step loss all-reduce), so
-    all of them save one consistent checkpoint. A second one stops at once. Launchers give
-    workers limited time after forwarding a signal (torchrun: 30 s before SIGKILL)."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, say):
-        self.asked, self.at_step_end, self.previous = False, False, {}
-        self.say = say
-        if threading.current_thread() is threading.main_thread():
-            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-
-    def _handle(self, signum, frame):
-        if self.asked:
-            raise KeyboardInterrupt
-        self.asked = True
-        self.say(f"\n{signal.Signals(signum).name}: stopping after this step with a checkpoint "
-                 "(again to stop at once)")
-
-    def restore(self) -> None:
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
-        self.previous = {}
-
-
 def eval_saved(out: Path, eval_pairs: list, max_length: int, cfg: TrainConfig, main: bool) -> dict | None:
     """Sharded (FSDP) runs: the main process evaluates the saved, whole model."""
     if not eval_pairs or not main:
@@ -190,7 +132,7 @@ def train(cfg: TrainConfig) -> dict:
     from accelerate.utils import DistributedType, set_seed
     from tqdm.auto import tqdm
 
-    validate(cfg)
+    validate_train(cfg)
     trackers = [t.strip() for t in cfg.report_to.split(",") if t.strip()]
     # accelerate keeps one global state per process; a second run in the same process (a
     # notebook, the tests) may want another precision. The distributed part is kept.
