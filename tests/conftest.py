@@ -51,33 +51,32 @@ def _save_tiny(model, tokenizer_dir: str, out: Path) -> str:
     return str(out)
 
 
+def make_tiny_llama(tokenizer_dir: str, out: Path, **sizes) -> str:
+    """A random 2-layer llama-architecture causal LM with the given tokenizer, saved as a folder."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(**{"vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 64,
+                            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                            "max_position_embeddings": 256, "bos_token_id": tok.bos_token_id,
+                            "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id,
+                            "tie_word_embeddings": True, **sizes})
+    return _save_tiny(LlamaForCausalLM(config), tokenizer_dir, out)
+
+
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory, smol_tokenizer_dir) -> str:
     """A 2-layer llama-architecture causal LM (width 32) with the SmolLM2 tokenizer, as a folder."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tok = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
-    return _save_tiny(LlamaForCausalLM(config), smol_tokenizer_dir, tmp_path_factory.mktemp("tiny_llama"))
+    return make_tiny_llama(smol_tokenizer_dir, tmp_path_factory.mktemp("tiny_llama"))
 
 
 @pytest.fixture(scope="session")
 def tiny_llama_wide(tmp_path_factory, smol_tokenizer_dir) -> str:
     """Like tiny_llama but width 128 and head dimension 64, as some kernels need (compiled
     flex attention on GPU; bitsandbytes' CPU 4-bit path wants inputs of >= 64 features)."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tok = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
-    return _save_tiny(LlamaForCausalLM(config), smol_tokenizer_dir, tmp_path_factory.mktemp("tiny_llama_wide"))
+    return make_tiny_llama(smol_tokenizer_dir, tmp_path_factory.mktemp("tiny_llama_wide"), hidden_size=128,
+                           intermediate_size=128, num_attention_heads=2, num_key_value_heads=1)
 
 
 @pytest.fixture(scope="session")

@@ -177,17 +177,10 @@ def test_rows_are_checked_with_file_and_row(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_judge(tmp_path_factory, smol_tokenizer_dir):
     """A random 2-layer llama causal LM with SmolLM2's tokenizer and chat template, long context."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from tests.conftest import make_tiny_llama
 
-    tok = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    out = tmp_path_factory.mktemp("tiny_judge")
-    LlamaForCausalLM(config).save_pretrained(out)
-    tok.save_pretrained(out)
-    return str(out)
+    return make_tiny_llama(smol_tokenizer_dir, tmp_path_factory.mktemp("tiny_judge"), max_position_embeddings=2048,
+                           tie_word_embeddings=False)
 
 
 def test_cli_judge_local_then_train_on_its_output(tiny_judge, tmp_path, capsys):
