@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/python -m rewardlab.demo_data $(DEMO)/data
+	$(BIN)/python -m rewardlab.data.demo $(DEMO)/data
 	$(BIN)/rewardlab train configs/demo.yaml
 	$(BIN)/rewardlab eval --model $(DEMO)/model --data $(DEMO)/data/eval.jsonl
 	$(BIN)/rewardlab score --model $(DEMO)/model --data $(DEMO)/data/examples.jsonl --output $(DEMO)/scored.jsonl

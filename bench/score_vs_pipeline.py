@@ -27,9 +27,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from rewardlab.cli import score_rows  # noqa: E402
-from rewardlab.data import load_pairs  # noqa: E402
-from rewardlab.models import RewardModel, load_backbone  # noqa: E402
+from rewardlab.data import load_examples  # noqa: E402
+from rewardlab.eval.score import score_rows  # noqa: E402
+from rewardlab.models import RewardModel  # noqa: E402
+from rewardlab.models.backbone import load_backbone  # noqa: E402
 
 DATA = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf-harmless" / "pairs.jsonl.gz"
 
@@ -55,7 +56,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="rl-score-bench-"))
     RewardModel(model, tok, max_length=512).save_pretrained(str(folder))
 
-    pairs = load_pairs(str(DATA), tok, skip_bad=True)[: args.pairs]
+    pairs = load_examples(str(DATA), tok, skip_bad=True, allow_empty=False)[: args.pairs]
     rows = [{"prompt": x.prompt, "chosen": x.chosen, "rejected": x.rejected} for x in pairs]
     texts = [x.prompt + c + (tok.eos_token or "") for x in pairs for c in (x.chosen, x.rejected)]
     rm = RewardModel.from_pretrained(str(folder), device="cpu")

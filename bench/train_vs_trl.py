@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from rewardlab.data import load_pairs  # noqa: E402
-from rewardlab.encode import encode_pairs  # noqa: E402
-from rewardlab.models import load_backbone  # noqa: E402
+from rewardlab.data import load_examples  # noqa: E402
+from rewardlab.data.encode import encode_examples  # noqa: E402
+from rewardlab.models.backbone import load_backbone  # noqa: E402
 
 DATA = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf-harmless" / "pairs.jsonl.gz"
 
@@ -49,7 +49,7 @@ def prepare(args, work: Path) -> tuple[str, str, dict]:
     if args.random_init:  # a config + tokenizer folder, no weights: the same random model for both
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-        from rewardlab.models import ensure_pad_token
+        from rewardlab.models.backbone import ensure_pad_token
 
         config = AutoConfig.from_pretrained(args.backbone, num_labels=1)
         torch.manual_seed(args.seed)
@@ -70,8 +70,8 @@ def prepare(args, work: Path) -> tuple[str, str, dict]:
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
 
-    pairs = load_pairs(str(DATA), tok, skip_bad=True)
-    kept, _ = encode_pairs(tok, pairs, args.max_length)
+    pairs = load_examples(str(DATA), tok, skip_bad=True, allow_empty=False)  # the pairs of earlier runs
+    kept, _ = encode_examples(tok, pairs, args.max_length)
     fits = [(p, g) for p, g in kept if not g.truncated]
     n = args.steps * args.batch_size
     if len(fits) < n:
@@ -89,7 +89,7 @@ def prepare(args, work: Path) -> tuple[str, str, dict]:
         groups = [fits[i][1].sequences for i in order[s * args.batch_size:(s + 1) * args.batch_size]]
         width = max(len(x) for g in groups for x in g)
         trl_tokens += 2 * len(groups) * width
-        from rewardlab.shared_prompt import common_prefix_length
+        from rewardlab.models.shared_prompt import common_prefix_length
         ours_tokens += sum(sum(len(x) for x in g) - common_prefix_length(g) for g in groups)
         real_tokens += sum(len(x) for g in groups for x in g)
     stats = {"trl_tokens": trl_tokens, "unique_tokens": ours_tokens, "real_tokens": real_tokens,
@@ -99,10 +99,10 @@ def prepare(args, work: Path) -> tuple[str, str, dict]:
 
 def worker_rewardlab(args) -> dict:
     from rewardlab.config import TrainConfig
-    from rewardlab.train import train
+    from rewardlab.training import train
 
     out = Path(args.work) / f"rl-{time.time_ns()}"
-    train(TrainConfig(model=args.folder, data=args.data, output=str(out), batch_size=args.batch_size,
+    train(TrainConfig.flat(model=args.folder, data=args.data, output=str(out), batch_size=args.batch_size,
                       max_steps=args.steps, lr=args.lr, warmup_ratio=0.0, max_length=args.max_length,
                       seed=args.seed, save_every=0, log_every=1, shared_prompt=not args.no_shared,
                       bf16=args.bf16, gradient_checkpointing=args.gradient_checkpointing,

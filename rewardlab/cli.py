@@ -12,11 +12,10 @@ import os
 import sys
 from pathlib import Path
 
-from .config import (ConfigError, EvalConfig, ExportConfig, JudgeConfig, ScoreConfig, ServeConfig, TrainConfig,
-                     add_arguments, load_config)
-from .data import DataError, Text, check_pair, read_rows, to_text
-from .judge_prompts import JudgeError
-from .models import ModelError
+from .config import EvalConfig, ExportConfig, JudgeConfig, ScoreConfig, ServeConfig, TrainConfig, add_arguments, load_config
+from .data.rows import read_rows
+from .errors import ConfigError, ModelError, RewardlabError
+from .eval.score import add_rewards, build_groups, score_groups
 
 
 def _quiet_libraries() -> None:
@@ -31,81 +30,39 @@ def _quiet_libraries() -> None:
 
 
 def cmd_train(cfg: TrainConfig) -> int:
-    from .train import train
+    from .training import train
 
     result = train(cfg)
-    print(f"model saved to {cfg.output}  ({result['steps']} steps, {result['wall_s']:.0f} s, "
-          f"{result['pairs_per_s']:.1f} pairs/s)")
-    print(f"score with:  rewardlab score --model {cfg.output} --data ROWS.jsonl --output scored.jsonl")
+    out = cfg.run.output
+    print(f"model saved to {out}  ({result['steps']} steps, {result['wall_s']:.0f} s, "
+          f"{result['examples_per_s']:.1f} examples/s)")
+    print(f"score with:  rewardlab score --model {out} --data ROWS.jsonl --output scored.jsonl")
     return 0
 
 
 def cmd_eval(cfg: EvalConfig) -> int:
-    from .data import load_pairs
-    from .evaluate import evaluate_pairs, format_metrics
+    from .data.preference import load_examples
+    from .eval.preference import evaluate_examples, format_metrics
     from .models import RewardModel
 
     _need(cfg.model, "--model"), _need(cfg.data, "--data")
     rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length)
-    pairs = load_pairs(cfg.data, rm.tokenizer, cfg.skip_bad_rows, lambda m: print(m, file=sys.stderr))
-    metrics, counts = evaluate_pairs(rm.model, rm.tokenizer, pairs, rm.max_length, cfg.batch_size)
+    examples = load_examples(cfg.data, rm.tokenizer, cfg.skip_bad_rows, lambda m: print(m, file=sys.stderr),
+                             cfg.allow_empty)
+    metrics, counts = evaluate_examples(rm.model, rm.tokenizer, examples, rm.max_length, cfg.batch_size,
+                                        cfg.tie_threshold)
     metrics["truncated"] = counts.truncated
-    metrics["skipped_rows"] = len(read_rows(cfg.data)) - len(pairs)
+    metrics["skipped_rows"] = len(read_rows(cfg.data)) - len(examples)
+    metrics["empty_completions"] = sum(e.empty_completions() for e in examples)
     if cfg.json:
         print(json.dumps(metrics))
     else:
         print(format_metrics(metrics))
-    if (msg := counts.report("pairs", rm.max_length)):
+    if (msg := counts.report("examples", rm.max_length)):
         print(f"note: {msg}", file=sys.stderr)
+    if metrics["empty_completions"]:
+        print(f"note: {metrics['empty_completions']} empty completions scored", file=sys.stderr)
     return 0
-
-
-def build_groups(rows, tokenizer, where: str) -> tuple[list[list[Text]], list[str]]:
-    """Check every row and turn it into one group of texts sharing a prompt, with the field
-    its rewards go to: prompt+completion -> reward; prompt+completions -> rewards;
-    chosen+rejected -> chosen_reward, rejected_reward."""
-    groups: list[list[Text]] = []
-    fields: list[str] = []
-    number = getattr(rows, "number", lambda i: i + 1)  # plain lists are numbered from 1
-    for n, row in enumerate(rows):
-        at = f"{where}: row {number(n)}"
-        if "completions" in row and row["completions"] is not None:
-            if not isinstance(row["completions"], list) or not row["completions"]:
-                raise DataError(f"{at}: 'completions' must be a non-empty list")
-            groups.append([to_text(row.get("prompt"), c, tokenizer, at, f"completion {k}")
-                           for k, c in enumerate(row["completions"])])
-            fields.append("rewards")
-        elif "completion" in row and row["completion"] is not None:
-            groups.append([to_text(row.get("prompt"), row["completion"], tokenizer, at)])
-            fields.append("reward")
-        elif "chosen" in row or "rejected" in row:
-            pair = check_pair(row, tokenizer, at, number(n))
-            groups.append([Text(pair.prompt, pair.chosen, pair.templated),
-                           Text(pair.prompt, pair.rejected, pair.templated)])
-            fields.append("pair")
-        else:
-            raise DataError(f"{at}: expected 'prompt' + 'completion', 'prompt' + 'completions' (a list), "
-                            f"or 'chosen' + 'rejected'; found columns: {', '.join(row) or 'none'}")
-    return groups, fields
-
-
-def add_rewards(row: dict, field: str, rewards: list[float]) -> dict:
-    """A copy of the row with its rewards; the user's fields are never changed."""
-    out = dict(row)
-    if field == "rewards":
-        out["rewards"] = rewards
-    elif field == "reward":
-        out["reward"] = rewards[0]
-    else:
-        out["chosen_reward"], out["rejected_reward"] = rewards
-    return out
-
-
-def score_rows(rm, rows, where: str, batch_size: int = 16, max_tokens: int = 16384) -> tuple[list[dict], object]:
-    """Score every row (see :func:`build_groups`) in one process."""
-    groups, fields = build_groups(rows, rm.tokenizer, where)
-    rewards, counts = rm.score_groups(groups, batch_size, max_tokens)
-    return [add_rewards(row, f, r) for row, f, r in zip(rows, fields, rewards)], counts
 
 
 def cmd_score(cfg: ScoreConfig) -> int:
@@ -121,11 +78,11 @@ def cmd_score(cfg: ScoreConfig) -> int:
     state = PartialState()
     rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length, device=str(state.device))
     rows = read_rows(cfg.data)
-    groups, fields = build_groups(rows, rm.tokenizer, cfg.data)
+    groups, fields = build_groups(rows, rm.tokenizer, cfg.data, cfg.allow_empty, cfg.skip_bad_rows)
     mine = list(range(state.process_index, len(rows), state.num_processes))
-    rewards, counts = rm.score_groups([groups[i] for i in mine], cfg.batch_size, cfg.max_batch_tokens)
+    rewards, counts = score_groups(rm, [groups[i] for i in mine], cfg.batch_size, cfg.max_batch_tokens)
     results = list(zip(mine, rewards))
-    truncated = counts.truncated
+    truncated = counts.truncated if counts else 0
     if state.num_processes > 1:
         results = gather_object(results)
         truncated = sum(gather_object([truncated]))
@@ -137,6 +94,13 @@ def cmd_score(cfg: ScoreConfig) -> int:
                 f.write(json.dumps(add_rewards(row, fields[i], by_index[i]), ensure_ascii=False, default=str) + "\n")
         print(f"scored {len(rows)} rows -> {cfg.output}"
               + (f" ({state.num_processes} processes)" if state.num_processes > 1 else ""))
+        bad = sum(f.startswith("error: ") for f in fields)
+        empty = sum(not t.completion.strip() for g in groups for t in g)
+        if bad:
+            print(f"note: {bad} invalid rows written back with an 'error' field (--skip-bad-rows)", file=sys.stderr)
+        if empty:
+            print(f"note: {empty} empty completions scored (the reward is read right after the prompt)",
+                  file=sys.stderr)
         if truncated:
             print(f"note: {truncated} rows had sequences longer than max_length={rm.max_length}; they were cut "
                   "from the left (the end of the completion is kept)", file=sys.stderr)
@@ -144,8 +108,8 @@ def cmd_score(cfg: ScoreConfig) -> int:
 
 
 def cmd_export(cfg: ExportConfig) -> int:
-    from .lora import load_adapter
     from .models import RewardModel
+    from .models.lora import load_adapter
 
     _need(cfg.model, "--model"), _need(cfg.output, "--output")
     if not Path(cfg.model, "adapter_config.json").exists():
@@ -156,21 +120,13 @@ def cmd_export(cfg: ExportConfig) -> int:
     return 0
 
 
-def _choice(value: str, flag: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}")
-
-
 def cmd_judge(cfg: JudgeConfig) -> int:
-    from .judge import Cache, Runner, agreement, judge_items
-    from .judge_data import output_rows, read_items
-    from .judge_backends import LocalJudge, OpenAIJudge
-    from .judge_prompts import load_template
+    from .judge.backends import LocalJudge, OpenAIJudge
+    from .judge.data import output_rows, read_items
+    from .judge.prompts import load_template
+    from .judge.run import Cache, Runner, agreement, judge_items
 
     _need(cfg.data, "--data"), _need(cfg.output, "--output")
-    _choice(cfg.mode, "--mode", ("pairwise", "single"))
-    _choice(cfg.position, "--position", ("both", "random", "first"))
-    _choice(cfg.backend, "--backend", ("local", "openai"))
     if cfg.soft and (cfg.backend != "local" or cfg.mode != "pairwise"):
         raise ConfigError("--soft needs --backend local and --mode pairwise (it reads next-token probabilities)")
     template = load_template(cfg.template, cfg.mode, cfg.reference)
@@ -213,7 +169,7 @@ def cmd_judge(cfg: JudgeConfig) -> int:
 def cmd_serve(cfg: ServeConfig) -> int:
     import importlib.util
 
-    from .serve import serve
+    from .serve.app import serve
 
     _need(cfg.model, "--model")
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
@@ -253,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _quiet_libraries()
         return fn(load_config(cls, args.config, args))
-    except (ConfigError, DataError, ModelError, JudgeError) as e:
+    except RewardlabError as e:
         print(f"rewardlab: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,85 +1,238 @@
-"""Configuration: one dataclass per command, read from a YAML file and CLI flags.
+"""Configuration: small typed dataclass groups, read from a YAML file and CLI flags.
 
-Each field carries its documentation in ``metadata["help"]``; that text is what ``--help``
-prints. Precedence: dataclass default < YAML file < command-line flag. A YAML key that is
-not a field is an error naming the key, so a typo never silently falls back to a default.
+Each field carries its documentation in ``metadata["help"]`` (what ``--help`` prints), its
+allowed values in ``metadata["choices"]`` where the set is fixed, and ``metadata["resume"]``
+when changing it between a run and its ``--resume`` would silently change the run.
+Precedence: dataclass default < YAML file < command-line flag. A YAML key that is not a
+field is an error naming the key, so a typo never silently falls back to a default.
+
+``TrainConfig`` is made of groups (``backbone``, ``inputs``, ``objective``, ``optim``, ``run``);
+field names are unique across groups, so flags stay flat (``--lr``) and a YAML file may be
+flat (``lr: 1e-5``) or grouped (``optim: {lr: 1e-5}``).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import dataclasses
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
 import yaml
 
+from .errors import ConfigError
 
-class ConfigError(ValueError):
-    """A configuration problem the user can fix; the CLI prints it as one line."""
+__all__ = ["ConfigError", "TrainConfig", "load_config", "add_arguments", "to_dict", "resume_values"]
 
 
-def _f(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def _f(default: Any, help: str, choices: tuple | None = None, resume: bool = False) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices, "resume": resume})
+
+
+def check_choices(obj) -> None:
+    """Every field with fixed choices holds one of them (a one-line error otherwise)."""
+    for f in dataclasses.fields(obj):
+        choices = f.metadata.get("choices")
+        if choices and getattr(obj, f.name) not in choices:
+            raise ConfigError(f"{f.name} must be one of {', '.join(map(str, choices))}, got {getattr(obj, f.name)!r}")
+
+
+LOSSES = ("bt", "scaled_bt", "plackett_luce", "davidson")
+KINDS = ("preference",)
+
+
+@dataclass
+class BackboneArgs:
+    """Backbone and how it is trained."""
+
+    model: str = _f("minilm", "Backbone: a local Hugging Face folder, a hub name (online only), or a bundled alias: "
+                    "minilm (MiniLM-L6 encoder) or smollm2 (SmolLM2-135M-Instruct).", resume=True)
+    trust_remote_code: bool = _f(False, "Allow model code from the hub folder (off unless you trust it).")
+    lora_r: int = _f(0, "LoRA rank (0: train all weights). The reward head is always trained and saved fully.",
+                     resume=True)
+    lora_alpha: int = _f(16, "LoRA scaling alpha.", resume=True)
+    lora_dropout: float = _f(0.0, "Dropout on the LoRA branch.", resume=True)
+    load_in_4bit: bool = _f(False, "QLoRA: hold the backbone's linear layers in 4-bit NF4 (bitsandbytes, double "
+                            "quantization) and train LoRA adapters on them; needs --lora-r. The head stays full "
+                            "precision; the final model is the adapter merged into the full-precision base.",
+                            resume=True)
+    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass: less memory, about 30 "
+                                      "percent slower.")
+    bf16: bool = _f(False, "bf16 autocast for the forward and backward (the loss stays fp32).", resume=True)
+    disable_dropout: bool = _f(True, "Turn dropout off in the backbone (deterministic rewards, exact accumulation).",
+                               resume=True)
+    shared_prompt: bool = _f(True, "Causal backbones: encode each prompt once for all its completions (exact; "
+                             "encoders always use the padded forward).")
+    attention: str = _f("auto", "Kernel of the shared-prompt forward: blocks (one SDPA call per prompt group; "
+                        "fastest on CPU), flex (torch flex_attention with a block-sparse mask, compiled; GPU), "
+                        "auto (flex on CUDA with --bf16, blocks on CPU). Both are exact.",
+                        choices=("auto", "blocks", "flex"))
+
+    def __post_init__(self):
+        check_choices(self)
+        if self.load_in_4bit and not self.lora_r:
+            raise ConfigError("--load-in-4bit (QLoRA) trains LoRA adapters: also pass --lora-r, e.g. 16")
+
+
+@dataclass
+class InputArgs:
+    """Training and evaluation data."""
+
+    data: str = _f("", "Training rows: pairs (prompt/chosen/rejected, HH-style whole texts, or chat messages) or "
+                   "groups (prompt + completions + ranking or scores); a .jsonl/.json/.parquet/.csv file, a saved "
+                   "`datasets` folder, or a hub dataset name (online only). FILE[a:b] takes rows a..b-1.",
+                   resume=True)
+    eval_data: str = _f("", "Held-out rows, same formats as --data; evaluated every --eval-every steps and at the end.")
+    max_length: int = _f(512, "Maximum tokens per sequence (prompt + completion + end marker). Longer sequences "
+                         "lose prompt tokens from the left; an example whose completion alone is too long is "
+                         "skipped and counted.", resume=True)
+    skip_bad_rows: bool = _f(False, "Leave out invalid rows (counted and listed) instead of stopping at the first.")
+    allow_empty: bool = _f(True, "Accept empty completions (HH-RLHF has pairs where silence was preferred); they "
+                           "are counted. --no-allow-empty makes them errors.")
+    num_proc: int = _f(1, "Processes for tokenizing the training data (through datasets.map).")
+    tokenized_cache: str = _f("", "Folder keeping tokenized training data (Arrow, memory-mapped): a rerun with the "
+                              "same data, tokenizer and max_length loads it instead of tokenizing again. Empty: off.")
+    streaming: bool = _f(False, "Read, check and tokenize the training data lazily (data larger than memory); "
+                         "needs --max-steps. Order: a seeded shuffle buffer instead of a full permutation.",
+                         resume=True)
+    shuffle_buffer: int = _f(10000, "Examples held in the shuffle buffer with --streaming.", resume=True)
+    group_by_length: bool = _f(False, "Put examples of similar length in the same step (less padding: speeds up "
+                               "encoders, which cannot use the packed forward). Changes the data order.", resume=True)
+
+    def __post_init__(self):
+        for name in ("max_length", "num_proc", "shuffle_buffer"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.streaming and self.group_by_length:
+            raise ConfigError("--group-by-length needs the whole data set; it cannot be used with --streaming")
+
+
+@dataclass
+class ObjectiveArgs:
+    """What the model learns: its kind and its loss (formulas in rewardlab/losses/preference.py)."""
+
+    kind: str = _f("preference", "Model kind: preference (one reward per completion, trained on pairs or on "
+                   "groups of K completions per prompt).", choices=KINDS, resume=True)
+    loss: str = _f("bt", "bt: Bradley-Terry on every strict pair implied by the row; scaled_bt: pairs weighted by "
+                   "preference strength |score difference| (HelpSteer2-Preference); plackett_luce: K-wise "
+                   "ranking likelihood (ties by Breslow's rule); davidson: Bradley-Terry with ties, which also "
+                   "learns from tied pairs.", choices=LOSSES, resume=True)
+    balance: bool = _f(False, "InstructGPT balancing (bt, scaled_bt): average each prompt's pair losses so every "
+                       "prompt weighs the same whatever its number of completions K.", resume=True)
+    margin: str = _f("column", "Llama 2 margin: column (a pair row's `margin` column, 0 if absent), score_diff "
+                     "(score difference x --margin-scale, for rows with scores) or none.",
+                     choices=("column", "score_diff", "none"), resume=True)
+    margin_scale: float = _f(1.0, "Multiplies the score difference with --margin score_diff.", resume=True)
+    strength_map: str = _f("", "scaled_bt: remap |score difference| to a strength, e.g. '1:1,2:3,3:10' (INF-ORM); "
+                           "empty: the difference itself.", resume=True)
+    davidson_nu: float = _f(1.0, "davidson: the tie parameter nu > 0 (P(tie) grows with it; fixed during training).",
+                            resume=True)
+    label_smoothing: float = _f(0.0, "bt, scaled_bt: conservative Bradley-Terry, eps in [0, 0.5): each pair is "
+                                "taken as mislabelled with probability eps.", resume=True)
+    center_rewards_coefficient: float = _f(0.0, "bt, scaled_bt: adds c * (r_better + r_worse)^2 per pair to keep "
+                                           "rewards centred (TRL's option).", resume=True)
+    tie_threshold: float = _f(0.5, "Evaluation: a tied pair counts as predicted tied when its rewards differ by at "
+                              "most this.")
+
+    def __post_init__(self):
+        check_choices(self)
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise ConfigError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if self.davidson_nu <= 0:
+            raise ConfigError(f"davidson_nu must be > 0, got {self.davidson_nu}")
+        if self.balance and self.loss not in ("bt", "scaled_bt"):
+            raise ConfigError(f"--balance applies to bt and scaled_bt; {self.loss} already weighs each prompt once")
+        if (self.label_smoothing or self.center_rewards_coefficient) and self.loss not in ("bt", "scaled_bt"):
+            raise ConfigError(f"label_smoothing and center_rewards_coefficient apply to bt and scaled_bt, not {self.loss}")
+        if self.strength_map:
+            self.strength_table()
+
+    def strength_table(self) -> dict[float, float] | None:
+        """'1:1,2:3' -> {1.0: 1.0, 2.0: 3.0}."""
+        if not self.strength_map:
+            return None
+        try:
+            return {float(k): float(v) for k, v in (part.split(":") for part in self.strength_map.split(","))}
+        except ValueError:
+            raise ConfigError(f"strength_map must look like '1:1,2:3,3:10', got {self.strength_map!r}") from None
+
+
+@dataclass
+class OptimArgs:
+    """Optimisation: steps, batch, learning rate."""
+
+    epochs: int = _f(1, "Passes over the data. One is the norm for reward models: more tends to overfit.",
+                     resume=True)
+    max_steps: int = _f(-1, "Stop after this many optimizer steps (-1: run all epochs).", resume=True)
+    batch_size: int = _f(8, "Prompts per micro-batch (a prompt's completions are always in the same forward pass).",
+                         resume=True)
+    grad_accum: int = _f(1, "Micro-batches per optimizer step; the loss is averaged over the whole step, so "
+                         "batch_size x grad_accum behaves exactly like one large batch.", resume=True)
+    lr: float = _f(2e-5, "Peak learning rate of AdamW.", resume=True)
+    weight_decay: float = _f(0.0, "AdamW weight decay.", resume=True)
+    warmup_ratio: float = _f(0.05, "Fraction of the optimizer steps spent in linear warmup.", resume=True)
+    lr_schedule: str = _f("linear", "Decay after warmup.", choices=("linear", "cosine", "constant"), resume=True)
+    max_grad_norm: float = _f(1.0, "Gradient clipping by global norm (0 disables).", resume=True)
+    seed: int = _f(42, "Seed for the head initialisation and data order.", resume=True)
+
+    def __post_init__(self):
+        check_choices(self)
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        for name in ("batch_size", "grad_accum", "epochs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class RunArgs:
+    """Output, checkpoints, logging."""
+
+    output: str = _f("", "Output folder: the final model (standard Hugging Face folder), checkpoints/, metrics.jsonl.")
+    resume: bool = _f(False, "Continue from the last checkpoint in --output exactly where it stopped.")
+    eval_every: int = _f(0, "Evaluate on --eval-data every N optimizer steps (0: only at the end).")
+    save_every: int = _f(100, "Write a resumable checkpoint every N optimizer steps (0: only on Ctrl-C).")
+    log_every: int = _f(10, "Append training metrics to metrics.jsonl every N optimizer steps.")
+    eval_batch_size: int = _f(16, "Prompts per batch when evaluating.")
+    report_to: str = _f("", "Extra experiment trackers through accelerate: tensorboard, wandb (comma separated).")
+
+    def __post_init__(self):
+        if self.log_every < 1:
+            raise ConfigError(f"log_every must be >= 1, got {self.log_every}")
+        for tracker in filter(None, (t.strip() for t in self.report_to.split(","))):
+            if tracker not in ("tensorboard", "wandb"):
+                raise ConfigError(f"report_to: unknown tracker {tracker!r} (use tensorboard or wandb)")
 
 
 @dataclass
 class TrainConfig:
-    """Train a Bradley-Terry reward model on preference pairs."""
+    """Train a reward model: pairs or K completions per prompt, Bradley-Terry family losses."""
 
-    model: str = _f("minilm", "Backbone: a local Hugging Face folder, a hub name (online only), "
-                    "or a bundled alias: minilm (MiniLM-L6 encoder) or smollm2 (SmolLM2-135M-Instruct).")
-    data: str = _f("", "Training pairs: a .jsonl/.json/.parquet/.csv file, a saved `datasets` folder, "
-                   "or a hub dataset name (online only).")
-    eval_data: str = _f("", "Held-out pairs, same formats as --data; evaluated every --eval-every steps and at the end.")
-    output: str = _f("", "Output folder: the final model (standard Hugging Face folder), checkpoints/, metrics.jsonl.")
-    epochs: int = _f(1, "Passes over the data. One is the norm for reward models: more tends to overfit.")
-    max_steps: int = _f(-1, "Stop after this many optimizer steps (-1: run all epochs).")
-    batch_size: int = _f(8, "Pairs per micro-batch (each pair is two sequences in the same forward pass).")
-    grad_accum: int = _f(1, "Micro-batches per optimizer step; the loss is averaged over all their pairs, "
-                         "so batch_size x grad_accum behaves exactly like one large batch.")
-    lr: float = _f(2e-5, "Peak learning rate of AdamW.")
-    weight_decay: float = _f(0.0, "AdamW weight decay.")
-    warmup_ratio: float = _f(0.05, "Fraction of the optimizer steps spent in linear warmup.")
-    lr_schedule: str = _f("linear", "Decay after warmup: linear, cosine or constant.")
-    max_grad_norm: float = _f(1.0, "Gradient clipping by global norm (0 disables).")
-    max_length: int = _f(512, "Maximum tokens per sequence (prompt + completion + end marker). Longer pairs "
-                         "lose prompt tokens from the left; pairs whose completion alone is too long are skipped "
-                         "and counted.")
-    center_rewards_coefficient: float = _f(0.0, "Adds c * mean((r_c + r_r)^2) to the loss to keep rewards centred.")
-    num_proc: int = _f(1, "Processes for tokenizing the training data (through datasets.map).")
-    tokenized_cache: str = _f("", "Folder keeping tokenized training data (Arrow, memory-mapped): a rerun with the same "
-                              "data, tokenizer and max_length loads it instead of tokenizing again. Empty: off.")
-    streaming: bool = _f(False, "Read, check and tokenize the training data lazily (data larger than memory); "
-                         "needs --max-steps. Order: a seeded shuffle buffer instead of a full permutation.")
-    shuffle_buffer: int = _f(10000, "Pairs held in the shuffle buffer with --streaming.")
-    group_by_length: bool = _f(False, "Put pairs of similar length in the same step (less padding: speeds up "
-                               "encoders, which cannot use the packed forward). Changes the data order.")
-    shared_prompt: bool = _f(True, "Causal backbones: encode each prompt once for both completions (exact; "
-                             "encoders always use the padded forward).")
-    attention: str = _f("auto", "Kernel of the shared-prompt forward: blocks (one SDPA call per prompt group; "
-                        "fastest on CPU), flex (torch flex_attention with a block-sparse mask, compiled; GPU), "
-                        "auto (flex on CUDA, blocks otherwise). Both are exact.")
-    lora_r: int = _f(0, "LoRA rank (0: train all weights). The reward head is always trained and saved fully.")
-    lora_alpha: int = _f(16, "LoRA scaling alpha.")
-    load_in_4bit: bool = _f(False, "QLoRA: hold the backbone's linear layers in 4-bit NF4 (bitsandbytes, double "
-                            "quantization) and train LoRA adapters on them; needs --lora-r. The head stays full "
-                            "precision; the final model is the adapter merged into the full-precision base.")
-    lora_dropout: float = _f(0.0, "Dropout on the LoRA branch.")
-    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass: less memory, ~30% slower.")
-    bf16: bool = _f(False, "bf16 autocast for the forward and backward (the loss stays fp32).")
-    disable_dropout: bool = _f(True, "Turn dropout off in the backbone (deterministic rewards, exact accumulation).")
-    seed: int = _f(42, "Seed for the head initialisation and data order.")
-    eval_every: int = _f(0, "Evaluate on --eval-data every N optimizer steps (0: only at the end).")
-    save_every: int = _f(100, "Write a resumable checkpoint every N optimizer steps (0: only on Ctrl-C).")
-    log_every: int = _f(10, "Append training metrics to metrics.jsonl every N optimizer steps.")
-    eval_batch_size: int = _f(16, "Pairs per batch when evaluating.")
-    skip_bad_rows: bool = _f(False, "Leave out invalid rows (counted and listed) instead of stopping at the first.")
-    resume: bool = _f(False, "Continue from the last checkpoint in --output exactly where it stopped.")
-    report_to: str = _f("", "Extra experiment trackers through accelerate: tensorboard, wandb (comma separated).")
-    trust_remote_code: bool = _f(False, "Allow model code from the hub folder (off unless you trust it).")
+    backbone: BackboneArgs = field(default_factory=BackboneArgs)
+    inputs: InputArgs = field(default_factory=InputArgs)
+    objective: ObjectiveArgs = field(default_factory=ObjectiveArgs)
+    optim: OptimArgs = field(default_factory=OptimArgs)
+    run: RunArgs = field(default_factory=RunArgs)
+
+    @classmethod
+    def flat(cls, **values: Any) -> "TrainConfig":
+        """Build from flat field names: ``TrainConfig.flat(model="minilm", lr=1e-5, ...)``."""
+        return load_config(cls, None, values)
+
+
+def validate_train(cfg: TrainConfig) -> None:
+    """What a run needs before it starts, as one-line errors."""
+    if not cfg.inputs.data:
+        raise ConfigError("no training data: pass --data FILE")
+    if not cfg.run.output:
+        raise ConfigError("no output folder: pass --output DIR")
+    if cfg.inputs.streaming and cfg.optim.max_steps <= 0:
+        raise ConfigError("--streaming needs --max-steps (a stream has no known length)")
+    for tracker in filter(None, (t.strip() for t in cfg.run.report_to.split(","))):
+        if importlib.util.find_spec(tracker) is None:
+            raise ConfigError(f"report_to {tracker} needs its package: pip install {tracker}")
 
 
 @dataclass
@@ -101,16 +254,21 @@ class ScoreConfig:
     batch_size: int = _f(16, "Most sequences per forward pass (sorted by length, so results do not depend on it).")
     max_batch_tokens: int = _f(16384, "Most tokens (padding included) per forward pass: short texts go in bigger batches.")
     max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
+    skip_bad_rows: bool = _f(False, "Write an invalid row back with an 'error' field (counted) instead of stopping.")
+    allow_empty: bool = _f(True, "Accept empty completions (counted); --no-allow-empty makes them errors.")
 
 
 @dataclass
 class EvalConfig:
-    """Pairwise accuracy of a reward model on preference pairs."""
+    """Evaluate a reward model: pairwise accuracy on pairs; on groups of K completions also tie accuracy,
+    Kendall tau, Spearman, top-1 and best-of-K beside the random and majority-vote baselines."""
 
     model: str = _f("", "A reward model folder written by `rewardlab train`.")
-    data: str = _f("", "Preference pairs, same formats as training data; an optional `subset` column gives "
+    data: str = _f("", "Pairs or groups, same formats as training data; an optional `subset` column gives "
                    "per-subset accuracies.")
-    batch_size: int = _f(16, "Pairs per forward pass.")
+    batch_size: int = _f(16, "Prompts per forward pass.")
+    tie_threshold: float = _f(0.5, "A tied pair counts as predicted tied when its rewards differ by at most this.")
+    allow_empty: bool = _f(True, "Accept empty completions (counted); --no-allow-empty makes them errors.")
     max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
     json: bool = _f(False, "Print one JSON object on stdout instead of a table.")
     skip_bad_rows: bool = _f(False, "Leave out invalid rows (counted and listed) instead of stopping at the first.")
@@ -138,12 +296,14 @@ class JudgeConfig:
                      "`rewardlab train` reads; ties and errors go to OUTPUT.undecided.jsonl.")
     mode: str = _f("pairwise", "pairwise (MT-Bench pair-v2: [[A]]/[[B]]/[[C]]) or single (a 1-10 [[rating]] per answer).")
     position: str = _f("both", "Position-bias control for pairwise: both (judge A/B and B/A; disagreement or a tie is a "
-                       "tie, FastChat), random (one seeded random order, RewardBench) or first (the data's order).")
+                       "tie, FastChat), random (one seeded random order, RewardBench) or first (the data's order).",
+                       choices=("both", "random", "first"))
     template: str = _f("", "A built-in template (pair-v2, pair-ref, single, single-ref) or a file: YAML/JSON with "
                        "'user' (+ 'system', 'mode'), or plain text; placeholders {question} {answer_a} {answer_b} "
                        "{answer} {reference}.")
     reference: bool = _f(False, "Use the reference-guided built-in template; rows need a 'reference' column.")
-    backend: str = _f("local", "local (a transformers causal LM) or openai (any OpenAI-compatible chat server).")
+    backend: str = _f("local", "local (a transformers causal LM) or openai (any OpenAI-compatible chat server).",
+                     choices=("local", "openai"))
     model: str = _f("smollm2", "Judge model: a local folder or the bundled smollm2 (local backend), or the served "
                     "model's name (openai backend).")
     base_url: str = _f("", "Server URL for the openai backend, e.g. http://localhost:8000/v1.")
@@ -166,34 +326,31 @@ class JudgeConfig:
     json: bool = _f(False, "Print the report as one JSON object on stdout.")
     device: str = _f("", "Local backend device (default: cuda if available, else cpu).")
 
+    def __post_init__(self):
+        check_choices(self)
 
-def validate_train(cfg: TrainConfig) -> None:
-    """Settings that cannot work together, or cannot work here, as one-line errors."""
-    if not cfg.data:
-        raise ConfigError("no training data: pass --data FILE")
-    if not cfg.output:
-        raise ConfigError("no output folder: pass --output DIR")
-    if cfg.streaming and cfg.max_steps <= 0:
-        raise ConfigError("--streaming needs --max-steps (a stream has no known length)")
-    if cfg.streaming and cfg.group_by_length:
-        raise ConfigError("--group-by-length needs the whole data set; it cannot be used with --streaming")
-    if cfg.lr <= 0:
-        raise ConfigError(f"lr must be > 0, got {cfg.lr}")
-    for name in ("batch_size", "grad_accum", "epochs", "max_length", "log_every"):
-        if getattr(cfg, name) < 1:
-            raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    for tracker in filter(None, (t.strip() for t in cfg.report_to.split(","))):
-        package = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(tracker)
-        if package is None:
-            raise ConfigError(f"report_to: unknown tracker {tracker!r} (use tensorboard or wandb)")
-        if importlib.util.find_spec(package) is None:
-            raise ConfigError(f"report_to {tracker} needs its package: pip install {package}")
-    if cfg.load_in_4bit and not cfg.lora_r:
-        raise ConfigError("--load-in-4bit (QLoRA) trains LoRA adapters: also pass --lora-r, e.g. 16")
-    if cfg.attention not in ("auto", "blocks", "flex"):
-        raise ConfigError(f"attention must be auto, blocks or flex, got {cfg.attention!r}")
-    if cfg.lr_schedule not in ("linear", "cosine", "constant"):
-        raise ConfigError(f"lr_schedule must be linear, cosine or constant, got {cfg.lr_schedule!r}")
+
+# ---------------------------------------------------------------- flags and files
+
+def _groups(cls: type) -> dict[str, type]:
+    """Group name -> group class, for configs made of groups (TrainConfig); empty otherwise."""
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if dataclasses.is_dataclass(hints[f.name])}
+
+
+def _leaves(cls: type) -> dict[str, tuple[str | None, dataclasses.Field, type]]:
+    """Flat field name -> (group or None, field, type)."""
+    groups = _groups(cls)
+    if not groups:
+        hints = get_type_hints(cls)
+        return {f.name: (None, f, hints[f.name]) for f in dataclasses.fields(cls)}
+    out = {}
+    for group, sub in groups.items():
+        hints = get_type_hints(sub)
+        for f in dataclasses.fields(sub):
+            assert f.name not in out, f"field {f.name} is in two groups"
+            out[f.name] = (group, f, hints[f.name])
+    return out
 
 
 def _flag(name: str) -> str:
@@ -201,24 +358,33 @@ def _flag(name: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add one flag per dataclass field, with the field's doc as help. Defaults are left
-    unset (None) so we can tell which flags the user actually typed."""
-    hints = get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        kind = hints[f.name]
-        help_text = f"{f.metadata['help']} (default: {f.default!r})"
+    """One flag per field, with the field's doc as help, in one argparse group per config
+    group. Defaults are left unset (None) so we can tell which flags the user typed."""
+    sections = {g: parser.add_argument_group(g, sub.__doc__) for g, sub in _groups(cls).items()}
+    for name, (group, f, kind) in _leaves(cls).items():
+        target = sections.get(group, parser)
+        default = f.default
+        shown = "" if default in ("", None) or kind is bool and default is False else f" (default: {default})"
+        if kind is bool and default is True:
+            shown = " (default: on)"
+        help_text = (f.metadata["help"] + shown).replace("%", "%%")
+        extra = {"choices": f.metadata["choices"]} if f.metadata.get("choices") else {}
+        if extra:
+            help_text = help_text.replace("%%", "%").replace("%", "%%")
         if kind is bool:
-            parser.add_argument(_flag(f.name), dest=f.name, default=None,
-                                action=argparse.BooleanOptionalAction, help=help_text)
+            target.add_argument(_flag(name), dest=name, default=None, action=argparse.BooleanOptionalAction,
+                                help=help_text)
         else:
-            parser.add_argument(_flag(f.name), dest=f.name, default=None, type=kind, help=help_text)
+            target.add_argument(_flag(name), dest=name, default=None, type=kind, help=help_text,
+                                metavar=name.upper() if not extra else "{" + ",".join(extra["choices"]) + "}",
+                                **extra)
 
 
 def load_config(cls: type, yaml_path: str | None, args: argparse.Namespace | dict | None = None):
     """Build ``cls`` from defaults, then the YAML file, then flags that were given."""
+    leaves = _leaves(cls)
+    groups = _groups(cls)
     values: dict[str, Any] = {}
-    names = {f.name for f in dataclasses.fields(cls)}
-    hints = get_type_hints(cls)
     if yaml_path:
         path = Path(yaml_path)
         try:
@@ -227,18 +393,29 @@ def load_config(cls: type, yaml_path: str | None, args: argparse.Namespace | dic
             raise ConfigError(f"{path}: cannot read config: {e}".replace("\n", " ")) from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: config must be a mapping of field: value")
+        flat_items = []
         for key, value in loaded.items():
             key = str(key).replace("-", "_")
-            if key not in names:
-                raise ConfigError(f"{path}: unknown key {key!r} (valid keys: {', '.join(sorted(names))})")
-            values[key] = _coerce(value, hints[key], f"{path}: key {key!r}")
+            if key in groups and isinstance(value, dict):
+                flat_items += [(str(k).replace("-", "_"), v, f"{key}.") for k, v in value.items()]
+            else:
+                flat_items.append((key, value, ""))
+        for key, value, prefix in flat_items:
+            if key not in leaves or (prefix and leaves[key][0] != prefix[:-1]):
+                raise ConfigError(f"{path}: unknown key {prefix + key!r} (valid keys: {', '.join(sorted(leaves))})")
+            values[key] = _coerce(value, leaves[key][2], f"{path}: key {key!r}")
     given = vars(args) if isinstance(args, argparse.Namespace) else (args or {})
     for key, value in given.items():
-        if key in names and value is not None:
+        if key in leaves and value is not None:
             values[key] = value
-        elif key not in names and key not in ("command", "config"):
+        elif key not in leaves and key not in ("command", "config"):
             raise ConfigError(f"unknown option {key!r}")
-    return cls(**values)
+    if not groups:
+        return cls(**values)
+    parts = {g: {} for g in groups}
+    for key, value in values.items():
+        parts[leaves[key][0]][key] = value
+    return cls(**{g: groups[g](**parts[g]) for g in groups})
 
 
 def _coerce(value: Any, kind: type, where: str) -> Any:
@@ -261,4 +438,14 @@ def _coerce(value: Any, kind: type, where: str) -> Any:
 
 
 def to_dict(config) -> dict[str, Any]:
-    return dataclasses.asdict(config)
+    """Flat ``{field: value}``, whatever the grouping (what checkpoints and trackers record)."""
+    out = {}
+    for name, (group, _, _) in _leaves(type(config)).items():
+        out[name] = getattr(getattr(config, group) if group else config, name)
+    return out
+
+
+def resume_values(config) -> dict[str, Any]:
+    """The fields marked ``resume``: a resumed run must have the same values."""
+    flat = to_dict(config)
+    return {name: flat[name] for name, (_, f, _) in _leaves(type(config)).items() if f.metadata.get("resume")}

@@ -16,7 +16,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from rewardlab.models import SMOLLM2_GGUF, _package_dir, minilm_path  # noqa: E402
+from rewardlab.models.backbone import SMOLLM2_GGUF, _package_dir, minilm_path  # noqa: E402
 
 SHARED_DATA = Path(os.environ.get("REWARDLAB_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 
@@ -111,3 +111,22 @@ def write_jsonl(path: Path, rows: list[dict]) -> str:
 def pairs_file(tmp_path) -> str:
     """16 explicit-prompt pairs (the four above, four times)."""
     return write_jsonl(tmp_path / "pairs.jsonl", PAIRS * 4)
+
+
+# Prompts with K = 2..4 completions, as rankings (ties, a partial top-k) and as scores.
+GROUP_ROWS = [
+    {"prompt": "\n\nHuman: What is 6 x 7?\n\nAssistant:", "completions": [" 42.", " 36.", " It is 42.", " 13."],
+     "scores": [1, 0, 1, 0]},
+    {"prompt": "\n\nHuman: Name a colour.\n\nAssistant:", "completions": [" Blue.", " A car.", " Red."],
+     "ranking": [2, 0, 1]},
+    {"prompt": "\n\nHuman: Capital of Italy?\n\nAssistant:", "completions": [" Rome.", " Paris.", " Milan.", " Roma."],
+     "ranking": [[0, 3]], "partial": True},
+    {"prompt": "\n\nHuman: Say hi.\n\nAssistant:", "completions": [" Hi!", " Go away."], "ranking": [0, 1]},
+    {"prompt": "\n\nHuman: 1 + 1?\n\nAssistant:", "completions": [" 2", " 3", " two"], "scores": [5, 1, 4]},
+]
+
+
+@pytest.fixture
+def groups_file(tmp_path) -> str:
+    """15 group rows (the five above, three times): K from 2 to 4, ties, a partial ranking, scores."""
+    return write_jsonl(tmp_path / "groups.jsonl", GROUP_ROWS * 3)

@@ -48,7 +48,7 @@ def test_bad_input_is_one_line_with_file_and_row(tiny_bert, tmp_path, capsys):
     code = main(["train", "--model", tiny_bert, "--data", bad, "--output", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert code == 2
-    assert err == f"rewardlab: error: {bad}: row 2: missing column 'rejected' (found: chosen, prompt)"
+    assert err == f"rewardlab: error: {bad}: row 2: missing column 'rejected' (found: chosen, prompt) (--skip-bad-rows leaves such rows out)"
     assert main(["score", "--model", str(tmp_path / "nothing"), "--data", bad, "--output", "x.jsonl"]) == 2
     assert "not a reward model folder" in capsys.readouterr().err
 

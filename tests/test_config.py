@@ -12,7 +12,7 @@ def test_yaml_then_flags_win(tmp_path):
     path.write_text("model: smollm2\nlr: 2e-5\nbatch_size: 4\n")
     args = build_parser().parse_args(["train", str(path), "--batch-size", "16"])
     cfg = load_config(TrainConfig, args.config, args)
-    assert (cfg.model, cfg.lr, cfg.batch_size, cfg.epochs) == ("smollm2", 2e-5, 16, 1)
+    assert (cfg.backbone.model, cfg.optim.lr, cfg.optim.batch_size, cfg.optim.epochs) == ("smollm2", 2e-5, 16, 1)
 
 
 def test_unknown_yaml_key_is_named(tmp_path):
@@ -39,7 +39,9 @@ def test_help_documents_every_field(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for f in dataclasses.fields(TrainConfig):
+    fields = [f for g in dataclasses.fields(TrainConfig) for f in dataclasses.fields(g.default_factory)]
+    assert len(fields) > 40
+    for f in fields:
         assert "--" + f.name.replace("_", "-") in text
         assert " ".join(f.metadata["help"].split())[:40] in text
 
@@ -47,5 +49,5 @@ def test_help_documents_every_field(capsys):
 def test_bool_flags():
     args = build_parser().parse_args(["train", "--resume", "--no-disable-dropout"])
     cfg = load_config(TrainConfig, None, args)
-    assert cfg.resume is True and cfg.disable_dropout is False
+    assert cfg.run.resume is True and cfg.backbone.disable_dropout is False
     assert isinstance(args, argparse.Namespace)

@@ -1,0 +1,211 @@
+"""Preference rows -> :class:`Example`: one prompt, K >= 2 completions, and their order.
+
+Row forms (see the README):
+  pairs, the K = 2 case:
+    (a) explicit: ``prompt``, ``chosen``, ``rejected`` strings;
+    (b) implicit prompt: ``chosen`` and ``rejected`` are whole texts sharing a prefix (HH-RLHF);
+        the shared prefix becomes the prompt;
+    (c) conversational: ``chosen`` / ``rejected`` (and optional ``prompt``) are lists of
+        ``{"role", "content"}`` messages, rendered with the tokenizer's chat template;
+    optional ``margin`` (number >= 0, Llama 2 margin loss);
+  groups: ``prompt`` + ``completions`` (strings or message lists) with exactly one of
+    ``ranking``: best first, completion indices, a nested list is a tie group
+                 (``[2, [0, 3], 1]``); ``"partial": true`` for a top-k ranking, whose
+                 unlisted completions are below every listed one, unordered among themselves;
+    ``scores``:  one number per completion, higher is better, equal scores tie.
+    optional ``answers``: a final answer per completion (majority-vote baseline in eval).
+Optional everywhere: ``subset`` (per-subset metrics in eval).
+
+Every order becomes ``tiers``: 0 for the best completions, 1 for the next, ...; equal tiers
+are ties; None marks the unlisted completions of a partial ranking.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import DataError
+from .rows import read_rows
+from .text import _is_messages, _require, _type, split_shared_prefix, to_text
+
+
+@dataclass
+class Example:
+    """One prompt with K >= 2 completions (a pair: chosen, rejected) and their order."""
+
+    prompt: str
+    completions: list[str]
+    tiers: list[int | None]
+    scores: list[float] | None = None
+    margin: float = 0.0
+    templated: bool = False
+    subset: str | None = None
+    answers: list | None = None
+    row: int = 0  # 1-based row number in the source, for messages
+
+    @property
+    def chosen(self) -> str:
+        return self.completions[0]
+
+    @property
+    def rejected(self) -> str:
+        return self.completions[1]
+
+    @property
+    def is_pair(self) -> bool:
+        return len(self.completions) == 2 and self.tiers == [0, 1] and self.scores is None
+
+    def strict_pairs(self) -> list[tuple[int, int]]:
+        """(better, worse) index pairs: a lower tier beats a higher one; a ranked completion
+        beats an unlisted one; two unlisted ones are not compared."""
+        t = self.tiers
+        return [(i, j) for i in range(len(t)) for j in range(len(t))
+                if t[i] is not None and (t[j] is None or t[i] < t[j])]
+
+    def tied_pairs(self) -> list[tuple[int, int]]:
+        t = self.tiers
+        return [(i, j) for i in range(len(t)) for j in range(i + 1, len(t)) if t[i] is not None and t[i] == t[j]]
+
+    def empty_completions(self) -> int:
+        return sum(not c.strip() for c in self.completions)
+
+
+def _number(value: Any, where: str, what: str) -> float:
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise DataError(f"{where}: {what} must be a number, got {_type(value) if not isinstance(value, float) else value}")
+    return float(value)
+
+
+def tiers_from_scores(scores: list[float]) -> list[int]:
+    """Higher score = better tier; equal scores share a tier (dense ranks: [0.2, 1, 1, 0] -> [1, 0, 0, 2])."""
+    levels = sorted(set(scores), reverse=True)
+    return [levels.index(s) for s in scores]
+
+
+def tiers_from_ranking(ranking: Any, k: int, partial: bool, where: str) -> list[int | None]:
+    """``[2, [0, 3], 1]`` -> tiers ``[1, 2, 0, 1]``; checks range, repeats and completeness."""
+    if not isinstance(ranking, list) or not ranking:
+        raise DataError(f"{where}: 'ranking' must be a non-empty list of completion indices, got {_type(ranking)}")
+    tiers: list[int | None] = [None] * k
+    for tier, entry in enumerate(ranking):
+        for i in entry if isinstance(entry, list) else [entry]:
+            if isinstance(i, bool) or not isinstance(i, int):
+                raise DataError(f"{where}: 'ranking' holds {i!r}; use completion indices (int), a list for a tie")
+            if not 0 <= i < k:
+                raise DataError(f"{where}: 'ranking' index {i} is out of range for {k} completions")
+            if tiers[i] is not None:
+                raise DataError(f"{where}: 'ranking' lists completion {i} twice")
+            tiers[i] = tier
+    missing = [i for i, t in enumerate(tiers) if t is None]
+    if missing and not partial:
+        raise DataError(f"{where}: 'ranking' leaves out completions {missing}; add \"partial\": true for a top-k "
+                        "ranking (unlisted ones rank below the listed ones)")
+    return tiers
+
+
+def check_group(row: dict, tokenizer, where: str, n: int, allow_empty: bool) -> Example:
+    """Validate a ``prompt`` + ``completions`` row with a ranking or scores."""
+    _require(row, ("prompt", "completions"), where)
+    completions, prompt = row["completions"], row["prompt"]
+    if not isinstance(completions, list) or len(completions) < 2:
+        raise DataError(f"{where}: 'completions' must be a list of at least 2 completions, got {_type(completions)}"
+                        + (f" of {len(completions)}" if isinstance(completions, list) else ""))
+    if ("ranking" in row) == ("scores" in row):
+        raise DataError(f"{where}: a group row needs exactly one of 'ranking' or 'scores'")
+    texts = [to_text(prompt, c, tokenizer, where, f"completion {i}", allow_empty) for i, c in enumerate(completions)]
+    if len({t.completion for t in texts}) < 2:
+        raise DataError(f"{where}: fewer than 2 distinct completions")
+    if len({t.templated for t in texts}) > 1:
+        raise DataError(f"{where}: completions must all be strings or all be message lists")
+    scores = None
+    if "scores" in row:
+        if not isinstance(row["scores"], list) or len(row["scores"]) != len(completions):
+            got = len(row["scores"]) if isinstance(row["scores"], list) else _type(row["scores"])
+            raise DataError(f"{where}: 'scores' must hold one number per completion ({len(completions)}), got {got}")
+        scores = [_number(s, where, f"scores[{i}]") for i, s in enumerate(row["scores"])]
+        tiers = tiers_from_scores(scores)
+    else:
+        tiers = tiers_from_ranking(row["ranking"], len(completions), bool(row.get("partial")), where)
+    answers = row.get("answers")
+    if answers is not None and (not isinstance(answers, list) or len(answers) != len(completions)):
+        raise DataError(f"{where}: 'answers' must hold one answer per completion ({len(completions)})")
+    subset = row.get("subset")
+    return Example(texts[0].prompt, [t.completion for t in texts], tiers, scores, 0.0, texts[0].templated,
+                   None if subset is None else str(subset), answers, n)
+
+
+def check_pair(row: dict, tokenizer, where: str, n: int, allow_empty: bool = True) -> Example:
+    """Validate a chosen/rejected row (forms a-c above)."""
+    _require(row, ("chosen", "rejected"), where)
+    chosen, rejected, prompt = row["chosen"], row["rejected"], row.get("prompt")
+    for key in ("chosen", "rejected"):
+        if not isinstance(row[key], str) and not _is_messages(row[key]):
+            raise DataError(f"{where}: '{key}' must be a string or a list of {{role, content}} messages, "
+                            f"got {_type(row[key])}")
+    if chosen == rejected:
+        raise DataError(f"{where}: chosen and rejected are identical")
+    if prompt is None and isinstance(chosen, str) and isinstance(rejected, str):
+        prompt, chosen, rejected = split_shared_prefix(chosen, rejected)
+    elif prompt is None and _is_messages(chosen) and _is_messages(rejected):
+        k = 0
+        while k < min(len(chosen), len(rejected)) and chosen[k] == rejected[k]:
+            k += 1
+        prompt, chosen, rejected = chosen[:k], chosen[k:], rejected[k:]
+    elif prompt is not None and not isinstance(prompt, str) and not _is_messages(prompt):
+        raise DataError(f"{where}: 'prompt' must be a string or a list of {{role, content}} messages, "
+                        f"got {_type(prompt)}")
+    c = to_text(prompt, chosen, tokenizer, where, "chosen completion", allow_empty)
+    r = to_text(prompt, rejected, tokenizer, where, "rejected completion", allow_empty)
+    if c.templated != r.templated:
+        raise DataError(f"{where}: chosen and rejected must both be strings or both be message lists")
+    if c.completion == r.completion:
+        raise DataError(f"{where}: chosen and rejected are identical")
+    margin = _number(row.get("margin", 0.0), where, "'margin'")
+    if margin < 0:
+        raise DataError(f"{where}: 'margin' must be >= 0 (it is how much better chosen is), got {margin}")
+    subset = row.get("subset")
+    return Example(c.prompt, [c.completion, r.completion], [0, 1], None, margin, c.templated,
+                   None if subset is None else str(subset), None, n)
+
+
+def check_example(row: dict, tokenizer, where: str, n: int, allow_empty: bool = True) -> Example:
+    """A pair row or a group row, whichever ``row`` is."""
+    if "completions" in row:
+        return check_group(row, tokenizer, where, n, allow_empty)
+    return check_pair(row, tokenizer, where, n, allow_empty)
+
+
+SKIP_HINT = " (--skip-bad-rows leaves such rows out)"
+
+
+def load_examples(path: str, tokenizer, skip_bad: bool = False, report=None, allow_empty: bool = True,
+                  check=None) -> list[Example]:
+    """Read and validate every row of a data source.
+
+    ``check(example, where)`` (optional) adds the rules of the loss that will use the rows. The
+    first bad row raises DataError, unless ``skip_bad``: then bad rows are left out and
+    ``report`` (e.g. print) gets their count and the first few problems.
+    """
+    rows = read_rows(path)
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    examples, problems = [], []
+    for i, row in enumerate(rows):
+        n = rows.number(i)
+        where = f"{path}: row {n}"
+        try:
+            example = check_example(row, tokenizer, where, n, allow_empty)
+            if check is not None:
+                check(example, where)
+            examples.append(example)
+        except DataError as e:
+            if not skip_bad:
+                raise DataError(str(e) + SKIP_HINT) from None
+            problems.append(str(e))
+    if problems and report is not None:
+        shown = "; ".join(p.split(": ", 1)[1] for p in problems[:3])
+        report(f"note: skipped {len(problems)} of {len(rows)} rows of {path} (--skip-bad-rows): {shown}"
+               + (" ..." if len(problems) > 3 else ""))
+    return examples

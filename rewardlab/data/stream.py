@@ -1,0 +1,81 @@
+"""Streaming training data: examples read, checked and tokenized as they are needed.
+
+For data larger than memory (``--streaming``): nothing is loaded whole. Rows are read lazily
+(see :func:`rewardlab.data.iter_rows`), checked and tokenized one by one, and shuffled
+through a seeded buffer of ``shuffle_buffer`` examples; at the end of the file the next epoch
+starts with the next seed. The stream is a pure function of (file, seed, buffer size), so a
+resumed run re-reads it and skips the examples already trained on: resume stays exact.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+from ..errors import DataError
+from .encode import Counts, Group, encode_examples
+from .preference import SKIP_HINT, check_example
+from .rows import iter_rows
+
+
+class ExampleStream:
+    """An endless iterator of (Example, Group), epoch after epoch. ``check(example, where)``
+    adds the rules of the loss that uses them, as in :func:`load_examples`."""
+
+    def __init__(self, path: str, tokenizer, max_length: int, seed: int, buffer_size: int,
+                 skip_bad: bool = False, report=None, allow_empty: bool = True, check=None):
+        self.allow_empty, self.check = allow_empty, check
+        self.path, self.tokenizer, self.max_length = path, tokenizer, max_length
+        self.seed, self.buffer_size, self.skip_bad, self.report = seed, buffer_size, skip_bad, report
+        self.epoch = 0
+        self.counts = Counts()
+        self.bad_rows = 0
+        self.empty = 0
+
+    def _examples(self) -> Iterator[tuple]:
+        """One pass over the file: checked, tokenized examples in file order."""
+        empty = True
+        for n, row in iter_rows(self.path):
+            empty = False
+            where = f"{self.path}: row {n}"
+            try:
+                example = check_example(row, self.tokenizer, where, n, self.allow_empty)
+                if self.check is not None:
+                    self.check(example, where)
+            except DataError as e:
+                if not self.skip_bad:
+                    raise DataError(str(e) + SKIP_HINT) from None
+                self.bad_rows += 1
+                if self.report and self.epoch == 0:
+                    self.report(f"note: skipped (--skip-bad-rows): {e}")
+                continue
+            kept, counts = encode_examples(self.tokenizer, [example], self.max_length)
+            if self.epoch == 0:
+                self.empty += example.empty_completions()
+                self.counts.total += 1
+                self.counts.truncated += counts.truncated
+                self.counts.skipped += counts.skipped
+            yield from kept
+        if empty:
+            raise DataError(f"{self.path}: no rows")
+
+    def __iter__(self) -> Iterator[tuple[object, Group]]:
+        while True:
+            rng = random.Random(self.seed + self.epoch)
+            buffer: list = []
+            yielded = False
+            for item in self._examples():
+                if len(buffer) < self.buffer_size:
+                    buffer.append(item)
+                    continue
+                k = rng.randrange(len(buffer))
+                buffer[k], item = item, buffer[k]
+                yielded = True
+                yield item
+            rng.shuffle(buffer)
+            for item in buffer:
+                yielded = True
+                yield item
+            if not yielded:
+                raise DataError(f"{self.path}: no example fits max_length={self.max_length}")
+            self.epoch += 1

@@ -1,0 +1,111 @@
+"""Prompt + completion as text: implicit prompts (a shared prefix), chat messages rendered with
+the tokenizer's chat template, and the checks every completion goes through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import DataError
+
+
+@dataclass
+class Text:
+    """One prompt + completion to score, already rendered to text.
+
+    ``templated`` is True when a chat template produced the text: the template already
+    holds its special tokens, so the tokenizer must not add its own.
+    """
+
+    prompt: str
+    completion: str
+    templated: bool = False
+
+
+def split_shared_prefix(chosen: str, rejected: str) -> tuple[str, str, str]:
+    """Split two whole texts at their shared prefix: (prompt, chosen_tail, rejected_tail).
+
+    In the HH-RLHF dialogue format the prompt ends with the last shared "\\n\\nAssistant:",
+    so "...Assistant: I can" / "...Assistant: I won't" gives the prompt "...Assistant:" and
+    the replies " I can" / " I won't". Otherwise the cut moves back to the start of the word
+    (and the whitespace before it) where the texts diverge.
+    """
+    n = 0
+    limit = min(len(chosen), len(rejected))
+    while n < limit and chosen[n] == rejected[n]:
+        n += 1
+    turn = chosen.rfind("\n\nAssistant:", 0, n)
+    if turn >= 0:  # the HH-RLHF dialogue format: the prompt ends with the last shared "Assistant:"
+        n = turn + len("\n\nAssistant:")
+    else:
+        if any(n < len(t) and not t[n].isspace() for t in (chosen, rejected)):
+            while n > 0 and not chosen[n - 1].isspace():  # back to the start of the diverging word
+                n -= 1
+        while n > 0 and chosen[n - 1].isspace():
+            n -= 1
+    return chosen[:n], chosen[n:], rejected[n:]
+
+
+def _is_messages(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in value)
+
+
+def render_chat(prompt_msgs: list[dict], completion_msgs: list[dict], tokenizer, where: str) -> tuple[str, str]:
+    """Render a conversation with the tokenizer's chat template; return (prompt, completion) text."""
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        raise DataError(f"{where}: conversational rows need a chat template and this model's tokenizer has none; "
+                        "use plain-text prompt/chosen/rejected columns instead")
+    try:
+        prompt = tokenizer.apply_chat_template(prompt_msgs, tokenize=False, add_generation_prompt=bool(prompt_msgs))
+        full = tokenizer.apply_chat_template(prompt_msgs + completion_msgs, tokenize=False)
+    except Exception as e:  # jinja raises TemplateError and others from inside the template
+        raise DataError(f"{where}: the chat template failed on this conversation: {e}") from None
+    if not full.startswith(prompt):
+        # Some templates render the generation prompt differently; fall back to the common prefix.
+        prompt, _, _ = split_shared_prefix(prompt, full)
+    # Drop the template's trailing newline so the sequence ends on its end-of-turn token.
+    return prompt, full[len(prompt):].rstrip()
+
+
+def to_text(prompt: Any, completion: Any, tokenizer, where: str, name: str = "completion",
+            allow_empty: bool = False) -> Text:
+    """Check one prompt/completion and render it to text.
+
+    An empty (or whitespace) completion is real data in HH-RLHF (silence preferred over a
+    harmful reply): with ``allow_empty`` it is kept, and its reward is read at the end marker
+    right after the prompt; otherwise it is an error."""
+    if prompt is None:
+        prompt = [] if _is_messages(completion) else ""
+    if isinstance(completion, str) and isinstance(prompt, str):
+        if not completion.strip() and not allow_empty:
+            raise DataError(f"{where}: empty {name} (accepted unless --no-allow-empty)")
+        return Text(prompt, completion)
+    if isinstance(prompt, str):
+        prompt = [{"role": "user", "content": prompt}] if prompt else []
+    if isinstance(completion, str):
+        completion = [{"role": "assistant", "content": completion}]
+    if not _is_messages(prompt):
+        raise DataError(f"{where}: 'prompt' must be a string or a list of {{role, content}} messages, "
+                        f"got {_type(prompt)}")
+    if not _is_messages(completion):
+        raise DataError(f"{where}: '{name}' must be a string or a list of {{role, content}} messages, "
+                        f"got {_type(completion)}")
+    if not completion or (not any(str(m["content"]).strip() for m in completion) and not allow_empty):
+        raise DataError(f"{where}: empty {name} (accepted unless --no-allow-empty)")
+    if not completion:
+        completion = [{"role": "assistant", "content": ""}]
+    p, c = render_chat(prompt, completion, tokenizer, where)
+    return Text(p, c, templated=True)
+
+
+def _type(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _require(row: dict, keys: tuple[str, ...], where: str) -> None:
+    for key in keys:
+        if key not in row or row[key] is None:
+            found = ", ".join(sorted(k for k, v in row.items() if v is not None)) or "nothing"
+            raise DataError(f"{where}: missing column '{key}' (found: {found})")
+
+

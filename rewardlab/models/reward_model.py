@@ -1,0 +1,87 @@
+"""The :class:`RewardModel` scoring API: a trained reward model folder and its tokenizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..data.encode import encode_groups
+from ..data.text import Text
+from ..errors import ModelError
+from .backbone import ensure_pad_token, score_sequences
+from .lora import load_adapter
+from .shared_prompt import score_groups_shared, supports_shared_prompt
+
+
+class RewardModel:
+    """A trained reward model with its tokenizer: ``RewardModel.from_pretrained(dir).score(prompts, completions)``."""
+
+    def __init__(self, model: nn.Module, tokenizer, max_length: int = 512, device: str | None = None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    @classmethod
+    def from_pretrained(cls, path: str, device: str | None = None, max_length: int = 0,
+                        trust_remote_code: bool = False) -> "RewardModel":
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        if Path(path, "adapter_config.json").exists():
+            model, tokenizer, trained = load_adapter(path, trust_remote_code)
+            return cls(model, tokenizer, max_length or trained, device)
+        if not Path(path, "config.json").exists():
+            raise ModelError(f"{path}: not a reward model folder (no config.json); train one with `rewardlab train`")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+            model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError, KeyError) as e:
+            raise ModelError(f"{path}: cannot load the reward model: {str(e).splitlines()[0]}") from None
+        if model.config.num_labels != 1:
+            raise ModelError(f"{path}: a reward model has one output, this one has {model.config.num_labels}")
+        ensure_pad_token(tokenizer, model)
+        trained = (getattr(model.config, "rewardlab", None) or {}).get("max_length", 512)
+        return cls(model, tokenizer, max_length or trained, device)
+
+    def save_pretrained(self, path: str) -> None:
+        settings = dict(getattr(self.model.config, "rewardlab", None) or {})
+        settings["max_length"] = self.max_length
+        self.model.config.rewardlab = settings
+        self.model.save_pretrained(path, safe_serialization=True)
+        self.tokenizer.save_pretrained(path)
+
+    def score_texts(self, texts: list, batch_size: int = 16, max_tokens: int = 16384):
+        """Rewards for :class:`rewardlab.data.Text` items, in input order, and the truncation counts.
+
+        Sequences are sorted by length before batching, so the result does not depend on the
+        batch size or on the order of the inputs.
+        """
+        groups, counts = encode_groups(self.tokenizer, [[t] for t in texts], self.max_length, cut_completion=True)
+        seqs = [g.sequences[0] for g in groups]
+        return score_sequences(self.model, seqs, self.tokenizer.pad_token_id, batch_size, max_tokens), counts
+
+    def score_groups(self, groups: list[list], batch_size: int = 16, max_tokens: int = 16384):
+        """Rewards for groups of :class:`rewardlab.data.Text` that share a prompt (a pair, K
+        completions), as a list per group, and the truncation counts. On causal backbones each
+        prompt is encoded once for all its completions (exact, see shared_prompt.py)."""
+        encoded, counts = encode_groups(self.tokenizer, groups, self.max_length, cut_completion=True)
+        seqs = [g.sequences for g in encoded]
+        pad = self.tokenizer.pad_token_id
+        if supports_shared_prompt(self.model) and any(len(g) > 1 for g in seqs):
+            return score_groups_shared(self.model, seqs, pad, batch_size, max_tokens), counts
+        flat = score_sequences(self.model, [s for g in seqs for s in g], pad, batch_size, max_tokens)
+        out, pos = [], 0
+        for g in seqs:
+            out.append(flat[pos:pos + len(g)])
+            pos += len(g)
+        return out, counts
+
+    def score(self, prompts: list[str], completions: list[str], batch_size: int = 16,
+              max_tokens: int = 16384) -> list[float]:
+        """One reward per (prompt, completion), batched. Prompts are plain text (apply a chat
+        template yourself, or pass message lists through ``rewardlab score``)."""
+        if len(prompts) != len(completions):
+            raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+        return self.score_texts([Text(p, c) for p, c in zip(prompts, completions)], batch_size, max_tokens)[0]

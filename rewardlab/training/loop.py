@@ -1,0 +1,371 @@
+"""The training loop, for every model kind: setup -> fit -> finish.
+
+One explicit loop on ``accelerate``: multi-process DDP and FSDP are launcher choices (tested
+on CPU with gloo). What differs between kinds (rows -> examples, the batch, the forward, the
+loss, the metrics, the units the loss is averaged over) comes from the kind module
+(rewardlab/kinds/); this file never names a kind.
+
+Exactness rules this loop keeps:
+- A step's unit is the example (a prompt with all its completions): a step sees
+  ``batch_size * grad_accum * num_processes`` examples, never a part of one.
+- Each micro-batch adds ``its summed loss / the units of the whole step`` (pairs, prompts:
+  whatever the kind counts), so accumulation is exactly one large batch, even for a short step.
+- Data order is a permutation seeded by (seed, epoch) (``--streaming``: a seeded shuffle
+  buffer over the file); with the step counter it tells where a resumed run continues, so
+  resumed == uninterrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .. import kinds
+from ..config import ConfigError, TrainConfig, resume_values, to_dict, validate_train
+from ..data.preference import load_examples
+from ..data.stream import ExampleStream
+from ..models.backbone import disable_dropout, load_backbone
+from ..models.lora import apply_lora
+from ..models.shared_prompt import pick_attention, supports_shared_prompt
+from .checkpoint import CtrlC, gather_state, latest_checkpoint, load_checkpoint, save_checkpoint
+from .finish import evaluate_run, save_final
+from .schedule import epoch_order, lr_at, split_step
+
+
+@dataclass
+class Run:
+    """Everything :func:`setup` builds and :func:`fit` / :func:`finish` use."""
+
+    cfg: TrainConfig
+    kind: Any
+    accelerator: Any
+    model: Any  # the prepared forward module (DDP/FSDP-wrapped)
+    hf_model: Any  # the transformers model inside it (peft-wrapped with LoRA)
+    tokenizer: Any
+    optimizer: Any
+    max_length: int
+    total: int
+    steps_per_epoch: int = 0
+    train_set: list = field(default_factory=list)
+    stream: ExampleStream | None = None
+    eval_examples: list = field(default_factory=list)
+    shared: bool = False
+    sharded: bool = False
+    step: int = 0
+    counts: Any = None
+    empty: int = 0
+    log_window: dict = field(default_factory=dict)
+    seen: int = 0
+    started: float = 0.0
+    wall_s: float = 0.0
+    order: list = field(default_factory=list)
+    order_epoch: int = -1
+    saved_at: int = -1
+    ctrl_c: Any = None
+
+    @property
+    def world(self) -> int:
+        return self.accelerator.num_processes
+
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def say(self, msg: str) -> None:
+        if self.main:
+            print(msg, file=sys.stderr, flush=True)
+
+    def log(self, record: dict) -> None:
+        if self.main:
+            with (Path(self.cfg.run.output) / "metrics.jsonl").open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        if self.cfg.run.report_to:
+            self.accelerator.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
+
+
+def train(cfg: TrainConfig, on_step: Callable[[Run], None] | None = None) -> dict:
+    """Train a reward model; returns the final metrics. ``on_step(run)`` is called after every
+    optimizer step (tests use it to interrupt a run at a known step)."""
+    run = setup(cfg)
+    fit(run, on_step)
+    return finish(run)
+
+
+# ---------------------------------------------------------------- setup
+
+def _accelerator(cfg: TrainConfig):
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    # accelerate keeps one global state per process; a second run in the same process (a
+    # notebook, the tests) may want another precision. The distributed part is kept.
+    AcceleratorState._reset_state(reset_partial_state=False)
+    trackers = [t.strip() for t in cfg.run.report_to.split(",") if t.strip()]
+    return Accelerator(log_with=trackers or None, project_dir=cfg.run.output,
+                       mixed_precision="bf16" if cfg.backbone.bf16 else "no")
+
+
+def _optimizer(model, cfg: TrainConfig):
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in trainable if p.ndim >= 2], "weight_decay": cfg.optim.weight_decay},
+              {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}]
+    try:  # the fused kernel (CPU and GPU, torch >= 2.4) is ~5x faster than the per-tensor loop
+        return torch.optim.AdamW(groups, lr=cfg.optim.lr, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(groups, lr=cfg.optim.lr)
+
+
+def _check_resume(folder: Path, cfg: TrainConfig, world: int, total: int) -> None:
+    """A resumed run must have the settings of the run it continues (fields marked ``resume``)."""
+    saved = json.loads((folder / "trainer_state.json").read_text())
+    defaults = resume_values(TrainConfig())  # keys a checkpoint of an older version does not have
+    changed = [k for k, v in resume_values(cfg).items() if saved["config"].get(k, defaults[k]) != v]
+    if saved.get("world", 1) != world:
+        changed.append(f"number of processes ({saved.get('world', 1)} -> {world})")
+    if saved.get("total_steps", total) != total:
+        changed.append(f"number of steps ({saved.get('total_steps')} -> {total}: did the data change?)")
+    if changed:
+        raise ConfigError(f"--resume: {', '.join(changed)} differ from the checkpointed run; resume with the same settings")
+
+
+def _load_data(max_length: int, cfg: TrainConfig, kind, tokenizer, say, per_step: int, accelerator) -> dict:
+    """Training items (or a stream), the number of steps, and the evaluation examples."""
+    inputs, obj = cfg.inputs, cfg.objective
+    check = lambda example, where: kind.check(example, where, obj)  # noqa: E731
+    eval_examples = load_examples(inputs.eval_data, tokenizer, inputs.skip_bad_rows, say, inputs.allow_empty,
+                                  check if obj.loss != "davidson" else None) if inputs.eval_data else []
+    if inputs.streaming:
+        stream = ExampleStream(inputs.data, tokenizer, max_length, cfg.optim.seed, inputs.shuffle_buffer,
+                               inputs.skip_bad_rows, say, inputs.allow_empty, check)
+        return {"stream": stream, "total": cfg.optim.max_steps, "eval_examples": eval_examples}
+    examples = load_examples(inputs.data, tokenizer, inputs.skip_bad_rows, say, inputs.allow_empty, check)
+    with accelerator.main_process_first() if inputs.tokenized_cache else nullcontext():
+        train_set, counts = kind.encode(tokenizer, examples, max_length, inputs.num_proc,
+                                        inputs.tokenized_cache)
+    if (msg := counts.report("training examples", max_length)):
+        say(f"note: {msg}")
+    if not train_set:
+        raise ConfigError(f"{inputs.data}: no example fits max_length={max_length}")
+    steps_per_epoch = math.ceil(len(train_set) / per_step)
+    total = steps_per_epoch * cfg.optim.epochs
+    if cfg.optim.max_steps > 0:
+        total = min(total, cfg.optim.max_steps)
+    return {"train_set": train_set, "counts": counts, "total": total, "steps_per_epoch": steps_per_epoch,
+            "eval_examples": eval_examples, "empty": sum(e.empty_completions() for e, _ in train_set)}
+
+
+def setup(cfg: TrainConfig) -> Run:
+    """Accelerator, backbone (+ LoRA), data, optimizer, resume: everything before the first step."""
+    from accelerate.utils import DistributedType, set_seed
+
+    validate_train(cfg)
+    bb, out = cfg.backbone, Path(cfg.run.output)
+    kind = kinds.get(cfg.objective.kind)
+    accelerator = _accelerator(cfg)
+    resume_from = latest_checkpoint(cfg.run.output) if cfg.run.resume else None
+    if cfg.run.resume and resume_from is None:
+        raise ConfigError(f"--resume: no checkpoint in {out / 'checkpoints'}")
+    if not cfg.run.resume and latest_checkpoint(cfg.run.output) is not None:
+        raise ConfigError(f"{out} already has checkpoints: pass --resume to continue, or choose a new --output")
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        raise ConfigError("DeepSpeed is not supported by this training loop; shard with FSDP instead "
+                          "(accelerate launch --config_file configs/accelerate_fsdp.yaml)")
+    sharded = accelerator.distributed_type == DistributedType.FSDP
+    if sharded and (bb.lora_r or cfg.run.eval_every):
+        raise ConfigError("with FSDP, LoRA and --eval-every are not supported yet (the final evaluation runs on "
+                          "the saved model)")
+
+    set_seed(cfg.optim.seed)
+    model, tokenizer = load_backbone(bb.model, bb.trust_remote_code, bb.load_in_4bit)
+    if bb.disable_dropout:
+        disable_dropout(model)
+    max_length = min(cfg.inputs.max_length, getattr(model.config, "max_position_embeddings", None) or 10**9)
+    model.config.rewardlab = {"max_length": max_length}
+    if bb.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if bb.lora_r:
+        model = apply_lora(model, bb.lora_r, bb.lora_alpha, bb.lora_dropout, quantized=bb.load_in_4bit)
+
+    per_step = cfg.optim.batch_size * cfg.optim.grad_accum * accelerator.num_processes
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if accelerator.is_main_process else (lambda msg: None)
+    data = _load_data(max_length, cfg, kind, tokenizer, say, per_step, accelerator)
+    if resume_from is not None:
+        _check_resume(resume_from, cfg, accelerator.num_processes, data["total"])
+    try:
+        shared = bb.shared_prompt and supports_shared_prompt(model, bb.attention, accelerator.device, bb.bf16)
+    except RuntimeError as e:
+        raise ConfigError(str(e)) from None
+    optimizer = _optimizer(model, cfg)
+    prepared, optimizer = accelerator.prepare(kind.forward_module(model, bb.attention), optimizer)
+    run = Run(cfg, kind, accelerator, prepared, model, tokenizer, optimizer, max_length, shared=shared,
+              sharded=sharded, **data)
+    if resume_from is not None:  # after prepare: under FSDP each process loads its own shard
+        try:
+            run.step = load_checkpoint(resume_from, prepared, model, optimizer)["step"]
+        except (ValueError, KeyError, OSError, AttributeError, RuntimeError) as e:
+            raise ConfigError(f"--resume: cannot use {resume_from}: {str(e).splitlines()[0]}") from None
+        run.say(f"resuming from {resume_from} at step {run.step}/{run.total}")
+    if cfg.run.report_to:
+        accelerator.init_trackers("rewardlab", config=to_dict(cfg))
+    out.mkdir(parents=True, exist_ok=True)
+    path = f"shared-prompt ({pick_attention(bb.attention, accelerator.device, model, bb.bf16)})" if shared else "padded"
+    o = cfg.optim
+    run.say(f"{bb.model}: {kind.describe(cfg.objective)}; "
+            f"{'a stream of' if run.stream else len(run.train_set)} examples, {run.total} steps of {per_step} "
+            f"(batch {o.batch_size} x accumulation {o.grad_accum} x {run.world} process{'es' if run.world > 1 else ''}"
+            f"{', FSDP' if sharded else ''}), max_length={max_length}, {path} forward")
+    if run.empty:
+        run.say(f"note: kept {run.empty} empty completions (their reward is read right after the prompt)")
+    return run
+
+
+# ---------------------------------------------------------------- fit
+
+def checkpoint(run: Run, at: int) -> None:
+    if run.saved_at == at:  # a stop right after a periodic save
+        return
+    run.saved_at = at
+    run.accelerator.wait_for_everyone()
+    state = gather_state(run.model, run.optimizer, run.sharded)  # every process: FSDP gathers collectively
+    if run.main:
+        save_checkpoint(run.cfg.run.output, at, run.hf_model, run.tokenizer, state,
+                        {"config": to_dict(run.cfg), "total_steps": run.total, "world": run.world})
+
+
+def step_items(run: Run, stream_it) -> tuple[list, int]:
+    """The examples of the next optimizer step, and its epoch."""
+    per_step = run.cfg.optim.batch_size * run.cfg.optim.grad_accum * run.world
+    if run.stream is not None:
+        return [next(stream_it) for _ in range(per_step)], run.stream.epoch
+    epoch, in_epoch = divmod(run.step, run.steps_per_epoch)
+    if run.order_epoch != epoch:
+        lengths = [max(map(len, g.sequences)) for _, g in run.train_set] if run.cfg.inputs.group_by_length else None
+        run.order, run.order_epoch = epoch_order(len(run.train_set), epoch, run.cfg.optim.seed, per_step, lengths), epoch
+    return [run.train_set[i] for i in run.order[in_epoch * per_step:(in_epoch + 1) * per_step]], epoch
+
+
+def train_step(run: Run, items: list) -> dict[str, float]:
+    """Forward and backward over this process's micro-batches, then one optimizer step.
+    Returns the step's summed loss, units and statistics over all processes, and the stop flag."""
+    cfg, kind, acc = run.cfg, run.kind, run.accelerator
+    n_units = sum(kind.units(e, cfg.objective) for e, _ in items)
+    micro = split_step(items, cfg.optim.batch_size, acc.process_index, run.world)
+    run.optimizer.zero_grad(set_to_none=True)
+    sums = dict.fromkeys(("loss", *kind.STATS), 0.0)
+    dummy = not micro  # a process left without examples (a short last step) still joins the all-reduce
+    for i, batch in enumerate(micro or [items[:1]]):
+        inputs = kind.batch(batch, run.tokenizer.pad_token_id, run.shared, acc.device)
+        with acc.no_sync(run.model) if i < max(1, len(micro)) - 1 else nullcontext():
+            loss_sum, stats = kind.loss(run.model(inputs), batch, cfg.objective)
+            # DDP averages gradients over processes, hence the factor world.
+            acc.backward(loss_sum * (0.0 if dummy else run.world / max(n_units, 1)))
+        if not dummy:
+            sums["loss"] += loss_sum.item()
+            for k in kind.STATS:
+                sums[k] += stats[k]
+    grad_norm = float(acc.clip_grad_norm_(run.model.parameters(), cfg.optim.max_grad_norm)) \
+        if cfg.optim.max_grad_norm > 0 else None
+    lr = lr_at(run.step, run.total, cfg.optim)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    run.optimizer.step()
+    sums["stop"] = float(run.ctrl_c.asked)
+    if run.world > 1:  # the whole step, not this process's share; and has anyone pressed Ctrl-C?
+        keys = list(sums)
+        reduced = acc.reduce(torch.tensor([sums[k] for k in keys], device=acc.device), "sum").tolist()
+        sums = dict(zip(keys, reduced))
+    sums.update(units=float(n_units), examples=float(len(items)), lr=lr, grad_norm=grad_norm)
+    return sums
+
+
+def record(run: Run, sums: dict, epoch: int, bar) -> None:
+    """Progress bar every step; metrics.jsonl every log_every steps."""
+    w = run.log_window
+    for k in ("loss", "units", *run.kind.STATS):
+        w[k] = w.get(k, 0.0) + sums[k]
+    run.seen += int(sums["examples"])
+    rate = run.seen / max(time.perf_counter() - run.started, 1e-9)
+    shown = run.kind.summarize(sums)
+    bar.set_postfix(loss=f"{sums['loss'] / max(sums['units'], 1):.4f}",
+                    **{k: f"{v:.2f}" for k, v in shown.items()}, ex_s=f"{rate:.1f}")
+    bar.update(1)
+    if run.step % run.cfg.run.log_every == 0 or run.step == run.total:
+        run.log({"step": run.step, "epoch": epoch, "loss": w["loss"] / max(w["units"], 1),
+                 **run.kind.summarize(w), "lr": sums["lr"], "grad_norm": sums["grad_norm"],
+                 "examples_per_s": rate, "elapsed_s": time.perf_counter() - run.started})
+        run.log_window = {}
+
+
+def fit(run: Run, on_step: Callable[[Run], None] | None = None) -> None:
+    """Optimizer steps until the end of training, Ctrl-C, or a stop from ``on_step``."""
+    from tqdm.auto import tqdm
+
+    cfg = run.cfg
+    bar = tqdm(total=run.total, initial=run.step, disable=not run.main, desc="train", dynamic_ncols=True)
+    run.ctrl_c = CtrlC(run.say)
+    run.model.train()
+    run.started = time.perf_counter()
+    stream_it = iter(run.stream) if run.stream is not None else None
+    for _ in range(run.step * cfg.optim.batch_size * cfg.optim.grad_accum * run.world if stream_it else 0):
+        next(stream_it)  # resume: the stream is deterministic, skip what was trained on
+    try:
+        while run.step < run.total:
+            items, epoch = step_items(run, stream_it)
+            sums = train_step(run, items)
+            run.step += 1
+            record(run, sums, epoch, bar)
+            if on_step is not None:
+                on_step(run)
+            if cfg.run.eval_every and run.step % cfg.run.eval_every == 0 and run.step < run.total:
+                evaluate_run(run)
+            if cfg.run.save_every and run.step % cfg.run.save_every == 0 and run.step < run.total:
+                checkpoint(run, run.step)
+            if sums["stop"] > 0 and run.step < run.total:  # every process stops here, after the same step
+                run.ctrl_c.at_step_end = True
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        bar.close()
+        if run.world > 1 and not run.ctrl_c.at_step_end:  # processes may be mid-step: a collective save could hang
+            run.say(f"\nstopped at once at step {run.step}/{run.total}, without a checkpoint (the last one is kept)")
+            raise
+        checkpoint(run, run.step)
+        run.say(f"\ninterrupted at step {run.step}/{run.total}; checkpoint saved. Continue with the same command "
+                "plus --resume")
+        raise
+    finally:
+        run.ctrl_c.restore()
+    bar.close()
+    run.wall_s = time.perf_counter() - run.started
+
+
+# ---------------------------------------------------------------- finish
+
+def finish(run: Run) -> dict:
+    """Save the final model (a plain Hugging Face folder), evaluate it, write train_results.json."""
+    run.accelerator.wait_for_everyone()
+    counts = run.stream.counts if run.stream is not None else run.counts
+    if run.stream is not None:
+        run.empty = run.stream.empty
+        if (msg := counts.report("streamed examples", run.max_length)):
+            run.say(f"note: {msg}")
+    result = {"steps": run.step, "train_examples": counts.total, "wall_s": run.wall_s,
+              "examples_per_s": run.seen / run.wall_s if run.wall_s > 0 else 0.0,
+              "truncated": counts.truncated, "skipped": counts.skipped, "empty_completions": run.empty}
+    final = save_final(run)
+    if run.main:
+        if final is not None:
+            result["eval"] = final
+            if run.cfg.backbone.load_in_4bit:
+                result["eval_model"] = "the 4-bit base + adapter (OUTPUT/adapter); the merged folder differs by quantisation"
+            run.say(run.kind.format_eval(final))
+        (Path(run.cfg.run.output) / "train_results.json").write_text(json.dumps(result, indent=1))
+    run.accelerator.end_training()
+    return result

@@ -1,0 +1,76 @@
+"""The package's shape: imports point one way (no circles), modules stay readable in size."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "rewardlab"
+
+# Lower layers never import higher ones; equal layers never import each other.
+LAYERS = {"errors": 0, "config": 1, "data": 2, "models": 3, "losses": 3, "eval": 4, "kinds": 5, "training": 6,
+          "judge": 6, "serve": 7, "cli": 8, "__init__": 9, "__main__": 9}
+
+
+def _part(module: str) -> str:
+    return module.split(".")[1] if "." in module else "__init__"
+
+
+def _imports(path: Path) -> list[str]:
+    """Every rewardlab module imported by a file, at the top or inside functions."""
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+    here = parts if rel.name == "__init__" else parts[:-1]
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here[:len(here) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+                names = [f"{target}.{a.name}" for a in node.names] if not node.module else [target]
+                out += names
+            elif node.module and node.module.startswith("rewardlab"):
+                out.append(node.module)
+        elif isinstance(node, ast.Import):
+            out += [a.name for a in node.names if a.name.startswith("rewardlab")]
+    return out
+
+
+def test_imports_point_one_way():
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        mine = _part(".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts))
+        for target in _imports(path):
+            theirs = _part(target)
+            if theirs == mine or theirs not in LAYERS:
+                continue
+            if LAYERS[theirs] >= LAYERS[mine]:
+                wrong.append(f"{path.relative_to(PACKAGE.parent)} imports {target}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_import_cycles_between_modules():
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+        graph[name] = {t for t in _imports(path) if t != name}
+    modules = set(graph)
+    graph = {k: {t if t in modules else t.rsplit(".", 1)[0] for t in v} & modules for k, v in graph.items()}
+    state: dict[str, int] = {}
+
+    def visit(node, trail):
+        if state.get(node) == 1:
+            raise AssertionError("import cycle: " + " -> ".join(trail + [node]))
+        if state.get(node) == 2:
+            return
+        state[node] = 1
+        for nxt in graph[node]:
+            if not nxt.startswith(node + ".") and not node.startswith(nxt + "."):  # a package and its own modules
+                visit(nxt, trail + [node])
+        state[node] = 2
+
+    for node in sorted(graph):
+        visit(node, [])
+
+
+def test_modules_stay_readable():
+    sizes = {str(p.relative_to(PACKAGE.parent)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    assert not {k: v for k, v in sizes.items() if v > 600}, "split modules before 600 lines"
