@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -67,6 +68,7 @@ def main() -> None:
     train_file, eval_file = write_split(out / "data")
     results = {}
     for name in args.losses.split(","):
+        shutil.rmtree(out / name, ignore_errors=True)  # a fresh run each time
         t0 = time.perf_counter()
         cfg = TrainConfig.flat(model=args.model, data=train_file, eval_data=eval_file, output=str(out / name),
                                lr=args.lr, batch_size=args.batch_size, max_length=args.max_length,

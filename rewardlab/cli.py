@@ -15,7 +15,7 @@ from pathlib import Path
 from .config import EvalConfig, ExportConfig, JudgeConfig, ScoreConfig, ServeConfig, TrainConfig, add_arguments, load_config
 from .data.rows import read_rows
 from .errors import ConfigError, ModelError, RewardlabError
-from .eval.score import add_rewards, build_groups, score_groups
+from .eval.score import SKIP_HINT, add_rewards, build_groups, score_groups
 
 
 def _quiet_libraries() -> None:
@@ -46,9 +46,10 @@ def cmd_eval(cfg: EvalConfig) -> int:
     from .models import RewardModel
 
     _need(cfg.model, "--model"), _need(cfg.data, "--data")
-    rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length)
+    rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length, device=cfg.device or None,
+                                     dtype=_dtype(cfg.bf16))
     examples = load_examples(cfg.data, rm.tokenizer, cfg.skip_bad_rows, lambda m: print(m, file=sys.stderr),
-                             cfg.allow_empty)
+                             cfg.allow_empty, columns=cfg.columns.mapping())
     metrics, counts = evaluate_examples(rm.model, rm.tokenizer, examples, rm.max_length, cfg.batch_size,
                                         cfg.tie_threshold)
     metrics["truncated"] = counts.truncated
@@ -76,9 +77,11 @@ def cmd_score(cfg: ScoreConfig) -> int:
 
     _need(cfg.model, "--model"), _need(cfg.data, "--data"), _need(cfg.output, "--output")
     state = PartialState()
-    rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length, device=str(state.device))
+    rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length, device=cfg.device or str(state.device),
+                                     dtype=_dtype(cfg.bf16))
     rows = read_rows(cfg.data)
-    groups, fields = build_groups(rows, rm.tokenizer, cfg.data, cfg.allow_empty, cfg.skip_bad_rows)
+    groups, fields = build_groups(rows, rm.tokenizer, cfg.data, cfg.allow_empty, cfg.skip_bad_rows, SKIP_HINT,
+                                  cfg.columns.mapping())
     mine = list(range(state.process_index, len(rows), state.num_processes))
     rewards, counts = score_groups(rm, [groups[i] for i in mine], cfg.batch_size, cfg.max_batch_tokens)
     results = list(zip(mine, rewards))
@@ -115,7 +118,10 @@ def cmd_export(cfg: ExportConfig) -> int:
     if not Path(cfg.model, "adapter_config.json").exists():
         raise ModelError(f"{cfg.model}: not a LoRA adapter folder (no adapter_config.json)")
     model, tokenizer, max_length = load_adapter(cfg.model, full_precision=True)  # QLoRA: merge into full precision
-    RewardModel(model.merge_and_unload(), tokenizer, max_length).save_pretrained(cfg.output)
+    merged = model.merge_and_unload()
+    if cfg.bf16:
+        merged = merged.to(_dtype(True))
+    RewardModel(merged, tokenizer, max_length, device=cfg.device or "cpu").save_pretrained(cfg.output)
     print(f"merged reward model saved to {cfg.output}")
     return 0
 
@@ -133,6 +139,10 @@ def cmd_judge(cfg: JudgeConfig) -> int:
     items = read_items(cfg.data, cfg.mode, template.needs_reference)  # every row checked before any call
     if cfg.eval and not all(i.labelled for i in items):
         raise ConfigError("--eval needs human labels: chosen/rejected rows")
+    if cfg.backend == "local" and cfg.model == "smollm2":
+        print("note: the bundled 135M judge shows the pipeline working, its verdicts are not usable (it prefers "
+              "whichever answer comes first); judge with a real model: --backend openai --base-url "
+              "http://HOST:8000/v1 --model NAME, or --model /path/to/a/local/instruct/model", file=sys.stderr)
     if cfg.backend == "local":
         backend = LocalJudge(cfg.model, cfg.device or None, cfg.batch_size, cfg.max_new_tokens)
     else:
@@ -174,8 +184,14 @@ def cmd_serve(cfg: ServeConfig) -> int:
     _need(cfg.model, "--model")
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
         raise ConfigError("serve needs fastapi and uvicorn: pip install 'rewardlab[serve]'")
-    serve(cfg.model, cfg.host, cfg.port, cfg.batch_size, cfg.max_batch_tokens, cfg.max_length)
+    serve(cfg.model, cfg.host, cfg.port, cfg.batch_size, cfg.max_batch_tokens, cfg.max_length, cfg.device, cfg.bf16)
     return 0
+
+
+def _dtype(bf16: bool):
+    import torch
+
+    return torch.bfloat16 if bf16 else None
 
 
 def _need(value: str, flag: str) -> None:

@@ -27,8 +27,9 @@ from .errors import ConfigError
 __all__ = ["ConfigError", "TrainConfig", "load_config", "add_arguments", "to_dict", "resume_values"]
 
 
-def _f(default: Any, help: str, choices: tuple | None = None, resume: bool = False) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices, "resume": resume})
+def _f(default: Any, help: str, choices: tuple | None = None, resume: bool = False, bare: str | None = None) -> Any:
+    """A documented field. ``bare``: the value of the flag given alone (``--resume`` = ``--resume latest``)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "resume": resume, "bare": bare})
 
 
 def check_choices(obj) -> None:
@@ -40,6 +41,25 @@ def check_choices(obj) -> None:
 
 
 LOSSES = ("bt", "scaled_bt", "plackett_luce", "davidson")
+RECOMMENDED_LR = {"minilm": 1e-4}  # measured on HH-RLHF (README, recipes); other backbones: DEFAULT_LR
+DEFAULT_LR = 2e-5
+
+
+@dataclass
+class ColumnArgs:
+    """Column names of your data, where they differ from rewardlab's (OpenRLHF's --prompt_key)."""
+
+    prompt_key: str = _f("prompt", "Column holding the prompt.")
+    chosen_key: str = _f("chosen", "Column holding the preferred completion of a pair.")
+    rejected_key: str = _f("rejected", "Column holding the other completion of a pair.")
+    completions_key: str = _f("completions", "Column holding the list of K completions of a group row.")
+    ranking_key: str = _f("ranking", "Column holding a group row's ranking.")
+    scores_key: str = _f("scores", "Column holding a group row's scores.")
+
+    def mapping(self) -> dict[str, str]:
+        """rewardlab's name -> the user's name, for the columns that differ."""
+        return {f.name.removesuffix("_key"): getattr(self, f.name) for f in dataclasses.fields(self)
+                if getattr(self, f.name) != f.name.removesuffix("_key")}
 KINDS = ("preference",)
 
 
@@ -85,6 +105,11 @@ class InputArgs:
                    "`datasets` folder, or a hub dataset name (online only). FILE[a:b] takes rows a..b-1.",
                    resume=True)
     eval_data: str = _f("", "Held-out rows, same formats as --data; evaluated every --eval-every steps and at the end.")
+    eval_split: float = _f(0.0, "Without --eval-data: hold out this fraction of the training rows (seeded) for "
+                           "evaluation, e.g. 0.05.", resume=True)
+    apply_chat_template: bool = _f(False, "Render plain-text prompt/completions as a user turn and an assistant "
+                                   "turn with the tokenizer's chat template (message-list columns always are).",
+                                   resume=True)
     max_length: int = _f(512, "Maximum tokens per sequence (prompt + completion + end marker). Longer sequences "
                          "lose prompt tokens from the left; an example whose completion alone is too long is "
                          "skipped and counted.", resume=True)
@@ -105,6 +130,10 @@ class InputArgs:
         for name in ("max_length", "num_proc", "shuffle_buffer"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.eval_split < 1.0:
+            raise ConfigError(f"eval_split must be in [0, 1), got {self.eval_split}")
+        if self.eval_split and self.eval_data:
+            raise ConfigError("give either --eval-data or --eval-split, not both")
         if self.streaming and self.group_by_length:
             raise ConfigError("--group-by-length needs the whole data set; it cannot be used with --streaming")
 
@@ -170,7 +199,8 @@ class OptimArgs:
                          resume=True)
     grad_accum: int = _f(1, "Micro-batches per optimizer step; the loss is averaged over the whole step, so "
                          "batch_size x grad_accum behaves exactly like one large batch.", resume=True)
-    lr: float = _f(2e-5, "Peak learning rate of AdamW.", resume=True)
+    lr: float = _f(0.0, "Peak learning rate of AdamW. 0: the recommended rate for the backbone (minilm 1e-4, "
+                   "measured on HH-RLHF; others 2e-5).", resume=True)
     weight_decay: float = _f(0.0, "AdamW weight decay.", resume=True)
     warmup_ratio: float = _f(0.05, "Fraction of the optimizer steps spent in linear warmup.", resume=True)
     lr_schedule: str = _f("linear", "Decay after warmup.", choices=("linear", "cosine", "constant"), resume=True)
@@ -179,8 +209,8 @@ class OptimArgs:
 
     def __post_init__(self):
         check_choices(self)
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.lr < 0:
+            raise ConfigError(f"lr must be > 0 (or 0 for the backbone's recommended rate), got {self.lr}")
         for name in ("batch_size", "grad_accum", "epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -191,14 +221,23 @@ class RunArgs:
     """Output, checkpoints, logging."""
 
     output: str = _f("", "Output folder: the final model (standard Hugging Face folder), checkpoints/, metrics.jsonl.")
-    resume: bool = _f(False, "Continue from the last checkpoint in --output exactly where it stopped.")
+    resume: str = _f("", "Continue exactly where a run stopped: --resume alone takes the newest checkpoint in "
+                     "--output, --resume DIR a given checkpoint folder.", bare="latest")
     eval_every: int = _f(0, "Evaluate on --eval-data every N optimizer steps (0: only at the end).")
     save_every: int = _f(100, "Write a resumable checkpoint every N optimizer steps (0: only on Ctrl-C).")
+    save_total_limit: int = _f(1, "Checkpoints kept in OUTPUT/checkpoints (the oldest are removed; the final model "
+                               "is always kept).")
     log_every: int = _f(10, "Append training metrics to metrics.jsonl every N optimizer steps.")
     eval_batch_size: int = _f(16, "Prompts per batch when evaluating.")
     report_to: str = _f("", "Extra experiment trackers through accelerate: tensorboard, wandb (comma separated).")
 
     def __post_init__(self):
+        if self.resume is True or self.resume == "true":  # a YAML/Python boolean
+            self.resume = "latest"
+        elif self.resume is False or self.resume == "false":
+            self.resume = ""
+        if self.save_total_limit < 1:
+            raise ConfigError(f"save_total_limit must be >= 1, got {self.save_total_limit}")
         if self.log_every < 1:
             raise ConfigError(f"log_every must be >= 1, got {self.log_every}")
         for tracker in filter(None, (t.strip() for t in self.report_to.split(","))):
@@ -212,6 +251,7 @@ class TrainConfig:
 
     backbone: BackboneArgs = field(default_factory=BackboneArgs)
     inputs: InputArgs = field(default_factory=InputArgs)
+    columns: ColumnArgs = field(default_factory=ColumnArgs)
     objective: ObjectiveArgs = field(default_factory=ObjectiveArgs)
     optim: OptimArgs = field(default_factory=OptimArgs)
     run: RunArgs = field(default_factory=RunArgs)
@@ -241,6 +281,8 @@ class ExportConfig:
 
     model: str = _f("", "An adapter folder (OUTPUT/adapter, or a checkpoint of a LoRA run).")
     output: str = _f("", "Where to write the merged model.")
+    device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
+    bf16: bool = _f(False, "Merge and save in bf16 (half the size).")
 
 
 @dataclass
@@ -256,6 +298,9 @@ class ScoreConfig:
     max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
     skip_bad_rows: bool = _f(False, "Write an invalid row back with an 'error' field (counted) instead of stopping.")
     allow_empty: bool = _f(True, "Accept empty completions (counted); --no-allow-empty makes them errors.")
+    device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
+    bf16: bool = _f(False, "Load the weights in bf16 (halves memory; rewards differ from fp32 by rounding).")
+    columns: ColumnArgs = field(default_factory=ColumnArgs)
 
 
 @dataclass
@@ -272,6 +317,9 @@ class EvalConfig:
     max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
     json: bool = _f(False, "Print one JSON object on stdout instead of a table.")
     skip_bad_rows: bool = _f(False, "Leave out invalid rows (counted and listed) instead of stopping at the first.")
+    device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
+    bf16: bool = _f(False, "Load the weights in bf16 (halves memory; rewards differ from fp32 by rounding).")
+    columns: ColumnArgs = field(default_factory=ColumnArgs)
 
 
 @dataclass
@@ -280,10 +328,12 @@ class ServeConfig:
 
     model: str = _f("", "A reward model folder written by `rewardlab train` (or an adapter folder).")
     host: str = _f("127.0.0.1", "Interface to listen on (0.0.0.0: every interface).")
-    port: int = _f(8000, "TCP port.")
+    port: int = _f(5000, "TCP port (5000, as OpenRLHF's reward server).")
     batch_size: int = _f(16, "Most sequences per forward pass.")
     max_batch_tokens: int = _f(16384, "Most tokens (padding included) per forward pass.")
     max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
+    device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
+    bf16: bool = _f(False, "Load the weights in bf16 (halves memory; rewards differ from fp32 by rounding).")
 
 
 @dataclass
@@ -333,23 +383,20 @@ class JudgeConfig:
 # ---------------------------------------------------------------- flags and files
 
 def _groups(cls: type) -> dict[str, type]:
-    """Group name -> group class, for configs made of groups (TrainConfig); empty otherwise."""
+    """Group name -> group class, for the fields of ``cls`` that are config groups."""
     hints = get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls) if dataclasses.is_dataclass(hints[f.name])}
 
 
 def _leaves(cls: type) -> dict[str, tuple[str | None, dataclasses.Field, type]]:
-    """Flat field name -> (group or None, field, type)."""
-    groups = _groups(cls)
-    if not groups:
-        hints = get_type_hints(cls)
-        return {f.name: (None, f, hints[f.name]) for f in dataclasses.fields(cls)}
-    out = {}
-    for group, sub in groups.items():
-        hints = get_type_hints(sub)
-        for f in dataclasses.fields(sub):
-            assert f.name not in out, f"field {f.name} is in two groups"
-            out[f.name] = (group, f, hints[f.name])
+    """Flat field name -> (its group, or None for a top-level field; the field; its type)."""
+    groups, hints, out = _groups(cls), get_type_hints(cls), {}
+    for f in dataclasses.fields(cls):
+        inner = [(f.name, g, get_type_hints(groups[f.name])) for g in dataclasses.fields(groups[f.name])] \
+            if f.name in groups else [(None, f, hints)]
+        for group, leaf, leaf_hints in inner:
+            assert leaf.name not in out, f"field {leaf.name} is defined twice"
+            out[leaf.name] = (group, leaf, leaf_hints[leaf.name])
     return out
 
 
@@ -374,6 +421,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         if kind is bool:
             target.add_argument(_flag(name), dest=name, default=None, action=argparse.BooleanOptionalAction,
                                 help=help_text)
+        elif f.metadata.get("bare"):
+            target.add_argument(_flag(name), dest=name, default=None, nargs="?", const=f.metadata["bare"],
+                                metavar=name.upper(), help=help_text)
         else:
             target.add_argument(_flag(name), dest=name, default=None, type=kind, help=help_text,
                                 metavar=name.upper() if not extra else "{" + ",".join(extra["choices"]) + "}",
@@ -410,16 +460,15 @@ def load_config(cls: type, yaml_path: str | None, args: argparse.Namespace | dic
             values[key] = value
         elif key not in leaves and key not in ("command", "config"):
             raise ConfigError(f"unknown option {key!r}")
-    if not groups:
-        return cls(**values)
-    parts = {g: {} for g in groups}
+    parts: dict[str | None, dict] = {g: {} for g in groups}
+    parts[None] = {}
     for key, value in values.items():
         parts[leaves[key][0]][key] = value
-    return cls(**{g: groups[g](**parts[g]) for g in groups})
+    return cls(**parts[None], **{g: groups[g](**parts[g]) for g in groups})
 
 
 def _coerce(value: Any, kind: type, where: str) -> Any:
-    if kind is bool:
+    if kind is bool or isinstance(value, bool) and kind is str:  # resume: true in YAML
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{where}: expected true/false, got {value!r}")

@@ -49,5 +49,25 @@ def test_help_documents_every_field(capsys):
 def test_bool_flags():
     args = build_parser().parse_args(["train", "--resume", "--no-disable-dropout"])
     cfg = load_config(TrainConfig, None, args)
-    assert cfg.run.resume is True and cfg.backbone.disable_dropout is False
+    assert cfg.run.resume == "latest" and cfg.backbone.disable_dropout is False
     assert isinstance(args, argparse.Namespace)
+
+
+def test_yaml_may_be_grouped_and_resume_true_means_latest(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("optim:\n  lr: 1e-5\n  batch_size: 4\nloss: plackett_luce\nresume: true\n")
+    cfg = load_config(TrainConfig, str(path))
+    assert (cfg.optim.lr, cfg.optim.batch_size, cfg.objective.loss, cfg.run.resume) == (1e-5, 4, "plackett_luce", "latest")
+    path.write_text("optim:\n  loss: bt\n")
+    with pytest.raises(ConfigError, match="unknown key 'optim.loss'"):
+        load_config(TrainConfig, str(path))
+    with pytest.raises(ConfigError, match="loss must be one of bt, scaled_bt, plackett_luce, davidson"):
+        TrainConfig.flat(loss="hinge")
+
+
+def test_resume_fields_are_marked_on_the_fields():
+    from rewardlab.config import resume_values
+
+    marked = resume_values(TrainConfig())
+    assert {"lr", "batch_size", "loss", "balance", "max_length", "seed", "model", "data"} <= set(marked)
+    assert not {"output", "eval_every", "log_every", "resume"} & set(marked)

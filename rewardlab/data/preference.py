@@ -105,7 +105,7 @@ def tiers_from_ranking(ranking: Any, k: int, partial: bool, where: str) -> list[
     return tiers
 
 
-def check_group(row: dict, tokenizer, where: str, n: int, allow_empty: bool) -> Example:
+def check_group(row: dict, tokenizer, where: str, n: int, allow_empty: bool, chat: bool = False) -> Example:
     """Validate a ``prompt`` + ``completions`` row with a ranking or scores."""
     _require(row, ("prompt", "completions"), where)
     completions, prompt = row["completions"], row["prompt"]
@@ -114,7 +114,8 @@ def check_group(row: dict, tokenizer, where: str, n: int, allow_empty: bool) -> 
                         + (f" of {len(completions)}" if isinstance(completions, list) else ""))
     if ("ranking" in row) == ("scores" in row):
         raise DataError(f"{where}: a group row needs exactly one of 'ranking' or 'scores'")
-    texts = [to_text(prompt, c, tokenizer, where, f"completion {i}", allow_empty) for i, c in enumerate(completions)]
+    texts = [to_text(prompt, c, tokenizer, where, f"completion {i}", allow_empty, chat)
+             for i, c in enumerate(completions)]
     if len({t.completion for t in texts}) < 2:
         raise DataError(f"{where}: fewer than 2 distinct completions")
     if len({t.templated for t in texts}) > 1:
@@ -136,7 +137,7 @@ def check_group(row: dict, tokenizer, where: str, n: int, allow_empty: bool) -> 
                    None if subset is None else str(subset), answers, n)
 
 
-def check_pair(row: dict, tokenizer, where: str, n: int, allow_empty: bool = True) -> Example:
+def check_pair(row: dict, tokenizer, where: str, n: int, allow_empty: bool = True, chat: bool = False) -> Example:
     """Validate a chosen/rejected row (forms a-c above)."""
     _require(row, ("chosen", "rejected"), where)
     chosen, rejected, prompt = row["chosen"], row["rejected"], row.get("prompt")
@@ -156,8 +157,8 @@ def check_pair(row: dict, tokenizer, where: str, n: int, allow_empty: bool = Tru
     elif prompt is not None and not isinstance(prompt, str) and not _is_messages(prompt):
         raise DataError(f"{where}: 'prompt' must be a string or a list of {{role, content}} messages, "
                         f"got {_type(prompt)}")
-    c = to_text(prompt, chosen, tokenizer, where, "chosen completion", allow_empty)
-    r = to_text(prompt, rejected, tokenizer, where, "rejected completion", allow_empty)
+    c = to_text(prompt, chosen, tokenizer, where, "chosen completion", allow_empty, chat)
+    r = to_text(prompt, rejected, tokenizer, where, "rejected completion", allow_empty, chat)
     if c.templated != r.templated:
         raise DataError(f"{where}: chosen and rejected must both be strings or both be message lists")
     if c.completion == r.completion:
@@ -170,18 +171,31 @@ def check_pair(row: dict, tokenizer, where: str, n: int, allow_empty: bool = Tru
                    None if subset is None else str(subset), None, n)
 
 
-def check_example(row: dict, tokenizer, where: str, n: int, allow_empty: bool = True) -> Example:
-    """A pair row or a group row, whichever ``row`` is."""
+def check_example(row: dict, tokenizer, where: str, n: int, allow_empty: bool = True, chat: bool = False,
+                  columns: dict[str, str] | None = None) -> Example:
+    """A pair row or a group row, whichever ``row`` is. ``columns``: rewardlab's column name ->
+    the user's, for columns named differently (``--prompt-key question``)."""
+    if columns:
+        row = rename_columns(row, columns)
     if "completions" in row:
-        return check_group(row, tokenizer, where, n, allow_empty)
-    return check_pair(row, tokenizer, where, n, allow_empty)
+        return check_group(row, tokenizer, where, n, allow_empty, chat)
+    return check_pair(row, tokenizer, where, n, allow_empty, chat)
+
+
+def rename_columns(row: dict, columns: dict[str, str]) -> dict:
+    """A copy of ``row`` with the user's column names replaced by rewardlab's."""
+    out = dict(row)
+    for ours, theirs in columns.items():
+        if theirs in out:
+            out[ours] = out.pop(theirs)
+    return out
 
 
 SKIP_HINT = " (--skip-bad-rows leaves such rows out)"
 
 
 def load_examples(path: str, tokenizer, skip_bad: bool = False, report=None, allow_empty: bool = True,
-                  check=None) -> list[Example]:
+                  check=None, chat: bool = False, columns: dict[str, str] | None = None) -> list[Example]:
     """Read and validate every row of a data source.
 
     ``check(example, where)`` (optional) adds the rules of the loss that will use the rows. The
@@ -196,7 +210,7 @@ def load_examples(path: str, tokenizer, skip_bad: bool = False, report=None, all
         n = rows.number(i)
         where = f"{path}: row {n}"
         try:
-            example = check_example(row, tokenizer, where, n, allow_empty)
+            example = check_example(row, tokenizer, where, n, allow_empty, chat, columns)
             if check is not None:
                 check(example, where)
             examples.append(example)

@@ -23,8 +23,9 @@ class ExampleStream:
     adds the rules of the loss that uses them, as in :func:`load_examples`."""
 
     def __init__(self, path: str, tokenizer, max_length: int, seed: int, buffer_size: int,
-                 skip_bad: bool = False, report=None, allow_empty: bool = True, check=None):
-        self.allow_empty, self.check = allow_empty, check
+                 skip_bad: bool = False, report=None, allow_empty: bool = True, check=None, chat: bool = False,
+                 columns: dict[str, str] | None = None):
+        self.allow_empty, self.check, self.chat, self.columns = allow_empty, check, chat, columns
         self.path, self.tokenizer, self.max_length = path, tokenizer, max_length
         self.seed, self.buffer_size, self.skip_bad, self.report = seed, buffer_size, skip_bad, report
         self.epoch = 0
@@ -39,7 +40,7 @@ class ExampleStream:
             empty = False
             where = f"{self.path}: row {n}"
             try:
-                example = check_example(row, self.tokenizer, where, n, self.allow_empty)
+                example = check_example(row, self.tokenizer, where, n, self.allow_empty, self.chat, self.columns)
                 if self.check is not None:
                     self.check(example, where)
             except DataError as e:

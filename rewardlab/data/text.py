@@ -68,15 +68,16 @@ def render_chat(prompt_msgs: list[dict], completion_msgs: list[dict], tokenizer,
 
 
 def to_text(prompt: Any, completion: Any, tokenizer, where: str, name: str = "completion",
-            allow_empty: bool = False) -> Text:
+            allow_empty: bool = False, chat: bool = False) -> Text:
     """Check one prompt/completion and render it to text.
 
     An empty (or whitespace) completion is real data in HH-RLHF (silence preferred over a
     harmful reply): with ``allow_empty`` it is kept, and its reward is read at the end marker
-    right after the prompt; otherwise it is an error."""
+    right after the prompt; otherwise it is an error. ``chat``: plain strings too are rendered
+    as a user turn and an assistant turn with the chat template."""
     if prompt is None:
         prompt = [] if _is_messages(completion) else ""
-    if isinstance(completion, str) and isinstance(prompt, str):
+    if isinstance(completion, str) and isinstance(prompt, str) and not chat:
         if not completion.strip() and not allow_empty:
             raise DataError(f"{where}: empty {name} (accepted unless --no-allow-empty)")
         return Text(prompt, completion)

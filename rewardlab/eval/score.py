@@ -8,13 +8,16 @@ order with all their fields. With ``skip_bad`` an invalid row is written back to
 
 from __future__ import annotations
 
-from ..data.preference import check_pair
+from ..data.preference import check_pair, rename_columns
 from ..data.text import Text, to_text
 from ..errors import DataError
 
 
-def row_texts(row: dict, tokenizer, at: str, allow_empty: bool = True) -> tuple[list[Text], str]:
+def row_texts(row: dict, tokenizer, at: str, allow_empty: bool = True,
+              columns: dict[str, str] | None = None) -> tuple[list[Text], str]:
     """One row -> the texts to score (sharing a prompt) and the field their rewards go to."""
+    if columns:
+        row = rename_columns(row, columns)
     if "completions" in row and row["completions"] is not None:
         if not isinstance(row["completions"], list) or not row["completions"]:
             raise DataError(f"{at}: 'completions' must be a non-empty list")
@@ -29,20 +32,24 @@ def row_texts(row: dict, tokenizer, at: str, allow_empty: bool = True) -> tuple[
                     f"or 'chosen' + 'rejected'; found columns: {', '.join(row) or 'none'}")
 
 
-def build_groups(rows, tokenizer, where: str, allow_empty: bool = True,
-                 skip_bad: bool = False) -> tuple[list[list[Text]], list[str]]:
+SKIP_HINT = " (--skip-bad-rows writes such rows back with an 'error' field)"
+
+
+def build_groups(rows, tokenizer, where: str, allow_empty: bool = True, skip_bad: bool = False,
+                 hint: str = "", columns: dict[str, str] | None = None) -> tuple[list[list[Text]], list[str]]:
     """Check every row: a group of texts per row and the field its rewards go to. With
-    ``skip_bad`` a bad row gets an empty group and the field ``error: MESSAGE``."""
+    ``skip_bad`` a bad row gets an empty group and the field ``error: MESSAGE``; without it,
+    the first bad row raises, its message ending with ``hint``."""
     groups: list[list[Text]] = []
     fields: list[str] = []
     number = getattr(rows, "number", lambda i: i + 1)  # plain lists are numbered from 1
     for n, row in enumerate(rows):
         at = f"{where}: row {number(n)}"
         try:
-            texts, field = row_texts(row, tokenizer, at, allow_empty)
+            texts, field = row_texts(row, tokenizer, at, allow_empty, columns)
         except DataError as e:
             if not skip_bad:
-                raise
+                raise DataError(str(e) + hint) from None
             texts, field = [], "error: " + str(e).split(": ", 1)[-1]
         groups.append(texts)
         fields.append(field)

@@ -26,17 +26,20 @@ class RewardModel:
 
     @classmethod
     def from_pretrained(cls, path: str, device: str | None = None, max_length: int = 0,
-                        trust_remote_code: bool = False) -> "RewardModel":
+                        trust_remote_code: bool = False, dtype: torch.dtype | None = None) -> "RewardModel":
+        """Load a reward model folder (or a LoRA adapter folder); ``dtype`` e.g. torch.bfloat16
+        for a large model on a GPU (default: as saved, fp32 for rewardlab's own folders)."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         if Path(path, "adapter_config.json").exists():
             model, tokenizer, trained = load_adapter(path, trust_remote_code)
-            return cls(model, tokenizer, max_length or trained, device)
+            return cls(model.to(dtype) if dtype else model, tokenizer, max_length or trained, device)
         if not Path(path, "config.json").exists():
             raise ModelError(f"{path}: not a reward model folder (no config.json); train one with `rewardlab train`")
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-            model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path, trust_remote_code=trust_remote_code, **({"dtype": dtype} if dtype else {}))
         except (OSError, ValueError, KeyError) as e:
             raise ModelError(f"{path}: cannot load the reward model: {str(e).splitlines()[0]}") from None
         if model.config.num_labels != 1:

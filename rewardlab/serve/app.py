@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import threading
 
+import torch
+
 from ..data.text import Text
 from ..errors import DataError
 from ..eval.score import score_rows
@@ -84,10 +86,11 @@ def create_app(rm, name: str = "", batch_size: int = 16, max_tokens: int = 16384
     return app
 
 
-def serve(model: str, host: str = "127.0.0.1", port: int = 8000, batch_size: int = 16,
-          max_tokens: int = 16384, max_length: int = 0) -> None:
+def serve(model: str, host: str = "127.0.0.1", port: int = 5000, batch_size: int = 16,
+          max_tokens: int = 16384, max_length: int = 0, device: str = "", bf16: bool = False) -> None:
     import uvicorn
 
-    rm = RewardModel.from_pretrained(model, max_length=max_length)
+    rm = RewardModel.from_pretrained(model, max_length=max_length, device=device or None,
+                                     dtype=torch.bfloat16 if bf16 else None)
     print(f"serving {model} on http://{host}:{port} (POST /score, POST /get_reward, GET /health)", flush=True)
     uvicorn.run(create_app(rm, model, batch_size, max_tokens), host=host, port=port, log_level="warning")

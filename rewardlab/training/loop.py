@@ -17,8 +17,10 @@ Exactness rules this loop keeps:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import random
 import sys
 import time
 from contextlib import nullcontext
@@ -29,7 +31,7 @@ from typing import Any, Callable
 import torch
 
 from .. import kinds
-from ..config import ConfigError, TrainConfig, resume_values, to_dict, validate_train
+from ..config import DEFAULT_LR, RECOMMENDED_LR, ConfigError, TrainConfig, resume_values, to_dict, validate_train
 from ..data.preference import load_examples
 from ..data.stream import ExampleStream
 from ..models.backbone import disable_dropout, load_backbone
@@ -140,13 +142,24 @@ def _load_data(max_length: int, cfg: TrainConfig, kind, tokenizer, say, per_step
     """Training items (or a stream), the number of steps, and the evaluation examples."""
     inputs, obj = cfg.inputs, cfg.objective
     check = lambda example, where: kind.check(example, where, obj)  # noqa: E731
-    eval_examples = load_examples(inputs.eval_data, tokenizer, inputs.skip_bad_rows, say, inputs.allow_empty,
-                                  check if obj.loss != "davidson" else None) if inputs.eval_data else []
+    rows = dict(chat=inputs.apply_chat_template, columns=cfg.columns.mapping())
+    # Evaluation takes every row the metrics can use, whatever the loss: all-tied prompts count
+    # for tie accuracy and for the best-of-K baselines.
+    eval_examples = load_examples(inputs.eval_data, tokenizer, inputs.skip_bad_rows, say,
+                                  inputs.allow_empty, **rows) if inputs.eval_data else []
     if inputs.streaming:
         stream = ExampleStream(inputs.data, tokenizer, max_length, cfg.optim.seed, inputs.shuffle_buffer,
-                               inputs.skip_bad_rows, say, inputs.allow_empty, check)
+                               inputs.skip_bad_rows, say, inputs.allow_empty, check, **rows)
         return {"stream": stream, "total": cfg.optim.max_steps, "eval_examples": eval_examples}
-    examples = load_examples(inputs.data, tokenizer, inputs.skip_bad_rows, say, inputs.allow_empty, check)
+    examples = load_examples(inputs.data, tokenizer, inputs.skip_bad_rows, say, inputs.allow_empty, check, **rows)
+    if inputs.eval_split:  # a seeded share of the training rows, held out
+        order = list(range(len(examples)))
+        random.Random(cfg.optim.seed).shuffle(order)
+        held = set(order[:max(1, math.ceil(inputs.eval_split * len(examples)))])
+        eval_examples = [e for i, e in enumerate(examples) if i in held]
+        examples = [e for i, e in enumerate(examples) if i not in held]
+        say(f"note: --eval-split {inputs.eval_split}: {len(eval_examples)} of {len(examples) + len(eval_examples)} "
+            "rows held out for evaluation")
     with accelerator.main_process_first() if inputs.tokenized_cache else nullcontext():
         train_set, counts = kind.encode(tokenizer, examples, max_length, inputs.num_proc,
                                         inputs.tokenized_cache)
@@ -162,17 +175,33 @@ def _load_data(max_length: int, cfg: TrainConfig, kind, tokenizer, say, per_step
             "eval_examples": eval_examples, "empty": sum(e.empty_completions() for e, _ in train_set)}
 
 
+def _resume_folder(cfg: TrainConfig) -> Path | None:
+    """--resume (the newest checkpoint in --output) or --resume DIR (that checkpoint)."""
+    if not cfg.run.resume:
+        return None
+    if cfg.run.resume != "latest":
+        folder = Path(cfg.run.resume)
+        if not (folder / "trainer_state.json").exists():
+            raise ConfigError(f"--resume {folder}: not a checkpoint folder (no trainer_state.json)")
+        return folder
+    folder = latest_checkpoint(cfg.run.output)
+    if folder is None:
+        raise ConfigError(f"--resume: no checkpoint in {Path(cfg.run.output) / 'checkpoints'}")
+    return folder
+
+
 def setup(cfg: TrainConfig) -> Run:
     """Accelerator, backbone (+ LoRA), data, optimizer, resume: everything before the first step."""
     from accelerate.utils import DistributedType, set_seed
 
     validate_train(cfg)
+    if not cfg.optim.lr:  # the recommended rate for the backbone
+        lr = RECOMMENDED_LR.get(cfg.backbone.model, DEFAULT_LR)
+        cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, lr=lr))
     bb, out = cfg.backbone, Path(cfg.run.output)
     kind = kinds.get(cfg.objective.kind)
     accelerator = _accelerator(cfg)
-    resume_from = latest_checkpoint(cfg.run.output) if cfg.run.resume else None
-    if cfg.run.resume and resume_from is None:
-        raise ConfigError(f"--resume: no checkpoint in {out / 'checkpoints'}")
+    resume_from = _resume_folder(cfg)
     if not cfg.run.resume and latest_checkpoint(cfg.run.output) is not None:
         raise ConfigError(f"{out} already has checkpoints: pass --resume to continue, or choose a new --output")
     if accelerator.distributed_type == DistributedType.DEEPSPEED:
@@ -221,7 +250,7 @@ def setup(cfg: TrainConfig) -> Run:
     run.say(f"{bb.model}: {kind.describe(cfg.objective)}; "
             f"{'a stream of' if run.stream else len(run.train_set)} examples, {run.total} steps of {per_step} "
             f"(batch {o.batch_size} x accumulation {o.grad_accum} x {run.world} process{'es' if run.world > 1 else ''}"
-            f"{', FSDP' if sharded else ''}), max_length={max_length}, {path} forward")
+            f"{', FSDP' if sharded else ''}), lr {o.lr:g}, max_length={max_length}, {path} forward")
     if run.empty:
         run.say(f"note: kept {run.empty} empty completions (their reward is read right after the prompt)")
     return run
@@ -237,7 +266,8 @@ def checkpoint(run: Run, at: int) -> None:
     state = gather_state(run.model, run.optimizer, run.sharded)  # every process: FSDP gathers collectively
     if run.main:
         save_checkpoint(run.cfg.run.output, at, run.hf_model, run.tokenizer, state,
-                        {"config": to_dict(run.cfg), "total_steps": run.total, "world": run.world})
+                        {"config": to_dict(run.cfg), "total_steps": run.total, "world": run.world},
+                        keep=run.cfg.run.save_total_limit)
 
 
 def step_items(run: Run, stream_it) -> tuple[list, int]:

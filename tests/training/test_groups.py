@@ -114,3 +114,13 @@ def test_raw_hh_file_trains_with_its_empty_replies(tiny_bert, tmp_path, capsys):
     scored = tmp_path / "s.jsonl"
     assert main(["score", "--model", str(tmp_path / "o"), "--data", f"{path}[80:90]", "--output", str(scored)]) == 0
     assert len(scored.read_text().splitlines()) == 10
+
+
+def test_evaluation_keeps_rows_the_training_loss_cannot_use(tiny_llama, tmp_path):
+    """An all-tied prompt teaches bt nothing (skipped in training, counted) but still counts in
+    evaluation: tie accuracy, and the best-of-K baselines on the same questions."""
+    rows = GROUP_ROWS + [{"prompt": "q", "completions": [" a", " b"], "scores": [1, 1]}]
+    data = write_jsonl(tmp_path / "g.jsonl", rows)
+    result = train(_cfg(tiny_llama, data, tmp_path / "o", skip_bad_rows=True, eval_data=data))
+    assert result["train_examples"] == 5 and result["eval"]["n_prompts"] == 6
+    assert result["eval"]["n_tied_pairs"] == 2 + 1 + 1  # the GSM-like row, the partial top-2, the new row
