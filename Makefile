@@ -36,6 +36,7 @@ test: setup
 # Real data (../shared/data): HH-RLHF harmless, first 1,600 pairs train, last 400 eval.
 SHARED ?= ../shared/data
 hh: setup
+	@test -f "$(SHARED)/hh-rlhf-harmless/pairs.jsonl.gz" || { echo "make hh: no $(SHARED)/hh-rlhf-harmless/pairs.jsonl.gz; pass SHARED=DIR (see README, Real data)"; exit 2; }
 	$(BIN)/rewardlab train configs/hh_minilm.yaml --data "$(SHARED)/hh-rlhf-harmless/pairs.jsonl.gz[:1600]" \
 	  --eval-data "$(SHARED)/hh-rlhf-harmless/pairs.jsonl.gz[1600:]"
 

@@ -289,7 +289,8 @@ class ExportConfig:
 class ScoreConfig:
     """Score rows with a trained reward model; every input row is written back with its rewards."""
 
-    model: str = _f("", "A reward model folder written by `rewardlab train`.")
+    model: str = _f("", "A reward model folder: written by `rewardlab train`, or any Hugging Face "
+                    "sequence-classification reward model with one output (a LoRA adapter folder too).")
     data: str = _f("", "Rows with prompt+completion, prompt+completions (a list), or chosen/rejected pairs.")
     output: str = _f("", "Output JSONL: the input rows, in input order, with reward / rewards / chosen_reward "
                      "and rejected_reward added.")
@@ -308,7 +309,8 @@ class EvalConfig:
     """Evaluate a reward model: pairwise accuracy on pairs; on groups of K completions also tie accuracy,
     Kendall tau, Spearman, top-1 and best-of-K beside the random and majority-vote baselines."""
 
-    model: str = _f("", "A reward model folder written by `rewardlab train`.")
+    model: str = _f("", "A reward model folder: written by `rewardlab train`, or any Hugging Face "
+                    "sequence-classification reward model with one output (a LoRA adapter folder too).")
     data: str = _f("", "Pairs or groups, same formats as training data; an optional `subset` column gives "
                    "per-subset accuracies.")
     batch_size: int = _f(16, "Prompts per forward pass.")

@@ -6,7 +6,7 @@ pairs: a question, a helpful answer (chosen) and one of four kinds of bad answer
 capitals) a confident wrong fact, which only a model that knows geography can catch. Train and
 eval use disjoint questions, so held-out accuracy measures generalisation, not memory.
 
-    python -m rewardlab.demo_data OUT_DIR   # writes train.jsonl, eval.jsonl, examples.jsonl
+    python -m rewardlab.data.demo OUT_DIR   # writes train.jsonl, eval.jsonl, examples.jsonl
 """
 
 from __future__ import annotations

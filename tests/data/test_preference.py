@@ -67,3 +67,15 @@ def test_group_encoding_parallel_and_cached_equal_serial(tmp_path):
         other, c = encode_examples(tok, examples, 64, **kw)
         assert [g.sequences for _, g in other] == [g.sequences for _, g in serial] and vars(c) == vars(counts)
     assert [len(g.sequences) for _, g in serial[:5]] == [4, 3, 4, 2, 3]
+
+
+def test_apply_chat_template_renders_plain_strings(tmp_path, smol_tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
+    path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "Capital of France?", "chosen": "Paris.", "rejected": "Rome."}])
+    (plain,) = load_examples(path, tok)
+    (chat,) = load_examples(path, tok, chat=True)
+    assert plain.prompt == "Capital of France?" and not plain.templated
+    assert chat.templated and "<|im_start|>user\nCapital of France?<|im_end|>" in chat.prompt
+    assert chat.prompt.endswith("<|im_start|>assistant\n") and chat.chosen == "Paris.<|im_end|>"

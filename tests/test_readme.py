@@ -1,0 +1,35 @@
+"""The README's quick start, run as written (serve and curl aside) on a tiny decoder with a
+chat template and chat-formatted pairs: nothing in it may rot."""
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+from rewardlab.cli import main
+from tests.conftest import write_jsonl
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def quickstart() -> list[list[str]]:
+    block = re.search(r"<!-- quickstart -->\n```bash\n(.*?)```\n<!-- /quickstart -->", README.read_text(), re.S)
+    return [shlex.split(line) for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_quickstart_runs_as_written(tiny_llama, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rows = [{"prompt": [{"role": "user", "content": f"Question {i}: what is {i} + {i}?"}],
+             "chosen": [{"role": "assistant", "content": f"It is {2 * i}."}],
+             "rejected": [{"role": "assistant", "content": "I will not say."}]} for i in range(20)]
+    write_jsonl(tmp_path / "chats.jsonl", rows)
+    commands = quickstart()
+    assert [c[:2] for c in commands] == [["rewardlab", "train"], ["rewardlab", "eval"], ["rewardlab", "score"],
+                                         ["rewardlab", "serve"], ["curl", "-s"]]
+    for command in commands[:3]:
+        args = [tiny_llama if a == "./my-decoder" else a for a in command[1:]]
+        assert main(args) == 0, " ".join(command)
+    assert (tmp_path / "runs" / "my-rm" / "adapter" / "adapter_config.json").exists()
+    scored = [json.loads(x) for x in (tmp_path / "scored.jsonl").read_text().splitlines()]
+    assert len(scored) == 20 and all(isinstance(r["chosen_reward"], float) for r in scored)
+    assert "--host" in commands[3] and "localhost:5000/get_reward" in commands[4]
