@@ -49,7 +49,7 @@ def cmd_eval(cfg: EvalConfig) -> int:
     rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length, device=cfg.device or None,
                                      dtype=_dtype(cfg.bf16))
     examples = load_examples(cfg.data, rm.tokenizer, cfg.skip_bad_rows, lambda m: print(m, file=sys.stderr),
-                             cfg.allow_empty, columns=cfg.columns.mapping())
+                             cfg.allow_empty, chat=rm.chat, columns=cfg.columns.mapping())
     metrics, counts = evaluate_examples(rm.model, rm.tokenizer, examples, rm.max_length, cfg.batch_size,
                                         cfg.tie_threshold)
     metrics["truncated"] = counts.truncated
@@ -81,7 +81,7 @@ def cmd_score(cfg: ScoreConfig) -> int:
                                      dtype=_dtype(cfg.bf16))
     rows = read_rows(cfg.data)
     groups, fields = build_groups(rows, rm.tokenizer, cfg.data, cfg.allow_empty, cfg.skip_bad_rows, SKIP_HINT,
-                                  cfg.columns.mapping())
+                                  cfg.columns.mapping(), rm.chat)
     mine = list(range(state.process_index, len(rows), state.num_processes))
     rewards, counts = score_groups(rm, [groups[i] for i in mine], cfg.batch_size, cfg.max_batch_tokens)
     results = list(zip(mine, rewards))
@@ -222,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cls, fn = COMMANDS[args.command]
+    resume = getattr(args, "resume", None)
+    if resume and args.config is None and resume.endswith((".yaml", ".yml")) and Path(resume).is_file():
+        args.config, args.resume = resume, "latest"  # `--resume CONFIG.yaml`: the flag, then the file
     try:
         _quiet_libraries()
         return fn(load_config(cls, args.config, args))

@@ -134,6 +134,8 @@ class InputArgs:
             raise ConfigError(f"eval_split must be in [0, 1), got {self.eval_split}")
         if self.eval_split and self.eval_data:
             raise ConfigError("give either --eval-data or --eval-split, not both")
+        if self.eval_split and self.streaming:
+            raise ConfigError("--eval-split needs the whole data set; with --streaming give --eval-data")
         if self.streaming and self.group_by_length:
             raise ConfigError("--group-by-length needs the whole data set; it cannot be used with --streaming")
 
@@ -177,6 +179,10 @@ class ObjectiveArgs:
             raise ConfigError(f"label_smoothing and center_rewards_coefficient apply to bt and scaled_bt, not {self.loss}")
         if self.strength_map:
             self.strength_table()
+            if self.loss != "scaled_bt":
+                raise ConfigError("--strength-map applies to --loss scaled_bt")
+        if self.margin != "column" and self.loss in ("plackett_luce", "davidson"):
+            raise ConfigError(f"--margin applies to bt and scaled_bt; {self.loss} has no margin")
 
     def strength_table(self) -> dict[float, float] | None:
         """'1:1,2:3' -> {1.0: 1.0, 2.0: 3.0}."""
@@ -455,7 +461,7 @@ def load_config(cls: type, yaml_path: str | None, args: argparse.Namespace | dic
         for key, value, prefix in flat_items:
             if key not in leaves or (prefix and leaves[key][0] != prefix[:-1]):
                 raise ConfigError(f"{path}: unknown key {prefix + key!r} (valid keys: {', '.join(sorted(leaves))})")
-            values[key] = _coerce(value, leaves[key][2], f"{path}: key {key!r}")
+            values[key] = _coerce(value, leaves[key][2], f"{path}: key {key!r}", bool(leaves[key][1].metadata.get("bare")))
     given = vars(args) if isinstance(args, argparse.Namespace) else (args or {})
     for key, value in given.items():
         if key in leaves and value is not None:
@@ -469,8 +475,8 @@ def load_config(cls: type, yaml_path: str | None, args: argparse.Namespace | dic
     return cls(**parts[None], **{g: groups[g](**parts[g]) for g in groups})
 
 
-def _coerce(value: Any, kind: type, where: str) -> Any:
-    if kind is bool or isinstance(value, bool) and kind is str:  # resume: true in YAML
+def _coerce(value: Any, kind: type, where: str, bare: bool = False) -> Any:
+    if kind is bool or isinstance(value, bool) and bare:  # resume: true in YAML
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{where}: expected true/false, got {value!r}")

@@ -126,3 +126,15 @@ def test_first_line_names_the_run_and_the_recommended_lr(tiny_bert, pairs_file, 
     first = [line for line in capsys.readouterr().err.splitlines() if "kind preference" in line][0]
     assert "kind preference, loss bt" in first and "steps of 4 (batch 2 x accumulation 2 x 1 process)" in first
     assert "lr 2e-05" in first and "max_length=128" in first
+
+
+def test_chat_template_choice_travels_with_the_model(tiny_llama, pairs_file, tmp_path, capsys):
+    out = tmp_path / "m"
+    assert main(["train", "--model", tiny_llama, "--data", pairs_file, "--eval-data", pairs_file, "--output", str(out),
+                 "--apply-chat-template", "--max-steps", "2", "--lr", "1e-3"]) == 0
+    assert json.loads((out / "config.json").read_text())["rewardlab"]["apply_chat_template"] is True
+    trained = json.loads((out / "train_results.json").read_text())["eval"]
+    capsys.readouterr()
+    assert main(["eval", "--model", str(out), "--data", pairs_file, "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert abs(again["mean_margin"] - trained["mean_margin"]) < 1e-5  # eval encodes as training did

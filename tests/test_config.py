@@ -71,3 +71,20 @@ def test_resume_fields_are_marked_on_the_fields():
     marked = resume_values(TrainConfig())
     assert {"lr", "batch_size", "loss", "balance", "max_length", "seed", "model", "data"} <= set(marked)
     assert not {"output", "eval_every", "log_every", "resume"} & set(marked)
+
+
+def test_yaml_bool_only_where_a_flag_takes_no_value(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("report_to: true\n")
+    with pytest.raises(ConfigError, match="key 'report_to': expected str, got True"):
+        load_config(TrainConfig, str(path))
+    with pytest.raises(ConfigError, match="--eval-split needs the whole data set"):
+        TrainConfig.flat(eval_split=0.1, streaming=True)
+
+
+def test_resume_followed_by_the_config_file(tmp_path):
+    from rewardlab.cli import main
+
+    path = tmp_path / "c.yaml"
+    path.write_text(f"output: {tmp_path / 'nothing'}\ndata: x.jsonl\n")
+    assert main(["train", "--resume", str(path)]) == 2  # read as the config, then: no checkpoint to resume

@@ -73,8 +73,14 @@ class Example:
 
 
 def _number(value: Any, where: str, what: str) -> float:
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise DataError(f"{where}: {what} must be a number, got {_type(value) if not isinstance(value, float) else value}")
+    try:
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(float(value))
+    except OverflowError:  # an integer too large for a float
+        ok = False
+    if not ok and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise DataError(f"{where}: {what} must be a number, got {_type(value)}")
+    if not ok:
+        raise DataError(f"{where}: {what} must be a finite number, got {value if isinstance(value, float) else 'a huge one'}")
     return float(value)
 
 
@@ -90,6 +96,8 @@ def tiers_from_ranking(ranking: Any, k: int, partial: bool, where: str) -> list[
         raise DataError(f"{where}: 'ranking' must be a non-empty list of completion indices, got {_type(ranking)}")
     tiers: list[int | None] = [None] * k
     for tier, entry in enumerate(ranking):
+        if entry == []:
+            raise DataError(f"{where}: 'ranking' holds an empty tie group")
         for i in entry if isinstance(entry, list) else [entry]:
             if isinstance(i, bool) or not isinstance(i, int):
                 raise DataError(f"{where}: 'ranking' holds {i!r}; use completion indices (int), a list for a tie")
@@ -128,10 +136,20 @@ def check_group(row: dict, tokenizer, where: str, n: int, allow_empty: bool, cha
         scores = [_number(s, where, f"scores[{i}]") for i, s in enumerate(row["scores"])]
         tiers = tiers_from_scores(scores)
     else:
-        tiers = tiers_from_ranking(row["ranking"], len(completions), bool(row.get("partial")), where)
+        partial = row.get("partial", False)
+        if not isinstance(partial, bool):
+            raise DataError(f"{where}: 'partial' must be true or false, got {partial!r}")
+        tiers = tiers_from_ranking(row["ranking"], len(completions), partial, where)
+    seen: dict[str, int | None] = {}
+    for t, text in zip(tiers, texts):
+        if text.completion in seen and seen[text.completion] != t:
+            raise DataError(f"{where}: the same completion is ranked twice, in different places")
+        seen[text.completion] = t
     answers = row.get("answers")
-    if answers is not None and (not isinstance(answers, list) or len(answers) != len(completions)):
-        raise DataError(f"{where}: 'answers' must hold one answer per completion ({len(completions)})")
+    if answers is not None and (not isinstance(answers, list) or len(answers) != len(completions)
+                                or not all(a is None or isinstance(a, (str, int, float)) for a in answers)):
+        raise DataError(f"{where}: 'answers' must hold one answer (a string, a number or null) per completion "
+                        f"({len(completions)})")
     subset = row.get("subset")
     return Example(texts[0].prompt, [t.completion for t in texts], tiers, scores, 0.0, texts[0].templated,
                    None if subset is None else str(subset), answers, n)

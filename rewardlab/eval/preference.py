@@ -97,5 +97,6 @@ def format_metrics(metrics: dict) -> str:
         lines = [f"accuracy     {metrics['accuracy']:.4f}  ({metrics['n']} pairs, {metrics['ties']} ties)",
                  f"mean margin  {metrics['mean_margin']:+.4f}  (r_chosen - r_rejected)"]
     for name, sub in metrics.get("subsets", {}).items():
-        lines.append(f"  {name:<28} {sub['accuracy']:.4f}  (n={sub['n']})")
+        accuracy = "n/a" if sub["accuracy"] is None else f"{sub['accuracy']:.4f}"  # a subset of ties only
+        lines.append(f"  {name:<28} {accuracy:<6}  (n={sub['n']})")
     return "\n".join(lines)

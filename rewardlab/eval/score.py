@@ -14,19 +14,19 @@ from ..errors import DataError
 
 
 def row_texts(row: dict, tokenizer, at: str, allow_empty: bool = True,
-              columns: dict[str, str] | None = None) -> tuple[list[Text], str]:
+              columns: dict[str, str] | None = None, chat: bool = False) -> tuple[list[Text], str]:
     """One row -> the texts to score (sharing a prompt) and the field their rewards go to."""
     if columns:
         row = rename_columns(row, columns)
     if "completions" in row and row["completions"] is not None:
         if not isinstance(row["completions"], list) or not row["completions"]:
             raise DataError(f"{at}: 'completions' must be a non-empty list")
-        return [to_text(row.get("prompt"), c, tokenizer, at, f"completion {k}", allow_empty)
+        return [to_text(row.get("prompt"), c, tokenizer, at, f"completion {k}", allow_empty, chat)
                 for k, c in enumerate(row["completions"])], "rewards"
     if "completion" in row and row["completion"] is not None:
-        return [to_text(row.get("prompt"), row["completion"], tokenizer, at, "completion", allow_empty)], "reward"
+        return [to_text(row.get("prompt"), row["completion"], tokenizer, at, "completion", allow_empty, chat)], "reward"
     if "chosen" in row or "rejected" in row:
-        pair = check_pair(row, tokenizer, at, 0, allow_empty)
+        pair = check_pair(row, tokenizer, at, 0, allow_empty, chat)
         return [Text(pair.prompt, c, pair.templated) for c in pair.completions], "pair"
     raise DataError(f"{at}: expected 'prompt' + 'completion', 'prompt' + 'completions' (a list), "
                     f"or 'chosen' + 'rejected'; found columns: {', '.join(row) or 'none'}")
@@ -36,7 +36,8 @@ SKIP_HINT = " (--skip-bad-rows writes such rows back with an 'error' field)"
 
 
 def build_groups(rows, tokenizer, where: str, allow_empty: bool = True, skip_bad: bool = False,
-                 hint: str = "", columns: dict[str, str] | None = None) -> tuple[list[list[Text]], list[str]]:
+                 hint: str = "", columns: dict[str, str] | None = None,
+                 chat: bool = False) -> tuple[list[list[Text]], list[str]]:
     """Check every row: a group of texts per row and the field its rewards go to. With
     ``skip_bad`` a bad row gets an empty group and the field ``error: MESSAGE``; without it,
     the first bad row raises, its message ending with ``hint``."""
@@ -46,7 +47,7 @@ def build_groups(rows, tokenizer, where: str, allow_empty: bool = True, skip_bad
     for n, row in enumerate(rows):
         at = f"{where}: row {number(n)}"
         try:
-            texts, field = row_texts(row, tokenizer, at, allow_empty, columns)
+            texts, field = row_texts(row, tokenizer, at, allow_empty, columns, chat)
         except DataError as e:
             if not skip_bad:
                 raise DataError(str(e) + hint) from None
@@ -83,6 +84,6 @@ def score_groups(rm, groups: list[list[Text]], batch_size: int, max_tokens: int)
 def score_rows(rm, rows, where: str, batch_size: int = 16, max_tokens: int = 16384,
                allow_empty: bool = True) -> tuple[list[dict], object]:
     """Score every row (see :func:`build_groups`) in one process."""
-    groups, fields = build_groups(rows, rm.tokenizer, where, allow_empty)
+    groups, fields = build_groups(rows, rm.tokenizer, where, allow_empty, chat=rm.chat)
     rewards, counts = rm.score_groups(groups, batch_size, max_tokens)
     return [add_rewards(row, f, r) for row, f, r in zip(rows, fields, rewards)], counts

@@ -49,6 +49,8 @@ def describe(obj: ObjectiveArgs) -> str:
 
 def check(example: Example, where: str, obj: ObjectiveArgs) -> None:
     """What the chosen loss needs of a row, as a one-line DataError."""
+    if not example.strict_pairs() and not example.tied_pairs():
+        raise DataError(f"{where}: the row compares nothing (no completion is ranked above or tied with another)")
     if obj.loss in ("bt", "scaled_bt") and not example.strict_pairs():
         raise DataError(f"{where}: all completions tie, and loss {obj.loss} cannot use ties "
                         "(--loss davidson or plackett_luce can)")
@@ -90,14 +92,14 @@ def _pairs(examples: list[Example], obj: ObjectiveArgs, device):
             diff = e.scores[i] - e.scores[j] if e.scores is not None else None
             m = {"column": e.margin, "none": 0.0}.get(obj.margin, (diff or 0.0) * obj.margin_scale)
             margin.append(m)
-            strength.append(diff if diff is not None else 1.0)
+            strength.append(diff)  # None: a row without scores weighs 1
         offset += len(e.completions)
 
     def t(values, dtype):
         return torch.tensor(values, dtype=dtype, device=device)
 
     return (t(better, torch.long), t(worse, torch.long), t(group, torch.long), t(margin, torch.float32),
-            t(strength, torch.float32), t(tied, torch.bool))
+            strength, t(tied, torch.bool))
 
 
 def loss(rewards: torch.Tensor, items: list, obj: ObjectiveArgs) -> tuple[torch.Tensor, dict[str, float]]:
@@ -112,7 +114,7 @@ def loss(rewards: torch.Tensor, items: list, obj: ObjectiveArgs) -> tuple[torch.
     if obj.loss == "davidson":
         value, _ = davidson(rewards[b], rewards[w], tied, math.log(obj.davidson_nu), reduction="sum")
         return value, stats
-    weight = preference_strength(strength, obj.strength_table()) if obj.loss == "scaled_bt" else None
+    weight = _strengths(strength, obj, rewards.device) if obj.loss == "scaled_bt" else None
     margin = margin if obj.margin != "none" and bool(margin.any()) else None
     if obj.balance:
         value, _ = balanced_bradley_terry(rewards[b], rewards[w], group, len(examples), margin,
@@ -121,6 +123,15 @@ def loss(rewards: torch.Tensor, items: list, obj: ObjectiveArgs) -> tuple[torch.
         value, _ = bradley_terry(rewards[b], rewards[w], margin, obj.center_rewards_coefficient, "sum",
                                  obj.label_smoothing, weight)
     return value, stats
+
+
+def _strengths(diffs: list, obj: ObjectiveArgs, device) -> torch.Tensor:
+    """Preference strength per pair from the score difference; pairs of rows without scores weigh 1."""
+    scored = [i for i, d in enumerate(diffs) if d is not None]
+    out = torch.ones(len(diffs), device=device)
+    if scored:
+        out[scored] = preference_strength(torch.tensor([diffs[i] for i in scored]), obj.strength_table()).to(device)
+    return out
 
 
 def _plackett_luce(rewards: torch.Tensor, examples: list[Example]) -> torch.Tensor:

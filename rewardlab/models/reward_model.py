@@ -23,6 +23,8 @@ class RewardModel:
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.max_length = max_length
+        # Plain-text rows go through the chat template when the model was trained that way.
+        self.chat = bool((getattr(self.model.config, "rewardlab", None) or {}).get("apply_chat_template"))
 
     @classmethod
     def from_pretrained(cls, path: str, device: str | None = None, max_length: int = 0,

@@ -51,7 +51,7 @@ def save_final(run) -> dict | None:
             if cfg.backbone.load_in_4bit:
                 full, _, _ = load_adapter(str(out / "adapter"), cfg.backbone.trust_remote_code, full_precision=True)
                 full = full.merge_and_unload()
-                full.config.rewardlab = {"max_length": run.max_length}
+                full.config.rewardlab = dict(run.hf_model.config.rewardlab)
                 full.save_pretrained(out, safe_serialization=True)
             else:
                 merged_copy(run.hf_model).save_pretrained(out, safe_serialization=True)

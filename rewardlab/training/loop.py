@@ -32,7 +32,8 @@ import torch
 
 from .. import kinds
 from ..config import DEFAULT_LR, RECOMMENDED_LR, ConfigError, TrainConfig, resume_values, to_dict, validate_train
-from ..data.preference import load_examples
+from ..data.preference import SKIP_HINT, load_examples
+from ..errors import DataError
 from ..data.stream import ExampleStream
 from ..models.backbone import disable_dropout, load_backbone
 from ..models.lora import apply_lora
@@ -151,8 +152,8 @@ def _load_data(max_length: int, cfg: TrainConfig, kind, tokenizer, say, per_step
         stream = ExampleStream(inputs.data, tokenizer, max_length, cfg.optim.seed, inputs.shuffle_buffer,
                                inputs.skip_bad_rows, say, inputs.allow_empty, check, **rows)
         return {"stream": stream, "total": cfg.optim.max_steps, "eval_examples": eval_examples}
-    examples = load_examples(inputs.data, tokenizer, inputs.skip_bad_rows, say, inputs.allow_empty, check, **rows)
-    if inputs.eval_split:  # a seeded share of the training rows, held out
+    examples = load_examples(inputs.data, tokenizer, inputs.skip_bad_rows, say, inputs.allow_empty, **rows)
+    if inputs.eval_split:  # a seeded share of the rows, held out before the loss's own rules apply
         order = list(range(len(examples)))
         random.Random(cfg.optim.seed).shuffle(order)
         held = set(order[:max(1, math.ceil(inputs.eval_split * len(examples)))])
@@ -160,6 +161,7 @@ def _load_data(max_length: int, cfg: TrainConfig, kind, tokenizer, say, per_step
         examples = [e for i, e in enumerate(examples) if i not in held]
         say(f"note: --eval-split {inputs.eval_split}: {len(eval_examples)} of {len(examples) + len(eval_examples)} "
             "rows held out for evaluation")
+    examples = _usable(examples, check, inputs.data, inputs.skip_bad_rows, say)
     with accelerator.main_process_first() if inputs.tokenized_cache else nullcontext():
         train_set, counts = kind.encode(tokenizer, examples, max_length, inputs.num_proc,
                                         inputs.tokenized_cache)
@@ -175,6 +177,24 @@ def _load_data(max_length: int, cfg: TrainConfig, kind, tokenizer, say, per_step
             "eval_examples": eval_examples, "empty": sum(e.empty_completions() for e, _ in train_set)}
 
 
+def _usable(examples: list, check, path: str, skip_bad: bool, say) -> list:
+    """The examples the loss can learn from (see the kind's ``check``); the others stop the run
+    with one line, or with --skip-bad-rows are left out and counted."""
+    kept, problems = [], []
+    for e in examples:
+        try:
+            check(e, f"{path}: row {e.row}")
+            kept.append(e)
+        except DataError as err:
+            if not skip_bad:
+                raise DataError(str(err) + SKIP_HINT) from None
+            problems.append(str(err).split(": ", 1)[-1])
+    if problems:
+        say(f"note: skipped {len(problems)} of {len(examples)} rows the loss cannot use (--skip-bad-rows): "
+            + "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else ""))
+    return kept
+
+
 def _resume_folder(cfg: TrainConfig) -> Path | None:
     """--resume (the newest checkpoint in --output) or --resume DIR (that checkpoint)."""
     if not cfg.run.resume:
@@ -183,6 +203,11 @@ def _resume_folder(cfg: TrainConfig) -> Path | None:
         folder = Path(cfg.run.resume)
         if not (folder / "trainer_state.json").exists():
             raise ConfigError(f"--resume {folder}: not a checkpoint folder (no trainer_state.json)")
+        newer = latest_checkpoint(cfg.run.output)
+        if newer is not None and newer.resolve() != folder.resolve() and \
+                int(newer.name.split("-")[1]) > int(folder.name.split("-")[-1]):
+            raise ConfigError(f"--resume {folder}: {newer} is newer and would be taken by a later --resume; "
+                              "remove it, or resume into another --output")
         return folder
     folder = latest_checkpoint(cfg.run.output)
     if folder is None:
@@ -217,7 +242,8 @@ def setup(cfg: TrainConfig) -> Run:
     if bb.disable_dropout:
         disable_dropout(model)
     max_length = min(cfg.inputs.max_length, getattr(model.config, "max_position_embeddings", None) or 10**9)
-    model.config.rewardlab = {"max_length": max_length}
+    # Saved with the model, so eval, score and serve encode text exactly as training did.
+    model.config.rewardlab = {"max_length": max_length, "apply_chat_template": cfg.inputs.apply_chat_template}
     if bb.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if bb.lora_r:
@@ -288,12 +314,16 @@ def train_step(run: Run, items: list) -> dict[str, float]:
     cfg, kind, acc = run.cfg, run.kind, run.accelerator
     n_units = sum(kind.units(e, cfg.objective) for e, _ in items)
     micro = split_step(items, cfg.optim.batch_size, acc.process_index, run.world)
+    # Every process runs as many micro-batches as the busiest one: under FSDP each forward and
+    # backward is a collective. A process short of examples runs one with weight 0.
+    n_micro = math.ceil(math.ceil(len(items) / run.world) / cfg.optim.batch_size)
     run.optimizer.zero_grad(set_to_none=True)
     sums = dict.fromkeys(("loss", *kind.STATS), 0.0)
-    dummy = not micro  # a process left without examples (a short last step) still joins the all-reduce
-    for i, batch in enumerate(micro or [items[:1]]):
+    for i in range(n_micro):
+        dummy = i >= len(micro)
+        batch = items[:1] if dummy else micro[i]
         inputs = kind.batch(batch, run.tokenizer.pad_token_id, run.shared, acc.device)
-        with acc.no_sync(run.model) if i < max(1, len(micro)) - 1 else nullcontext():
+        with acc.no_sync(run.model) if i < n_micro - 1 else nullcontext():
             loss_sum, stats = kind.loss(run.model(inputs), batch, cfg.objective)
             # DDP averages gradients over processes, hence the factor world.
             acc.backward(loss_sum * (0.0 if dummy else run.world / max(n_units, 1)))
@@ -386,7 +416,8 @@ def finish(run: Run) -> dict:
         run.empty = run.stream.empty
         if (msg := counts.report("streamed examples", run.max_length)):
             run.say(f"note: {msg}")
-    result = {"steps": run.step, "train_examples": counts.total, "wall_s": run.wall_s,
+    result = {"steps": run.step, "train_examples": len(run.train_set) if run.stream is None else counts.total,
+              "wall_s": run.wall_s,
               "examples_per_s": run.seen / run.wall_s if run.wall_s > 0 else 0.0,
               "truncated": counts.truncated, "skipped": counts.skipped, "empty_completions": run.empty}
     final = save_final(run)

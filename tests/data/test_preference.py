@@ -37,6 +37,12 @@ def test_nested_ranking_ties():
     ({"prompt": "p", "completions": ["a", "b"]}, "needs exactly one of 'ranking' or 'scores'"),
     ({"prompt": "p", "completions": ["a", "b"], "scores": [1, 0], "ranking": [0, 1]}, "exactly one of"),
     ({"completions": ["a", "b"], "scores": [1, 0]}, "missing column 'prompt'"),
+    ({"prompt": "p", "completions": ["a", "b", "c"], "ranking": [0, [], [1, 2]]}, "an empty tie group"),
+    ({"prompt": "p", "completions": ["a", "a", "b"], "scores": [1, 0, 0.5]}, "the same completion is ranked twice"),
+    ({"prompt": "p", "completions": ["a", "b"], "scores": [10 ** 400, 1]}, "scores[0] must be a finite number"),
+    ({"prompt": "p", "completions": ["a", "b"], "scores": [float("nan"), 1]}, "scores[0] must be a finite number"),
+    ({"prompt": "p", "completions": ["a", "b"], "ranking": [0], "partial": "false"}, "'partial' must be true or false"),
+    ({"prompt": "p", "completions": ["a", "b"], "scores": [1, 0], "answers": [[1], [2]]}, "'answers' must hold one"),
 ])
 def test_bad_group_rows_are_one_line(tmp_path, row, problem):
     path = write_jsonl(tmp_path / "bad.jsonl", [GROUP_ROWS[0], row])

@@ -101,3 +101,26 @@ def test_davidson_uses_tied_pairs():
     tied = sum(log_d(r[i], r[j]) - (math.log(0.5) + (r[i] + r[j]) / 2) for i, j in [(0, 2), (1, 3)])
     assert torch.allclose(value, strict + tied)
     assert stats["pairs"] == 4  # accuracy is over strict pairs only
+
+
+def test_strength_table_applies_to_scored_rows_only():
+    r = torch.tensor([1.0, 0.0, 0.3, 0.1])  # a scored pair (difference 2), a plain pair
+    scored = Example("q", ["a", "b"], [0, 1], scores=[3.0, 1.0])
+    value, _ = kind.loss(r, _items(scored, PAIR), ObjectiveArgs(loss="scaled_bt", margin="none", strength_map="2:3"))
+    assert torch.allclose(value, -3 * F.logsigmoid(r[0] - r[1]) - F.logsigmoid(r[2] - r[3]))  # the plain pair weighs 1
+
+
+def test_a_row_that_compares_nothing_is_an_error_for_every_loss():
+    nothing = Example("q", ["a", "b", "c"], [None, None, None])
+    for loss in ("bt", "plackett_luce", "davidson"):
+        with pytest.raises(DataError, match="compares nothing"):
+            kind.check(nothing, "f: row 1", ObjectiveArgs(loss=loss))
+
+
+def test_options_a_loss_would_ignore_are_refused():
+    from rewardlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="davidson has no margin"):
+        ObjectiveArgs(loss="davidson", margin="score_diff")
+    with pytest.raises(ConfigError, match="--strength-map applies to --loss scaled_bt"):
+        ObjectiveArgs(strength_map="1:1")

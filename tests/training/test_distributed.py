@@ -109,7 +109,7 @@ def test_fsdp_trains_like_one_process_saves_whole_model_and_resumes(tiny_llama, 
 
     run = launch(tmp_path / "fsdp", "--save-every", "2")
     assert run.returncode == 0, run.stderr[-3000:]
-    assert f"({n} process{'es' if n > 1 else ''}, FSDP)" in run.stderr
+    assert f"x {n} process{'es' if n > 1 else ''}, FSDP)" in run.stderr
 
     def losses(name):
         lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
