@@ -21,6 +21,7 @@ from collections import defaultdict
 from ..data.encode import Counts, encode_groups, example_texts
 from ..data.preference import Example
 from ..models.backbone import score_sequences
+from ..models.packed_encoder import score_packed, supports_packed_encoder
 from ..models.shared_prompt import score_groups_shared, supports_shared_prompt
 from .ranking import format_group_metrics, group_metrics
 
@@ -53,7 +54,9 @@ def score_examples(model, tokenizer, examples: list[Example], max_length: int,
     groups = [g.sequences for g in encoded]
     if supports_shared_prompt(model):  # each prompt encoded once for all its completions (exact)
         return score_groups_shared(model, groups, tokenizer.pad_token_id, batch_size), counts
-    flat = score_sequences(model, [s for g in groups for s in g], tokenizer.pad_token_id, 2 * batch_size)
+    flat_seqs = [s for g in groups for s in g]
+    flat = score_packed(model, flat_seqs, 2 * batch_size) if supports_packed_encoder(model) else \
+        score_sequences(model, flat_seqs, tokenizer.pad_token_id, 2 * batch_size)
     out, at = [], 0
     for g in groups:
         out.append(flat[at:at + len(g)])

@@ -72,8 +72,8 @@ def units(example: Example, obj: ObjectiveArgs) -> int:
     return len(example.strict_pairs())
 
 
-def batch(items: list, pad_id: int, shared: bool, device) -> dict:
-    return make_batch([g.sequences for _, g in items], pad_id, shared, device)
+def batch(items: list, pad_id: int, path: str, device) -> dict:
+    return make_batch([g.sequences for _, g in items], pad_id, path, device)
 
 
 def _pairs(examples: list[Example], obj: ObjectiveArgs, device):

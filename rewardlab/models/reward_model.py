@@ -12,6 +12,7 @@ from ..data.text import Text
 from ..errors import ModelError
 from .backbone import ensure_pad_token, score_sequences
 from .lora import load_adapter
+from .packed_encoder import score_packed, supports_packed_encoder
 from .shared_prompt import score_groups_shared, supports_shared_prompt
 
 
@@ -65,7 +66,13 @@ class RewardModel:
         """
         groups, counts = encode_groups(self.tokenizer, [[t] for t in texts], self.max_length, cut_completion=True)
         seqs = [g.sequences[0] for g in groups]
-        return score_sequences(self.model, seqs, self.tokenizer.pad_token_id, batch_size, max_tokens), counts
+        return self._score_flat(seqs, batch_size, max_tokens), counts
+
+    def _score_flat(self, seqs: list[list[int]], batch_size: int, max_tokens: int) -> list[float]:
+        """Packed padding-free on BERT-style encoders (CPU), padded and length-sorted otherwise."""
+        if supports_packed_encoder(self.model):
+            return score_packed(self.model, seqs, batch_size, max_tokens)
+        return score_sequences(self.model, seqs, self.tokenizer.pad_token_id, batch_size, max_tokens)
 
     def score_groups(self, groups: list[list], batch_size: int = 16, max_tokens: int = 16384):
         """Rewards for groups of :class:`rewardlab.data.Text` that share a prompt (a pair, K
@@ -76,7 +83,7 @@ class RewardModel:
         pad = self.tokenizer.pad_token_id
         if supports_shared_prompt(self.model) and any(len(g) > 1 for g in seqs):
             return score_groups_shared(self.model, seqs, pad, batch_size, max_tokens), counts
-        flat = score_sequences(self.model, [s for g in seqs for s in g], pad, batch_size, max_tokens)
+        flat = self._score_flat([s for g in seqs for s in g], batch_size, max_tokens)
         out, pos = [], 0
         for g in seqs:
             out.append(flat[pos:pos + len(g)])

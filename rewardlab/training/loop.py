@@ -37,6 +37,7 @@ from ..errors import DataError
 from ..data.stream import ExampleStream
 from ..models.backbone import disable_dropout, load_backbone
 from ..models.lora import apply_lora
+from ..models.packed_encoder import supports_packed_encoder
 from ..models.shared_prompt import pick_attention, supports_shared_prompt
 from .checkpoint import CtrlC, gather_state, latest_checkpoint, load_checkpoint, save_checkpoint
 from .finish import evaluate_run, save_final
@@ -60,7 +61,7 @@ class Run:
     train_set: list = field(default_factory=list)
     stream: ExampleStream | None = None
     eval_examples: list = field(default_factory=list)
-    shared: bool = False
+    path: str = "padded"  # the training forward: shared (prompt once), packed (encoders) or padded
     sharded: bool = False
     step: int = 0
     counts: Any = None
@@ -258,9 +259,11 @@ def setup(cfg: TrainConfig) -> Run:
         shared = bb.shared_prompt and supports_shared_prompt(model, bb.attention, accelerator.device, bb.bf16)
     except RuntimeError as e:
         raise ConfigError(str(e)) from None
+    packed = not shared and bb.shared_prompt and supports_packed_encoder(model, accelerator.device)
+    path = "shared" if shared else "packed" if packed else "padded"
     optimizer = _optimizer(model, cfg)
     prepared, optimizer = accelerator.prepare(kind.forward_module(model, bb.attention), optimizer)
-    run = Run(cfg, kind, accelerator, prepared, model, tokenizer, optimizer, max_length, shared=shared,
+    run = Run(cfg, kind, accelerator, prepared, model, tokenizer, optimizer, max_length, path=path,
               sharded=sharded, **data)
     if resume_from is not None:  # after prepare: under FSDP each process loads its own shard
         try:
@@ -271,12 +274,13 @@ def setup(cfg: TrainConfig) -> Run:
     if cfg.run.report_to:
         accelerator.init_trackers("rewardlab", config=to_dict(cfg))
     out.mkdir(parents=True, exist_ok=True)
-    path = f"shared-prompt ({pick_attention(bb.attention, accelerator.device, model, bb.bf16)})" if shared else "padded"
+    shown = {"shared": f"shared-prompt ({pick_attention(bb.attention, accelerator.device, model, bb.bf16)})",
+             "packed": "packed padding-free (blocks)", "padded": "padded"}[path]
     o = cfg.optim
     run.say(f"{bb.model}: {kind.describe(cfg.objective)}; "
             f"{'a stream of' if run.stream else len(run.train_set)} examples, {run.total} steps of {per_step} "
             f"(batch {o.batch_size} x accumulation {o.grad_accum} x {run.world} process{'es' if run.world > 1 else ''}"
-            f"{', FSDP' if sharded else ''}), lr {o.lr:g}, max_length={max_length}, {path} forward")
+            f"{', FSDP' if sharded else ''}), lr {o.lr:g}, max_length={max_length}, {shown} forward")
     if run.empty:
         run.say(f"note: kept {run.empty} empty completions (their reward is read right after the prompt)")
     return run
@@ -322,7 +326,7 @@ def train_step(run: Run, items: list) -> dict[str, float]:
     for i in range(n_micro):
         dummy = i >= len(micro)
         batch = items[:1] if dummy else micro[i]
-        inputs = kind.batch(batch, run.tokenizer.pad_token_id, run.shared, acc.device)
+        inputs = kind.batch(batch, run.tokenizer.pad_token_id, run.path, acc.device)
         with acc.no_sync(run.model) if i < n_micro - 1 else nullcontext():
             loss_sum, stats = kind.loss(run.model(inputs), batch, cfg.objective)
             # DDP averages gradients over processes, hence the factor world.

@@ -1,0 +1,95 @@
+"""Padding-free packed forward for bidirectional encoders (BERT, MiniLM).
+
+An encoder cannot share a prompt (every token attends to the completion too), but it can pack:
+the sequences of a micro-batch are concatenated into ONE row without padding,
+
+    [ seq 1 | seq 2 | ... | seq N ]
+
+position ids restart at 0 for every sequence, token-type ids are 0 (rewardlab encodes prompt +
+completion as one text), and attention runs block by block: each sequence sees itself, in
+both directions, and nothing else. Every sequence therefore gets exactly the hidden states it
+gets alone, and no compute goes to padding (on HH-RLHF batches, padding is most of the tokens).
+The reward is read the model's own way: its pooler on the sequence's first token ([CLS]),
+then the classifier.
+
+Only architectures whose embeddings take absolute position ids and whose head is BERT's
+pooler + classifier are packed (:func:`supports_packed_encoder`); anything else (relative
+position buckets, other heads) keeps the padded forward, which is always exact. On CUDA a
+loop of per-sequence attention calls is launch-bound, so packing is used on CPU only.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .backbone import hf_model
+from .shared_prompt import use_block_attention
+
+
+def supports_packed_encoder(model: nn.Module, device: torch.device | None = None) -> bool:
+    """BERT-style encoder classifiers: ``bert`` base with absolute positions, a pooler, a
+    ``classifier`` head, attention through transformers' interface; on CPU."""
+    model = hf_model(model)
+    base = getattr(model, "bert", None)
+    config = getattr(model, "config", None)
+    if base is None or getattr(base, "pooler", None) is None or not isinstance(getattr(model, "classifier", None), nn.Module):
+        return False
+    if getattr(config, "position_embedding_type", "absolute") != "absolute" or getattr(config, "is_decoder", False):
+        return False
+    can_set = getattr(type(model), "_can_set_attn_implementation", None)
+    if not callable(can_set) or not can_set():
+        return False
+    device = device or next(model.parameters()).device
+    return torch.device(device).type == "cpu"
+
+
+def build_packed(sequences: list[list[int]], dtype: torch.dtype = torch.float32) -> dict:
+    """One padding-free row: ids, restarting positions, the first-token index of each sequence
+    and one attention block per sequence (all allowed: bidirectional)."""
+    ids, pos, starts, blocks = [], [], [], []
+    for s in sequences:
+        starts.append(len(ids))
+        blocks.append((0, len(ids), len(ids) + len(s), torch.zeros((1, 1, len(s), len(s)), dtype=dtype)))
+        ids += s
+        pos += range(len(s))
+    return {"packed_ids": torch.tensor([ids]), "packed_positions": torch.tensor([pos]),
+            "packed_starts": torch.tensor(starts), "blocks": blocks}
+
+
+def packed_encoder_rewards(model: nn.Module, batch: dict) -> torch.Tensor:
+    """Rewards (N,) of the packed sequences, in order; equal to the padded forward."""
+    model = hf_model(model)
+    use_block_attention(model)
+    device = batch["packed_ids"].device
+    blocks = [(r, s, e, m.to(device)) for r, s, e, m in batch["blocks"]]
+    hidden = model.bert(input_ids=batch["packed_ids"], position_ids=batch["packed_positions"],
+                        token_type_ids=torch.zeros_like(batch["packed_ids"]), rewardlab_blocks=blocks).last_hidden_state
+    first = hidden[0, batch["packed_starts"].to(device)].unsqueeze(1)  # (N, 1, H): each sequence's [CLS]
+    pooled = model.bert.pooler(first)
+    return model.classifier(model.dropout(pooled))[:, 0]
+
+
+@torch.no_grad()
+def score_packed(model: nn.Module, sequences: list[list[int]], batch_size: int = 16,
+                 max_tokens: int = 16384) -> list[float]:
+    """Rewards for token-id sequences, in input order, without gradients: sorted by length and
+    packed into rows of at most ``batch_size`` sequences and ``max_tokens`` tokens (no padding)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    order = sorted(range(len(sequences)), key=lambda i: (-len(sequences[i]), i))
+    rewards = [0.0] * len(sequences)
+    start = 0
+    while start < len(order):
+        idx, tokens = [], 0
+        while start < len(order) and len(idx) < batch_size and (not idx or tokens + len(sequences[order[start]]) <= max_tokens):
+            idx.append(order[start])
+            tokens += len(sequences[order[start]])
+            start += 1
+        batch = build_packed([sequences[i] for i in idx])
+        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        for i, r in zip(idx, packed_encoder_rewards(model, batch).float().cpu().tolist()):
+            rewards[i] = r
+    model.train(was_training)
+    return rewards
