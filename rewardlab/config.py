@@ -83,8 +83,9 @@ class BackboneArgs:
     bf16: bool = _f(False, "bf16 autocast for the forward and backward (the loss stays fp32).", resume=True)
     disable_dropout: bool = _f(True, "Turn dropout off in the backbone (deterministic rewards, exact accumulation).",
                                resume=True)
-    shared_prompt: bool = _f(True, "Causal backbones: encode each prompt once for all its completions (exact; "
-                             "encoders always use the padded forward).")
+    shared_prompt: bool = _f(True, "Causal backbones: encode each prompt once for all its completions; BERT-style "
+                             "encoders on CPU: pack each micro-batch into one padding-free row. Both exact; "
+                             "--no-shared-prompt uses the padded forward.")
     attention: str = _f("auto", "Kernel of the shared-prompt forward: blocks (one SDPA call per prompt group; "
                         "fastest on CPU), flex (torch flex_attention with a block-sparse mask, compiled; GPU), "
                         "auto (flex on CUDA with --bf16, blocks on CPU). Both are exact.",
@@ -123,8 +124,9 @@ class InputArgs:
                          "needs --max-steps. Order: a seeded shuffle buffer instead of a full permutation.",
                          resume=True)
     shuffle_buffer: int = _f(10000, "Examples held in the shuffle buffer with --streaming.", resume=True)
-    group_by_length: bool = _f(False, "Put examples of similar length in the same step (less padding: speeds up "
-                               "encoders, which cannot use the packed forward). Changes the data order.", resume=True)
+    group_by_length: bool = _f(False, "Put examples of similar length in the same step: less padding where the "
+                               "padded forward runs (GPU encoders, --no-shared-prompt). Changes the data order.",
+                               resume=True)
 
     def __post_init__(self):
         for name in ("max_length", "num_proc", "shuffle_buffer"):
