@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import DataError
 from .rows import read_rows
-from .text import _is_messages, _require, _type, split_shared_prefix, to_text
+from .text import Text, _is_messages, _require, _type, split_shared_prefix, to_text
 
 
 @dataclass
@@ -113,6 +113,20 @@ def tiers_from_ranking(ranking: Any, k: int, partial: bool, where: str) -> list[
     return tiers
 
 
+def one_prompt(texts: list[Text]) -> list[Text]:
+    """The completions of one example measured from the same prompt. A chat template can render
+    the generation prompt differently per conversation (see render_chat's fallback); then the
+    prompt is the longest common start of the whole texts, so no completion is joined to a
+    prompt that is not its own."""
+    if len({t.prompt for t in texts}) == 1:
+        return texts
+    fulls = [t.prompt + t.completion for t in texts]
+    n = min(len(t.prompt) for t in texts)
+    while n and any(f[:n] != fulls[0][:n] for f in fulls):
+        n -= 1
+    return [Text(f[:n], f[n:], t.templated) for f, t in zip(fulls, texts)]
+
+
 def check_group(row: dict, tokenizer, where: str, n: int, allow_empty: bool, chat: bool = False) -> Example:
     """Validate a ``prompt`` + ``completions`` row with a ranking or scores."""
     _require(row, ("prompt", "completions"), where)
@@ -124,6 +138,7 @@ def check_group(row: dict, tokenizer, where: str, n: int, allow_empty: bool, cha
         raise DataError(f"{where}: a group row needs exactly one of 'ranking' or 'scores'")
     texts = [to_text(prompt, c, tokenizer, where, f"completion {i}", allow_empty, chat)
              for i, c in enumerate(completions)]
+    texts = one_prompt(texts)
     if len({t.completion for t in texts}) < 2:
         raise DataError(f"{where}: fewer than 2 distinct completions")
     if len({t.templated for t in texts}) > 1:
@@ -179,6 +194,7 @@ def check_pair(row: dict, tokenizer, where: str, n: int, allow_empty: bool = Tru
     r = to_text(prompt, rejected, tokenizer, where, "rejected completion", allow_empty, chat)
     if c.templated != r.templated:
         raise DataError(f"{where}: chosen and rejected must both be strings or both be message lists")
+    c, r = one_prompt([c, r])
     if c.completion == r.completion:
         raise DataError(f"{where}: chosen and rejected are identical")
     margin = _number(row.get("margin", 0.0), where, "'margin'")

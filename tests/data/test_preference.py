@@ -85,3 +85,11 @@ def test_apply_chat_template_renders_plain_strings(tmp_path, smol_tokenizer_dir)
     assert plain.prompt == "Capital of France?" and not plain.templated
     assert chat.templated and "<|im_start|>user\nCapital of France?<|im_end|>" in chat.prompt
     assert chat.prompt.endswith("<|im_start|>assistant\n") and chat.chosen == "Paris.<|im_end|>"
+
+
+def test_completions_share_one_prompt():
+    from rewardlab.data.preference import one_prompt
+    from rewardlab.data.text import Text
+
+    texts = one_prompt([Text("<s>user: hi<a>", "ok", True), Text("<s>user: hi<b>", "no", True)])
+    assert [t.prompt for t in texts] == ["<s>user: hi<", "<s>user: hi<"] and [t.completion for t in texts] == ["a>ok", "b>no"]
