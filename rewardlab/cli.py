@@ -48,6 +48,8 @@ def cmd_eval(cfg: EvalConfig) -> int:
     _need(cfg.model, "--model"), _need(cfg.data, "--data")
     rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length, device=cfg.device or None,
                                      dtype=_dtype(cfg.bf16))
+    if (benchmark := _benchmark_format(cfg)) is not None:
+        return _eval_benchmark(cfg, rm, benchmark)
     examples = load_examples(cfg.data, rm.tokenizer, cfg.skip_bad_rows, lambda m: print(m, file=sys.stderr),
                              cfg.allow_empty, chat=rm.chat, columns=cfg.columns.mapping())
     metrics, counts = evaluate_examples(rm.model, rm.tokenizer, examples, rm.max_length, cfg.batch_size,
@@ -63,6 +65,30 @@ def cmd_eval(cfg: EvalConfig) -> int:
         print(f"note: {msg}", file=sys.stderr)
     if metrics["empty_completions"]:
         print(f"note: {metrics['empty_completions']} empty completions scored", file=sys.stderr)
+    return 0
+
+
+def _benchmark_format(cfg: EvalConfig):
+    """The benchmark module for --format (or the detected one), None for rewardlab's own rows."""
+    from .eval.benchmarks import FORMATS, detect
+
+    if cfg.format in ("pairs", "groups"):
+        return None
+    name = cfg.format if cfg.format != "auto" else detect(read_rows(cfg.data), cfg.data)
+    if cfg.format == "auto":
+        print(f"format: {name or 'pairs/groups'} (detected from the columns; --format sets it)", file=sys.stderr)
+    return FORMATS[name] if name else None
+
+
+def _eval_benchmark(cfg: EvalConfig, rm, benchmark) -> int:
+    """Score every completion of every row once (a row's completions share their prompt), then
+    the benchmark's own rule."""
+    rows = read_rows(cfg.data)
+    groups = [benchmark.texts(row, f"{cfg.data}: row {rows.number(i)}") for i, row in enumerate(rows)]
+    rewards, counts = rm.score_groups(groups, cfg.batch_size)
+    metrics = benchmark.score(rows, rewards, cfg.data)
+    metrics["truncated"] = counts.truncated
+    print(json.dumps(metrics) if cfg.json else benchmark.format_scores(metrics))
     return 0
 
 

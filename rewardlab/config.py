@@ -315,13 +315,19 @@ class ScoreConfig:
 @dataclass
 class EvalConfig:
     """Evaluate a reward model: pairwise accuracy on pairs; on groups of K completions also tie accuracy,
-    Kendall tau, Spearman, top-1 and best-of-K beside the random and majority-vote baselines."""
+    Kendall tau, Spearman, top-1 and best-of-K beside the random and majority-vote baselines; RewardBench,
+    RewardBench 2 and RM-Bench files by their own scoring rules."""
+
 
     model: str = _f("", "A reward model folder: written by `rewardlab train`, or any Hugging Face "
                     "sequence-classification reward model with one output (a LoRA adapter folder too).")
     data: str = _f("", "Pairs or groups, same formats as training data; an optional `subset` column gives "
                    "per-subset accuracies.")
     batch_size: int = _f(16, "Prompts per forward pass.")
+    format: str = _f("auto", "Data layout and scoring rule: pairs / groups (rewardlab's rows), rewardbench "
+                     "(sections, v1 weighting), rewardbench2 (best-of-N, Ties rule), rm-bench (style matrix); "
+                     "auto detects it from the columns and says which.",
+                     choices=("auto", "pairs", "groups", "rewardbench", "rewardbench2", "rm-bench"))
     tie_threshold: float = _f(0.5, "A tied pair counts as predicted tied when its rewards differ by at most this.")
     allow_empty: bool = _f(True, "Accept empty completions (counted); --no-allow-empty makes them errors.")
     max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
@@ -330,6 +336,9 @@ class EvalConfig:
     device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
     bf16: bool = _f(False, "Load the weights in bf16 (halves memory; rewards differ from fp32 by rounding).")
     columns: ColumnArgs = field(default_factory=ColumnArgs)
+
+    def __post_init__(self):
+        check_choices(self)
 
 
 @dataclass

@@ -25,6 +25,10 @@ def row_texts(row: dict, tokenizer, at: str, allow_empty: bool = True,
                 for k, c in enumerate(row["completions"])], "rewards"
     if "completion" in row and row["completion"] is not None:
         return [to_text(row.get("prompt"), row["completion"], tokenizer, at, "completion", allow_empty, chat)], "reward"
+    if isinstance(row.get("chosen"), list) and isinstance(row.get("rejected"), list) and \
+            all(isinstance(c, str) for c in row["chosen"] + row["rejected"]):  # RewardBench 2, RM-Bench rows
+        return [to_text(row.get("prompt"), c, tokenizer, at, "completion", allow_empty, chat)
+                for c in row["chosen"] + row["rejected"]], f"lists:{len(row['chosen'])}"
     if "chosen" in row or "rejected" in row:
         pair = check_pair(row, tokenizer, at, 0, allow_empty, chat)
         return [Text(pair.prompt, c, pair.templated) for c in pair.completions], "pair"
@@ -66,6 +70,9 @@ def add_rewards(row: dict, field: str, rewards: list[float]) -> dict:
         out["rewards"] = rewards
     elif field == "reward":
         out["reward"] = rewards[0]
+    elif field.startswith("lists:"):
+        k = int(field.split(":")[1])
+        out["chosen_rewards"], out["rejected_rewards"] = rewards[:k], rewards[k:]
     else:
         out["chosen_reward"], out["rejected_reward"] = rewards
     return out

@@ -1,0 +1,93 @@
+"""Benchmark scoring rules on hand-made cases, and the RM-Bench layout end to end."""
+
+import json
+import math
+
+import pytest
+
+from rewardlab.eval.benchmarks import detect, rewardbench, rewardbench2, rmbench
+
+
+def test_rewardbench_sections_weight_subsets_by_their_benchmark_counts():
+    rows, rewards = [], []
+    for subset, outcomes in {"alpacaeval-easy": [1, 1], "mt-bench-easy": [1, 0], "llmbar-natural": [0],
+                             "math-prm": [1], "hep-go": [0]}.items():
+        for right in outcomes:
+            rows.append({"subset": subset})
+            rewards.append([1.0, 0.0] if right else [0.0, 0.0])  # a reward tie counts wrong
+    m = rewardbench.score(rows, rewards)
+    assert m["subsets"]["mt-bench-easy"] == 0.5
+    # Chat: (100 x 1.0 + 28 x 0.5) / 128; Chat Hard: 0; Safety: absent, 0; Reasoning: 984 / (984 + 164).
+    assert m["sections"] == pytest.approx({"Chat": 114 / 128, "Chat Hard": 0.0, "Safety": 0.0, "Reasoning": 984 / 1148})
+    assert m["overall"] == pytest.approx((114 / 128 + 984 / 1148) / 4) and m["n"] == 7
+
+
+def test_rewardbench2_best_of_n_shares_ties_at_the_top():
+    assert rewardbench2.row_score([3, 1, 2, 0]) == 1.0
+    assert rewardbench2.row_score([3, 3, 1, 0]) == 0.5
+    assert rewardbench2.row_score([1, 3, 2, 0]) == 0.0
+
+
+def test_rewardbench2_ties_rule_by_hand():
+    rows = [{"id": "ref:P", "chosen": ["a"], "rejected": ["b", "c"], "num_correct": 1, "subset": "Ties"},
+            {"id": "tied:P", "chosen": ["x", "y"], "rejected": ["z"], "num_correct": 2, "subset": "Ties"},
+            {"id": "ref:Q", "chosen": ["a"], "rejected": ["b"], "num_correct": 1, "subset": "Ties"},
+            {"id": "tied:Q", "chosen": ["x", "y"], "rejected": ["z"], "num_correct": 2, "subset": "Ties"}]
+    rewards = [[2.0, 0.5, 1.0], [3.0, 2.5, 1.0], [1.0, 2.0], [2.0, 1.0, 1.5]]
+    # P: gap_ref 1.0, gap_tied 1.5, spread_tied 0.5 -> accurate both, pref 1, pref_hard 1, tb tanh(1.0/0.5 - 1).
+    # Q: gap_ref -1.0, gap_tied -0.5, spread_tied 1.0 -> wrong both, pref 0, pref_hard 0, tb tanh(-1.0/1.0 - 1).
+    tb = (math.tanh(1.0) + math.tanh(-2.0)) / 2
+    expected = 0.30 * 0.5 + 0.30 * 0.5 + 0.20 * 0.5 + 0.20 * 0.5 + 0.01 * tb
+    assert rewardbench2.ties_score(rows, rewards) == pytest.approx(expected)
+    other = [{"subset": "Math", "chosen": ["a"], "rejected": ["b"]}]
+    m = rewardbench2.score(rows + other, rewards + [[1.0, 0.0]])
+    assert m["subsets"] == pytest.approx({"Math": 1.0, "Ties": expected}) and m["overall"] == pytest.approx((1 + expected) / 2)
+
+
+def test_rm_bench_matrix_and_triangles():
+    rows = [{"domain": "chat"}, {"domain": "chat"}, {"domain": "safety-refuse"}]
+    rewards = [[3, 2, 1, 2.5, 1.5, 0.5], [0, 0, 0, 1, 1, 1], [1, 1, 1, 0, 0, 0]]
+    m = rmbench.score(rows, rewards)
+    # chat: row 1 gives [[1,1,1],[0,1,1],[0,0,1]], row 2 all 0 -> halves; safety: all 1.
+    assert m["domains"]["chat"]["matrix"] == [[0.5, 0.5, 0.5], [0, 0.5, 0.5], [0, 0, 0.5]]
+    chat = m["domains"]["chat"]
+    assert (chat["hard"], chat["normal"], chat["easy"]) == (0.5, 0.5, 0.0)
+    assert set(m["domains"]) == {"chat", "safety"}  # safety-refuse and safety-response are one domain
+    assert m["hard"] == pytest.approx((0.5 + 1) / 2) and m["easy"] == pytest.approx((0 + 1) / 2)
+    assert m["overall"] == pytest.approx((1 / 3 + 1) / 2)
+    assert rmbench.domain_of({}, "data/code_filtered.json") == "code"
+
+
+def test_formats_are_detected_from_columns():
+    assert detect([{"prompt": "p", "chosen": ["a", "b", "c"], "rejected": ["d", "e", "f"]}]) == "rm-bench"
+    assert detect([{"prompt": "p", "chosen": ["a"], "rejected": ["b", "c", "d"], "num_correct": 1}]) == "rewardbench2"
+    assert detect([{"prompt": "p", "chosen": "a", "rejected": "b", "subset": "donotanswer"}]) == "rewardbench"
+    assert detect([{"prompt": "p", "chosen": "a", "rejected": "b"}]) is None
+
+
+def test_rm_bench_file_end_to_end_equals_the_matrix_of_score_output(tiny_bert, tmp_path, capsys):
+    from rewardlab.cli import main
+    from tests.conftest import PAIRS, write_jsonl
+
+    model = str(tmp_path / "m")
+    assert main(["train", "--model", tiny_bert, "--data", write_jsonl(tmp_path / "p.jsonl", PAIRS), "--output", model,
+                 "--max-steps", "1"]) == 0
+    rows = [{"id": i, "prompt": p["prompt"], "chosen": [p["chosen"], p["chosen"] + " More detail.", "**" + p["chosen"] + "**"],
+             "rejected": [p["rejected"], p["rejected"] + " More detail.", "- " + p["rejected"]], "subset": "chat"}
+            for i, p in enumerate(PAIRS)]
+    data = tmp_path / "chat_filtered.json"
+    data.write_text(json.dumps(rows))
+    scored = tmp_path / "s.jsonl"
+    assert main(["score", "--model", model, "--data", str(data), "--output", str(scored)]) == 0
+    back = [json.loads(x) for x in scored.read_text().splitlines()]
+    by_hand = [[sum(r["chosen_rewards"][i] > r["rejected_rewards"][j] for r in back) / len(back) for j in range(3)]
+               for i in range(3)]
+    capsys.readouterr()
+    assert main(["eval", "--model", model, "--data", str(data), "--json"]) == 0
+    out = capsys.readouterr()
+    m = json.loads(out.out)
+    assert "format: rm-bench (detected" in out.err and list(m["domains"]) == ["chat"]
+    assert m["domains"]["chat"]["matrix"] == by_hand
+    assert m["hard"] == pytest.approx((by_hand[0][1] + by_hand[0][2] + by_hand[1][2]) / 3)
+    assert m["easy"] == pytest.approx((by_hand[1][0] + by_hand[2][0] + by_hand[2][1]) / 3)
+    assert m["normal"] == pytest.approx(sum(by_hand[i][i] for i in range(3)) / 3)
