@@ -23,6 +23,7 @@ from ..data.preference import Example
 from ..models.backbone import score_sequences
 from ..models.packed_encoder import score_packed, supports_packed_encoder
 from ..models.shared_prompt import score_groups_shared, supports_shared_prompt
+from .diagnostics import best_of_n_curve, bias_diagnostics, pair_calibration
 from .ranking import format_group_metrics, group_metrics
 
 
@@ -68,13 +69,20 @@ def example_metrics(examples: list[Example], rewards: list[list[float]], tie_thr
     """Pair metrics when every example is a plain pair, group metrics otherwise (module doc)."""
     subsets = [e.subset for e in examples]
     if all(e.is_pair for e in examples):
-        return pairwise_metrics([r[0] for r in rewards], [r[1] for r in rewards], subsets)
+        out = pairwise_metrics([r[0] for r in rewards], [r[1] for r in rewards], subsets)
+        if examples:  # what the accuracy hides: length and markdown bias, calibration
+            out.update(bias_diagnostics([e.chosen for e in examples], [e.rejected for e in examples],
+                                        [r[0] for r in rewards], [r[1] for r in rewards]))
+            out["calibration"] = pair_calibration([r[0] for r in rewards], [r[1] for r in rewards])
+        return out
     correct = None
     if all(e.scores is not None and set(e.scores) <= {0.0, 1.0} for e in examples):
         correct = [[s == 1.0 for s in e.scores] for e in examples]
     answers = [e.answers for e in examples] if correct and all(e.answers for e in examples) else None
     out = group_metrics(rewards, [e.tiers for e in examples], correct, answers, tie_threshold)
     out["accuracy"] = out["pairwise_accuracy"]
+    if correct:
+        out["best_of_n"] = best_of_n_curve(rewards, correct)
     if any(s is not None for s in subsets):
         by: dict[str, list[int]] = defaultdict(list)
         for i, s in enumerate(subsets):
@@ -99,6 +107,13 @@ def format_metrics(metrics: dict) -> str:
     else:
         lines = [f"accuracy     {metrics['accuracy']:.4f}  ({metrics['n']} pairs, {metrics['ties']} ties)",
                  f"mean margin  {metrics['mean_margin']:+.4f}  (r_chosen - r_rejected)"]
+        if "length" in metrics:
+            ln, cal = metrics["length"], metrics["calibration"]
+            shorter = "n/a" if ln["accuracy_chosen_less"] is None else f"{ln['accuracy_chosen_less']:.4f}"
+            lines += [f"length       baseline {ln['baseline_accuracy']:.4f} (longer wins); accuracy when chosen is "
+                      f"shorter {shorter} (n={ln['n_chosen_less']})"
+                      + ("; the model tracks length" if ln["tracks_length"] else ""),
+                      f"calibration  ECE {cal['ece']:.4f} (sigma(r_c - r_r), equal-mass bins)"]
     for name, sub in metrics.get("subsets", {}).items():
         accuracy = "n/a" if sub["accuracy"] is None else f"{sub['accuracy']:.4f}"  # a subset of ties only
         lines.append(f"  {name:<28} {accuracy:<6}  (n={sub['n']})")
