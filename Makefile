@@ -7,7 +7,7 @@ DEMO   := runs/demo
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test setup hh bench clean
+.PHONY: demo test setup browser hh bench clean
 
 setup: $(VENV)/.installed
 
@@ -22,16 +22,24 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/python -m rewardlab.data.demo $(DEMO)/data
 	$(BIN)/rewardlab train configs/demo.yaml
-	$(BIN)/rewardlab eval --model $(DEMO)/model --data $(DEMO)/data/eval.jsonl
+	$(BIN)/rewardlab eval --model $(DEMO)/model --data $(DEMO)/data/eval.jsonl --report $(DEMO)/report.html
 	$(BIN)/rewardlab score --model $(DEMO)/model --data $(DEMO)/data/examples.jsonl --output $(DEMO)/scored.jsonl
 	@$(BIN)/python -c "import json; [print(f\"{r['rewards'][0]:+.2f} vs {r['rewards'][1]:+.2f} |{r['prompt'].split('Human: ')[-1].split(chr(10))[0]}| good: {r['completions'][0].strip()[:45]!r}  bad: {r['completions'][1].strip()[:30]!r}\") for r in map(json.loads, open('$(DEMO)/scored.jsonl'))]"
 	@echo
+	@echo "Report (open in a browser): $(DEMO)/report.html"
 	@echo "Reward model: $(DEMO)/model (a standard Hugging Face folder)."
 	@echo "Score your own rows:  $(BIN)/rewardlab score --model $(DEMO)/model --data ROWS.jsonl --output scored.jsonl"
 	@echo "In Python:            from rewardlab import RewardModel; RewardModel.from_pretrained('$(DEMO)/model').score(prompts, completions)"
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q -ra tests
+
+# Debian's Chromium for the report's browser test (root only; elsewhere that test skips and says why).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq >/dev/null 2>&1 && \
+	    apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; } || \
+	  echo "note: chromium/chromedriver not installed; the browser test will skip"
 
 # Real data (../shared/data): HH-RLHF harmless, first 1,600 pairs train, last 400 eval.
 SHARED ?= ../shared/data

@@ -42,7 +42,7 @@ def cmd_train(cfg: TrainConfig) -> int:
 
 def cmd_eval(cfg: EvalConfig) -> int:
     from .data.preference import load_examples
-    from .eval.preference import evaluate_examples, format_metrics
+    from .eval.preference import example_metrics, format_metrics, score_examples
     from .models import RewardModel
 
     _need(cfg.model, "--model"), _need(cfg.data, "--data")
@@ -52,8 +52,8 @@ def cmd_eval(cfg: EvalConfig) -> int:
         return _eval_benchmark(cfg, rm, benchmark)
     examples = load_examples(cfg.data, rm.tokenizer, cfg.skip_bad_rows, lambda m: print(m, file=sys.stderr),
                              cfg.allow_empty, chat=rm.chat, columns=cfg.columns.mapping())
-    metrics, counts = evaluate_examples(rm.model, rm.tokenizer, examples, rm.max_length, cfg.batch_size,
-                                        cfg.tie_threshold)
+    rewards, counts = score_examples(rm.model, rm.tokenizer, examples, rm.max_length, cfg.batch_size)
+    metrics = example_metrics(examples, rewards, cfg.tie_threshold)
     metrics["truncated"] = counts.truncated
     metrics["skipped_rows"] = len(read_rows(cfg.data)) - len(examples)
     metrics["empty_completions"] = sum(e.empty_completions() for e in examples)
@@ -65,6 +65,10 @@ def cmd_eval(cfg: EvalConfig) -> int:
         print(f"note: {msg}", file=sys.stderr)
     if metrics["empty_completions"]:
         print(f"note: {metrics['empty_completions']} empty completions scored", file=sys.stderr)
+    if cfg.report:
+        from .eval.report import write_report
+
+        print(f"report: {write_report(cfg.report, metrics, examples, rewards, cfg.model, cfg.data)}", file=sys.stderr)
     return 0
 
 

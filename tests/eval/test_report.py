@@ -1,0 +1,56 @@
+"""The HTML report, opened in real headless Chromium (Debian's chromium + chromium-driver): every
+figure renders with a non-zero size, the page logs no console errors, and a screenshot is kept."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rewardlab.cli import main
+from tests.conftest import PAIRS, write_jsonl
+
+
+def _browser():
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.skip("Debian's chromium and chromium-driver are not installed (make test installs them as root)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1100,1400"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def test_report_renders_every_figure_in_chromium(tiny_bert, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    rows = [dict(p, subset=s) for p, s in zip(PAIRS * 3, "abcabcabcabc")]
+    data, model = write_jsonl(tmp_path / "p.jsonl", rows), str(tmp_path / "m")
+    assert main(["train", "--model", tiny_bert, "--data", data, "--output", model, "--max-steps", "2"]) == 0
+    report = tmp_path / "report.html"
+    capsys.readouterr()
+    assert main(["eval", "--model", model, "--data", data, "--report", str(report), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    page = report.read_text()
+    assert "http" not in page.replace("http-equiv", "")  # self-contained: nothing fetched
+    browser = _browser()
+    try:
+        browser.get(report.as_uri())
+        sizes = browser.execute_script(
+            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]);")
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        browser.save_screenshot(str(tmp_path / "report.png"))
+        text = browser.find_element("tag name", "body").text
+    finally:
+        browser.quit()
+    assert len(sizes) == 4  # per-subset bars, reward distributions, reliability diagram, length
+    assert all(done and w > 0 and h > 0 for done, w, h in sizes), sizes
+    assert not errors, errors
+    assert "Worst mistakes" in text and f"{metrics['accuracy']:.4f}" in text
+    assert Path(tmp_path / "report.png").stat().st_size > 10000
