@@ -7,6 +7,7 @@ one line ``rewardlab: error: FILE: row N: problem`` and exit code 2, never a tra
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -45,7 +46,11 @@ def cmd_eval(cfg: EvalConfig) -> int:
     from .eval.preference import example_metrics, format_metrics, score_examples
     from .models import RewardModel
 
-    _need(cfg.model, "--model"), _need(cfg.data, "--data")
+    models = [m for m in (cfg.model if isinstance(cfg.model, list) else [cfg.model]) if m]
+    _need(models[0] if models else "", "--model"), _need(cfg.data, "--data")
+    if len(models) > 1:
+        return _eval_compare(cfg, models)
+    cfg = dataclasses.replace(cfg, model=models[0])
     rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length, device=cfg.device or None,
                                      dtype=_dtype(cfg.bf16))
     if (benchmark := _benchmark_format(cfg)) is not None:
@@ -69,6 +74,37 @@ def cmd_eval(cfg: EvalConfig) -> int:
         from .eval.report import write_report
 
         print(f"report: {write_report(cfg.report, metrics, examples, rewards, cfg.model, cfg.data)}", file=sys.stderr)
+    return 0
+
+
+def _eval_compare(cfg: EvalConfig, models: list[str]) -> int:
+    """Several models on the same rows: each one's metrics, and for every pair of models the
+    difference in pairwise accuracy with a paired bootstrap interval (resampling the pairs)."""
+    from .data.preference import load_examples
+    from .eval.diagnostics import paired_bootstrap
+    from .eval.preference import example_metrics, score_examples
+    from .models import RewardModel
+
+    if cfg.report or cfg.format not in ("auto", "pairs", "groups"):
+        raise ConfigError("several --model: give rewardlab's pairs or groups, without --report (one model each)")
+    results, right = {}, {}
+    for name in models:
+        rm = RewardModel.from_pretrained(name, max_length=cfg.max_length, device=cfg.device or None,
+                                         dtype=_dtype(cfg.bf16))
+        examples = load_examples(cfg.data, rm.tokenizer, cfg.skip_bad_rows, None, cfg.allow_empty, chat=rm.chat,
+                                 columns=cfg.columns.mapping())
+        rewards, _ = score_examples(rm.model, rm.tokenizer, examples, rm.max_length, cfg.batch_size)
+        results[name] = example_metrics(examples, rewards, cfg.tie_threshold)
+        right[name] = [r[i] > r[j] for e, r in zip(examples, rewards) for i, j in e.strict_pairs()]
+    comparisons = [{"a": a, "b": b, **paired_bootstrap(right[a], right[b])}
+                   for k, a in enumerate(models) for b in models[k + 1:]]
+    if cfg.json:
+        print(json.dumps({"models": results, "comparisons": comparisons}))
+        return 0
+    for name in sorted(models, key=lambda m: -results[m]["accuracy"]):
+        print(f"{results[name]['accuracy']:.4f}  {name}")
+    for c in comparisons:
+        print(f"{c['a']} - {c['b']}: {c['difference']:+.4f}  ({c['level']:.0%} interval {c['low']:+.4f} .. {c['high']:+.4f})")
     return 0
 
 

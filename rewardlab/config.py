@@ -27,9 +27,12 @@ from .errors import ConfigError
 __all__ = ["ConfigError", "TrainConfig", "load_config", "add_arguments", "to_dict", "resume_values"]
 
 
-def _f(default: Any, help: str, choices: tuple | None = None, resume: bool = False, bare: str | None = None) -> Any:
-    """A documented field. ``bare``: the value of the flag given alone (``--resume`` = ``--resume latest``)."""
-    return field(default=default, metadata={"help": help, "choices": choices, "resume": resume, "bare": bare})
+def _f(default: Any, help: str, choices: tuple | None = None, resume: bool = False, bare: str | None = None,
+       repeat: bool = False) -> Any:
+    """A documented field. ``bare``: the value of the flag given alone (``--resume`` = ``--resume latest``);
+    ``repeat``: the flag may be given several times (a list of strings)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "resume": resume, "bare": bare,
+                                            "repeat": repeat})
 
 
 def check_choices(obj) -> None:
@@ -320,7 +323,9 @@ class EvalConfig:
 
 
     model: str = _f("", "A reward model folder: written by `rewardlab train`, or any Hugging Face "
-                    "sequence-classification reward model with one output (a LoRA adapter folder too).")
+                    "sequence-classification reward model with one output (a LoRA adapter folder too). Give "
+                    "--model several times to compare models on the same rows (paired bootstrap intervals).",
+                    repeat=True)
     data: str = _f("", "Pairs or groups, same formats as training data; an optional `subset` column gives "
                    "per-subset accuracies.")
     batch_size: int = _f(16, "Prompts per forward pass.")
@@ -441,6 +446,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         if kind is bool:
             target.add_argument(_flag(name), dest=name, default=None, action=argparse.BooleanOptionalAction,
                                 help=help_text)
+        elif f.metadata.get("repeat"):
+            target.add_argument(_flag(name), dest=name, default=None, action="append", metavar=name.upper(),
+                                help=help_text)
         elif f.metadata.get("bare"):
             target.add_argument(_flag(name), dest=name, default=None, nargs="?", const=f.metadata["bare"],
                                 metavar=name.upper(), help=help_text)
@@ -473,7 +481,11 @@ def load_config(cls: type, yaml_path: str | None, args: argparse.Namespace | dic
         for key, value, prefix in flat_items:
             if key not in leaves or (prefix and leaves[key][0] != prefix[:-1]):
                 raise ConfigError(f"{path}: unknown key {prefix + key!r} (valid keys: {', '.join(sorted(leaves))})")
-            values[key] = _coerce(value, leaves[key][2], f"{path}: key {key!r}", bool(leaves[key][1].metadata.get("bare")))
+            meta = leaves[key][1].metadata
+            if meta.get("repeat") and isinstance(value, list):
+                values[key] = [_coerce(v, str, f"{path}: key {key!r}") for v in value]
+            else:
+                values[key] = _coerce(value, leaves[key][2], f"{path}: key {key!r}", bool(meta.get("bare")))
     given = vars(args) if isinstance(args, argparse.Namespace) else (args or {})
     for key, value in given.items():
         if key in leaves and value is not None:

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from rewardlab.cli import main
 from tests.conftest import PAIRS, write_jsonl
 
@@ -138,3 +140,18 @@ def test_chat_template_choice_travels_with_the_model(tiny_llama, pairs_file, tmp
     assert main(["eval", "--model", str(out), "--data", pairs_file, "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert abs(again["mean_margin"] - trained["mean_margin"]) < 1e-5  # eval encodes as training did
+
+
+def test_several_models_side_by_side_with_bootstrap_intervals(tiny_bert, tmp_path, capsys):
+    data = write_jsonl(tmp_path / "p.jsonl", PAIRS * 4)
+    for name, steps in (("a", "1"), ("b", "4")):
+        assert main(["train", "--model", tiny_bert, "--data", data, "--output", str(tmp_path / name), "--max-steps",
+                     steps, "--lr", "1e-3", "--batch-size", "2"]) == 0
+    capsys.readouterr()
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    assert main(["eval", "--model", a, "--model", b, "--data", data, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out["models"]) == [a, b] and out["models"][a]["n"] == 16
+    (c,) = out["comparisons"]
+    assert c["difference"] == pytest.approx(out["models"][a]["accuracy"] - out["models"][b]["accuracy"])
+    assert c["low"] <= c["difference"] <= c["high"] and c["level"] == 0.95
