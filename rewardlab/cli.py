@@ -42,6 +42,7 @@ def cmd_train(cfg: TrainConfig) -> int:
 
 
 def cmd_eval(cfg: EvalConfig) -> int:
+    from .data.encode import Counts, example_texts
     from .data.preference import load_examples
     from .eval.preference import example_metrics, format_metrics, score_examples
     from .models import RewardModel
@@ -57,9 +58,18 @@ def cmd_eval(cfg: EvalConfig) -> int:
         return _eval_benchmark(cfg, rm, benchmark)
     examples = load_examples(cfg.data, rm.tokenizer, cfg.skip_bad_rows, lambda m: print(m, file=sys.stderr),
                              cfg.allow_empty, chat=rm.chat, columns=cfg.columns.mapping())
-    rewards, counts = score_examples(rm.model, rm.tokenizer, examples, rm.max_length, cfg.batch_size)
+    truncated = []
+
+    def score_chunk(idx):
+        rewards, counts = score_examples(rm.model, rm.tokenizer, [examples[i] for i in idx], rm.max_length,
+                                         cfg.batch_size)
+        truncated.append(counts.truncated)
+        return rewards
+
+    rewards = _score_rows(cfg, rm, [example_texts(e) for e in examples], score_chunk)
     metrics = example_metrics(examples, rewards, cfg.tie_threshold)
-    metrics["truncated"] = counts.truncated
+    metrics["truncated"] = sum(truncated)
+    counts = Counts(total=len(examples), truncated=sum(truncated))
     metrics["skipped_rows"] = len(read_rows(cfg.data)) - len(examples)
     metrics["empty_completions"] = sum(e.empty_completions() for e in examples)
     if cfg.json:
@@ -75,6 +85,17 @@ def cmd_eval(cfg: EvalConfig) -> int:
 
         print(f"report: {write_report(cfg.report, metrics, examples, rewards, cfg.model, cfg.data)}", file=sys.stderr)
     return 0
+
+
+def _score_rows(cfg: EvalConfig, rm, groups: list, score_chunk) -> list[list[float]]:
+    """Score in chunks with a progress bar, through --scores-cache when given (resumable)."""
+    from .eval.cache import ScoresCache, model_identity, score_cached
+
+    cache = ScoresCache(cfg.scores_cache)
+    rewards, reused = score_cached(groups, score_chunk, model_identity(cfg.model, rm.max_length), cache)
+    if reused:
+        print(f"note: {reused} of {len(groups)} rows taken from {cfg.scores_cache}", file=sys.stderr)
+    return rewards
 
 
 def _eval_compare(cfg: EvalConfig, models: list[str]) -> int:
@@ -125,9 +146,16 @@ def _eval_benchmark(cfg: EvalConfig, rm, benchmark) -> int:
     the benchmark's own rule."""
     rows = read_rows(cfg.data)
     groups = [benchmark.texts(row, f"{cfg.data}: row {rows.number(i)}") for i, row in enumerate(rows)]
-    rewards, counts = rm.score_groups(groups, cfg.batch_size)
+    truncated = []
+
+    def score_chunk(idx):
+        rewards, counts = rm.score_groups([groups[i] for i in idx], cfg.batch_size)
+        truncated.append(counts.truncated)
+        return rewards
+
+    rewards = _score_rows(cfg, rm, groups, score_chunk)
     metrics = benchmark.score(rows, rewards, cfg.data)
-    metrics["truncated"] = counts.truncated
+    metrics["truncated"] = sum(truncated)
     print(json.dumps(metrics) if cfg.json else benchmark.format_scores(metrics))
     return 0
 

@@ -338,6 +338,8 @@ class EvalConfig:
     max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
     json: bool = _f(False, "Print one JSON object on stdout instead of a table.")
     report: str = _f("", "Also write a self-contained HTML report here (figures inline; needs matplotlib).")
+    scores_cache: str = _f("", "JSONL file keeping every scored row (model + texts as the key): an interrupted "
+                           "evaluation rerun with the same command scores only the rows not yet scored.")
     skip_bad_rows: bool = _f(False, "Leave out invalid rows (counted and listed) instead of stopping at the first.")
     device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
     bf16: bool = _f(False, "Load the weights in bf16 (halves memory; rewards differ from fp32 by rounding).")

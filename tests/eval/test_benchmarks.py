@@ -91,3 +91,37 @@ def test_rm_bench_file_end_to_end_equals_the_matrix_of_score_output(tiny_bert, t
     assert m["hard"] == pytest.approx((by_hand[0][1] + by_hand[0][2] + by_hand[1][2]) / 3)
     assert m["easy"] == pytest.approx((by_hand[1][0] + by_hand[2][0] + by_hand[2][1]) / 3)
     assert m["normal"] == pytest.approx(sum(by_hand[i][i] for i in range(3)) / 3)
+
+
+def test_interrupted_evaluation_resumes_from_the_scores_cache(tiny_bert, tmp_path, capsys, monkeypatch):
+    from rewardlab.cli import main
+    from rewardlab.eval import cache as cache_module
+    from tests.conftest import PAIRS, write_jsonl
+
+    rows = [dict(p, prompt=p["prompt"] + f" ({i})") for i, p in enumerate(PAIRS * 150)]  # 600 distinct rows
+    data, model = write_jsonl(tmp_path / "p.jsonl", rows), str(tmp_path / "m")  # 3 chunks of at most 256
+    assert main(["train", "--model", tiny_bert, "--data", data, "--output", model, "--max-steps", "1"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--model", model, "--data", data, "--json"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    cache = tmp_path / "scores.jsonl"
+    real = cache_module.ScoresCache.put
+    calls = []
+
+    def put_then_stop(self, entries):
+        real(self, entries)
+        calls.append(len(entries))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C after two chunks were written
+
+    monkeypatch.setattr(cache_module.ScoresCache, "put", put_then_stop)
+    assert main(["eval", "--model", model, "--data", data, "--json", "--scores-cache", str(cache)]) == 130
+    monkeypatch.setattr(cache_module.ScoresCache, "put", real)
+    with open(cache, "a") as f:
+        f.write('{"key": "cut in the mid')  # a kill in mid-write
+    capsys.readouterr()
+    assert main(["eval", "--model", model, "--data", data, "--json", "--scores-cache", str(cache)]) == 0
+    out = capsys.readouterr()
+    assert "512 of 600 rows taken from" in out.err
+    resumed = json.loads(out.out)
+    assert resumed["accuracy"] == full["accuracy"] and resumed["mean_margin"] == pytest.approx(full["mean_margin"])
