@@ -177,30 +177,47 @@ def compute_rewards(model: nn.Module, input_ids: torch.Tensor, attention_mask: t
     return model.score(last)[:, 0]
 
 
-@torch.no_grad()
-def score_sequences(model: nn.Module, sequences: list[list[int]], pad_id: int, batch_size: int = 16,
-                    max_tokens: int = 16384) -> list[float]:
-    """Rewards for token-id sequences, in input order, without gradients.
+def length_batches(lengths: list[int], batch_size: int, max_tokens: int, padded: bool = True) -> list[list[int]]:
+    """Indices sorted by length (longest first) and cut into batches of at most ``batch_size``
+    items and ``max_tokens`` tokens: padded tokens (width x items) or, ``padded=False``, the
+    sum of the lengths (packed rows). Short texts go in big batches; results never depend on it."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches, start = [], 0
+    while start < len(order):
+        size = tokens = 0
+        while start + size < len(order) and size < batch_size:
+            n = lengths[order[start + size]]
+            cost = lengths[order[start]] * (size + 1) if padded else tokens + n
+            if size and cost > max_tokens:
+                break
+            tokens, size = tokens + n, size + 1
+        batches.append(order[start:start + size])
+        start += size
+    return batches
 
-    Sequences are sorted by length (longest first) and cut into batches of at most
-    ``batch_size`` sequences and ``max_tokens`` padded tokens, so short texts go in big
-    batches and little compute is spent on padding. The result does not depend on the
-    batch size or on the order of the inputs.
-    """
+
+@torch.no_grad()
+def score_in_batches(model: nn.Module, n: int, batches: list[list[int]], rewards_of) -> list[float]:
+    """``rewards_of(indices)`` for every batch, in eval mode, without gradients; input order."""
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    order = sorted(range(len(sequences)), key=lambda i: (-len(sequences[i]), i))
-    rewards = [0.0] * len(sequences)
-    start = 0
-    while start < len(order):
-        width = len(sequences[order[start]])  # the longest of this batch
-        size = max(1, min(batch_size, max_tokens // max(1, width)))
-        idx = order[start:start + size]
-        start += size
-        batch = collate([sequences[i] for i in idx], pad_id)
-        out = compute_rewards(model, **{k: v.to(device) for k, v in batch.items()})
-        for i, r in zip(idx, out.float().cpu().tolist()):
+    rewards = [0.0] * n
+    for idx in batches:
+        for i, r in zip(idx, rewards_of(idx).float().cpu().tolist()):
             rewards[i] = r
     model.train(was_training)
     return rewards
+
+
+def score_sequences(model: nn.Module, sequences: list[list[int]], pad_id: int, batch_size: int = 16,
+                    max_tokens: int = 16384) -> list[float]:
+    """Rewards for token-id sequences, in input order, without gradients (padded batches sorted
+    by length, see :func:`length_batches`)."""
+    device = next(model.parameters()).device
+
+    def rewards_of(idx):
+        batch = collate([sequences[i] for i in idx], pad_id)
+        return compute_rewards(model, **{k: v.to(device) for k, v in batch.items()})
+
+    batches = length_batches([len(s) for s in sequences], batch_size, max_tokens)
+    return score_in_batches(model, len(sequences), batches, rewards_of)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbone import hf_model
+from .backbone import hf_model, length_batches, score_in_batches
 from .shared_prompt import use_block_attention
 
 
@@ -70,26 +70,15 @@ def packed_encoder_rewards(model: nn.Module, batch: dict) -> torch.Tensor:
     return model.classifier(model.dropout(pooled))[:, 0]
 
 
-@torch.no_grad()
 def score_packed(model: nn.Module, sequences: list[list[int]], batch_size: int = 16,
                  max_tokens: int = 16384) -> list[float]:
     """Rewards for token-id sequences, in input order, without gradients: sorted by length and
     packed into rows of at most ``batch_size`` sequences and ``max_tokens`` tokens (no padding)."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
-    order = sorted(range(len(sequences)), key=lambda i: (-len(sequences[i]), i))
-    rewards = [0.0] * len(sequences)
-    start = 0
-    while start < len(order):
-        idx, tokens = [], 0
-        while start < len(order) and len(idx) < batch_size and (not idx or tokens + len(sequences[order[start]]) <= max_tokens):
-            idx.append(order[start])
-            tokens += len(sequences[order[start]])
-            start += 1
+
+    def rewards_of(idx):
         batch = build_packed([sequences[i] for i in idx])
-        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        for i, r in zip(idx, packed_encoder_rewards(model, batch).float().cpu().tolist()):
-            rewards[i] = r
-    model.train(was_training)
-    return rewards
+        return packed_encoder_rewards(model, {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()})
+
+    batches = length_batches([len(s) for s in sequences], batch_size, max_tokens, padded=False)
+    return score_in_batches(model, len(sequences), batches, rewards_of)

@@ -85,3 +85,13 @@ def test_score_independent_of_batch_size_and_order(tiny_llama, tmp_path):
     assert max(abs(a - b) for a, b in zip(base, rev)) < 1e-5
     budget = rm.score(prompts, completions, batch_size=64, max_tokens=40)  # token budget splits batches
     assert max(abs(a - b) for a, b in zip(base, budget)) < 1e-5
+
+
+def test_length_batches_respect_items_and_token_budget():
+    from rewardlab.models.backbone import length_batches
+
+    lengths = [5, 3, 8, 1, 1]
+    assert length_batches(lengths, 2, 100) == [[2, 0], [1, 3], [4]]  # longest first, 2 per batch
+    assert length_batches(lengths, 10, 12) == [[2], [0, 1], [3, 4]]  # padded: width x items <= 12
+    assert length_batches(lengths, 10, 12, padded=False) == [[2], [0, 1, 3, 4]]  # packed: sum <= 12
+    assert length_batches([20], 4, 12) == [[0]]  # one too-long item still gets a batch
