@@ -432,5 +432,11 @@ def finish(run: Run) -> dict:
                 result["eval_model"] = "the 4-bit base + adapter (OUTPUT/adapter); the merged folder differs by quantisation"
             run.say(run.kind.format_eval(final))
         (Path(run.cfg.run.output) / "train_results.json").write_text(json.dumps(result, indent=1))
+    # Leave together, after the model (DDP's reducer holds gloo work) is released: a process
+    # that tore down its process group while the other still wrote files aborted once in CI
+    # ("terminate called without an active exception").
+    run.model = run.optimizer = None
+    run.accelerator.free_memory()
+    run.accelerator.wait_for_everyone()
     run.accelerator.end_training()
     return result
