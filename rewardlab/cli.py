@@ -54,6 +54,8 @@ def cmd_eval(cfg: EvalConfig) -> int:
     cfg = dataclasses.replace(cfg, model=models[0])
     rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length, device=cfg.device or None,
                                      dtype=_dtype(cfg.bf16))
+    if rm.kind != "preference":
+        return _eval_kind(cfg, rm)
     if (benchmark := _benchmark_format(cfg)) is not None:
         return _eval_benchmark(cfg, rm, benchmark)
     examples = load_examples(cfg.data, rm.tokenizer, cfg.skip_bad_rows, lambda m: print(m, file=sys.stderr),
@@ -84,6 +86,29 @@ def cmd_eval(cfg: EvalConfig) -> int:
         from .eval.report import write_report
 
         print(f"report: {write_report(cfg.report, metrics, examples, rewards, cfg.model, cfg.data)}", file=sys.stderr)
+    return 0
+
+
+def _eval_kind(cfg: EvalConfig, rm) -> int:
+    """An outcome, process, value or regression model on rows of its own kind (labelled as for
+    training); the metrics are the kind's (see rewardlab/eval/pointwise.py)."""
+    from . import kinds
+    from .config import ObjectiveArgs
+    from .data.preference import load_examples
+
+    kind = kinds.get(rm.kind)
+    known = {f.name for f in dataclasses.fields(ObjectiveArgs)}
+    obj = ObjectiveArgs(**{k: v for k, v in rm.settings.get("objective", {}).items() if k in known})
+    if cfg.format not in ("auto", "pairs", "groups"):
+        raise ConfigError(f"--format {cfg.format} evaluates preference reward models; {cfg.model} is kind {rm.kind}")
+    examples = load_examples(cfg.data, rm.tokenizer, cfg.skip_bad_rows, lambda m: print(m, file=sys.stderr),
+                             cfg.allow_empty, chat=rm.chat, columns=cfg.columns.mapping(), parse=kind.parser(obj))
+    outputs, counts = kind.score(rm.model, rm.tokenizer, examples, rm.max_length, cfg.batch_size, obj)
+    metrics = kind.metrics(examples, outputs, obj)
+    metrics.update(kind=rm.kind, truncated=counts.truncated, skipped_rows=len(read_rows(cfg.data)) - len(examples))
+    print(json.dumps(metrics) if cfg.json else kind.format_eval(metrics))
+    if (msg := counts.report("rows", rm.max_length)):
+        print(f"note: {msg}", file=sys.stderr)
     return 0
 
 
@@ -174,10 +199,12 @@ def cmd_score(cfg: ScoreConfig) -> int:
     rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length, device=cfg.device or str(state.device),
                                      dtype=_dtype(cfg.bf16))
     rows = read_rows(cfg.data)
+    if cfg.aggregate != "saved":
+        rm.settings.setdefault("objective", {})["aggregate"] = cfg.aggregate
     groups, fields = build_groups(rows, rm.tokenizer, cfg.data, cfg.allow_empty, cfg.skip_bad_rows, SKIP_HINT,
-                                  cfg.columns.mapping(), rm.chat)
+                                  cfg.columns.mapping(), rm.chat, rm.step_marker or "\n")
     mine = list(range(state.process_index, len(rows), state.num_processes))
-    rewards, counts = score_groups(rm, [groups[i] for i in mine], cfg.batch_size, cfg.max_batch_tokens)
+    rewards, counts = score_groups(rm, [groups[i] for i in mine], cfg.batch_size, cfg.max_batch_tokens, cfg.per_token)
     results = list(zip(mine, rewards))
     truncated = counts.truncated if counts else 0
     if state.num_processes > 1:
@@ -188,7 +215,10 @@ def cmd_score(cfg: ScoreConfig) -> int:
         Path(cfg.output).parent.mkdir(parents=True, exist_ok=True)
         with open(cfg.output, "w", encoding="utf-8") as f:
             for i, row in enumerate(rows):
-                f.write(json.dumps(add_rewards(row, fields[i], by_index[i]), ensure_ascii=False, default=str) + "\n")
+                scored = by_index[i] if rm.kind == "preference" else by_index[i][0]
+                details = None if rm.kind == "preference" else by_index[i][1]
+                f.write(json.dumps(add_rewards(row, fields[i], scored, details), ensure_ascii=False, default=str)
+                        + "\n")
         print(f"scored {len(rows)} rows -> {cfg.output}"
               + (f" ({state.num_processes} processes)" if state.num_processes > 1 else ""))
         bad = sum(f.startswith("error: ") for f in fields)
@@ -310,10 +340,22 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=cls.__doc__, description=cls.__doc__)
         p.add_argument("config", nargs="?", default=None, help="optional YAML file; flags override its values")
         add_arguments(p, cls)
+    for name, what in DATA_COMMANDS.items():  # listed in --help; main() hands them their own flags
+        sub.add_parser(name, help=what.capitalize() + f"; see rewardlab {name} --help.")
     return parser
 
 
+# Commands that turn data into rewardlab rows; each parses its own flags.
+DATA_COMMANDS = {"prm-data": "process-supervision rows from GSM8K solutions (one arithmetic step corrupted in a "
+                             "seeded share)"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "prm-data":
+        from .data.steps import prm_data_main
+
+        return prm_data_main(argv[1:])
     args = build_parser().parse_args(argv)
     cls, fn = COMMANDS[args.command]
     resume = getattr(args, "resume", None)

@@ -58,12 +58,19 @@ class ColumnArgs:
     completions_key: str = _f("completions", "Column holding the list of K completions of a group row.")
     ranking_key: str = _f("ranking", "Column holding a group row's ranking.")
     scores_key: str = _f("scores", "Column holding a group row's scores.")
+    completion_key: str = _f("completion", "Column holding the one completion of a pointwise row (orm, value, "
+                             "regression).")
+    label_key: str = _f("label", "Column holding an orm row's outcome label.")
+    steps_key: str = _f("steps", "Column holding a prm row's list of steps.")
+    labels_key: str = _f("labels", "Column holding a prm row's step labels.")
+    reward_key: str = _f("reward", "Column holding a value row's return.")
+    ratings_key: str = _f("ratings", "Column holding a regression row's {attribute: rating} object.")
 
     def mapping(self) -> dict[str, str]:
         """rewardlab's name -> the user's name, for the columns that differ."""
         return {f.name.removesuffix("_key"): getattr(self, f.name) for f in dataclasses.fields(self)
                 if getattr(self, f.name) != f.name.removesuffix("_key")}
-KINDS = ("preference",)
+KINDS = ("preference", "orm", "prm", "value", "regression")
 
 
 @dataclass
@@ -150,7 +157,9 @@ class ObjectiveArgs:
     """What the model learns: its kind and its loss (formulas in rewardlab/losses/preference.py)."""
 
     kind: str = _f("preference", "Model kind: preference (one reward per completion, trained on pairs or on "
-                   "groups of K completions per prompt).", choices=KINDS, resume=True)
+                   "groups of K completions per prompt); orm (outcome reward model: per-token P(correct)); prm "
+                   "(process reward model: a label per reasoning step); value (per-token value function); "
+                   "regression (one output per rated attribute).", choices=KINDS, resume=True)
     loss: str = _f("bt", "bt: Bradley-Terry on every strict pair implied by the row; scaled_bt: pairs weighted by "
                    "preference strength |score difference| (HelpSteer2-Preference); plackett_luce: K-wise "
                    "ranking likelihood (ties by Breslow's rule); davidson: Bradley-Terry with ties, which also "
@@ -171,6 +180,27 @@ class ObjectiveArgs:
                                            "rewards centred (TRL's option).", resume=True)
     tie_threshold: float = _f(0.5, "Evaluation: a tied pair counts as predicted tied when its rewards differ by at "
                               "most this.")
+    orm_loss_on: str = _f("all_tokens", "orm: label every completion token (Cobbe et al.) or the last token only.",
+                          choices=("all_tokens", "last_token"), resume=True)
+    prm_labels: str = _f("binary", "prm: step labels as binary (true/false, 0/1), ternary (PRM800K's -1/0/+1, a "
+                         "3-class head) or soft (floats in [0, 1], kept as floats).",
+                         choices=("binary", "ternary", "soft"), resume=True)
+    step_separator: str = _f("\n", "prm: text appended to every step; the step's label is read at its last token.",
+                             resume=True)
+    step_token: str = _f("", "prm: a dedicated token appended to every step instead of the separator (e.g. "
+                         "<extra_0>); added to the tokenizer if absent.", resume=True)
+    last_step_only: bool = _f(False, "prm: train on each solution's last step only.", resume=True)
+    aggregate: str = _f("min", "prm: a solution's reward from its step scores: min (Math-Shepherd), prod (PRM800K), "
+                        "last or mean.", choices=("min", "prod", "last", "mean"))
+    prm_threshold: float = _f(0.0, "prm evaluation: the step-score threshold of ProcessBench's first-error rule (0: "
+                              "chosen on half of the eval rows, reported on the other half).")
+    value_loss: str = _f("mse", "value: regression loss.", choices=("mse", "huber"), resume=True)
+    huber_delta: float = _f(1.0, "value: the Huber loss's delta.", resume=True)
+    gamma: float = _f(1.0, "value: discount of the return over completion tokens (1: every token's target is the "
+                      "final reward).", resume=True)
+    attributes: str = _f("", "regression: attribute names, comma-separated, in output order (empty: every "
+                         "attribute the training data rates, in order of first appearance).", resume=True)
+    weights: str = _f("", "regression: the reward's weight per attribute, comma-separated (empty: the mean).")
 
     def __post_init__(self):
         check_choices(self)
@@ -188,6 +218,15 @@ class ObjectiveArgs:
                 raise ConfigError("--strength-map applies to --loss scaled_bt")
         if self.margin != "column" and self.loss in ("plackett_luce", "davidson"):
             raise ConfigError(f"--margin applies to bt and scaled_bt; {self.loss} has no margin")
+        if self.kind != "preference" and (self.loss != "bt" or self.balance or self.margin != "column"):
+            raise ConfigError(f"--loss, --balance and --margin apply to kind preference; kind {self.kind} has its "
+                              "own loss")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ConfigError(f"gamma must be in [0, 1], got {self.gamma}")
+        if self.huber_delta <= 0:
+            raise ConfigError(f"huber_delta must be > 0, got {self.huber_delta}")
+        if self.kind == "prm" and not (self.step_token or self.step_separator):
+            raise ConfigError("kind prm needs --step-separator or --step-token to mark where each step ends")
 
     def strength_table(self) -> dict[float, float] | None:
         """'1:1,2:3' -> {1.0: 1.0, 2.0: 3.0}."""
@@ -302,15 +341,19 @@ class ScoreConfig:
 
     model: str = _f("", "A reward model folder: written by `rewardlab train`, or any Hugging Face "
                     "sequence-classification reward model with one output (a LoRA adapter folder too).")
-    data: str = _f("", "Rows with prompt+completion, prompt+completions (a list), or chosen/rejected pairs.")
+    data: str = _f("", "Rows with prompt+completion, prompt+completions (a list), chosen/rejected pairs, or "
+                   "prompt+steps (process reward models).")
     output: str = _f("", "Output JSONL: the input rows, in input order, with reward / rewards / chosen_reward "
-                     "and rejected_reward added.")
+                     "and rejected_reward added (and step_rewards, values, attributes for those kinds).")
     batch_size: int = _f(16, "Most sequences per forward pass (sorted by length, so results do not depend on it).")
     max_batch_tokens: int = _f(16384, "Most tokens (padding included) per forward pass: short texts go in bigger batches.")
     max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
     skip_bad_rows: bool = _f(False, "Write an invalid row back with an 'error' field (counted) instead of stopping.")
     allow_empty: bool = _f(True, "Accept empty completions (counted); --no-allow-empty makes them errors.")
     device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
+    per_token: bool = _f(False, "orm models: also write every completion token's P(correct) (token_rewards).")
+    aggregate: str = _f("saved", "prm models: a solution's reward from its step scores: min, prod, last, mean, or "
+                        "saved (the model's own).", choices=("saved", "min", "prod", "last", "mean"))
     bf16: bool = _f(False, "Load the weights in bf16 (halves memory; rewards differ from fp32 by rounding).")
     columns: ColumnArgs = field(default_factory=ColumnArgs)
 

@@ -50,8 +50,9 @@ class Counts:
         return "; ".join(parts) + f" (of {self.total})" if parts else None
 
 
-def _encode_texts(tokenizer, texts: list[Text]) -> list[tuple[list[int], int, int]]:
-    """Tokenize; return (ids, first cuttable index, number of cuttable prompt tokens) per text."""
+def encode_texts(tokenizer, texts: list[Text]) -> list[tuple[list[int], int, int, list[tuple[int, int]]]]:
+    """Tokenize; return (ids, first cuttable index, number of cuttable prompt tokens, character
+    span of each token in prompt + completion) per text. Special tokens have empty spans."""
     out: list = [None] * len(texts)
     eos = tokenizer.eos_token_id
     special = set(tokenizer.all_special_ids) - {eos}
@@ -72,9 +73,11 @@ def _encode_texts(tokenizer, texts: list[Text]) -> list[tuple[list[int], int, in
             while head + n_prompt < len(ids) and offsets[head + n_prompt][1] <= plen \
                     and offsets[head + n_prompt][0] < offsets[head + n_prompt][1]:
                 n_prompt += 1
+            spans = [tuple(o) for o in offsets]
             if eos is not None and (not ids or ids[-1] != eos):
                 ids.append(eos)
-            out[i] = (ids, head, n_prompt)
+                spans.append((len(texts[i].prompt + texts[i].completion),) * 2)
+            out[i] = (ids, head, n_prompt, spans)
     return out
 
 
@@ -88,7 +91,7 @@ def encode_groups(tokenizer, groups: list[list[Text]], max_length: int,
     keep their last ``max_length`` tokens instead.
     """
     flat = [t for g in groups for t in g]
-    encoded = _encode_texts(tokenizer, flat)
+    encoded = [e[:3] for e in encode_texts(tokenizer, flat)]
     counts = Counts(total=len(groups))
     out: list[Group | None] = []
     pos = 0

@@ -228,11 +228,20 @@ def rename_columns(row: dict, columns: dict[str, str]) -> dict:
 SKIP_HINT = " (--skip-bad-rows leaves such rows out)"
 
 
+def parse_row(row: dict, tokenizer, where: str, n: int, allow_empty: bool, chat: bool,
+              columns: dict[str, str] | None, parse=None):
+    """A row through a kind's parser (default: preference rows), the user's columns renamed."""
+    if parse is None:
+        return check_example(row, tokenizer, where, n, allow_empty, chat, columns)
+    return parse(rename_columns(row, columns) if columns else row, tokenizer, where, n, allow_empty, chat)
+
+
 def load_examples(path: str, tokenizer, skip_bad: bool = False, report=None, allow_empty: bool = True,
-                  check=None, chat: bool = False, columns: dict[str, str] | None = None) -> list[Example]:
+                  check=None, chat: bool = False, columns: dict[str, str] | None = None, parse=None) -> list:
     """Read and validate every row of a data source.
 
-    ``check(example, where)`` (optional) adds the rules of the loss that will use the rows. The
+    ``parse(row, tokenizer, where, n, allow_empty, chat)``: a kind's row parser (default: the
+    preference rows above). ``check(example, where)`` (optional) adds the rules of the loss that will use the rows. The
     first bad row raises DataError, unless ``skip_bad``: then bad rows are left out and
     ``report`` (e.g. print) gets their count and the first few problems.
     """
@@ -244,7 +253,7 @@ def load_examples(path: str, tokenizer, skip_bad: bool = False, report=None, all
         n = rows.number(i)
         where = f"{path}: row {n}"
         try:
-            example = check_example(row, tokenizer, where, n, allow_empty, chat, columns)
+            example = parse_row(row, tokenizer, where, n, allow_empty, chat, columns, parse)
             if check is not None:
                 check(example, where)
             examples.append(example)

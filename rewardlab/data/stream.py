@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from ..errors import DataError
 from .encode import Counts, Group, encode_examples
-from .preference import SKIP_HINT, check_example
+from .preference import SKIP_HINT, parse_row
 from .rows import iter_rows
 
 
@@ -24,8 +24,10 @@ class ExampleStream:
 
     def __init__(self, path: str, tokenizer, max_length: int, seed: int, buffer_size: int,
                  skip_bad: bool = False, report=None, allow_empty: bool = True, check=None, chat: bool = False,
-                 columns: dict[str, str] | None = None):
+                 columns: dict[str, str] | None = None, parse=None, encode=None):
         self.allow_empty, self.check, self.chat, self.columns = allow_empty, check, chat, columns
+        # A kind's row parser and encoder (default: preference rows).
+        self.parse, self.encode = parse, encode or encode_examples
         self.path, self.tokenizer, self.max_length = path, tokenizer, max_length
         self.seed, self.buffer_size, self.skip_bad, self.report = seed, buffer_size, skip_bad, report
         self.epoch = 0
@@ -40,7 +42,8 @@ class ExampleStream:
             empty = False
             where = f"{self.path}: row {n}"
             try:
-                example = check_example(row, self.tokenizer, where, n, self.allow_empty, self.chat, self.columns)
+                example = parse_row(row, self.tokenizer, where, n, self.allow_empty, self.chat, self.columns,
+                                    self.parse)
                 if self.check is not None:
                     self.check(example, where)
             except DataError as e:
@@ -50,7 +53,7 @@ class ExampleStream:
                 if self.report and self.epoch == 0:
                     self.report(f"note: skipped (--skip-bad-rows): {e}")
                 continue
-            kept, counts = encode_examples(self.tokenizer, [example], self.max_length)
+            kept, counts = self.encode(self.tokenizer, [example], self.max_length)
             if self.epoch == 0:
                 self.empty += example.empty_completions()
                 self.counts.total += 1

@@ -1,23 +1,33 @@
 """Scoring rows as ``rewardlab score`` and ``POST /score`` read them; every row is written back.
 
 Row forms: prompt + completion -> ``reward``; prompt + completions (a list) -> ``rewards``;
-chosen + rejected -> ``chosen_reward``, ``rejected_reward``. Rows are written back in input
+chosen + rejected -> ``chosen_reward``, ``rejected_reward``; prompt + steps (process reward
+models) -> ``reward`` and ``step_rewards``. Models of the other kinds add what they read
+(``step_rewards``, ``values``, ``attributes``, ``token_rewards``; as lists for ``completions``). Rows are written back in input
 order with all their fields. With ``skip_bad`` an invalid row is written back too, with an
 ``error`` field instead of rewards, and counted: nothing the user wrote is lost.
 """
 
 from __future__ import annotations
 
+from ..data.pointwise import mark_steps
 from ..data.preference import check_pair, rename_columns
 from ..data.text import Text, to_text
 from ..errors import DataError
 
 
 def row_texts(row: dict, tokenizer, at: str, allow_empty: bool = True,
-              columns: dict[str, str] | None = None, chat: bool = False) -> tuple[list[Text], str]:
-    """One row -> the texts to score (sharing a prompt) and the field their rewards go to."""
+              columns: dict[str, str] | None = None, chat: bool = False, marker: str = "\n") -> tuple[list[Text], str]:
+    """One row -> the texts to score (sharing a prompt) and the field their rewards go to.
+    ``marker``: what follows every step of a ``steps`` row (the PRM's saved step marker)."""
     if columns:
         row = rename_columns(row, columns)
+    if "steps" in row and row["steps"] is not None:
+        steps = row["steps"]
+        if not isinstance(steps, list) or not steps or not all(isinstance(x, str) and x.strip() for x in steps):
+            raise DataError(f"{at}: 'steps' must be a non-empty list of non-empty strings")
+        prompt = row.get("prompt", row.get("problem"))
+        return [to_text(prompt, mark_steps(steps, marker)[0], tokenizer, at, "steps", allow_empty, chat)], "reward"
     if "completions" in row and row["completions"] is not None:
         if not isinstance(row["completions"], list) or not row["completions"]:
             raise DataError(f"{at}: 'completions' must be a non-empty list")
@@ -41,7 +51,7 @@ SKIP_HINT = " (--skip-bad-rows writes such rows back with an 'error' field)"
 
 def build_groups(rows, tokenizer, where: str, allow_empty: bool = True, skip_bad: bool = False,
                  hint: str = "", columns: dict[str, str] | None = None,
-                 chat: bool = False) -> tuple[list[list[Text]], list[str]]:
+                 chat: bool = False, marker: str = "\n") -> tuple[list[list[Text]], list[str]]:
     """Check every row: a group of texts per row and the field its rewards go to. With
     ``skip_bad`` a bad row gets an empty group and the field ``error: MESSAGE``; without it,
     the first bad row raises, its message ending with ``hint``."""
@@ -51,7 +61,7 @@ def build_groups(rows, tokenizer, where: str, allow_empty: bool = True, skip_bad
     for n, row in enumerate(rows):
         at = f"{where}: row {number(n)}"
         try:
-            texts, field = row_texts(row, tokenizer, at, allow_empty, columns, chat)
+            texts, field = row_texts(row, tokenizer, at, allow_empty, columns, chat, marker)
         except DataError as e:
             if not skip_bad:
                 raise DataError(str(e) + hint) from None
@@ -61,9 +71,16 @@ def build_groups(rows, tokenizer, where: str, allow_empty: bool = True, skip_bad
     return groups, fields
 
 
-def add_rewards(row: dict, field: str, rewards: list[float]) -> dict:
-    """A copy of the row with its rewards; the user's fields are never changed."""
+def add_rewards(row: dict, field: str, rewards: list, details: list[dict] | None = None) -> dict:
+    """A copy of the row with its rewards; the user's fields are never changed. ``details``:
+    what a model of another kind read from each text (models/readout.py), reward included."""
     out = dict(row)
+    if details and not field.startswith("error: "):
+        extra = [{k: v for k, v in d.items() if k != "reward"} for d in details]
+        if field == "reward":
+            out.update(extra[0])
+        elif field == "rewards":
+            out.update({k: [e[k] for e in extra] for k in extra[0]})
     if field.startswith("error: "):
         out["error"] = field[len("error: "):]
     elif field == "rewards":
@@ -78,9 +95,20 @@ def add_rewards(row: dict, field: str, rewards: list[float]) -> dict:
     return out
 
 
-def score_groups(rm, groups: list[list[Text]], batch_size: int, max_tokens: int):
-    """Rewards per group (empty groups, bad rows, get none) and the truncation counts."""
+def score_groups(rm, groups: list[list[Text]], batch_size: int, max_tokens: int, per_token: bool = False):
+    """Rewards per group (empty groups, bad rows, get none) and the truncation counts; for a
+    model of another kind than preference, (rewards, details) per group."""
     todo = [i for i, g in enumerate(groups) if g]
+    if rm.kind != "preference":
+        flat, counts = rm.score_details([t for i in todo for t in groups[i]], per_token, batch_size, max_tokens) \
+            if todo else ([], None)
+        out: list = [([], []) for _ in groups]
+        pos = 0
+        for i in todo:
+            part = flat[pos:pos + len(groups[i])]
+            pos += len(groups[i])
+            out[i] = ([d["reward"] for d in part], part)
+        return out, counts
     rewards, counts = rm.score_groups([groups[i] for i in todo], batch_size, max_tokens) if todo else ([], None)
     out: list[list[float]] = [[] for _ in groups]
     for i, r in zip(todo, rewards):
@@ -91,6 +119,9 @@ def score_groups(rm, groups: list[list[Text]], batch_size: int, max_tokens: int)
 def score_rows(rm, rows, where: str, batch_size: int = 16, max_tokens: int = 16384,
                allow_empty: bool = True) -> tuple[list[dict], object]:
     """Score every row (see :func:`build_groups`) in one process."""
-    groups, fields = build_groups(rows, rm.tokenizer, where, allow_empty, chat=rm.chat)
+    groups, fields = build_groups(rows, rm.tokenizer, where, allow_empty, chat=rm.chat, marker=rm.step_marker or "\n")
+    if rm.kind != "preference":
+        scored, counts = score_groups(rm, groups, batch_size, max_tokens)
+        return [add_rewards(row, f, r, d) for row, f, (r, d) in zip(rows, fields, scored)], counts
     rewards, counts = rm.score_groups(groups, batch_size, max_tokens)
     return [add_rewards(row, f, r) for row, f, r in zip(rows, fields, rewards)], counts

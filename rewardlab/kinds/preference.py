@@ -24,7 +24,7 @@ import torch
 
 from ..config import ObjectiveArgs
 from ..data.encode import encode_examples
-from ..data.preference import Example
+from ..data.preference import Example, check_example
 from ..errors import DataError
 from ..eval.preference import example_metrics, format_metrics, score_examples
 from ..losses import balanced_bradley_terry, bradley_terry, davidson, plackett_luce, preference_strength
@@ -32,9 +32,26 @@ from ..models.heads import CompletionRewards, make_batch
 
 STATS = ("correct", "pairs", "completions")  # summed over a step's micro-batches and processes
 forward_module = CompletionRewards
-encode = encode_examples
-score = score_examples  # (model, tokenizer, examples, max_length, batch_size) -> rewards per example
 format_eval = format_metrics
+
+
+def head(obj: ObjectiveArgs, data_path: str = "") -> dict:
+    return {"head": "sequence", "num_labels": 1}
+
+
+def parser(obj: ObjectiveArgs):
+    return check_example
+
+
+def encode(tokenizer, examples: list[Example], max_length: int, obj: ObjectiveArgs, num_proc: int = 1,
+           cache_dir: str = ""):
+    return encode_examples(tokenizer, examples, max_length, num_proc, cache_dir)
+
+
+def score(model, tokenizer, examples: list[Example], max_length: int, batch_size: int = 16,
+          obj: ObjectiveArgs | None = None):
+    """The reward of every completion, one list per example."""
+    return score_examples(model, tokenizer, examples, max_length, batch_size)
 
 
 def metrics(examples: list[Example], rewards: list[list[float]], obj: ObjectiveArgs) -> dict:
@@ -64,7 +81,8 @@ def check(example: Example, where: str, obj: ObjectiveArgs) -> None:
             raise DataError(f"{where}: {e}") from None
 
 
-def units(example: Example, obj: ObjectiveArgs) -> int:
+def units(item, obj: ObjectiveArgs) -> int:
+    example = item[0]
     if obj.loss == "plackett_luce" or obj.balance:
         return 1
     if obj.loss == "davidson":

@@ -1,4 +1,6 @@
-"""Reward-model losses: pure functions of reward tensors, ``(loss, metrics)`` out.
+"""Reward-model losses: pure functions of reward tensors.
+
+Preference losses return ``(loss, metrics)``; pointwise losses return the loss alone.
 
 Preference objectives (:mod:`rewardlab.losses.preference`):
 
@@ -9,8 +11,23 @@ Preference objectives (:mod:`rewardlab.losses.preference`):
 - :func:`davidson`: BT with ties (Davidson 1970), fixed or learned tie parameter.
 - :func:`plackett_luce`: K-wise rankings, with ties (Breslow), partial rankings and padding.
 - :func:`pairwise_metrics`: accuracy (strict), ties, mean margin, mean reward.
+
+Pointwise objectives (:mod:`rewardlab.losses.pointwise`):
+
+- :func:`token_bce`: per-token / per-step BCE from logits, soft labels kept (ORM, binary/soft PRM).
+- :func:`step_cross_entropy`: the 3-class PRM800K step head.
+- :func:`discounted_returns` and :func:`value_regression`: value targets and MSE / Huber regression.
+- :func:`masked_regression` and :func:`attribute_errors`: multi-attribute ratings, unrated ones masked.
 """
 
+from .pointwise import (
+    attribute_errors,
+    discounted_returns,
+    masked_regression,
+    step_cross_entropy,
+    token_bce,
+    value_regression,
+)
 from .preference import (
     balanced_bradley_terry,
     bradley_terry,
@@ -23,12 +40,18 @@ from .preference import (
 )
 
 __all__ = [
+    "attribute_errors",
     "balanced_bradley_terry",
     "bradley_terry",
     "bradley_terry_log1p",
     "davidson",
+    "discounted_returns",
+    "masked_regression",
     "pairwise_metrics",
     "plackett_luce",
     "preference_strength",
     "scaled_bradley_terry",
+    "step_cross_entropy",
+    "token_bce",
+    "value_regression",
 ]

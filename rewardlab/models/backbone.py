@@ -115,20 +115,31 @@ def keep_4bit_training_format(model: nn.Module) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
-def load_backbone(name: str, trust_remote_code: bool = False, load_in_4bit: bool = False):
-    """A fresh reward model (scalar head, randomly initialised) and its tokenizer."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def load_backbone(name: str, trust_remote_code: bool = False, load_in_4bit: bool = False, head: str = "sequence",
+                  num_labels: int = 1, new_tokens: tuple[str, ...] = ()):
+    """A fresh model (head randomly initialised) and its tokenizer.
 
+    ``head``: 'sequence' (``AutoModelForSequenceClassification``: one output vector per text, a
+    reward or N attribute ratings) or 'token' (``AutoModelForTokenClassification``: one per token,
+    for outcome, process and value models). ``new_tokens``: special tokens to add (a PRM step
+    token), the embeddings resized to match."""
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+
+    auto = AutoModelForTokenClassification if head == "token" else AutoModelForSequenceClassification
     path = resolve(name)
     quantized = {"quantization_config": quantization_4bit()} if load_in_4bit else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=1, dtype=torch.float32, trust_remote_code=trust_remote_code, **quantized)
+        model = auto.from_pretrained(path, num_labels=num_labels, dtype=torch.float32,
+                                     trust_remote_code=trust_remote_code, **quantized)
     except (OSError, ValueError) as e:
         raise ModelError(f"cannot load model {name!r}: {str(e).splitlines()[0]}") from None
     if not tokenizer.is_fast:
         raise ModelError(f"model {name!r}: rewardlab needs a fast (Rust) tokenizer for exact truncation offsets")
+    missing = [t for t in new_tokens if t not in tokenizer.get_vocab()]
+    if missing:
+        tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_additional_special_tokens=False)
+        model.resize_token_embeddings(len(tokenizer))
     ensure_pad_token(tokenizer, model)
     model.config.problem_type = "regression"
     if load_in_4bit:
@@ -164,17 +175,29 @@ def hf_model(model: nn.Module) -> nn.Module:
     return get_base() if callable(get_base) else model
 
 
-def compute_rewards(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """One scalar reward per row, shape (B,)."""
+def compute_outputs(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The head's outputs per row, shape (B, num_labels), read where the reward is read."""
     model = hf_model(model)
     if not reads_last_token(model):
-        return model(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0]
+        return model(input_ids=input_ids, attention_mask=attention_mask).logits
     # Position ids from the mask so left-padded rows see the positions of an unpadded row.
     position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
                               position_ids=position_ids, use_cache=False).last_hidden_state
     last = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(attention_mask)]
-    return model.score(last)[:, 0]
+    return model.score(last)
+
+
+def compute_rewards(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """One scalar reward per row, shape (B,)."""
+    return compute_outputs(model, input_ids, attention_mask)[:, 0]
+
+
+def token_outputs(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                  rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """A token-classification model's outputs (R, num_labels) at (row, column) positions of
+    right-padded rows: the model's own forward, as plain transformers computes it."""
+    return hf_model(model)(input_ids=input_ids, attention_mask=attention_mask).logits[rows, cols]
 
 
 def length_batches(lengths: list[int], batch_size: int, max_tokens: int, padded: bool = True) -> list[list[int]]:

@@ -1,14 +1,19 @@
-"""The forward that training wraps (DDP/FSDP): token ids in, one reward per completion out.
+"""The forward that training wraps (DDP/FSDP): token ids in, head outputs out.
 
-A micro-batch is a list of groups, one per prompt, each with its K completions (K may vary
-from prompt to prompt). Rewards come back flat, group by group, completion by completion,
-whichever path computed them:
+A micro-batch is a list of groups, one per prompt, each with its K sequences (K may vary from
+prompt to prompt; K = 1 for the pointwise kinds). Outputs come back flat, group by group,
+sequence by sequence, read position by read position, whichever path computed them:
 - the shared-prompt packed forward (causal backbones): each prompt encoded once for its K
   completions, see shared_prompt.py;
-- the padded forward (encoders, or --no-shared-prompt): one right-padded row per completion.
 - the packed forward (BERT-style encoders on CPU): every sequence in one padding-free row,
   attention within each sequence only, see packed_encoder.py;
-Either way every completion is forwarded exactly once per step.
+- the padded forward (anything else, or --no-shared-prompt): one right-padded row per sequence.
+Either way every sequence is forwarded exactly once per step.
+
+Where outputs are read: a sequence-classification model (a reward, N attribute ratings) gives
+one output vector per sequence, at its last token (decoders) or from the pooler (encoders). A
+token-classification model (outcome, process, value models) gives one at each index of
+``reads[g][k]``, the token positions that carry a label.
 """
 
 from __future__ import annotations
@@ -17,9 +22,20 @@ import torch
 from torch import nn
 
 from ..data.encode import collate
-from .backbone import compute_rewards
-from .packed_encoder import build_packed, packed_encoder_rewards
-from .shared_prompt import build_batch, shared_prompt_rewards, to_device
+from .backbone import compute_outputs, length_batches, token_outputs
+from .packed_encoder import build_packed, packed_encoder_outputs, per_token, supports_packed_encoder
+from .shared_prompt import build_batch, layout, shared_prompt_outputs, supports_shared_prompt, to_device
+
+
+def head_outputs(model: nn.Module, batch: dict, attention: str = "auto") -> torch.Tensor:
+    """(R, num_labels) for a batch from :func:`make_batch`."""
+    if "reward_rows" in batch:
+        return shared_prompt_outputs(model, batch, attention)
+    if "packed_ids" in batch:
+        return packed_encoder_outputs(model, batch)
+    if "read_rows" in batch:
+        return token_outputs(model, batch["input_ids"], batch["attention_mask"], batch["read_rows"], batch["read_cols"])
+    return compute_outputs(model, batch["input_ids"], batch["attention_mask"])
 
 
 class CompletionRewards(nn.Module):
@@ -32,20 +48,78 @@ class CompletionRewards(nn.Module):
         self._no_split_modules = getattr(model, "_no_split_modules", None)
 
     def forward(self, batch: dict) -> torch.Tensor:
-        if "reward_rows" in batch:
-            return shared_prompt_rewards(self.model, batch, self.attention)
-        if "packed_ids" in batch:
-            return packed_encoder_rewards(self.model, batch)
-        return compute_rewards(self.model, batch["input_ids"], batch["attention_mask"])
+        return head_outputs(self.model, batch, self.attention)[:, 0]
 
 
-def make_batch(groups: list[list[list[int]]], pad_id: int, path: str, device) -> dict:
-    """Micro-batch tensors for :class:`CompletionRewards` (``path``: shared, packed or padded);
-    rewards come back as [g0 c0, g0 c1, ..., g1 c0, ...] on every path."""
+class HeadOutputs(nn.Module):
+    """Wraps a transformers model: a batch from :func:`make_batch` in, (R, num_labels) out."""
+
+    def __init__(self, model: nn.Module, attention: str = "auto"):
+        super().__init__()
+        self.model, self.attention = model, attention
+        self._no_split_modules = getattr(model, "_no_split_modules", None)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return head_outputs(self.model, batch, self.attention)
+
+
+def make_batch(groups: list[list[list[int]]], pad_id: int, path: str, device,
+               reads: list[list[list[int]]] | None = None) -> dict:
+    """Micro-batch tensors for :func:`head_outputs` (``path``: shared, packed or padded);
+    outputs come back as [g0 s0 reads, g0 s1 reads, ..., g1 s0 reads, ...] on every path.
+    ``reads``: per group, per sequence, the token indices to read (token-classification
+    models); None reads one output per sequence."""
     if path == "shared":
-        batch = build_batch(groups, pad_id)
+        batch = build_batch(groups, pad_id, reads=reads)
     elif path == "packed":
-        batch = build_packed([s for g in groups for s in g])
+        batch = build_packed([s for g in groups for s in g], reads=None if reads is None else
+                             [r for g in reads for r in g])
     else:
         batch = collate([s for g in groups for s in g], pad_id)
+        if reads is not None:
+            flat = [r for g in reads for r in g]
+            batch["read_rows"] = torch.tensor([k for k, r in enumerate(flat) for _ in r], dtype=torch.long)
+            batch["read_cols"] = torch.tensor([i for r in flat for i in r], dtype=torch.long)
     return to_device(batch, device)
+
+
+def forward_path(model: nn.Module, shared_prompt: bool = True, attention: str = "auto", device=None,
+                 half: bool | None = None) -> str:
+    """'shared' (causal decoders), 'packed' (BERT-style encoders on CPU) or 'padded'."""
+    if not shared_prompt:
+        return "padded"
+    if supports_shared_prompt(model, attention, device, half):
+        return "shared"
+    return "packed" if supports_packed_encoder(model, device) else "padded"
+
+
+@torch.no_grad()
+def score_outputs(model: nn.Module, groups: list[list[list[int]]], pad_id: int,
+                  reads: list[list[list[int]]] | None = None, batch_size: int = 16,
+                  max_tokens: int = 16384) -> list[list[torch.Tensor]]:
+    """Head outputs without gradients, per group, per sequence: a (R, num_labels) float tensor
+    for the sequence's reads (one row when ``reads`` is None). Batches are sorted by length
+    under a token budget, so results do not depend on batch size or input order."""
+    if reads is None and per_token(model):
+        reads = [[[len(s) - 1] for s in g] for g in groups]
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    path = forward_path(model, device=device)
+    if path == "shared":
+        sizes = [len(r[0]) for r in layout(groups, reads)]
+    else:
+        sizes = [sum(len(s) for s in g) if path == "packed" else max(len(s) for s in g) * len(g) for g in groups]
+    out: list[list[torch.Tensor]] = [[] for _ in groups]
+    for idx in length_batches(sizes, batch_size, max_tokens, padded=False):
+        sub = [groups[i] for i in idx]
+        sub_reads = None if reads is None else [reads[i] for i in idx]
+        values = head_outputs(model, make_batch(sub, pad_id, path, device, sub_reads)).float().cpu()
+        at = 0
+        for j, i in enumerate(idx):
+            for k, s in enumerate(groups[i]):
+                n = 1 if sub_reads is None else len(sub_reads[j][k])
+                out[i].append(values[at:at + n])
+                at += n
+    model.train(was_training)
+    return out

@@ -27,13 +27,20 @@ from .backbone import hf_model, length_batches, score_in_batches
 from .shared_prompt import use_block_attention
 
 
+def per_token(model: nn.Module) -> bool:
+    """A token-classification model: one output per token (outcome/process/value kinds)."""
+    return type(hf_model(model)).__name__.endswith("ForTokenClassification")
+
+
 def supports_packed_encoder(model: nn.Module, device: torch.device | None = None) -> bool:
-    """BERT-style encoder classifiers: ``bert`` base with absolute positions, a pooler, a
-    ``classifier`` head, attention through transformers' interface; on CPU."""
+    """BERT-style encoder classifiers: ``bert`` base with absolute positions, a pooler (or
+    per-token outputs), a ``classifier`` head, attention through transformers' interface; on CPU."""
     model = hf_model(model)
     base = getattr(model, "bert", None)
     config = getattr(model, "config", None)
-    if base is None or getattr(base, "pooler", None) is None or not isinstance(getattr(model, "classifier", None), nn.Module):
+    if base is None or not isinstance(getattr(model, "classifier", None), nn.Module):
+        return False
+    if getattr(base, "pooler", None) is None and not per_token(model):
         return False
     if getattr(config, "position_embedding_type", "absolute") != "absolute" or getattr(config, "is_decoder", False):
         return False
@@ -44,30 +51,45 @@ def supports_packed_encoder(model: nn.Module, device: torch.device | None = None
     return torch.device(device).type == "cpu"
 
 
-def build_packed(sequences: list[list[int]], dtype: torch.dtype = torch.float32) -> dict:
+def build_packed(sequences: list[list[int]], dtype: torch.dtype = torch.float32,
+                 reads: list[list[int]] | None = None) -> dict:
     """One padding-free row: ids, restarting positions, the first-token index of each sequence
-    and one attention block per sequence (all allowed: bidirectional)."""
-    ids, pos, starts, blocks = [], [], [], []
-    for s in sequences:
+    and one attention block per sequence (all allowed: bidirectional). ``reads[k]``: token
+    indices of sequence k whose per-token outputs are wanted (token-classification models)."""
+    ids, pos, starts, blocks, cols = [], [], [], [], []
+    for k, s in enumerate(sequences):
         starts.append(len(ids))
+        if reads is not None:
+            cols += [len(ids) + i for i in reads[k]]
         blocks.append((0, len(ids), len(ids) + len(s), torch.zeros((1, 1, len(s), len(s)), dtype=dtype)))
         ids += s
         pos += range(len(s))
-    return {"packed_ids": torch.tensor([ids]), "packed_positions": torch.tensor([pos]),
-            "packed_starts": torch.tensor(starts), "blocks": blocks}
+    out = {"packed_ids": torch.tensor([ids]), "packed_positions": torch.tensor([pos]),
+           "packed_starts": torch.tensor(starts), "blocks": blocks}
+    if reads is not None:
+        out["packed_reads"] = torch.tensor(cols, dtype=torch.long)
+    return out
 
 
-def packed_encoder_rewards(model: nn.Module, batch: dict) -> torch.Tensor:
-    """Rewards (N,) of the packed sequences, in order; equal to the padded forward."""
+def packed_encoder_outputs(model: nn.Module, batch: dict) -> torch.Tensor:
+    """Head outputs of the packed sequences, in order; equal to the padded forward: (N, labels)
+    from the pooler, or (R, labels) at ``packed_reads`` for a token-classification model."""
     model = hf_model(model)
     use_block_attention(model)
     device = batch["packed_ids"].device
     blocks = [(r, s, e, m.to(device)) for r, s, e, m in batch["blocks"]]
     hidden = model.bert(input_ids=batch["packed_ids"], position_ids=batch["packed_positions"],
                         token_type_ids=torch.zeros_like(batch["packed_ids"]), rewardlab_blocks=blocks).last_hidden_state
+    if "packed_reads" in batch:
+        return model.classifier(model.dropout(hidden[0, batch["packed_reads"].to(device)]))
     first = hidden[0, batch["packed_starts"].to(device)].unsqueeze(1)  # (N, 1, H): each sequence's [CLS]
     pooled = model.bert.pooler(first)
-    return model.classifier(model.dropout(pooled))[:, 0]
+    return model.classifier(model.dropout(pooled))
+
+
+def packed_encoder_rewards(model: nn.Module, batch: dict) -> torch.Tensor:
+    """Rewards (N,) of the packed sequences, in order; equal to the padded forward."""
+    return packed_encoder_outputs(model, batch)[:, 0]
 
 
 def score_packed(model: nn.Module, sequences: list[list[int]], batch_size: int = 16,

@@ -7,12 +7,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data.encode import encode_groups
+from ..data.encode import Counts, encode_groups
+from ..data.pointwise import text_point
 from ..data.text import Text
 from ..errors import ModelError
 from .backbone import ensure_pad_token, score_sequences
 from .lora import load_adapter
 from .packed_encoder import score_packed, supports_packed_encoder
+from .readout import READ, read_fields, score_points
 from .shared_prompt import score_groups_shared, supports_shared_prompt
 
 
@@ -24,15 +26,27 @@ class RewardModel:
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.max_length = max_length
+        # Saved at training time: how to encode text and read the head (kind, step marker, ...).
+        self.settings = dict(getattr(self.model.config, "rewardlab", None) or {})
+        self.kind = self.settings.get("kind", "preference")
         # Plain-text rows go through the chat template when the model was trained that way.
-        self.chat = bool((getattr(self.model.config, "rewardlab", None) or {}).get("apply_chat_template"))
+        self.chat = bool(self.settings.get("apply_chat_template"))
+
+    @property
+    def step_marker(self) -> str | None:
+        """A process reward model's step marker (separator or step token); None for other kinds."""
+        if self.kind != "prm":
+            return None
+        obj = self.settings.get("objective", {})
+        return obj.get("step_token") or obj.get("step_separator", "\n")
 
     @classmethod
     def from_pretrained(cls, path: str, device: str | None = None, max_length: int = 0,
                         trust_remote_code: bool = False, dtype: torch.dtype | None = None) -> "RewardModel":
         """Load a reward model folder (or a LoRA adapter folder); ``dtype`` e.g. torch.bfloat16
         for a large model on a GPU (default: as saved, fp32 for rewardlab's own folders)."""
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, \
+            AutoTokenizer
 
         if Path(path, "adapter_config.json").exists():
             model, tokenizer, trained = load_adapter(path, trust_remote_code)
@@ -41,11 +55,14 @@ class RewardModel:
             raise ModelError(f"{path}: not a reward model folder (no config.json); train one with `rewardlab train`")
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-            model = AutoModelForSequenceClassification.from_pretrained(
-                path, trust_remote_code=trust_remote_code, **({"dtype": dtype} if dtype else {}))
+            config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+            per_token = any(a.endswith("ForTokenClassification") for a in (config.architectures or []))
+            auto = AutoModelForTokenClassification if per_token else AutoModelForSequenceClassification
+            model = auto.from_pretrained(path, trust_remote_code=trust_remote_code, **({"dtype": dtype} if dtype else {}))
         except (OSError, ValueError, KeyError) as e:
             raise ModelError(f"{path}: cannot load the reward model: {str(e).splitlines()[0]}") from None
-        if model.config.num_labels != 1:
+        kind = (getattr(model.config, "rewardlab", None) or {}).get("kind", "preference")
+        if kind == "preference" and model.config.num_labels != 1:
             raise ModelError(f"{path}: a reward model has one output, this one has {model.config.num_labels}")
         ensure_pad_token(tokenizer, model)
         trained = (getattr(model.config, "rewardlab", None) or {}).get("max_length", 512)
@@ -64,9 +81,26 @@ class RewardModel:
         Sequences are sorted by length before batching, so the result does not depend on the
         batch size or on the order of the inputs.
         """
+        if self.kind != "preference":
+            details, counts = self.score_details(texts, batch_size=batch_size, max_tokens=max_tokens)
+            return [d["reward"] for d in details], counts
         groups, counts = encode_groups(self.tokenizer, [[t] for t in texts], self.max_length, cut_completion=True)
         seqs = [g.sequences[0] for g in groups]
         return self._score_flat(seqs, batch_size, max_tokens), counts
+
+    def score_details(self, texts: list, per_token: bool = False, batch_size: int = 16,
+                      max_tokens: int = 16384) -> tuple[list[dict], Counts]:
+        """Everything the model's kind reads from each text (see models/readout.py): ``reward``
+        always; ``step_rewards`` (prm), ``values`` (value), ``attributes`` (regression),
+        ``token_rewards`` (orm with ``per_token``)."""
+        if self.kind == "preference":
+            rewards, counts = self.score_texts(texts, batch_size, max_tokens)
+            return [{"reward": r} for r in rewards], counts
+        read = "tokens" if self.kind == "orm" and per_token else READ[self.kind]
+        points = [text_point(t, self.step_marker) for t in texts]
+        outputs, counts = score_points(self.model, self.tokenizer, points, self.max_length, read, batch_size,
+                                       max_tokens)
+        return [read_fields(self.kind, o, self.settings, per_token) for o in outputs], counts
 
     def _score_flat(self, seqs: list[list[int]], batch_size: int, max_tokens: int) -> list[float]:
         """Packed padding-free on BERT-style encoders (CPU), padded and length-sorted otherwise."""
@@ -78,6 +112,13 @@ class RewardModel:
         """Rewards for groups of :class:`rewardlab.data.Text` that share a prompt (a pair, K
         completions), as a list per group, and the truncation counts. On causal backbones each
         prompt is encoded once for all its completions (exact, see shared_prompt.py)."""
+        if self.kind != "preference":
+            flat, counts = self.score_texts([t for g in groups for t in g], batch_size, max_tokens)
+            out, pos = [], 0
+            for g in groups:
+                out.append(flat[pos:pos + len(g)])
+                pos += len(g)
+            return out, counts
         encoded, counts = encode_groups(self.tokenizer, groups, self.max_length, cut_completion=True)
         seqs = [g.sequences for g in encoded]
         pad = self.tokenizer.pad_token_id

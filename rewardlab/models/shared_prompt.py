@@ -174,32 +174,38 @@ def common_prefix_length(sequences: list[list[int]]) -> int:
     return n
 
 
-def layout(groups: list[list[list[int]]]) -> list[tuple[list[int], list[int], list[int], list[int]]]:
-    """Per group: (token ids, position ids, segment ids, index of each completion's last token).
-    Segment 0 is the prompt, segment k is completion k (1-based)."""
+def layout(groups: list[list[list[int]]], reads: list[list[list[int]]] | None = None
+           ) -> list[tuple[list[int], list[int], list[int], list[int]]]:
+    """Per group: (token ids, position ids, segment ids, the row positions read). Segment 0 is
+    the prompt, segment k is completion k (1-based). ``reads[g][k]``: the token indices of
+    sequence k whose outputs are wanted (default: its last token, where a reward is read);
+    an index inside the shared prefix is read there (the prefix's hidden states are the same
+    for every sequence that shares it)."""
     rows = []
-    for seqs in groups:
+    for g, seqs in enumerate(groups):
         p = common_prefix_length(seqs) if len(seqs) > 1 else len(seqs[0]) - 1
-        ids, pos, seg, last = list(seqs[0][:p]), list(range(p)), [0] * p, []
+        ids, pos, seg, cols = list(seqs[0][:p]), list(range(p)), [0] * p, []
         for k, s in enumerate(seqs, 1):
             tail = s[p:]
+            start = len(ids)
             ids += tail
             pos += range(p, p + len(tail))
             seg += [k] * len(tail)
-            last.append(len(ids) - 1)
-        rows.append((ids, pos, seg, last))
+            wanted = [len(s) - 1] if reads is None else reads[g][k - 1]
+            cols += [i if i < p else start + i - p for i in wanted]
+        rows.append((ids, pos, seg, cols))
     return rows
 
 
 def build_batch(groups: list[list[list[int]]], pad_id: int, dtype: torch.dtype = torch.float32,
-                packed: bool = True) -> dict:
+                packed: bool = True, reads: list[list[list[int]]] | None = None) -> dict:
     """Tensors for :func:`shared_prompt_rewards`.
 
     ``packed=True`` (padding-free): every group of the batch goes into ONE row; groups cannot
     see each other (block attention) and their positions restart, so rewards are unchanged
     and no compute goes to padding. ``packed=False``: one right-padded row per group.
     """
-    laid = layout(groups)
+    laid = layout(groups, reads)
     sizes = [len(r[0]) for r in laid]
     rows = [list(range(len(groups)))] if packed else [[i] for i in range(len(groups))]
     width = max(sum(sizes[i] for i in row) for row in rows)
@@ -208,41 +214,49 @@ def build_batch(groups: list[list[list[int]]], pad_id: int, dtype: torch.dtype =
     pos = torch.zeros((n, width), dtype=torch.long)
     doc = torch.full((n, width), -1, dtype=torch.long)  # group of each token (-1: padding)
     seg = torch.full((n, width), -1, dtype=torch.long)  # 0: prompt, k: completion k
-    where: dict[int, tuple[int, list[int]]] = {}
+    where: dict[int, tuple[int, int]] = {}  # group -> (row, first column)
     for r, row in enumerate(rows):
         at = 0
         for g in row:
-            g_ids, g_pos, g_seg, g_last = laid[g]
+            g_ids, g_pos, g_seg, _ = laid[g]
             ids[r, at:at + len(g_ids)] = torch.tensor(g_ids)
             pos[r, at:at + len(g_ids)] = torch.tensor(g_pos)
             doc[r, at:at + len(g_ids)] = g
             seg[r, at:at + len(g_ids)] = torch.tensor(g_seg)
-            where[g] = (r, [at + c for c in g_last])
+            where[g] = (r, at)
             at += len(g_ids)
     blocks = []
     for g, (g_ids, _, g_seg, _) in enumerate(laid):
-        r, _ = where[g]
-        start = where[g][1][-1] - len(g_ids) + 1  # the group's last token is its last completion's end
+        r, start = where[g]
         seg_t = torch.tensor(g_seg)
         allowed = torch.ones(len(g_ids), len(g_ids), dtype=torch.bool).tril() \
             & ((seg_t[None, :] == 0) | (seg_t[None, :] == seg_t[:, None]))
         mask = torch.zeros((1, 1, len(g_ids), len(g_ids)), dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
         blocks.append((r, start, start + len(g_ids), mask))
-    rows_idx = [where[g][0] for g in range(len(groups)) for _ in where[g][1]]
-    cols_idx = [c for g in range(len(groups)) for c in where[g][1]]
+    rows_idx = [where[g][0] for g in range(len(groups)) for _ in laid[g][3]]
+    cols_idx = [where[g][1] + c for g in range(len(groups)) for c in laid[g][3]]
     return {"input_ids": ids, "position_ids": pos, "blocks": blocks, "doc": doc, "seg": seg,
-            "reward_rows": torch.tensor(rows_idx), "reward_cols": torch.tensor(cols_idx)}
+            "reward_rows": torch.tensor(rows_idx, dtype=torch.long), "reward_cols": torch.tensor(cols_idx, dtype=torch.long)}
 
 
 def to_device(batch: dict, device) -> dict:
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def shared_prompt_rewards(model: nn.Module, batch: dict, attention: str = "auto") -> torch.Tensor:
-    """Rewards of every completion, flattened group by group, in input order.
+def head_of(model: nn.Module):
+    """The decoder head applied to picked hidden states: ``score``, after the dropout that
+    token-classification models put before it (identity in eval mode)."""
+    drop = getattr(model, "dropout", None)
+    if isinstance(drop, nn.Module):
+        return lambda h: model.score(drop(h))
+    return model.score
+
+
+def shared_prompt_outputs(model: nn.Module, batch: dict, attention: str = "auto") -> torch.Tensor:
+    """Head outputs (R, num_labels) at every read position, group by group, in input order.
 
     ``attention``: 'blocks' (one SDPA call per group; best on CPU), 'flex' (one block-sparse
-    flex_attention kernel per layer; best on GPU) or 'auto'. Both give the same rewards."""
+    flex_attention kernel per layer; best on GPU) or 'auto'. Both give the same outputs."""
     device = batch["input_ids"].device
     model = hf_model(model)
     use_block_attention(model)
@@ -254,7 +268,12 @@ def shared_prompt_rewards(model: nn.Module, batch: dict, attention: str = "auto"
     hidden = model.base_model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
                               use_cache=False, **extra).last_hidden_state
     picked = hidden[batch["reward_rows"].to(device), batch["reward_cols"].to(device)]
-    return model.score(picked)[:, 0]
+    return head_of(model)(picked)
+
+
+def shared_prompt_rewards(model: nn.Module, batch: dict, attention: str = "auto") -> torch.Tensor:
+    """Rewards of every completion (read at its last token), flattened group by group."""
+    return shared_prompt_outputs(model, batch, attention)[:, 0]
 
 
 def tokens_processed(groups: list[list[list[int]]]) -> tuple[int, int]:

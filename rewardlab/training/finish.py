@@ -23,8 +23,8 @@ def evaluate_run(run) -> dict | None:
     if not run.eval_examples or run.sharded:
         return None
     mine = run.eval_examples[run.accelerator.process_index::run.world]
-    outputs, _ = run.kind.score(run.hf_model, run.tokenizer, mine, run.max_length, run.cfg.run.eval_batch_size) \
-        if mine else ([], None)
+    outputs, _ = run.kind.score(run.hf_model, run.tokenizer, mine, run.max_length, run.cfg.run.eval_batch_size,
+                                run.cfg.objective) if mine else ([], None)
     scored = list(zip(mine, outputs))
     if run.world > 1:
         from accelerate.utils import gather_object
@@ -66,7 +66,8 @@ def save_final(run) -> dict | None:
     final = None
     if run.main and run.eval_examples:
         rm = RewardModel.from_pretrained(str(out))
-        outputs, _ = run.kind.score(rm.model, rm.tokenizer, run.eval_examples, run.max_length, cfg.run.eval_batch_size)
+        outputs, _ = run.kind.score(rm.model, rm.tokenizer, run.eval_examples, run.max_length, cfg.run.eval_batch_size,
+                                    cfg.objective)
         final = run.kind.metrics(run.eval_examples, outputs, cfg.objective)
         _log_eval(run, final)
     run.accelerator.wait_for_everyone()

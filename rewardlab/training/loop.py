@@ -144,14 +144,15 @@ def _load_data(max_length: int, cfg: TrainConfig, kind, tokenizer, say, per_step
     """Training items (or a stream), the number of steps, and the evaluation examples."""
     inputs, obj = cfg.inputs, cfg.objective
     check = lambda example, where: kind.check(example, where, obj)  # noqa: E731
-    rows = dict(chat=inputs.apply_chat_template, columns=cfg.columns.mapping())
+    rows = dict(chat=inputs.apply_chat_template, columns=cfg.columns.mapping(), parse=kind.parser(obj))
     # Evaluation takes every row the metrics can use, whatever the loss: all-tied prompts count
     # for tie accuracy and for the best-of-K baselines.
     eval_examples = load_examples(inputs.eval_data, tokenizer, inputs.skip_bad_rows, say,
                                   inputs.allow_empty, **rows) if inputs.eval_data else []
     if inputs.streaming:
         stream = ExampleStream(inputs.data, tokenizer, max_length, cfg.optim.seed, inputs.shuffle_buffer,
-                               inputs.skip_bad_rows, say, inputs.allow_empty, check, **rows)
+                               inputs.skip_bad_rows, say, inputs.allow_empty, check, **rows,
+                               encode=lambda tok, examples, n: kind.encode(tok, examples, n, obj))
         return {"stream": stream, "total": cfg.optim.max_steps, "eval_examples": eval_examples}
     examples = load_examples(inputs.data, tokenizer, inputs.skip_bad_rows, say, inputs.allow_empty, **rows)
     if inputs.eval_split:  # a seeded share of the rows, held out before the loss's own rules apply
@@ -164,7 +165,7 @@ def _load_data(max_length: int, cfg: TrainConfig, kind, tokenizer, say, per_step
             "rows held out for evaluation")
     examples = _usable(examples, check, inputs.data, inputs.skip_bad_rows, say)
     with accelerator.main_process_first() if inputs.tokenized_cache else nullcontext():
-        train_set, counts = kind.encode(tokenizer, examples, max_length, inputs.num_proc,
+        train_set, counts = kind.encode(tokenizer, examples, max_length, obj, inputs.num_proc,
                                         inputs.tokenized_cache)
     if (msg := counts.report("training examples", max_length)):
         say(f"note: {msg}")
@@ -239,12 +240,22 @@ def setup(cfg: TrainConfig) -> Run:
                           "the saved model)")
 
     set_seed(cfg.optim.seed)
-    model, tokenizer = load_backbone(bb.model, bb.trust_remote_code, bb.load_in_4bit)
+    spec = kind.head(cfg.objective, cfg.inputs.data)  # the head: per text or per token, its outputs
+    if spec.get("labels") and not cfg.objective.attributes:  # names found in the data, fixed from here on
+        cfg = dataclasses.replace(cfg, objective=dataclasses.replace(cfg.objective, attributes=",".join(spec["labels"])))
+    model, tokenizer = load_backbone(bb.model, bb.trust_remote_code, bb.load_in_4bit, spec["head"], spec["num_labels"],
+                                     spec.get("new_tokens", ()))
+    if spec.get("labels"):
+        model.config.id2label = dict(enumerate(spec["labels"]))
+        model.config.label2id = {name: i for i, name in enumerate(spec["labels"])}
     if bb.disable_dropout:
         disable_dropout(model)
     max_length = min(cfg.inputs.max_length, getattr(model.config, "max_position_embeddings", None) or 10**9)
-    # Saved with the model, so eval, score and serve encode text exactly as training did.
-    model.config.rewardlab = {"max_length": max_length, "apply_chat_template": cfg.inputs.apply_chat_template}
+    # Saved with the model, so eval, score and serve encode text and read outputs as training did.
+    model.config.rewardlab = {"max_length": max_length, "apply_chat_template": cfg.inputs.apply_chat_template,
+                              "kind": cfg.objective.kind, "objective": dataclasses.asdict(cfg.objective),
+                              "head": spec["head"], "num_labels": spec["num_labels"],
+                              **spec.get("settings", {})}
     if bb.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if bb.lora_r:
@@ -316,7 +327,7 @@ def train_step(run: Run, items: list) -> dict[str, float]:
     """Forward and backward over this process's micro-batches, then one optimizer step.
     Returns the step's summed loss, units and statistics over all processes, and the stop flag."""
     cfg, kind, acc = run.cfg, run.kind, run.accelerator
-    n_units = sum(kind.units(e, cfg.objective) for e, _ in items)
+    n_units = sum(kind.units(item, cfg.objective) for item in items)
     micro = split_step(items, cfg.optim.batch_size, acc.process_index, run.world)
     # Every process runs as many micro-batches as the busiest one: under FSDP each forward and
     # backward is a collective. A process short of examples runs one with weight 0.

@@ -25,10 +25,10 @@ def _items(*examples):
 
 
 def test_units_are_what_each_loss_averages_over():
-    assert [kind.units(e, ObjectiveArgs()) for e in (GSM, PAIR, RANKED)] == [4, 1, 3]  # strict pairs
-    assert kind.units(GSM, ObjectiveArgs(balance=True)) == 1  # a prompt
-    assert kind.units(GSM, ObjectiveArgs(loss="plackett_luce")) == 1
-    assert kind.units(GSM, ObjectiveArgs(loss="davidson")) == 6  # 4 strict + 2 tied
+    assert [kind.units((e, None), ObjectiveArgs()) for e in (GSM, PAIR, RANKED)] == [4, 1, 3]  # strict pairs
+    assert kind.units((GSM, None), ObjectiveArgs(balance=True)) == 1  # a prompt
+    assert kind.units((GSM, None), ObjectiveArgs(loss="plackett_luce")) == 1
+    assert kind.units((GSM, None), ObjectiveArgs(loss="davidson")) == 6  # 4 strict + 2 tied
 
 
 def test_all_tied_rows_need_a_loss_that_uses_ties():

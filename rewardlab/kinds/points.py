@@ -1,0 +1,47 @@
+"""What the pointwise kinds (orm, prm, value, regression) share: items are (Point, Encoded),
+one completion per example, outputs read at the positions that carry a label."""
+
+from __future__ import annotations
+
+import torch
+
+from ..data.pointwise import Point, encode_points
+from ..models.heads import make_batch
+from ..models.readout import score_points
+
+
+def encoder(read: str):
+    """``kind.encode`` for a read mode ('tokens', 'last', 'steps'); tokenizing in several
+    processes and the tokenized cache are preference-data features, so they are ignored here."""
+    def encode(tokenizer, points: list[Point], max_length: int, num_proc: int = 1, cache_dir: str = ""):
+        return encode_points(tokenizer, points, max_length, read)
+    return encode
+
+
+def batch(items: list, pad_id: int, path: str, device) -> dict:
+    return make_batch([enc.sequences for _, enc in items], pad_id, path, device,
+                      reads=[enc.reads for _, enc in items])
+
+
+def split(outputs: torch.Tensor, items: list) -> list[torch.Tensor]:
+    """The flat (R, labels) outputs of a batch, cut back into one tensor per item."""
+    out, at = [], 0
+    for _, enc in items:
+        n = len(enc.reads[0])
+        out.append(outputs[at:at + n])
+        at += n
+    return out
+
+
+def score(model, tokenizer, points: list[Point], max_length: int, batch_size: int, read: str):
+    """Outputs per point (see models.readout.score_points) and the truncation counts."""
+    return score_points(model, tokenizer, points, max_length, read, batch_size)
+
+
+def groups_of(points: list[Point]) -> list[list[int]] | None:
+    """Indices of points that share a prompt, for best-of-N (None when no prompt has two)."""
+    by: dict[str, list[int]] = {}
+    for i, p in enumerate(points):
+        by.setdefault(p.prompt, []).append(i)
+    groups = [g for g in by.values() if len(g) > 1]
+    return groups or None

@@ -1,0 +1,139 @@
+"""Kind ``prm``: process reward model (Lightman et al. 2023, "Let's Verify Step by Step").
+
+A row is a prompt, its solution steps and one label per step. Each step is followed by a
+marker (the separator, default "\\n", or a dedicated step token such as Qwen2.5-Math-PRM's
+``<extra_0>``, added to the tokenizer when absent) and the step's label is read at the
+marker's last token only (data/pointwise.py marks steps the same way for scoring). Labels:
+- ``binary``: correct / wrong, binary cross-entropy on one logit;
+- ``soft``: floats in [0, 1] (Math-Shepherd Monte-Carlo estimates), BCE against the float
+  (a 0.3 trains toward 0.3; TRL's PRMTrainer truncates it to 0 with int());
+- ``ternary``: PRM800K's -1/0/+1, cross-entropy over 3 classes.
+The score of a step is P(correct) (binary, soft) or 1 - P(wrong) (ternary: a neutral step,
+"reasonable but unhelpful", does not make a solution wrong). A solution's reward aggregates
+its step scores (``aggregate``: min as Math-Shepherd, prod as PRM800K, last, mean). Unit: a
+labelled step (``last_step_only``: one per solution).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..config import ObjectiveArgs
+from ..data.pointwise import parse_prm
+from ..eval.pointwise import aggregate_steps, best_threshold, format_pointwise, orm_metrics, processbench, step_f1
+from ..losses import step_cross_entropy, token_bce
+from ..models.heads import HeadOutputs
+from ..models.readout import step_scores
+from . import points
+
+STATS = ("correct", "steps")
+forward_module = HeadOutputs
+batch = points.batch
+
+
+def marker(obj: ObjectiveArgs) -> str:
+    return obj.step_token or obj.step_separator
+
+
+def head(obj: ObjectiveArgs, data_path: str = "") -> dict:
+    return {"head": "token", "num_labels": 3 if obj.prm_labels == "ternary" else 1,
+            "new_tokens": (obj.step_token,) if obj.step_token else ()}
+
+
+def describe(obj: ObjectiveArgs) -> str:
+    where = f"step token {obj.step_token!r}" if obj.step_token else f"separator {obj.step_separator!r}"
+    return (f"kind prm (process reward model), {obj.prm_labels} step labels read at the {where}"
+            + (", last step only" if obj.last_step_only else ""))
+
+
+def parser(obj: ObjectiveArgs):
+    def parse(row, tokenizer, where, n, allow_empty=True, chat=False):
+        return parse_prm(row, tokenizer, where, n, marker(obj), obj.prm_labels, allow_empty, chat)
+    return parse
+
+
+def check(example, where: str, obj: ObjectiveArgs) -> None:
+    pass
+
+
+def encode(tokenizer, examples, max_length: int, obj: ObjectiveArgs, num_proc: int = 1, cache_dir: str = ""):
+    items, counts = points.encoder("steps")(tokenizer, examples, max_length)
+    if obj.last_step_only:
+        for _, enc in items:
+            enc.reads = [enc.reads[0][-1:]]
+    return items, counts
+
+
+def units(item, obj: ObjectiveArgs) -> int:
+    return len(item[1].reads[0])
+
+
+def _targets(items: list, obj: ObjectiveArgs) -> list[float]:
+    return [t for p, enc in items for t in p.target[len(p.target) - len(enc.reads[0]):]]
+
+
+def loss(outputs: torch.Tensor, items: list, obj: ObjectiveArgs) -> tuple[torch.Tensor, dict[str, float]]:
+    targets = torch.tensor(_targets(items, obj), device=outputs.device)
+    scores = step_scores(outputs.detach())
+    good = targets >= 0 if obj.prm_labels == "ternary" else targets >= 0.5
+    stats = {"correct": float(((scores >= 0.5) == good).sum()), "steps": float(len(targets))}
+    if obj.prm_labels == "ternary":
+        return step_cross_entropy(outputs, (targets + 1).long(), reduction="sum"), stats
+    return token_bce(outputs[:, 0], targets.to(outputs.dtype), reduction="sum"), stats
+
+
+def summarize(sums: dict[str, float]) -> dict[str, float]:
+    return {"step_accuracy": sums["correct"] / sums["steps"] if sums["steps"] else float("nan")}
+
+
+def score(model, tokenizer, examples, max_length: int, batch_size: int = 16, obj: ObjectiveArgs | None = None):
+    """The score of every step, one list per example (NaN where truncation cut a step off)."""
+    outputs, counts = points.score(model, tokenizer, examples, max_length, batch_size, "steps")
+    return [step_scores(o).tolist() for o in outputs], counts
+
+
+def _is_good(label: float, scheme: str) -> bool:
+    return label >= 0 if scheme == "ternary" else label >= 0.5
+
+
+def metrics(examples, scores: list[list[float]], obj: ObjectiveArgs) -> dict:
+    """Step F1 (both classes), ProcessBench first-error F1 and, when several solutions share a
+    prompt, best-of-N with the aggregate. ProcessBench's threshold: ``prm_threshold`` when
+    given; else chosen on the even-numbered rows and reported on the odd ones."""
+    scheme = obj.prm_labels
+    labels = [[_is_good(t, scheme) for t in e.target] for e in examples]
+    kept = [(s, lab) for s, lab in zip(scores, labels) if all(x == x for x in s)]
+    out = {"n": len(examples), "steps": step_f1([s for s, _ in kept], [lab for _, lab in kept])}
+    first = [next((i for i, ok in enumerate(lab) if not ok), -1) for _, lab in kept]
+    if obj.prm_threshold > 0:
+        out["processbench"] = processbench([s for s, _ in kept], first, obj.prm_threshold)
+        out["processbench"]["threshold_from"] = "given"
+    elif len(kept) >= 4:
+        try:
+            t, how = best_threshold([s for s, _ in kept[0::2]], first[0::2]), \
+                "chosen on the even rows, reported on the odd rows"
+        except ValueError:  # the even rows lack erroneous or all-correct samples: no F1 to maximise
+            t, how = 0.5, "0.5 (the even rows cannot choose one: they lack a class)"
+        out["processbench"] = processbench([s for s, _ in kept[1::2]], first[1::2], t)
+        out["processbench"]["threshold_from"] = how
+    rewards = [aggregate_steps(s, obj.aggregate) if s and all(x == x for x in s) else float("nan") for s in scores]
+    groups = points.groups_of(examples)
+    if groups:
+        solved = [float(all(lab)) for lab in labels]
+        answers = [e.answer for e in examples]
+        out["best_of_n"] = orm_metrics(rewards, solved, groups, answers if all(answers) else None)
+        out["best_of_n"]["aggregate"] = obj.aggregate
+    out["accuracy"] = out["steps"].get("accuracy")
+    return out
+
+
+def format_eval(m: dict) -> str:
+    """Step F1, ProcessBench and best-of-N blocks, each a small table."""
+    parts = [f"steps ({m['n']} solutions)\n" + format_pointwise(m["steps"])]
+    if "processbench" in m:
+        parts.append(f"ProcessBench first error (threshold {m['processbench']['threshold_from']})\n"
+                     + format_pointwise(m["processbench"]))
+    if "best_of_n" in m:
+        parts.append(f"best-of-N (aggregate {m['best_of_n']['aggregate']})\n"
+                     + format_pointwise({k: v for k, v in m["best_of_n"].items() if k != "accuracy"}))
+    return "\n".join(parts)

@@ -1,0 +1,109 @@
+"""Kind ``regression``: multi-attribute ratings (HelpSteer-style; the first stage of ArmoRM,
+Wang et al. 2024, "Interpretable Preferences via Multi-Objective Reward Modeling and
+Mixture-of-Experts").
+
+A row is one completion with absolute ratings per attribute, ``{"helpfulness": 4, ...}``;
+missing attributes are allowed and masked out of the loss. One sequence-classification head
+with one output per attribute (``num_labels = N``, the names saved as the model's
+``id2label``), squared error per rated attribute (losses.pointwise.masked_regression). The
+reward is a weighted sum of the attributes (``weights``, saved with the model; default the
+mean). Unit: a rated attribute.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..config import ConfigError, ObjectiveArgs
+from ..data.pointwise import parse_regression
+from ..data.rows import iter_rows
+from ..eval.pointwise import format_pointwise, regression_metrics
+from ..losses import masked_regression
+from ..models.heads import HeadOutputs, make_batch
+from . import points
+
+STATS = ("sq_err", "rated")
+forward_module = HeadOutputs
+format_eval = format_pointwise
+
+
+def attributes(obj: ObjectiveArgs, data_path: str = "") -> list[str]:
+    """``--attributes`` in its order, else every attribute the data rates, in order of first
+    appearance (one pass over the rows, before the model is built)."""
+    if obj.attributes:
+        return [a.strip() for a in obj.attributes.split(",") if a.strip()]
+    names: dict[str, None] = {}
+    for _, row in iter_rows(data_path):
+        if isinstance(row.get("ratings"), dict):
+            names.update(dict.fromkeys(row["ratings"]))
+    if not names:
+        raise ConfigError(f"{data_path}: no row has 'ratings'; list the attributes with --attributes")
+    return list(names)
+
+
+def weights(obj: ObjectiveArgs, names: list[str]) -> list[float]:
+    if not obj.weights:
+        return [1.0 / len(names)] * len(names)
+    w = [float(x) for x in obj.weights.split(",")]
+    if len(w) != len(names):
+        raise ConfigError(f"--weights has {len(w)} numbers for {len(names)} attributes ({', '.join(names)})")
+    return w
+
+
+def head(obj: ObjectiveArgs, data_path: str = "") -> dict:
+    names = attributes(obj, data_path)
+    return {"head": "sequence", "num_labels": len(names), "labels": names,
+            "settings": {"attributes": names, "weights": weights(obj, names)}}
+
+
+def describe(obj: ObjectiveArgs) -> str:
+    return "kind regression (one output per rated attribute), masked MSE"
+
+
+def parser(obj: ObjectiveArgs, names: list[str] | None = None):
+    def parse(row, tokenizer, where, n, allow_empty=True, chat=False):
+        return parse_regression(row, tokenizer, where, n, names or attributes(obj), allow_empty, chat)
+    return parse
+
+
+def check(example, where: str, obj: ObjectiveArgs) -> None:
+    pass
+
+
+def encode(tokenizer, examples, max_length: int, obj: ObjectiveArgs, num_proc: int = 1, cache_dir: str = ""):
+    return points.encoder("last")(tokenizer, examples, max_length)
+
+
+def units(item, obj: ObjectiveArgs) -> int:
+    return sum(v is not None for v in item[0].target)
+
+
+def batch(items: list, pad_id: int, path: str, device) -> dict:
+    return make_batch([enc.sequences for _, enc in items], pad_id, path, device)
+
+
+def _targets(items: list, device) -> tuple[torch.Tensor, torch.Tensor]:
+    mask = torch.tensor([[v is not None for v in p.target] for p, _ in items], device=device)
+    values = torch.tensor([[float("nan") if v is None else v for v in p.target] for p, _ in items], device=device)
+    return values, mask
+
+
+def loss(outputs: torch.Tensor, items: list, obj: ObjectiveArgs) -> tuple[torch.Tensor, dict[str, float]]:
+    targets, mask = _targets(items, outputs.device)
+    value = masked_regression(outputs, targets.to(outputs.dtype), mask, reduction="sum")
+    return value, {"sq_err": float(value.detach()), "rated": float(mask.sum())}
+
+
+def summarize(sums: dict[str, float]) -> dict[str, float]:
+    return {"mse": sums["sq_err"] / sums["rated"] if sums["rated"] else float("nan")}
+
+
+def score(model, tokenizer, examples, max_length: int, batch_size: int = 16, obj: ObjectiveArgs | None = None):
+    """Every attribute's predicted rating, one list per example."""
+    outputs, counts = points.score(model, tokenizer, examples, max_length, batch_size, "sequence")
+    return [o[0].tolist() for o in outputs], counts
+
+
+def metrics(examples, predictions: list[list[float]], obj: ObjectiveArgs) -> dict:
+    names = attributes(obj) if obj.attributes else [f"attribute_{i}" for i in range(len(predictions[0]))]
+    return regression_metrics(predictions, [e.target for e in examples], names)
