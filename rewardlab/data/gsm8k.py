@@ -88,8 +88,16 @@ def solution_groups(path: str) -> list[dict]:
 def solution_rows(path: str) -> list[dict]:
     """One row per solution (4 per question, SOLVERS order): ``prompt``, ``completion``,
     ``label`` (1 correct, 0 not) and ``question_id``, for outcome reward models."""
-    return [{"prompt": g["prompt"], "completion": c, "label": int(s), "question_id": g["question_id"]}
-            for g in solution_groups(path) for c, s in zip(g["completions"], g["scores"])]
+    return [{"prompt": g["prompt"], "completion": c, "label": int(s), "answer": a, "question_id": g["question_id"]}
+            for g in solution_groups(path) for c, s, a in zip(g["completions"], g["scores"], g["answers"])]
+
+
+def solution_step_rows(path: str) -> list[dict]:
+    """One row per solution with its lines as ``steps`` and the outcome as ``correct``, for
+    best-of-N with a process reward model (no step labels: only the final answer is graded)."""
+    return [{"prompt": r["prompt"], "steps": [x.strip() for x in r["completion"].split("\n") if x.strip()],
+             "correct": bool(r["label"]), "answer": r["answer"], "question_id": r["question_id"]}
+            for r in solution_rows(path)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,11 +106,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--input", required=True, help="model_solutions.jsonl(.gz)")
     ap.add_argument("--output", required=True, help="JSONL file to write")
     ap.add_argument("--per-solution", action="store_true", help="one row per solution (ORM labels)")
+    ap.add_argument("--steps", action="store_true", help="one row per solution split into steps at newlines, "
+                    "with its outcome as 'correct' (best-of-N with a process reward model)")
     ap.add_argument("--start", type=int, default=0, help="first question (0-based)")
     ap.add_argument("--stop", type=int, default=None, help="stop before this question")
     args = ap.parse_args(argv)
     try:
-        rows = (solution_rows if args.per_solution else solution_groups)(args.input)
+        rows = (solution_step_rows if args.steps else solution_rows if args.per_solution else solution_groups)(args.input)
     except (OSError, ValueError) as e:
         ap.exit(1, f"error: {e}\n")
     # question ids are row numbers, so the slice selects whole questions in either mode

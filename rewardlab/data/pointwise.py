@@ -40,6 +40,7 @@ class Point:
     answer: str | None = None
     subset: str | None = None
     row: int = 0
+    outcome: float | None = None  # prm: whether the whole solution is right, when a row says (``correct``)
 
     def empty_completions(self) -> int:
         return int(not self.completion.strip())
@@ -160,13 +161,17 @@ def parse_prm(row: dict, tokenizer, where: str, n: int, marker: str, scheme: str
     steps = row["steps"]
     if not isinstance(steps, list) or not steps or not all(isinstance(s, str) and s.strip() for s in steps):
         raise DataError(f"{where}: 'steps' must be a non-empty list of non-empty strings, got {_type(steps)}")
-    labels = step_labels(row, len(steps), scheme, where)
+    outcome = None if row.get("correct") is None else _unit(row["correct"], where, "'correct'")
+    has_steps = row.get("labels") is not None or row.get("label") is not None
+    labels = step_labels(row, len(steps), scheme, where) if has_steps or outcome is None else None
     completion, ends = mark_steps(steps, marker)
     text = _text(row, tokenizer, where, allow_empty, chat, completion)
     base = text.completion.find(completion)  # a chat template may wrap the steps in role markers
     if base < 0:
         raise DataError(f"{where}: the chat template changed the steps' text; score this row without it")
-    return _common(row, text, labels, n, [base + e for e in ends])
+    point = _common(row, text, labels, n, [base + e for e in ends])
+    point.outcome = outcome
+    return point
 
 
 def _token_at(spans: list[tuple[int, int]], char: int) -> int:

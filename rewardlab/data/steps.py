@@ -124,17 +124,32 @@ def gsm8k_step_rows(path: str, seed: int = 0, corrupt_share: float = 0.5,
 def prm_data_main(argv: list[str] | None = None) -> int:
     """``rewardlab prm-data``: write GSM8K reference solutions as PRM rows (JSONL)."""
     ap = argparse.ArgumentParser(prog="rewardlab prm-data", description=(
-        "Turn GSM8K reference solutions into process-supervision rows {prompt, steps, labels}: "
-        "a seeded share of them gets one wrong calculator result, labelled False from that step on."))
-    ap.add_argument("--input", required=True, help="GSM8K file with question and answer fields (e.g. train.jsonl)")
+        "Write process-supervision rows {prompt, steps, labels} as JSONL. From GSM8K reference solutions "
+        "(--format gsm8k): a seeded share of them gets one wrong calculator result, labelled wrong from that step "
+        "on. Or convert PRM800K, Math-Shepherd, or the CHAMP human annotations of the first wrong step."))
+    ap.add_argument("--input", default="", help="the source file (GSM8K: train.jsonl or test.jsonl; champ: optional, "
+                    "default the installed champ-dataset package's v0.json)")
     ap.add_argument("--output", required=True, help="JSONL file to write the PRM rows to")
-    ap.add_argument("--seed", type=int, default=0, help="random seed choosing which solutions and steps to corrupt")
-    ap.add_argument("--limit", type=int, default=None, help="read only the first N rows")
+    ap.add_argument("--format", default="gsm8k", choices=("gsm8k", "prm800k", "math-shepherd", "champ"),
+                    help="what --input is (default gsm8k)")
+    ap.add_argument("--seed", type=int, default=0, help="gsm8k: random seed choosing which solutions and steps to "
+                    "corrupt")
+    ap.add_argument("--limit", type=int, default=None, help="gsm8k: read only the first N rows")
     ap.add_argument("--corrupt-share", type=float, default=0.5,
-                    help="fraction of solutions, 0 to 1, drawn for a wrong step (default 0.5)")
+                    help="gsm8k: fraction of solutions, 0 to 1, drawn for a wrong step (default 0.5)")
     args = ap.parse_args(argv)
+    if args.format != "champ" and not args.input:
+        ap.error(f"--input is needed for --format {args.format}")
     try:
-        rows, counts = gsm8k_step_rows(args.input, args.seed, args.corrupt_share, args.limit)
+        if args.format == "gsm8k":
+            rows, counts = gsm8k_step_rows(args.input, args.seed, args.corrupt_share, args.limit)
+            summary = (f"{counts['corrupted']} with a wrong step, {counts['all_correct']} all correct "
+                       f"({counts['no_annotation']} had no calculator result to change)")
+        else:
+            reader = {"prm800k": read_prm800k, "math-shepherd": read_math_shepherd, "champ": read_champ}[args.format]
+            rows = reader(args.input or None)
+            wrong = sum(r.get("label", r.get("first_error", -1)) != -1 for r in rows)
+            summary = f"{wrong} with a wrong step, {len(rows) - wrong} all correct"
         with open(args.output, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     except OSError as e:
@@ -143,9 +158,7 @@ def prm_data_main(argv: list[str] | None = None) -> int:
     except RewardlabError as e:
         print(f"rewardlab: error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {counts['rows']} rows to {args.output}: {counts['corrupted']} with a wrong step, "
-          f"{counts['all_correct']} all correct ({counts['no_annotation']} had no calculator result to change)",
-          file=sys.stderr)
+    print(f"wrote {len(rows)} rows to {args.output}: {summary}", file=sys.stderr)
     return 0
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 
-from ..models.readout import aggregate_steps  # noqa: F401  (a PRM's reward from its steps, for eval's users)
+from ..models.readout import aggregate_steps  # noqa: F401  (a PRM's reward from its steps, re-exported)
 from .diagnostics import expected_calibration_error, pearson
 from .ranking import _selection_metrics, average_ranks
 

@@ -20,10 +20,11 @@ import torch
 
 from ..config import ObjectiveArgs
 from ..data.pointwise import parse_prm
-from ..eval.pointwise import aggregate_steps, best_threshold, format_pointwise, orm_metrics, processbench, step_f1
+from ..errors import DataError
+from ..eval.pointwise import best_threshold, format_pointwise, orm_metrics, processbench, step_f1
 from ..losses import step_cross_entropy, token_bce
 from ..models.heads import HeadOutputs
-from ..models.readout import step_scores
+from ..models.readout import aggregate_steps, step_scores
 from . import points
 
 STATS = ("correct", "steps")
@@ -53,7 +54,9 @@ def parser(obj: ObjectiveArgs):
 
 
 def check(example, where: str, obj: ObjectiveArgs) -> None:
-    pass
+    if example.target is None:
+        raise DataError(f"{where}: training needs step labels ('labels' or 'label'); 'correct' alone grades the "
+                        "outcome only")
 
 
 def encode(tokenizer, examples, max_length: int, obj: ObjectiveArgs, num_proc: int = 1, cache_dir: str = ""):
@@ -97,15 +100,19 @@ def _is_good(label: float, scheme: str) -> bool:
 
 
 def metrics(examples, scores: list[list[float]], obj: ObjectiveArgs) -> dict:
-    """Step F1 (both classes), ProcessBench first-error F1 and, when several solutions share a
-    prompt, best-of-N with the aggregate. ProcessBench's threshold: ``prm_threshold`` when
-    given; else chosen on the even-numbered rows and reported on the odd ones."""
+    """Step F1 (both classes) and ProcessBench first-error F1 on rows with step labels, and,
+    when several solutions share a prompt, best-of-N with the aggregate (a solution is right
+    when its ``correct`` says so, else when every step is). ProcessBench's threshold:
+    ``prm_threshold`` when given; else chosen on the even-numbered rows, reported on the odd."""
     scheme = obj.prm_labels
-    labels = [[_is_good(t, scheme) for t in e.target] for e in examples]
-    kept = [(s, lab) for s, lab in zip(scores, labels) if all(x == x for x in s)]
-    out = {"n": len(examples), "steps": step_f1([s for s, _ in kept], [lab for _, lab in kept])}
+    labels = [None if e.target is None else [_is_good(t, scheme) for t in e.target] for e in examples]
+    kept = [(s, lab) for s, lab in zip(scores, labels) if lab is not None and all(x == x for x in s)]
+    out = {"n": len(examples)}
+    if kept:
+        out["steps"] = step_f1([s for s, _ in kept], [lab for _, lab in kept])
+        out["accuracy"] = out["steps"].get("accuracy")
     first = [next((i for i, ok in enumerate(lab) if not ok), -1) for _, lab in kept]
-    if obj.prm_threshold > 0:
+    if kept and obj.prm_threshold > 0:
         out["processbench"] = processbench([s for s, _ in kept], first, obj.prm_threshold)
         out["processbench"]["threshold_from"] = "given"
     elif len(kept) >= 4:
@@ -118,18 +125,18 @@ def metrics(examples, scores: list[list[float]], obj: ObjectiveArgs) -> dict:
         out["processbench"]["threshold_from"] = how
     rewards = [aggregate_steps(s, obj.aggregate) if s and all(x == x for x in s) else float("nan") for s in scores]
     groups = points.groups_of(examples)
-    if groups:
-        solved = [float(all(lab)) for lab in labels]
+    solved = [e.outcome if e.outcome is not None else float(all(lab)) if lab is not None else None
+              for e, lab in zip(examples, labels)]
+    if groups and all(x is not None for x in solved):
         answers = [e.answer for e in examples]
         out["best_of_n"] = orm_metrics(rewards, solved, groups, answers if all(answers) else None)
         out["best_of_n"]["aggregate"] = obj.aggregate
-    out["accuracy"] = out["steps"].get("accuracy")
     return out
 
 
 def format_eval(m: dict) -> str:
     """Step F1, ProcessBench and best-of-N blocks, each a small table."""
-    parts = [f"steps ({m['n']} solutions)\n" + format_pointwise(m["steps"])]
+    parts = [f"steps ({m['n']} solutions)\n" + format_pointwise(m["steps"])] if "steps" in m else []
     if "processbench" in m:
         parts.append(f"ProcessBench first error (threshold {m['processbench']['threshold_from']})\n"
                      + format_pointwise(m["processbench"]))

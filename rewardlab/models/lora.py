@@ -82,6 +82,8 @@ def load_adapter(folder: str, trust_remote_code: bool = False, full_precision: b
     if len(tokenizer) > base.get_input_embeddings().num_embeddings:  # a pad token was added in training
         base.resize_token_embeddings(len(tokenizer))
     ensure_pad_token(tokenizer, base)
+    # The kind, step marker, ... live in rewardlab's settings file, not in the base's config.
+    base.config.rewardlab = {k: v for k, v in settings.items() if k != "load_in_4bit"}
     keep_4bit_training_format(base)  # the same kernels as in training: same rewards
     return PeftModel.from_pretrained(base, folder), tokenizer, settings.get("max_length", 512)
 

@@ -1,0 +1,115 @@
+"""Outcome and process reward models on real GSM8K data: can they pick the right solution?
+
+    python bench/gsm8k_orm_prm.py [--model minilm] [--kinds orm,prm] [--prm-train-limit N]
+
+ORM (Cobbe et al. 2021): ../shared/data/gsm8k/model_solutions.jsonl.gz, one row per graded
+model solution; the first 800 questions train (3,200 rows), the last 200 evaluate: AUROC, ECE,
+Brier and best-of-4 beside random pick, majority vote and the oracle of the same questions
+(bench/gsm8k_objectives.py trains the preference objectives on the same split).
+
+PRM (Lightman et al. 2023): trained on ``rewardlab prm-data`` rows from gsm8k/train.jsonl
+(reference solutions, a seeded half with one corrupted calculator result, labelled wrong from
+there on), evaluated on (a) the same construction from test.jsonl: step F1 and ProcessBench
+first-error F1, (b) the CHAMP human annotations of the first wrong step (competition math; the
+optional champ-dataset package, skipped without it), (c) best-of-4 on the last 200 questions of
+model_solutions, each solution split into steps at newlines, aggregate min.
+
+Every number is printed and written to OUT/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from rewardlab import kinds  # noqa: E402
+from rewardlab.config import TrainConfig  # noqa: E402
+from rewardlab.data.gsm8k import solution_rows, solution_step_rows  # noqa: E402
+from rewardlab.data.preference import load_examples  # noqa: E402
+from rewardlab.data.steps import gsm8k_step_rows, read_champ  # noqa: E402
+from rewardlab.models import RewardModel  # noqa: E402
+from rewardlab.training import train  # noqa: E402
+
+SHARED = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "gsm8k"
+
+
+def write(path: Path, rows: list[dict]) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    return str(path)
+
+
+def evaluate(model_dir: str, data: str, batch_size: int = 32) -> dict:
+    """What `rewardlab eval --model DIR --data FILE --json` prints."""
+    rm = RewardModel.from_pretrained(model_dir, device="cpu")
+    kind = kinds.get(rm.kind)
+    from rewardlab.config import ObjectiveArgs
+
+    obj = ObjectiveArgs(**rm.settings["objective"])
+    examples = load_examples(data, rm.tokenizer, parse=kind.parser(obj))
+    outputs, counts = kind.score(rm.model, rm.tokenizer, examples, rm.max_length, batch_size, obj)
+    return {**kind.metrics(examples, outputs, obj), "truncated": counts.truncated}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="minilm")
+    p.add_argument("--kinds", default="orm,prm")
+    p.add_argument("--out", default="runs/gsm8k-orm-prm")
+    p.add_argument("--lr", type=float, default=1e-4)  # the MiniLM recipe's
+    p.add_argument("--batch-size", type=int, default=32, help="rows per step")
+    p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--prm-train-limit", type=int, default=None, help="first N GSM8K train problems (default all)")
+    args = p.parse_args()
+    if not SHARED.exists():
+        sys.exit(f"{SHARED} not found: set REWARDLAB_SHARED_DATA to the folder holding gsm8k/")
+    out, results = Path(args.out), {}
+    solutions = str(SHARED / "model_solutions.jsonl.gz")
+    common = dict(model=args.model, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length,
+                  save_every=0, log_every=10, eval_batch_size=32)
+    if "orm" in args.kinds:
+        rows = solution_rows(solutions)
+        train_file = write(out / "data" / "orm_train.jsonl", [r for r in rows if r["question_id"] < 800])
+        eval_file = write(out / "data" / "orm_eval.jsonl", [r for r in rows if r["question_id"] >= 800])
+        shutil.rmtree(out / "orm", ignore_errors=True)
+        t0 = time.perf_counter()
+        r = train(TrainConfig.flat(kind="orm", data=train_file, eval_data=eval_file, output=str(out / "orm"), **common))
+        results["orm"] = {"train_rows": r["train_examples"], "train_s": time.perf_counter() - t0, "eval": r["eval"]}
+        print(json.dumps(results["orm"]), flush=True)
+    if "prm" in args.kinds:
+        train_rows, counts = gsm8k_step_rows(str(SHARED / "train.jsonl"), seed=0, limit=args.prm_train_limit)
+        test_rows, _ = gsm8k_step_rows(str(SHARED / "test.jsonl"), seed=0)
+        train_file = write(out / "data" / "prm_train.jsonl", train_rows)
+        test_file = write(out / "data" / "prm_test.jsonl", test_rows)
+        shutil.rmtree(out / "prm", ignore_errors=True)
+        t0 = time.perf_counter()
+        r = train(TrainConfig.flat(kind="prm", data=train_file, output=str(out / "prm"), **common))
+        results["prm"] = {"train_rows": r["train_examples"], "train_corrupted": counts["corrupted"],
+                          "train_s": time.perf_counter() - t0}
+        results["prm"]["gsm8k_test"] = evaluate(str(out / "prm"), test_file)
+        steps = [x for x in solution_step_rows(solutions) if x["question_id"] >= 800]
+        results["prm"]["best_of_4"] = evaluate(str(out / "prm"), write(out / "data" / "prm_bo4.jsonl", steps))
+        if importlib.util.find_spec("champ_dataset"):
+            champ = write(out / "data" / "champ.jsonl", read_champ())
+            results["prm"]["champ"] = evaluate(str(out / "prm"), champ)
+        else:
+            results["prm"]["champ"] = "skipped: pip install champ-dataset"
+        print(json.dumps(results["prm"]), flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

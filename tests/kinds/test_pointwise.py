@@ -1,0 +1,101 @@
+"""The orm, prm, value and regression kinds: the loss each builds from the head's outputs is
+the pure function on the right positions and targets, and each trains what it says."""
+
+import math
+
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from rewardlab import kinds
+from rewardlab.config import ObjectiveArgs, TrainConfig
+from rewardlab.data.pointwise import parse_orm, parse_prm, parse_regression, parse_value
+from rewardlab.errors import DataError
+from rewardlab.losses import discounted_returns, masked_regression, step_cross_entropy, token_bce, value_regression
+from rewardlab.models import RewardModel
+from rewardlab.training import train
+
+STEPS = ["Add 2 and 3.", "That is 5.", "The answer is 5."]
+
+
+@pytest.fixture(scope="module")
+def tok(smol_tokenizer_dir):
+    return AutoTokenizer.from_pretrained(smol_tokenizer_dir)
+
+
+def _items(kind, obj, points, tok):
+    items, _ = kind.encode(tok, points, 256, obj)
+    return items
+
+
+def test_orm_labels_every_completion_token_and_no_prompt_token(tok):
+    obj = ObjectiveArgs(kind="orm")
+    points = [parse_orm({"prompt": "Q: 2+3?", "completion": " 5", "label": 1}, tok, "w", 1),
+              parse_orm({"prompt": "Q: 2+3? Think.", "completion": " It is 6.", "label": 0.25}, tok, "w", 2)]
+    items = _items(kinds.orm, obj, points, tok)
+    n = [len(tok(" 5").input_ids) + 1, len(tok(" It is 6.").input_ids) + 1]  # completion tokens + EOS
+    assert [kinds.orm.units(i, obj) for i in items] == n
+    logits = torch.randn(sum(n), 1)
+    loss, stats = kinds.orm.loss(logits, items, obj)
+    targets = torch.tensor([1.0] * n[0] + [0.25] * n[1])
+    torch.testing.assert_close(loss, token_bce(logits[:, 0], targets))
+    assert stats["examples"] == 2
+    last = kinds.orm.encode(tok, points, 256, ObjectiveArgs(kind="orm", orm_loss_on="last_token"))[0]
+    assert [kinds.orm.units(i, obj) for i in last] == [1, 1]
+
+
+def test_value_targets_are_discounted_returns_on_completion_tokens(tok):
+    obj = ObjectiveArgs(kind="value", gamma=0.5, value_loss="huber")
+    points = [parse_value({"prompt": "Q", "completion": " a b c", "reward": 2.0}, tok, "w", 1)]
+    items = _items(kinds.value, obj, points, tok)
+    n = kinds.value.units(items[0], obj)
+    values = torch.randn(n, 1)
+    loss, _ = kinds.value.loss(values, items, obj)
+    returns = discounted_returns(2.0, n, 0.5)
+    assert returns[-1] == 2.0 and returns[-2] == 1.0
+    torch.testing.assert_close(loss, value_regression(values[:, 0], returns, "huber", 1.0))
+
+
+def test_prm_ternary_soft_and_last_step_only(tok):
+    row = {"prompt": "Q:", "steps": STEPS}
+    tern = ObjectiveArgs(kind="prm", prm_labels="ternary")
+    items = _items(kinds.prm, tern, [parse_prm({**row, "labels": [1, 0, -1]}, tok, "w", 1, "\n", "ternary")], tok)
+    logits = torch.randn(3, 3)
+    loss, _ = kinds.prm.loss(logits, items, tern)
+    torch.testing.assert_close(loss, step_cross_entropy(logits, torch.tensor([2, 1, 0])))
+    soft = ObjectiveArgs(kind="prm", prm_labels="soft", last_step_only=True)
+    items = _items(kinds.prm, soft, [parse_prm({**row, "labels": [1, 0.6, 0.3]}, tok, "w", 1, "\n", "soft")], tok)
+    assert kinds.prm.units(items[0], soft) == 1
+    logit = torch.randn(1, 1)
+    torch.testing.assert_close(kinds.prm.loss(logit, items, soft)[0], token_bce(logit[:, 0], torch.tensor([0.3])))
+    with pytest.raises(DataError, match="needs step labels"):
+        kinds.prm.check(parse_prm({**row, "correct": True}, tok, "w", 1, "\n"), "w", soft)
+
+
+def test_regression_masks_missing_attributes(tok):
+    obj = ObjectiveArgs(kind="regression", attributes="a,b")
+    points = [parse_regression({"prompt": "Q", "completion": " x", "ratings": {"a": 3}}, tok, "w", 1, ["a", "b"]),
+              parse_regression({"prompt": "Q", "completion": " y", "ratings": {"a": 1, "b": 2}}, tok, "w", 2, ["a", "b"])]
+    items = _items(kinds.regression, obj, points, tok)
+    assert [kinds.regression.units(i, obj) for i in items] == [1, 2]
+    out = torch.tensor([[2.0, 100.0], [1.5, 4.0]])
+    loss, _ = kinds.regression.loss(out, items, obj)
+    assert loss.item() == pytest.approx((2 - 3) ** 2 + (1.5 - 1) ** 2 + (4 - 2) ** 2)  # the 100 is unrated
+    mask = torch.tensor([[True, False], [True, True]])
+    torch.testing.assert_close(loss, masked_regression(out, torch.tensor([[3.0, 0.0], [1.0, 2.0]]), mask))
+
+
+def test_a_soft_label_of_0_3_trains_toward_0_3(tiny_llama, tmp_path):
+    """TRL's PRMTrainer int()-truncates it to 0; here the step's score converges to 0.3."""
+    import json
+
+    data = tmp_path / "soft.jsonl"
+    data.write_text(json.dumps({"prompt": "Q:", "steps": ["One step."], "labels": [0.3]}) + "\n")
+    train(TrainConfig.flat(model=tiny_llama, kind="prm", prm_labels="soft", data=str(data), output=str(tmp_path / "m"),
+                           lr=3e-2, epochs=60, batch_size=1, save_every=0, log_every=100, warmup_ratio=0.0))
+    rm = RewardModel.from_pretrained(str(tmp_path / "m"), device="cpu")
+    from rewardlab.data import Text
+
+    [detail], _ = rm.score_details([Text("Q:", "One step.\n")])
+    assert detail["step_rewards"][0] == pytest.approx(0.3, abs=0.03)
+    assert not math.isnan(detail["reward"])

@@ -1,0 +1,145 @@
+"""Every model kind end to end through the CLI on tiny models: train -> score -> eval, and the
+saved folder read by plain transformers gives the scores rewardlab gives (the README snippets)."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+
+from rewardlab.cli import main
+
+QUESTIONS = [("What is 2 + 3?", 5), ("What is 4 + 4?", 8), ("What is 7 + 1?", 8), ("What is 9 + 3?", 12)]
+
+
+def _rows(kind: str) -> list[dict]:
+    rows = []
+    for q, ans in QUESTIONS:
+        for good in (True, False):
+            a = ans if good else ans + 1
+            text = f" The sum is {a}."
+            rows.append({
+                "orm": {"prompt": q, "completion": text, "label": int(good), "answer": str(a)},
+                "prm": {"prompt": q, "steps": ["We add the numbers.", f"The sum is {a}."], "labels": [True, good],
+                        "answer": str(a)},
+                "value": {"prompt": q, "completion": text, "reward": 1.0 if good else -1.0},
+                "regression": {"prompt": q, "completion": text,
+                               "ratings": {"helpfulness": 3 if good else 1, "correctness": 4 if good else None}},
+            }[kind])
+    return rows
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def _train(model, kind, tmp_path, *extra):
+    data = _write(tmp_path / f"{kind}.jsonl", _rows(kind))
+    out = str(tmp_path / f"model-{kind}")
+    assert main(["train", "--model", model, "--kind", kind, "--data", data, "--eval-data", data, "--output", out,
+                 "--batch-size", "4", "--lr", "1e-3", "--save-every", "0", *extra]) == 0
+    scored = tmp_path / f"scored-{kind}.jsonl"
+    assert main(["score", "--model", out, "--data", data, "--output", str(scored)]) == 0
+    return data, out, [json.loads(x) for x in scored.read_text().splitlines()]
+
+
+def _plain(out, kind):
+    tok = AutoTokenizer.from_pretrained(out)
+    auto = AutoModelForSequenceClassification if kind == "regression" else AutoModelForTokenClassification
+    return tok, auto.from_pretrained(out).eval()
+
+
+@pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_bert"])
+def test_orm(request, fixture, tmp_path, capsys):
+    data, out, scored = _train(request.getfixturevalue(fixture), "orm", tmp_path)
+    tok, model = _plain(out, "orm")
+    for row in scored:  # README: P(correct) at the last token of prompt + completion (+ EOS)
+        ids = tok(row["prompt"] + row["completion"] + (tok.eos_token or ""), return_tensors="pt").input_ids
+        with torch.no_grad():
+            p = model(input_ids=ids).logits[0, -1, 0].sigmoid().item()
+        assert row["reward"] == pytest.approx(p, abs=1e-5)
+    capsys.readouterr()
+    assert main(["eval", "--model", out, "--data", data, "--json"]) == 0
+    m = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert m["kind"] == "orm" and m["n"] == 8 and m["n_groups"] == 4 and {"auroc", "ece", "brier", "majority"} <= set(m)
+
+
+def test_prm(tiny_llama, tmp_path, capsys):
+    data, out, scored = _train(tiny_llama, "prm", tmp_path)
+    tok, model = _plain(out, "prm")
+    for row in scored:  # README: the logit at the last token of each step's separator
+        prompt, steps = row["prompt"], row["steps"]
+        text = prompt + "".join(s + "\n" for s in steps) + tok.eos_token
+        enc = tok(text, return_offsets_mapping=True, return_tensors="pt")
+        ends = [len(prompt + "".join(s + "\n" for s in steps[:i + 1])) - 1 for i in range(len(steps))]
+        spans = enc.offset_mapping[0].tolist()
+        cols = [next(t for t, (a, b) in enumerate(spans) if a <= e < b) for e in ends]
+        with torch.no_grad():
+            expect = model(input_ids=enc.input_ids).logits[0, cols, 0].sigmoid().tolist()
+        assert row["step_rewards"] == pytest.approx(expect, abs=1e-5)
+        assert row["reward"] == pytest.approx(min(expect), abs=1e-5) and row["aggregate"] == "min"
+    # the aggregate can be changed at scoring time, and plain texts split at the separator score the same
+    prod = tmp_path / "prod.jsonl"
+    assert main(["score", "--model", out, "--data", data, "--output", str(prod), "--aggregate", "prod"]) == 0
+    first = json.loads(prod.read_text().splitlines()[0])
+    assert first["reward"] == pytest.approx(first["step_rewards"][0] * first["step_rewards"][1], rel=1e-6)
+    plain = _write(tmp_path / "plain.jsonl", [{"prompt": r["prompt"], "completion": "\n".join(r["steps"])}
+                                              for r in _rows("prm")])
+    assert main(["score", "--model", out, "--data", plain, "--output", str(tmp_path / "p.jsonl")]) == 0
+    as_text = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
+    for a, b in zip(as_text, scored):
+        assert a["step_rewards"] == pytest.approx(b["step_rewards"], abs=1e-6)
+    capsys.readouterr()
+    assert main(["eval", "--model", out, "--data", data, "--json"]) == 0
+    m = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert m["kind"] == "prm" and m["steps"]["n_steps"] == 16 and "processbench" in m and "best_of_n" in m
+
+
+def test_value(tiny_llama, tmp_path, capsys):
+    data, out, scored = _train(tiny_llama, "value", tmp_path)
+    tok, model = _plain(out, "value")
+    for row in scored:  # README: the value of every completion token; the reward is the last one
+        full = tok(row["prompt"] + row["completion"] + tok.eos_token, return_tensors="pt").input_ids
+        n = len(row["values"])
+        with torch.no_grad():
+            values = model(input_ids=full).logits[0, -n:, 0].tolist()
+        assert row["values"] == pytest.approx(values, abs=1e-5) and row["reward"] == pytest.approx(values[-1], abs=1e-5)
+        assert n == len(tok(row["completion"]).input_ids) + 1  # completion tokens and the EOS, no prompt token
+    capsys.readouterr()
+    assert main(["eval", "--model", out, "--data", data, "--json"]) == 0
+    m = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert m["kind"] == "value" and {"mse", "explained_variance", "token_mse"} <= set(m)
+
+
+def test_regression(tiny_llama, tmp_path, capsys):
+    data, out, scored = _train(tiny_llama, "regression", tmp_path, "--weights", "0.75,0.25")
+    tok, model = _plain(out, "regression")
+    assert model.config.id2label == {0: "helpfulness", 1: "correctness"}
+    for row in scored:  # README: one output per attribute at the last token; the reward weighs them
+        ids = tok(row["prompt"] + row["completion"] + tok.eos_token, return_tensors="pt").input_ids
+        with torch.no_grad():
+            h, c = model(input_ids=ids).logits[0].tolist()
+        assert row["attributes"] == pytest.approx({"helpfulness": h, "correctness": c}, abs=1e-5)
+        assert row["reward"] == pytest.approx(0.75 * h + 0.25 * c, abs=1e-5)
+    capsys.readouterr()
+    assert main(["eval", "--model", out, "--data", data, "--json"]) == 0
+    m = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert m["attributes"]["correctness"]["n"] == 4 and m["attributes"]["helpfulness"]["n"] == 8
+
+
+def test_lora_on_a_per_token_kind_reloads_and_scores_as_the_merged_folder(tiny_llama, tmp_path):
+    data, out, scored = _train(tiny_llama, "orm", tmp_path, "--lora-r", "4")
+    again = tmp_path / "adapter-scored.jsonl"
+    assert main(["score", "--model", out + "/adapter", "--data", data, "--output", str(again)]) == 0
+    rewards = [json.loads(x)["reward"] for x in again.read_text().splitlines()]
+    assert rewards == pytest.approx([r["reward"] for r in scored], abs=1e-5)
+
+
+def test_bad_rows_name_file_and_row(tiny_llama, tmp_path, capsys):
+    rows = _rows("prm")
+    rows[2] = {**rows[2], "labels": [True]}
+    data = _write(tmp_path / "bad.jsonl", rows)
+    assert main(["train", "--model", tiny_llama, "--kind", "prm", "--data", data, "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"rewardlab: error: {data}: row 3: 'labels' must hold one label per step (2), got 1")
