@@ -99,13 +99,23 @@ def _eval_kind(cfg: EvalConfig, rm) -> int:
     kind = kinds.get(rm.kind)
     known = {f.name for f in dataclasses.fields(ObjectiveArgs)}
     obj = ObjectiveArgs(**{k: v for k, v in rm.settings.get("objective", {}).items() if k in known})
-    if cfg.format not in ("auto", "pairs", "groups"):
-        raise ConfigError(f"--format {cfg.format} evaluates preference reward models; {cfg.model} is kind {rm.kind}")
+    if cfg.threshold:
+        obj = dataclasses.replace(obj, prm_threshold=cfg.threshold)
+    if cfg.format not in ("auto", "processbench") or (cfg.format == "processbench" and rm.kind != "prm"):
+        raise ConfigError(f"--format {cfg.format} needs a {'process' if cfg.format == 'processbench' else 'preference'} "
+                          f"reward model; {cfg.model} is kind {rm.kind}")
     examples = load_examples(cfg.data, rm.tokenizer, cfg.skip_bad_rows, lambda m: print(m, file=sys.stderr),
                              cfg.allow_empty, chat=rm.chat, columns=cfg.columns.mapping(), parse=kind.parser(obj))
     outputs, counts = kind.score(rm.model, rm.tokenizer, examples, rm.max_length, cfg.batch_size, obj)
     metrics = kind.metrics(examples, outputs, obj)
     metrics.update(kind=rm.kind, truncated=counts.truncated, skipped_rows=len(read_rows(cfg.data)) - len(examples))
+    if cfg.format == "processbench":  # the benchmark's own keys at the top
+        if "processbench" not in metrics:
+            raise ConfigError(f"{cfg.data}: ProcessBench needs at least 4 rows with step labels, or --threshold")
+        metrics = {**metrics["processbench"], "n": metrics["n"], "truncated": metrics["truncated"]}
+        print(json.dumps(metrics) if cfg.json else "ProcessBench\n" + kind.format_eval({"n": metrics["n"],
+                                                                                    "processbench": metrics}))
+        return 0
     print(json.dumps(metrics) if cfg.json else kind.format_eval(metrics))
     if (msg := counts.report("rows", rm.max_length)):
         print(f"note: {msg}", file=sys.stderr)
@@ -308,7 +318,9 @@ def cmd_serve(cfg: ServeConfig) -> int:
     _need(cfg.model, "--model")
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
         raise ConfigError("serve needs fastapi and uvicorn: pip install 'rewardlab[serve]'")
-    serve(cfg.model, cfg.host, cfg.port, cfg.batch_size, cfg.max_batch_tokens, cfg.max_length, cfg.device, cfg.bf16)
+    serve(cfg.model, cfg.host, cfg.port, cfg.batch_size, cfg.max_batch_tokens, cfg.max_length, cfg.device, cfg.bf16,
+          cfg.max_wait_ms, cfg.batching, cfg.prefix_sharing, cfg.api_key_env, cfg.max_body_bytes, cfg.max_items,
+          cfg.max_item_tokens)
     return 0
 
 

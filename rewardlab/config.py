@@ -373,9 +373,12 @@ class EvalConfig:
                    "per-subset accuracies.")
     batch_size: int = _f(16, "Prompts per forward pass.")
     format: str = _f("auto", "Data layout and scoring rule: pairs / groups (rewardlab's rows), rewardbench "
-                     "(sections, v1 weighting), rewardbench2 (best-of-N, Ties rule), rm-bench (style matrix); "
-                     "auto detects it from the columns and says which.",
-                     choices=("auto", "pairs", "groups", "rewardbench", "rewardbench2", "rm-bench"))
+                     "(sections, v1 weighting), rewardbench2 (best-of-N, Ties rule), rm-bench (style matrix), "
+                     "processbench (a process reward model's first-error F1); auto detects it from the columns "
+                     "and says which.",
+                     choices=("auto", "pairs", "groups", "rewardbench", "rewardbench2", "rm-bench", "processbench"))
+    threshold: float = _f(0.0, "Process reward models: the step-score threshold of ProcessBench's first-error rule "
+                          "(0: the model's saved one if any, else chosen on the even rows and reported on the odd).")
     tie_threshold: float = _f(0.5, "A tied pair counts as predicted tied when its rewards differ by at most this.")
     allow_empty: bool = _f(True, "Accept empty completions (counted); --no-allow-empty makes them errors.")
     max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
@@ -400,7 +403,16 @@ class ServeConfig:
     host: str = _f("127.0.0.1", "Interface to listen on (0.0.0.0: every interface).")
     port: int = _f(5000, "TCP port (5000, as OpenRLHF's reward server).")
     batch_size: int = _f(16, "Most sequences per forward pass.")
-    max_batch_tokens: int = _f(16384, "Most tokens (padding included) per forward pass.")
+    max_batch_tokens: int = _f(16384, "Token budget of a batch: concurrent requests are scored together up to it.")
+    max_wait_ms: float = _f(5.0, "How long a batch waits after its first request for more to arrive.")
+    batching: bool = _f(True, "Batch concurrent requests together (--no-batching: one request at a time).")
+    prefix_sharing: bool = _f(True, "Texts that start with the same tokens share one encoding of that prefix "
+                              "(causal models; exact).")
+    api_key_env: str = _f("", "Require 'Authorization: Bearer KEY' with KEY read from this environment variable.")
+    max_body_bytes: int = _f(16 * 2**20, "Largest request body (413 beyond it).")
+    max_items: int = _f(4096, "Most texts or rows per request (413 beyond it).")
+    max_item_tokens: int = _f(32768, "Most tokens per text (422 naming the item beyond it; texts longer than "
+                              "--max-length are still scored, cut from the left).")
     max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
     device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
     bf16: bool = _f(False, "Load the weights in bf16 (halves memory; rewards differ from fp32 by rounding).")

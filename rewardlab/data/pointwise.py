@@ -91,7 +91,7 @@ def _unit(value: Any, where: str, what: str) -> float:
 
 
 def _common(row: dict, text: Text, target: Any, n: int, ends=None) -> Point:
-    subset, answer = row.get("subset"), row.get("answer")
+    subset, answer = row.get("subset", row.get("split")), row.get("answer")
     return Point(text.prompt, text.completion, target, ends, text.templated,
                  None if answer is None else str(answer), None if subset is None else str(subset), n)
 

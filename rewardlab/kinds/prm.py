@@ -112,17 +112,26 @@ def metrics(examples, scores: list[list[float]], obj: ObjectiveArgs) -> dict:
         out["steps"] = step_f1([s for s, _ in kept], [lab for _, lab in kept])
         out["accuracy"] = out["steps"].get("accuracy")
     first = [next((i for i, ok in enumerate(lab) if not ok), -1) for _, lab in kept]
+    subsets = [e.subset for e, lab in zip(examples, labels) if lab is not None]
+    subsets = [s for s, x in zip(subsets, scores) if all(v == v for v in x)]
+    reported = list(range(len(kept)))
     if kept and obj.prm_threshold > 0:
-        out["processbench"] = processbench([s for s, _ in kept], first, obj.prm_threshold)
-        out["processbench"]["threshold_from"] = "given"
+        t, how = obj.prm_threshold, "given"
     elif len(kept) >= 4:
+        reported = reported[1::2]
         try:
             t, how = best_threshold([s for s, _ in kept[0::2]], first[0::2]), \
                 "chosen on the even rows, reported on the odd rows"
         except ValueError:  # the even rows lack erroneous or all-correct samples: no F1 to maximise
             t, how = 0.5, "0.5 (the even rows cannot choose one: they lack a class)"
-        out["processbench"] = processbench([s for s, _ in kept[1::2]], first[1::2], t)
-        out["processbench"]["threshold_from"] = how
+    if kept and (obj.prm_threshold > 0 or len(kept) >= 4):
+        out["processbench"] = {**processbench([kept[i][0] for i in reported], [first[i] for i in reported], t),
+                               "threshold_from": how}
+        if any(s is not None for s in subsets):  # ProcessBench's splits (a split or subset column)
+            out["processbench"]["splits"] = {
+                name: processbench([kept[i][0] for i in reported if subsets[i] == name],
+                                   [first[i] for i in reported if subsets[i] == name], t)
+                for name in sorted({subsets[i] for i in reported if subsets[i] is not None})}
     rewards = [aggregate_steps(s, obj.aggregate) if s and all(x == x for x in s) else float("nan") for s in scores]
     groups = points.groups_of(examples)
     solved = [e.outcome if e.outcome is not None else float(all(lab)) if lab is not None else None
@@ -138,8 +147,11 @@ def format_eval(m: dict) -> str:
     """Step F1, ProcessBench and best-of-N blocks, each a small table."""
     parts = [f"steps ({m['n']} solutions)\n" + format_pointwise(m["steps"])] if "steps" in m else []
     if "processbench" in m:
-        parts.append(f"ProcessBench first error (threshold {m['processbench']['threshold_from']})\n"
-                     + format_pointwise(m["processbench"]))
+        pb = m["processbench"]
+        parts.append(f"ProcessBench first error (threshold {pb['threshold_from']})\n" + format_pointwise(pb))
+        for name, split in pb.get("splits", {}).items():
+            f1 = "n/a" if split["f1"] is None else f"{split['f1']:.4f}"
+            parts.append(f"  {name:<24} F1 {f1}  (n={split['n_error'] + split['n_correct']})")
     if "best_of_n" in m:
         parts.append(f"best-of-N (aggregate {m['best_of_n']['aggregate']})\n"
                      + format_pointwise({k: v for k, v in m["best_of_n"].items() if k != "accuracy"}))

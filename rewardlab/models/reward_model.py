@@ -15,7 +15,7 @@ from .backbone import ensure_pad_token, score_sequences
 from .lora import load_adapter
 from .packed_encoder import score_packed, supports_packed_encoder
 from .readout import READ, read_fields, score_points
-from .shared_prompt import score_groups_shared, supports_shared_prompt
+from .shared_prompt import group_by_prefix, score_groups_shared, supports_shared_prompt, tokens_processed
 
 
 class RewardModel:
@@ -31,6 +31,7 @@ class RewardModel:
         self.kind = self.settings.get("kind", "preference")
         # Plain-text rows go through the chat template when the model was trained that way.
         self.chat = bool(self.settings.get("apply_chat_template"))
+        self.last_tokens = (0, 0)  # (tokens the last score_texts processed, tokens it was given)
 
     @property
     def step_marker(self) -> str | None:
@@ -75,26 +76,44 @@ class RewardModel:
         self.model.save_pretrained(path, safe_serialization=True)
         self.tokenizer.save_pretrained(path)
 
-    def score_texts(self, texts: list, batch_size: int = 16, max_tokens: int = 16384):
+    def score_texts(self, texts: list, batch_size: int = 16, max_tokens: int = 16384, share_prefixes: bool = True):
         """Rewards for :class:`rewardlab.data.Text` items, in input order, and the truncation counts.
 
         Sequences are sorted by length before batching, so the result does not depend on the
-        batch size or on the order of the inputs.
+        batch size or on the order of the inputs. On causal backbones, texts that begin with the
+        same tokens are found from their token ids and share one encoding of that prefix
+        (``share_prefixes``; exact either way).
         """
         if self.kind != "preference":
             details, counts = self.score_details(texts, batch_size=batch_size, max_tokens=max_tokens)
             return [d["reward"] for d in details], counts
         groups, counts = encode_groups(self.tokenizer, [[t] for t in texts], self.max_length, cut_completion=True)
         seqs = [g.sequences[0] for g in groups]
+        if share_prefixes and len(seqs) > 1 and supports_shared_prompt(self.model):
+            return self._score_shared(seqs, batch_size, max_tokens), counts
+        self.last_tokens = (sum(map(len, seqs)),) * 2
         return self._score_flat(seqs, batch_size, max_tokens), counts
 
+    def _score_shared(self, seqs: list[list[int]], batch_size: int, max_tokens: int) -> list[float]:
+        """Independent texts that start with the same tokens (the samples of one prompt) go
+        through the shared-prompt forward together, their common prefix encoded once."""
+        found = group_by_prefix(seqs)
+        self.last_tokens = tokens_processed([[seqs[i] for i in g] for g in found])
+        rewards = score_groups_shared(self.model, [[seqs[i] for i in g] for g in found], self.tokenizer.pad_token_id,
+                                      batch_size, max_tokens)
+        out = [0.0] * len(seqs)
+        for g, r in zip(found, rewards):
+            for i, x in zip(g, r):
+                out[i] = x
+        return out
+
     def score_details(self, texts: list, per_token: bool = False, batch_size: int = 16,
-                      max_tokens: int = 16384) -> tuple[list[dict], Counts]:
+                      max_tokens: int = 16384, share_prefixes: bool = True) -> tuple[list[dict], Counts]:
         """Everything the model's kind reads from each text (see models/readout.py): ``reward``
         always; ``step_rewards`` (prm), ``values`` (value), ``attributes`` (regression),
         ``token_rewards`` (orm with ``per_token``)."""
         if self.kind == "preference":
-            rewards, counts = self.score_texts(texts, batch_size, max_tokens)
+            rewards, counts = self.score_texts(texts, batch_size, max_tokens, share_prefixes)
             return [{"reward": r} for r in rewards], counts
         read = "tokens" if self.kind == "orm" and per_token else READ[self.kind]
         points = [text_point(t, self.step_marker) for t in texts]
@@ -121,10 +140,11 @@ class RewardModel:
             return out, counts
         encoded, counts = encode_groups(self.tokenizer, groups, self.max_length, cut_completion=True)
         seqs = [g.sequences for g in encoded]
-        pad = self.tokenizer.pad_token_id
-        if supports_shared_prompt(self.model) and any(len(g) > 1 for g in seqs):
-            return score_groups_shared(self.model, seqs, pad, batch_size, max_tokens), counts
-        flat = self._score_flat([s for g in seqs for s in g], batch_size, max_tokens)
+        every = [s for g in seqs for s in g]
+        # Prefixes are found across rows too (the same prompt in several rows is encoded once).
+        shared = len(every) > 1 and supports_shared_prompt(self.model)
+        flat = self._score_shared(every, batch_size, max_tokens) if shared else \
+            self._score_flat(every, batch_size, max_tokens)
         out, pos = [], 0
         for g in seqs:
             out.append(flat[pos:pos + len(g)])

@@ -276,6 +276,23 @@ def shared_prompt_rewards(model: nn.Module, batch: dict, attention: str = "auto"
     return shared_prompt_outputs(model, batch, attention)[:, 0]
 
 
+def group_by_prefix(sequences: list[list[int]], min_shared: int = 8) -> list[list[int]]:
+    """Indices of independent sequences, grouped so that each group shares a token prefix of
+    at least ``min_shared`` tokens (the n samples of one prompt, sent as whole texts); the
+    others are groups of one. Sorting puts sequences with a common start next to each other,
+    and a sorted run's common prefix is that of its first and last members. Any grouping is
+    exact (the shared-prompt layout gives every sequence the hidden states it gets alone); this
+    one only decides how much prompt computation is saved."""
+    order = sorted(range(len(sequences)), key=lambda i: sequences[i])
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and common_prefix_length([sequences[groups[-1][0]], sequences[i]]) >= min_shared:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
 def tokens_processed(groups: list[list[list[int]]]) -> tuple[int, int]:
     """(tokens the shared-prompt layout processes, tokens of the plain per-sequence layout)."""
     shared = sum(len(r[0]) for r in layout(groups))

@@ -1,31 +1,40 @@
 """Serve a reward model over HTTP (FastAPI + uvicorn), for an RL loop or anything else.
 
-    rewardlab serve --model runs/rm --port 8000
+    rewardlab serve --model runs/rm            # http://127.0.0.1:5000
 
 Endpoints:
-- ``GET /health``: ``{"status": "ok", "model", "max_length"}``.
+- ``GET /health``: ``{"status": "ok", "model", "kind", "max_length"}`` (no token needed).
 - ``POST /score``: ``{"rows": [...]}``, rows as ``rewardlab score`` reads them (prompt +
-  completion, prompt + completions, chosen/rejected; strings or chat messages). Answers
-  ``{"rows": [... each with its rewards], "truncated": n}`` in request order.
+  completion, prompt + completions, chosen/rejected, prompt + steps; strings or chat
+  messages). Answers ``{"rows": [... each with what score writes], "truncated": n}``.
 - ``POST /get_reward``: OpenRLHF's remote reward-model protocol (``--remote_rm_url``):
-  ``{"query": [prompt + response, ...], "prompts": [...]}`` -> ``{"rewards": [...]}`` (also under
-  ``"score"``, the key older OpenRLHF versions read).
+  ``{"query": [prompt + response, ...], "prompts": [...], "labels": [...]}`` (only ``query``
+  needed) -> ``{"rewards": [...], "scores": [...], "extra_logs": {...}}``.
+- ``GET /metrics``: Prometheus text format (requests, errors by code, batch sizes, tokens per
+  batch, the prefix-sharing ratio, queue wait and latency).
 
-Bad input is HTTP 400 with one line: ``{"error": "request: row 2: empty completion"}``. One model
-instance serves requests one at a time (a lock; the model is not thread-safe, and an RL loop
-sends batches). Rewards equal ``RewardModel.score`` exactly: the same encoding and batching code.
+Concurrent requests are batched together (serve/batcher.py), and texts that start with the
+same tokens share one encoding of that prefix: rewards equal ``RewardModel.score`` of each
+text alone. Safe by default: 127.0.0.1 unless ``--host``; a bearer token with
+``--api-key-env``; limits on body size, items and tokens per item, each refused with one line
+naming what is wrong (``{"error": "request: item 3: ..."}``); a bad request fails alone.
 """
 
-from __future__ import annotations
 
-import threading
+import asyncio
+import hmac
+import json
+import os
+import time
+from contextlib import asynccontextmanager
 
 import torch
 
 from ..data.text import Text
-from ..errors import DataError
-from ..eval.score import score_rows
+from ..errors import ConfigError, DataError
+from ..eval.score import add_rewards, build_groups
 from ..models.reward_model import RewardModel
+from .metrics import Metrics
 
 
 def split_query(query: str, prompt: str | None, tokenizer) -> Text:
@@ -38,59 +47,175 @@ def split_query(query: str, prompt: str | None, tokenizer) -> Text:
     return Text(prompt, query[len(prompt):], templated=bool(bos) and query.startswith(bos))
 
 
-def create_app(rm, name: str = "", batch_size: int = 16, max_tokens: int = 16384):
+class Refused(Exception):
+    """A request answered with an HTTP error and one line."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def create_app(rm, name: str = "", batch_size: int = 16, max_tokens: int = 16384, max_wait_ms: float = 5.0,
+               batching: bool = True, prefix_sharing: bool = True, api_key: str | None = None,
+               max_body_bytes: int = 16 * 2**20, max_items: int = 4096, max_item_tokens: int = 32768):
     """The FastAPI application around a :class:`rewardlab.RewardModel`."""
-    from fastapi import Body, FastAPI
-    from fastapi.responses import JSONResponse
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, Response
 
-    app = FastAPI(title="rewardlab reward model", description=f"Rewards from {name or 'a reward model'}.")
-    lock = threading.Lock()
+    from .batcher import Batcher
 
-    def bad(message: str) -> JSONResponse:
-        return JSONResponse(status_code=400, content={"error": message})
+    metrics = Metrics()
+
+    def run_batch(texts: list) -> list[dict]:
+        details, _ = rm.score_details(texts, False, batch_size, max_tokens, prefix_sharing)
+        return details
+
+    def on_batch(jobs, started):
+        processed, sent = rm.last_tokens
+        metrics.batch(len(jobs), sum(len(j.texts) for j in jobs), sent, processed,
+                      [started - j.arrived for j in jobs])
+
+    batcher = Batcher(run_batch, max_tokens, max_wait_ms / 1000, batching, on_batch)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        batcher.start()
+        yield
+        await batcher.stop()  # SIGTERM: uvicorn stops accepting, in-flight requests finish first
+
+    app = FastAPI(title="rewardlab reward model", description=f"Rewards from {name or 'a reward model'}.",
+                  lifespan=lifespan)
+
+    def answer(status: int, message: str, endpoint: str) -> JSONResponse:
+        metrics.error(endpoint, status)
+        return JSONResponse(status_code=status, content={"error": message})
+
+    async def read_json(request: Request) -> dict:
+        """The body, refused past ``max_body_bytes`` before it is all read (413), or when it is
+        not a JSON object (400)."""
+        if api_key is not None:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+                raise Refused(401, "missing or wrong bearer token (Authorization: Bearer KEY)")
+        if int(request.headers.get("content-length") or 0) > max_body_bytes:
+            raise Refused(413, f"request: body larger than --max-body-bytes {max_body_bytes}")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body_bytes:
+                raise Refused(413, f"request: body larger than --max-body-bytes {max_body_bytes}")
+            chunks.append(chunk)
+        try:
+            body = json.loads(b"".join(chunks))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise Refused(400, f"request: the body is not valid JSON: {str(e).splitlines()[0]}") from None
+        if not isinstance(body, dict):
+            raise Refused(400, "request: the body must be a JSON object")
+        return body
+
+    async def admit(texts: list[Text], where: list[str]) -> list[int]:
+        """Count the tokens of every text off the event loop; refuse an item over the limit."""
+        if len(texts) > max_items:
+            raise Refused(413, f"request: {len(texts)} items, more than --max-items {max_items}")
+        for t, at in zip(texts, where):  # cheap first: a huge string is refused before tokenizing
+            if len(t.prompt) + len(t.completion) > 16 * max_item_tokens:
+                raise Refused(422, f"request: {at}: longer than --max-item-tokens {max_item_tokens}")
+
+        def count() -> list[int]:  # as scoring encodes: special tokens, and the end marker appended
+            eos = rm.tokenizer.eos_token_id
+            ids = rm.tokenizer([t.prompt + t.completion for t in texts])["input_ids"] if texts else []
+            return [len(x) + (eos is not None and (not x or x[-1] != eos)) for x in ids]
+
+        lengths = await asyncio.get_running_loop().run_in_executor(None, count)
+        for n, at in zip(lengths, where):
+            if n > max_item_tokens:
+                raise Refused(422, f"request: {at}: {n} tokens, more than --max-item-tokens {max_item_tokens}")
+        return lengths
+
+    async def handle(endpoint: str, request: Request, work):
+        started = time.perf_counter()
+        try:
+            result = await work(await read_json(request))
+        except Refused as e:
+            return answer(e.status, str(e), endpoint)
+        except DataError as e:
+            return answer(400, str(e), endpoint)
+        metrics.request(endpoint, time.perf_counter() - started)
+        return result
 
     @app.get("/health")
-    def health() -> dict:
-        return {"status": "ok", "model": name, "max_length": rm.max_length}
+    async def health() -> dict:
+        return {"status": "ok", "model": name, "kind": rm.kind, "max_length": rm.max_length}
 
-    @app.post("/score")
-    def score(body: dict = Body(...)):
+    @app.get("/metrics")
+    async def prometheus(request: Request):
+        if api_key is not None and not hmac.compare_digest(request.headers.get("authorization", "").encode(),
+                                                           f"Bearer {api_key}".encode()):
+            return answer(401, "missing or wrong bearer token (Authorization: Bearer KEY)", "/metrics")
+        return Response(metrics.text(), media_type="text/plain; version=0.0.4")
+
+    async def score_rows(body: dict) -> dict:
         rows = body.get("rows")
         if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
-            return bad("request: 'rows' must be a non-empty list of objects")
-        try:
-            with lock:
-                scored, counts = score_rows(rm, rows, "request", batch_size, max_tokens)
-        except DataError as e:
-            return bad(str(e))
-        return {"rows": scored, "truncated": counts.truncated}
+            raise Refused(400, "request: 'rows' must be a non-empty list of objects")
+        if len(rows) > max_items:
+            raise Refused(413, f"request: {len(rows)} rows, more than --max-items {max_items}")
+        groups, fields = build_groups(rows, rm.tokenizer, "request", chat=rm.chat, marker=rm.step_marker or "\n")
+        flat = [t for g in groups for t in g]
+        lengths = await admit(flat, [f"row {i + 1}" for i, g in enumerate(groups) for _ in g])
+        details = await batcher.submit(flat, sum(lengths)) if flat else []
+        out, at = [], 0
+        for row, field, g in zip(rows, fields, groups):
+            part = details[at:at + len(g)]
+            at += len(g)
+            out.append(add_rewards(row, field, [d["reward"] for d in part],
+                                   part if rm.kind != "preference" else None))
+        return {"rows": out, "truncated": sum(n > rm.max_length for n in lengths)}
 
-    @app.post("/get_reward")
-    def get_reward(body: dict = Body(...)):
+    async def get_reward(body: dict) -> dict:
         queries, prompts = body.get("query"), body.get("prompts")
         if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
-            return bad("request: 'query' must be a list of strings")
+            raise Refused(400, "request: 'query' must be a list of strings")
         if prompts is not None and (not isinstance(prompts, list) or len(prompts) != len(queries)
                                     or not all(isinstance(p, str) for p in prompts)):
-            return bad(f"request: 'prompts' must be a list of {len(queries)} strings, one per query")
+            raise Refused(400, f"request: 'prompts' must be a list of {len(queries)} strings, one per query")
         texts = []
         for i, q in enumerate(queries):
             try:
                 texts.append(split_query(q, prompts[i] if prompts else None, rm.tokenizer))
             except DataError as e:
-                return bad(f"request: query {i + 1}: {e}")
-        with lock:
-            rewards, _ = rm.score_texts(texts, batch_size, max_tokens)
-        return {"rewards": rewards, "score": rewards}  # OpenRLHF reads "rewards" (older versions: "score")
+                raise Refused(400, f"request: query {i + 1}: {e}") from None
+        lengths = await admit(texts, [f"query {i + 1}" for i in range(len(texts))])
+        rewards = [d["reward"] for d in await batcher.submit(texts, sum(lengths))] if texts else []
+        # OpenRLHF reads "scores" first, then "rewards" (older versions: "score").
+        return {"rewards": rewards, "scores": rewards, "score": rewards, "extra_logs": {}}
+
+    @app.post("/score")
+    async def score(request: Request):
+        return await handle("/score", request, score_rows)
+
+    @app.post("/get_reward")
+    async def reward(request: Request):
+        return await handle("/get_reward", request, get_reward)
 
     return app
 
 
 def serve(model: str, host: str = "127.0.0.1", port: int = 5000, batch_size: int = 16,
-          max_tokens: int = 16384, max_length: int = 0, device: str = "", bf16: bool = False) -> None:
+          max_tokens: int = 16384, max_length: int = 0, device: str = "", bf16: bool = False,
+          max_wait_ms: float = 5.0, batching: bool = True, prefix_sharing: bool = True, api_key_env: str = "",
+          max_body_bytes: int = 16 * 2**20, max_items: int = 4096, max_item_tokens: int = 32768) -> None:
     import uvicorn
 
+    api_key = None
+    if api_key_env:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            raise ConfigError(f"--api-key-env {api_key_env}: that environment variable is empty or unset")
     rm = RewardModel.from_pretrained(model, max_length=max_length, device=device or None,
                                      dtype=torch.bfloat16 if bf16 else None)
-    print(f"serving {model} on http://{host}:{port} (POST /score, POST /get_reward, GET /health)", flush=True)
-    uvicorn.run(create_app(rm, model, batch_size, max_tokens), host=host, port=port, log_level="warning")
+    app = create_app(rm, model, batch_size, max_tokens, max_wait_ms, batching, prefix_sharing, api_key,
+                     max_body_bytes, max_items, max_item_tokens)
+    print(f"serving {model} ({rm.kind}) on http://{host}:{port} (POST /score, POST /get_reward, GET /health, "
+          f"GET /metrics){'; bearer token required' if api_key else ''}", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

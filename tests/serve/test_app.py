@@ -116,3 +116,42 @@ def test_serve_command_end_to_end(served, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_a_process_reward_model_serves_step_rewards(tiny_llama, tmp_path):
+    """Kind prm behind the same endpoints: /score rows with steps get step_rewards and the
+    aggregate; /get_reward on a plain query splits it at the saved separator, as training did."""
+    import json
+
+    import uvicorn
+
+    from rewardlab.serve import create_app
+
+    rows = [{"prompt": "Q: 2+3?", "steps": ["Add them.", f"It is {a}."], "labels": [True, a == 5]} for a in (5, 6)] * 2
+    data = tmp_path / "prm.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "prm"
+    assert main(["train", "--model", tiny_llama, "--kind", "prm", "--data", str(data), "--output", str(out),
+                 "--max-steps", "2", "--lr", "1e-2"]) == 0
+    rm = RewardModel.from_pretrained(str(out), device="cpu")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(rm, str(out)), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port}"
+        scored = httpx.post(f"{url}/score", json={"rows": rows[:2]}).json()["rows"]
+        assert [len(r["step_rewards"]) for r in scored] == [2, 2]
+        assert all(r["reward"] == min(r["step_rewards"]) and r["aggregate"] == "min" for r in scored)
+        query = [r["prompt"] + "\n".join(r["steps"]) for r in rows[:2]]
+        rewards = httpx.post(f"{url}/get_reward", json={"query": query, "prompts": ["Q: 2+3?"] * 2}).json()["rewards"]
+        assert rewards == pytest.approx([r["reward"] for r in scored], abs=1e-6)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

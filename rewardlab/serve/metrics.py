@@ -1,0 +1,59 @@
+"""The server's Prometheus metrics (``GET /metrics``), through prometheus-client when installed.
+
+Requests and errors by endpoint and status code, batch sizes (requests and texts), tokens per
+batch, tokens sent and tokens processed (their ratio is what prefix sharing saves), the wait
+in the queue before a batch starts, and request latency.
+"""
+
+from __future__ import annotations
+
+
+class Metrics:
+    def __init__(self):
+        try:
+            import prometheus_client as prom
+        except ImportError:  # the server works without it; /metrics says how to get them
+            self.registry = None
+            return
+        self.prom = prom
+        self.registry = r = prom.CollectorRegistry()
+        self.requests = prom.Counter("rewardlab_requests_total", "Requests answered", ["endpoint"], registry=r)
+        self.errors = prom.Counter("rewardlab_errors_total", "Requests refused", ["endpoint", "code"], registry=r)
+        self.latency = prom.Histogram("rewardlab_request_seconds", "Request latency", ["endpoint"], registry=r,
+                                      buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+        self.wait = prom.Histogram("rewardlab_queue_wait_seconds", "Wait before a request's batch starts",
+                                   registry=r, buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5))
+        self.batch_requests = prom.Histogram("rewardlab_batch_requests", "Requests per batch", registry=r,
+                                             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+        self.batch_texts = prom.Histogram("rewardlab_batch_texts", "Texts per batch", registry=r,
+                                          buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024))
+        self.batch_tokens = prom.Histogram("rewardlab_batch_tokens", "Tokens per batch", registry=r,
+                                           buckets=(64, 256, 1024, 4096, 16384, 65536))
+        self.sent = prom.Counter("rewardlab_tokens_sent_total", "Tokens of the texts scored", registry=r)
+        self.processed = prom.Counter("rewardlab_tokens_processed_total",
+                                      "Tokens the model processed (shared prefixes once)", registry=r)
+
+    def request(self, endpoint: str, seconds: float) -> None:
+        if self.registry is not None:
+            self.requests.labels(endpoint).inc()
+            self.latency.labels(endpoint).observe(seconds)
+
+    def error(self, endpoint: str, code: int) -> None:
+        if self.registry is not None:
+            self.errors.labels(endpoint, str(code)).inc()
+
+    def batch(self, requests: int, texts: int, sent: int, processed: int, waits: list[float]) -> None:
+        if self.registry is None:
+            return
+        self.batch_requests.observe(requests)
+        self.batch_texts.observe(texts)
+        self.batch_tokens.observe(sent)
+        self.sent.inc(sent)
+        self.processed.inc(processed)
+        for w in waits:
+            self.wait.observe(w)
+
+    def text(self) -> bytes:
+        if self.registry is None:
+            return b"# prometheus-client is not installed: pip install 'rewardlab[serve]'\n"
+        return self.prom.generate_latest(self.registry)
