@@ -64,8 +64,8 @@ def test_score_keeps_every_row_and_names_the_way_past_bad_ones(tiny_bert, tmp_pa
     capsys.readouterr()
     assert main(["score", "--model", out, "--data", data, "--output", str(scored)]) == 2
     assert capsys.readouterr().err.strip().endswith(
-        "rows.jsonl: row 2: expected 'prompt' + 'completion', 'prompt' + 'completions' (a list), or 'chosen' + "
-        "'rejected'; found columns: prompt (--skip-bad-rows writes such rows back with an 'error' field)")
+        "rows.jsonl: row 2: expected 'prompt' + 'completion', 'prompt' + 'completions' (a list), 'prompt' + "
+        "'steps', or 'chosen' + 'rejected'; found columns: prompt (--skip-bad-rows writes such rows back with an 'error' field)")
     assert main(["score", "--model", out, "--data", data, "--output", str(scored), "--skip-bad-rows"]) == 0
     back = [json.loads(x) for x in scored.read_text().splitlines()]
     assert isinstance(back[0]["reward"], float) and len(back[2]["rewards"]) == 2  # the empty reply is scored

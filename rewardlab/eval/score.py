@@ -42,8 +42,8 @@ def row_texts(row: dict, tokenizer, at: str, allow_empty: bool = True,
     if "chosen" in row or "rejected" in row:
         pair = check_pair(row, tokenizer, at, 0, allow_empty, chat)
         return [Text(pair.prompt, c, pair.templated) for c in pair.completions], "pair"
-    raise DataError(f"{at}: expected 'prompt' + 'completion', 'prompt' + 'completions' (a list), "
-                    f"or 'chosen' + 'rejected'; found columns: {', '.join(row) or 'none'}")
+    raise DataError(f"{at}: expected 'prompt' + 'completion', 'prompt' + 'completions' (a list), 'prompt' + "
+                    f"'steps', or 'chosen' + 'rejected'; found columns: {', '.join(row) or 'none'}")
 
 
 SKIP_HINT = " (--skip-bad-rows writes such rows back with an 'error' field)"

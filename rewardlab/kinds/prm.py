@@ -132,7 +132,8 @@ def metrics(examples, scores: list[list[float]], obj: ObjectiveArgs) -> dict:
                 name: processbench([kept[i][0] for i in reported if subsets[i] == name],
                                    [first[i] for i in reported if subsets[i] == name], t)
                 for name in sorted({subsets[i] for i in reported if subsets[i] is not None})}
-    rewards = [aggregate_steps(s, obj.aggregate) if s and all(x == x for x in s) else float("nan") for s in scores]
+    # Steps cut off by truncation (NaN) are left out of the aggregate, as scoring does.
+    rewards = [aggregate_steps(known, obj.aggregate) if (known := [x for x in s if x == x]) else 0.0 for s in scores]
     groups = points.groups_of(examples)
     solved = [e.outcome if e.outcome is not None else float(all(lab)) if lab is not None else None
               for e, lab in zip(examples, labels)]

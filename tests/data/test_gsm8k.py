@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from rewardlab.data.gsm8k import SOLVERS, final_answer, main, solution_groups, solution_rows
+from rewardlab.data.gsm8k import SOLVERS, final_answer, main, solution_groups, solution_rows, solution_step_rows
 from rewardlab.eval.ranking import group_metrics, tiers_from_scores
 from tests.conftest import shared_data
 
@@ -53,7 +53,9 @@ def test_solution_groups_and_rows(tmp_path):
     rows = solution_rows(path)
     assert len(rows) == 8 and [r["label"] for r in rows[:4]] == [1, 0, 0, 1]
     assert rows[5] == {"prompt": groups[1]["prompt"], "completion": groups[1]["completions"][1], "label": 1,
-                       "question_id": 1}
+                       "answer": "4", "question_id": 1}
+    steps = solution_step_rows(path)  # for a process reward model: lines as steps, the outcome as 'correct'
+    assert steps[5]["steps"] == ["So the answer is 4.", "A: 4"] and steps[5]["correct"] is True
 
 
 def test_malformed_row_names_file_and_line(tmp_path):

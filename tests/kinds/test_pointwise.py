@@ -99,3 +99,37 @@ def test_a_soft_label_of_0_3_trains_toward_0_3(tiny_llama, tmp_path):
     [detail], _ = rm.score_details([Text("Q:", "One step.\n")])
     assert detail["step_rewards"][0] == pytest.approx(0.3, abs=0.03)
     assert not math.isnan(detail["reward"])
+
+
+def test_a_value_function_learns_the_expected_return_of_each_prefix(tiny_llama_wide, tmp_path):
+    """Simulated task with a known answer (bench/simulated_value_regression.py at test size): 8
+    words, each 'yes' or 'no' with probability 1/2, return = the share of 'yes'. Regressed on the
+    return at every token, V(prefix) learns E[R | prefix] = (yes so far + (8 - t) / 2) / 8."""
+    import json
+    import random
+
+    rng = random.Random(0)
+
+    def rows(n):
+        out = []
+        for _ in range(n):
+            words = [rng.choice(["yes", "no"]) for _ in range(8)]
+            out.append({"prompt": "Answer:", "completion": "".join(" " + w for w in words),
+                        "reward": words.count("yes") / 8})
+        return out
+
+    data = tmp_path / "value.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows(512)))
+    train(TrainConfig.flat(model=tiny_llama_wide, kind="value", data=str(data), output=str(tmp_path / "v"), lr=2e-3,
+                           epochs=3, batch_size=16, save_every=0, log_every=100, warmup_ratio=0.05))
+    rm = RewardModel.from_pretrained(str(tmp_path / "v"), device="cpu")
+    from rewardlab.data import Text
+
+    fresh = rows(100)
+    details, _ = rm.score_details([Text(r["prompt"], r["completion"]) for r in fresh])
+    errors = []
+    for r, d in zip(fresh, details):
+        words = r["completion"].split()
+        assert len(d["values"]) == 9  # one per word, then the end marker
+        errors += [abs(d["values"][t] - (words[:t + 1].count("yes") + (7 - t) / 2) / 8) for t in range(8)]
+    assert sum(errors) / len(errors) < 0.05  # the bench's 4-layer model gets 0.008

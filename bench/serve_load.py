@@ -1,0 +1,184 @@
+"""The reward server under RL-loop load: batching across requests and shared prompts, measured.
+
+    python bench/serve_load.py [--prompts 32] [--samples 8] [--clients 64] [--layers 4]
+
+GRPO-shaped traffic on loopback: HH-RLHF prompts (../shared/data) with ``--samples`` different
+replies each, every reply sent as its own one-query ``/get_reward`` request (whole text, no
+prompt field: what OpenRLHF sends), ``--clients`` requests in flight, prompt by prompt (a
+prompt's samples are generated together) or with ``--shuffle`` in random order. The model is the
+SmolLM2-135M architecture cut to ``--layers`` layers (as bench/train_vs_trl.py), fp32 on CPU.
+
+Three runs, each against a fresh ``rewardlab serve`` subprocess:
+  rewardlab   batching across requests + prefix sharing (the defaults), concurrent clients;
+  (a) serial  the same server with --no-batching --no-prefix-sharing: one request at a time, as
+              OpenRLHF's own server behaves; concurrent clients;
+  (b) one     the default server, one client sending requests one after another.
+Printed: requests/s, p50/p99 latency, failures, the prefix-sharing ratio (tokens processed /
+tokens sent, from /metrics), the largest reward difference from run (a), and the throughput
+ratio rewardlab / (a). Bounded: every request has a 180 s timeout, every run a fixed count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import httpx  # noqa: E402
+import torch  # noqa: E402
+
+DATA = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf-harmless" / "pairs.jsonl.gz"
+
+
+def make_model(folder: Path, layers: int) -> str:
+    from rewardlab.models.backbone import load_backbone
+
+    model, tok = load_backbone("smollm2")
+    model.model.layers = model.model.layers[:layers]
+    model.config.num_hidden_layers = layers
+    if getattr(model.config, "layer_types", None):
+        model.config.layer_types = model.config.layer_types[:layers]
+    torch.manual_seed(0)
+    torch.nn.init.normal_(model.score.weight, std=0.02)
+    model.config.rewardlab = {"max_length": 512, "kind": "preference"}
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+def grpo_queries(n_prompts: int, samples: int, shuffle: bool = False, seed: int = 0) -> list[str]:
+    """n_prompts HH prompts, each with ``samples`` different replies (its own two, then replies
+    taken from other dialogues), as whole texts. In GRPO a prompt's samples are generated in one
+    call and sent together, so they arrive in prompt order; ``shuffle``: in any order."""
+    from rewardlab.data.preference import load_examples
+
+    pairs = load_examples(str(DATA), None, skip_bad=True, allow_empty=False)
+    rng = random.Random(seed)
+    replies = [c for p in pairs for c in p.completions if 20 < len(c) < 600]
+    chosen = [p for p in pairs if 40 < len(p.prompt) < 800][:n_prompts]
+    queries = []
+    for p in chosen:
+        mine = list(dict.fromkeys(c for c in p.completions if c.strip()))
+        while len(mine) < samples:
+            mine.append(rng.choice(replies))
+        queries += [p.prompt + c for c in mine[:samples]]
+    if shuffle:
+        rng.shuffle(queries)
+    return queries
+
+
+def start(model: str, *flags: str):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "rewardlab", "serve", "--model", model, "--port", str(port),
+                             *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(1200):
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the server did not start")
+
+
+def load(url: str, queries: list[str], clients: int) -> dict:
+    latencies, rewards, failures = [None] * len(queries), [None] * len(queries), []
+    todo = iter(range(len(queries)))
+    lock = threading.Lock()
+
+    def client():
+        with httpx.Client(timeout=180) as http:
+            while True:
+                with lock:
+                    i = next(todo, None)
+                if i is None:
+                    return
+                t0 = time.perf_counter()
+                try:
+                    r = http.post(f"{url}/get_reward", json={"query": [queries[i]]})
+                    r.raise_for_status()
+                    rewards[i] = r.json()["rewards"][0]
+                except (httpx.HTTPError, KeyError, ValueError) as e:
+                    failures.append(f"{i}: {e}")
+                latencies[i] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    lat = sorted(x for x in latencies if x is not None)
+    metrics = {line.split()[0]: float(line.split()[1]) for line in httpx.get(f"{url}/metrics").text.splitlines()
+               if line and not line.startswith("#")}
+    sent = metrics.get("rewardlab_tokens_sent_total", 0.0)
+    return {"requests": len(queries), "clients": clients, "wall_s": wall, "requests_per_s": len(queries) / wall,
+            "p50_s": statistics.median(lat), "p99_s": lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+            "failures": len(failures), "first_failures": failures[:3],
+            "prefix_ratio": metrics.get("rewardlab_tokens_processed_total", 0.0) / sent if sent else None,
+            "rewards": rewards}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--prompts", type=int, default=32)
+    p.add_argument("--samples", type=int, default=8)
+    p.add_argument("--clients", type=int, default=64)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--shuffle", action="store_true", help="send the requests in random order, not prompt by prompt")
+    p.add_argument("--work", default="runs/serve-load")
+    args = p.parse_args()
+    if not DATA.exists():
+        sys.exit(f"{DATA} not found: set REWARDLAB_SHARED_DATA")
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    model = make_model(work / "model", args.layers)
+    queries = grpo_queries(args.prompts, args.samples, args.shuffle)
+    runs = {}
+    for name, flags, clients in (("rewardlab", (), args.clients),
+                                 ("(a) serial server", ("--no-batching", "--no-prefix-sharing"), args.clients),
+                                 ("(b) one client", (), 1)):
+        proc, url = start(model, *flags)
+        try:
+            load(url, queries[:8], min(8, clients))  # warm-up: first calls pay one-time costs
+            httpx.get(f"{url}/health")
+            runs[name] = load(url, queries, clients)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    base = runs["(a) serial server"]["rewards"]
+    print(f"{len(queries)} one-query requests ({args.prompts} HH prompts x {args.samples} replies, "
+          f"{'random order' if args.shuffle else 'prompt by prompt'}), {args.layers}-layer SmolLM2-architecture "
+          "model, CPU, loopback")
+    print("| run | clients | requests/s | p50 s | p99 s | failures | tokens processed / sent | max reward diff vs (a) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, r in runs.items():
+        diff = max(abs(a - b) for a, b in zip(r["rewards"], base) if a is not None and b is not None)
+        ratio = "n/a" if r["prefix_ratio"] is None else f"{r['prefix_ratio']:.3f}"
+        print(f"| {name} | {r['clients']} | {r['requests_per_s']:.1f} | {r['p50_s']:.3f} | {r['p99_s']:.3f} | "
+              f"{r['failures']} | {ratio} | {diff:.2e} |")
+    speedup = runs["rewardlab"]["requests_per_s"] / runs["(a) serial server"]["requests_per_s"]
+    print(f"throughput ratio rewardlab / (a) serial server: {speedup:.2f}x")
+    (work / "results.json").write_text(json.dumps({k: {x: y for x, y in v.items() if x != "rewards"}
+                                                   for k, v in runs.items()} | {"ratio": speedup}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
