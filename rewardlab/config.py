@@ -279,6 +279,8 @@ class RunArgs:
                                "is always kept).")
     log_every: int = _f(10, "Append training metrics to metrics.jsonl every N optimizer steps.")
     eval_batch_size: int = _f(16, "Prompts per batch when evaluating.")
+    reward_stats: bool = _f(False, "After training, score every training completion and save the rewards' mean "
+                            "and std with the model (preference kind; `serve --normalize` uses them).")
     report_to: str = _f("", "Extra experiment trackers through accelerate: tensorboard, wandb (comma separated).")
 
     def __post_init__(self):
@@ -408,6 +410,8 @@ class ServeConfig:
     batching: bool = _f(True, "Batch concurrent requests together (--no-batching: one request at a time).")
     prefix_sharing: bool = _f(True, "Texts that start with the same tokens share one encoding of that prefix "
                               "(causal models; exact).")
+    normalize: bool = _f(False, "Answer (r - mean) / std with the training rewards' statistics saved in the "
+                         "model (train with --reward-stats).")
     api_key_env: str = _f("", "Require 'Authorization: Bearer KEY' with KEY read from this environment variable.")
     max_body_bytes: int = _f(16 * 2**20, "Largest request body (413 beyond it).")
     max_items: int = _f(4096, "Most texts or rows per request (413 beyond it).")

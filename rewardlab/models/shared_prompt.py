@@ -14,9 +14,10 @@ The prompt here is the longest common *token* prefix of the K full sequences, so
 that straddles the prompt/completion boundary is handled exactly.
 
 On CPU a dense mask over a packed row would spend most attention compute on blocked
-pairs, so attention runs block by block: each group only against itself (registered
-with transformers as the attention implementation ``rewardlab_blocks``, which falls back
-to SDPA for ordinary inputs).
+pairs, so attention runs group by group, and within a group the prompt causally and the
+completions as one batch against the prompt and themselves (registered with transformers as
+the attention implementation ``rewardlab_blocks``, which falls back to SDPA for ordinary
+inputs).
 
 Encoders attend in both directions (the prompt would see the completions), so they use the
 plain padded forward instead; :func:`supports_shared_prompt` tells which applies.
@@ -34,8 +35,10 @@ BLOCK_ATTENTION = "rewardlab_blocks"
 
 
 def block_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
-    """SDPA over the groups of packed rows only (``rewardlab_blocks`` kwarg: a list of
-    (row, start, end, additive mask of the block)); plain SDPA without it."""
+    """Attention within the groups of packed rows only: ``rewardlab_groups`` (shared-prompt
+    groups, see :func:`_grouped_attention`), ``rewardlab_blocks`` (a list of (row, start, end,
+    additive mask of the block): the packed encoder's bidirectional blocks) or
+    ``rewardlab_flex``; plain SDPA without any."""
     from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
     flex_mask = kwargs.pop("rewardlab_flex", None)
@@ -43,6 +46,9 @@ def block_attention(module, query, key, value, attention_mask, dropout: float = 
         out = _flex_attention(query.device)(query, key, value, block_mask=flex_mask, scale=scaling,
                                             enable_gqa=key.shape[1] != query.shape[1])
         return out.transpose(1, 2).contiguous(), None
+    groups = kwargs.pop("rewardlab_groups", None)
+    if groups is not None:
+        return _grouped_attention(module, query, key, value, groups, scaling, dropout), None
     blocks = kwargs.pop("rewardlab_blocks", None)
     if blocks is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
@@ -55,6 +61,42 @@ def block_attention(module, query, key, value, attention_mask, dropout: float = 
             query[row:row + 1, :, start:end], key[row:row + 1, :, start:end], value[row:row + 1, :, start:end],
             attn_mask=mask.to(query.dtype), scale=scaling, dropout_p=dropout if module.training else 0.0)
     return out.transpose(1, 2).contiguous(), None
+
+
+def _grouped_attention(module, query, key, value, groups, scaling, dropout: float) -> torch.Tensor:
+    """Attention of packed shared-prompt groups, computing only the allowed pairs: per group,
+    the prompt causally (SDPA's fused causal kernel), then its K completions as one batch, each
+    attending to the whole prompt and causally to itself. A dense mask over the group would
+    also compute every completion against every other one, which on CPU was about half a
+    batch's time. ``groups``: (row, start, prompt length, completion lengths)."""
+    from torch.nn.functional import scaled_dot_product_attention as sdpa
+    from transformers.integrations.sdpa_attention import repeat_kv
+
+    n_rep = getattr(module, "num_key_value_groups", 1)
+    key, value = repeat_kv(key, n_rep), repeat_kv(value, n_rep)
+    drop = dropout if module.training else 0.0
+    out = query.new_zeros(query.shape)  # padding positions stay 0; nothing reads them
+    for row, start, p, lens in groups:
+        q, k, v = (x[row, :, start:start + p + sum(lens)] for x in (query, key, value))  # (H, L, d)
+        if p:
+            out[row, :, start:start + p] = sdpa(q[None, :, :p], k[None, :, :p], v[None, :, :p], is_causal=True,
+                                                scale=scaling, dropout_p=drop)[0]
+        m = max(lens)
+        offsets = [p + sum(lens[:i]) for i in range(len(lens))]
+
+        def stacked(x):  # (K, H, m, d): each completion's rows, padded to the longest
+            return torch.stack([torch.nn.functional.pad(x[:, o:o + n], (0, 0, 0, m - n)) for o, n in zip(offsets, lens)])
+
+        qc, kc, vc = stacked(q), stacked(k), stacked(v)
+        kc = torch.cat([k[None, :, :p].expand(len(lens), -1, -1, -1), kc], dim=2)
+        vc = torch.cat([v[None, :, :p].expand(len(lens), -1, -1, -1), vc], dim=2)
+        i = torch.arange(m, device=q.device)
+        own = (i[None, :] <= i[:, None])[None] & (i[None, None, :] < torch.tensor(lens, device=q.device)[:, None, None])
+        mask = torch.cat([own.new_ones(len(lens), m, p), own], dim=2)[:, None]  # (K, 1, m, p + m)
+        done = sdpa(qc, kc, vc, attn_mask=mask, scale=scaling, dropout_p=drop)
+        for c, (o, n) in enumerate(zip(offsets, lens)):
+            out[row, :, start + o:start + o + n] = done[c, :, :n]
+    return out.transpose(1, 2).contiguous()
 
 
 _COMPILED = {}
@@ -225,14 +267,10 @@ def build_batch(groups: list[list[list[int]]], pad_id: int, dtype: torch.dtype =
             seg[r, at:at + len(g_ids)] = torch.tensor(g_seg)
             where[g] = (r, at)
             at += len(g_ids)
-    blocks = []
-    for g, (g_ids, _, g_seg, _) in enumerate(laid):
+    blocks = []  # per group: (row, start, prompt length, completion lengths), for the block attention
+    for g, (_, _, g_seg, _) in enumerate(laid):
         r, start = where[g]
-        seg_t = torch.tensor(g_seg)
-        allowed = torch.ones(len(g_ids), len(g_ids), dtype=torch.bool).tril() \
-            & ((seg_t[None, :] == 0) | (seg_t[None, :] == seg_t[:, None]))
-        mask = torch.zeros((1, 1, len(g_ids), len(g_ids)), dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
-        blocks.append((r, start, start + len(g_ids), mask))
+        blocks.append((r, start, g_seg.count(0), [g_seg.count(k) for k in range(1, len(groups[g]) + 1)]))
     rows_idx = [where[g][0] for g in range(len(groups)) for _ in laid[g][3]]
     cols_idx = [where[g][1] + c for g in range(len(groups)) for c in laid[g][3]]
     return {"input_ids": ids, "position_ids": pos, "blocks": blocks, "doc": doc, "seg": seg,
@@ -264,7 +302,7 @@ def shared_prompt_outputs(model: nn.Module, batch: dict, attention: str = "auto"
     if pick_attention(attention, device, model, half) == "flex":
         extra = {"rewardlab_flex": flex_block_mask(batch, device)}
     else:
-        extra = {"rewardlab_blocks": [(r, s, e, m.to(device)) for r, s, e, m in batch["blocks"]]}
+        extra = {"rewardlab_groups": batch["blocks"]}
     hidden = model.base_model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
                               use_cache=False, **extra).last_hidden_state
     picked = hidden[batch["reward_rows"].to(device), batch["reward_cols"].to(device)]

@@ -57,17 +57,25 @@ class Refused(Exception):
 
 def create_app(rm, name: str = "", batch_size: int = 16, max_tokens: int = 16384, max_wait_ms: float = 5.0,
                batching: bool = True, prefix_sharing: bool = True, api_key: str | None = None,
-               max_body_bytes: int = 16 * 2**20, max_items: int = 4096, max_item_tokens: int = 32768):
-    """The FastAPI application around a :class:`rewardlab.RewardModel`."""
+               max_body_bytes: int = 16 * 2**20, max_items: int = 4096, max_item_tokens: int = 32768,
+               normalize: bool = False):
+    """The FastAPI application around a :class:`rewardlab.RewardModel`. ``normalize``: answer
+    (r - mean) / std with the training statistics saved in the model (``train --reward-stats``)."""
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response
 
     from .batcher import Batcher
 
     metrics = Metrics()
+    if normalize and "reward_std" not in rm.settings:
+        raise ConfigError(f"{name or 'the model'} has no saved reward statistics: train it with --reward-stats")
+    mean, std = (rm.settings["reward_mean"], rm.settings["reward_std"] or 1.0) if normalize else (0.0, 1.0)
 
     def run_batch(texts: list) -> list[dict]:
         details, _ = rm.score_details(texts, False, batch_size, max_tokens, prefix_sharing)
+        if normalize:
+            for d in details:
+                d["reward"] = (d["reward"] - mean) / std
         return details
 
     def on_batch(jobs, started):
@@ -145,7 +153,8 @@ def create_app(rm, name: str = "", batch_size: int = 16, max_tokens: int = 16384
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "model": name, "kind": rm.kind, "max_length": rm.max_length}
+        return {"status": "ok", "model": name, "kind": rm.kind, "max_length": rm.max_length,
+                "normalized": {"mean": mean, "std": std} if normalize else None}
 
     @app.get("/metrics")
     async def prometheus(request: Request):
@@ -204,7 +213,8 @@ def create_app(rm, name: str = "", batch_size: int = 16, max_tokens: int = 16384
 def serve(model: str, host: str = "127.0.0.1", port: int = 5000, batch_size: int = 16,
           max_tokens: int = 16384, max_length: int = 0, device: str = "", bf16: bool = False,
           max_wait_ms: float = 5.0, batching: bool = True, prefix_sharing: bool = True, api_key_env: str = "",
-          max_body_bytes: int = 16 * 2**20, max_items: int = 4096, max_item_tokens: int = 32768) -> None:
+          max_body_bytes: int = 16 * 2**20, max_items: int = 4096, max_item_tokens: int = 32768,
+          normalize: bool = False) -> None:
     import uvicorn
 
     api_key = None
@@ -215,7 +225,7 @@ def serve(model: str, host: str = "127.0.0.1", port: int = 5000, batch_size: int
     rm = RewardModel.from_pretrained(model, max_length=max_length, device=device or None,
                                      dtype=torch.bfloat16 if bf16 else None)
     app = create_app(rm, model, batch_size, max_tokens, max_wait_ms, batching, prefix_sharing, api_key,
-                     max_body_bytes, max_items, max_item_tokens)
+                     max_body_bytes, max_items, max_item_tokens, normalize)
     print(f"serving {model} ({rm.kind}) on http://{host}:{port} (POST /score, POST /get_reward, GET /health, "
           f"GET /metrics){'; bearer token required' if api_key else ''}", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

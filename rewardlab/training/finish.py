@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..config import ConfigError
+from ..models.backbone import hf_model
 from ..models.lora import load_adapter, merged_copy, save_adapter
 from ..models.reward_model import RewardModel
 from .checkpoint import gather_state, hf_names
@@ -41,9 +43,34 @@ def _log_eval(run, metrics: dict) -> None:
     run.log({"step": run.step, **{f"eval/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}})
 
 
+def reward_statistics(run) -> dict:
+    """Mean and std of the final model's rewards over every training completion (each process
+    scores its share), saved with the model so a server can normalise rewards as OpenRLHF's
+    ``--normalize_reward`` does."""
+    if run.cfg.objective.kind != "preference" or run.stream is not None or run.sharded:
+        raise ConfigError("--reward-stats needs kind preference, data read whole (not --streaming), and no FSDP")
+    mine = [e for e, _ in run.train_set][run.accelerator.process_index::run.world]
+    rewards, _ = run.kind.score(run.hf_model, run.tokenizer, mine, run.max_length, run.cfg.run.eval_batch_size,
+                                run.cfg.objective) if mine else ([], None)
+    flat = [r for group in rewards for r in group]
+    if run.world > 1:
+        from accelerate.utils import gather_object
+
+        flat = gather_object(flat)
+    mean = sum(flat) / len(flat)
+    std = (sum((r - mean) ** 2 for r in flat) / max(len(flat) - 1, 1)) ** 0.5
+    stats = {"reward_mean": mean, "reward_std": std, "reward_stats_n": len(flat)}
+    hf_model(run.hf_model).config.rewardlab.update(stats)
+    return stats
+
+
 def save_final(run) -> dict | None:
     """Write the final model folder; return the final eval metrics (main process) or None."""
     cfg, out = run.cfg, Path(run.cfg.run.output)
+    if cfg.run.reward_stats:
+        stats = reward_statistics(run)
+        run.say(f"reward statistics over {stats['reward_stats_n']} training completions: mean "
+                f"{stats['reward_mean']:+.4f}, std {stats['reward_std']:.4f} (saved; serve --normalize)")
     weights = gather_state(run.model, None, run.sharded)[0] if not cfg.backbone.lora_r else {}
     if run.main:
         if cfg.backbone.lora_r:

@@ -155,3 +155,37 @@ def test_a_process_reward_model_serves_step_rewards(tiny_llama, tmp_path):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_reward_statistics_saved_at_training_normalise_served_rewards(tiny_llama, tmp_path):
+    """`train --reward-stats` saves the mean and std of the final model's rewards over every
+    training completion; `serve --normalize` answers (r - mean) / std with them."""
+    import json
+    import statistics
+
+    from fastapi.testclient import TestClient
+
+    from rewardlab.serve import create_app
+
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(p) + "\n" for p in PAIRS * 2))
+    out = tmp_path / "rm"
+    assert main(["train", "--model", tiny_llama, "--data", str(data), "--output", str(out), "--max-steps", "2",
+                 "--lr", "1e-2", "--reward-stats"]) == 0
+    rm = RewardModel.from_pretrained(str(out), device="cpu")
+    rewards = [r for p in PAIRS * 2 for r in rm.score([p["prompt"]] * 2, [p["chosen"], p["rejected"]])]
+    assert rm.settings["reward_stats_n"] == 16
+    assert rm.settings["reward_mean"] == pytest.approx(statistics.mean(rewards), abs=1e-5)
+    assert rm.settings["reward_std"] == pytest.approx(statistics.stdev(rewards), abs=1e-5)
+    with TestClient(create_app(rm, str(out), normalize=True)) as client:
+        query = PAIRS[0]["prompt"] + PAIRS[0]["chosen"]
+        got = client.post("/get_reward", json={"query": [query]}).json()["rewards"][0]
+    raw = rm.score([""], [query])[0]
+    assert got == pytest.approx((raw - rm.settings["reward_mean"]) / rm.settings["reward_std"], abs=1e-5)
+    with pytest.raises(Exception, match="--reward-stats"):
+        create_app(_without_stats(rm), normalize=True)
+
+
+def _without_stats(rm):
+    rm.settings = {k: v for k, v in rm.settings.items() if not k.startswith("reward_")}
+    return rm
