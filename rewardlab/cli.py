@@ -109,6 +109,11 @@ def _eval_kind(cfg: EvalConfig, rm) -> int:
     outputs, counts = kind.score(rm.model, rm.tokenizer, examples, rm.max_length, cfg.batch_size, obj)
     metrics = kind.metrics(examples, outputs, obj)
     metrics.update(kind=rm.kind, truncated=counts.truncated, skipped_rows=len(read_rows(cfg.data)) - len(examples))
+    if cfg.report:
+        from .eval.report_kinds import write_kind_report
+
+        where = write_kind_report(cfg.report, rm.kind, metrics, examples, outputs, cfg.model, cfg.data, obj.prm_labels)
+        print(f"report: {where}", file=sys.stderr)
     if cfg.format == "processbench":  # the benchmark's own keys at the top
         if "processbench" not in metrics:
             raise ConfigError(f"{cfg.data}: ProcessBench needs at least 4 rows with step labels, or --threshold")
@@ -141,8 +146,8 @@ def _eval_compare(cfg: EvalConfig, models: list[str]) -> int:
     from .eval.preference import example_metrics, score_examples
     from .models import RewardModel
 
-    if cfg.report or cfg.format not in ("auto", "pairs", "groups"):
-        raise ConfigError("several --model: give rewardlab's pairs or groups, without --report (one model each)")
+    if cfg.format not in ("auto", "pairs", "groups"):
+        raise ConfigError("several --model: give rewardlab's pairs or groups (benchmark formats: one model each)")
     results, right = {}, {}
     for name in models:
         rm = RewardModel.from_pretrained(name, max_length=cfg.max_length, device=cfg.device or None,
@@ -154,6 +159,10 @@ def _eval_compare(cfg: EvalConfig, models: list[str]) -> int:
         right[name] = [r[i] > r[j] for e, r in zip(examples, rewards) for i, j in e.strict_pairs()]
     comparisons = [{"a": a, "b": b, **paired_bootstrap(right[a], right[b])}
                    for k, a in enumerate(models) for b in models[k + 1:]]
+    if cfg.report:
+        from .eval.report_kinds import write_comparison_report
+
+        print(f"report: {write_comparison_report(cfg.report, results, comparisons, cfg.data)}", file=sys.stderr)
     if cfg.json:
         print(json.dumps({"models": results, "comparisons": comparisons}))
         return 0

@@ -18,7 +18,10 @@ from ..errors import ConfigError
 
 def _figure(draw) -> str:
     """A matplotlib figure drawn by ``draw(ax)``, as an <img> with an inline PNG."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError("--report draws its figures with matplotlib: pip install 'rewardlab[report]'") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -92,10 +95,6 @@ def _pair_sections(metrics: dict, examples: list, rewards: list[list[float]]) ->
 
 def write_report(path: str, metrics: dict, examples: list, rewards: list[list[float]], model: str, data: str) -> str:
     """Write the report; returns its path."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise ConfigError("--report draws its figures with matplotlib: pip install 'rewardlab[report]'") from None
     parts = [f"<h1>Reward model report</h1><p>model <code>{html.escape(model)}</code>, data "
              f"<code>{html.escape(data)}</code></p>"]
     headline = [[k, f"{v:.4f}" if isinstance(v, float) else v] for k, v in metrics.items()
@@ -124,11 +123,19 @@ def write_report(path: str, metrics: dict, examples: list, rewards: list[list[fl
             ax.legend()
 
         parts.append("<h2>Best-of-N</h2>" + _figure(bon))
-    style = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto}table{border-collapse:collapse;"
-             "margin:1em 0}td,th{border:1px solid #ccc;padding:4px;vertical-align:top;font-size:13px}"
-             ".warn{color:#b00;font-weight:bold}img{max-width:100%}")
-    page = f"<!doctype html><html><head><meta charset=utf-8><title>rewardlab report</title><style>{style}</style>" \
-           f"</head><body>{''.join(parts)}</body></html>"
+    return page(path, parts)
+
+
+STYLE = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto}table{border-collapse:collapse;"
+         "margin:1em 0}td,th{border:1px solid #ccc;padding:4px;vertical-align:top;font-size:13px}"
+         ".warn{color:#b00;font-weight:bold}img{max-width:100%}.solution{margin:1em 0;border-left:3px solid #999;"
+         "padding-left:8px}.step{padding:2px 4px;margin:1px 0;font-size:13px}")
+
+
+def page(path: str, parts: list[str]) -> str:
+    """Write the sections as one self-contained HTML page; returns its path."""
+    html_page = f"<!doctype html><html><head><meta charset=utf-8><title>rewardlab report</title><style>{STYLE}" \
+                f"</style></head><body>{''.join(parts)}</body></html>"
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(page, encoding="utf-8")
+    Path(path).write_text(html_page, encoding="utf-8")
     return path

@@ -1,0 +1,163 @@
+"""Reports for the other model kinds and for several models: ``rewardlab eval ... --report``.
+
+- orm: the reliability diagram of P(correct) against the labels, the score distributions of
+  correct and incorrect completions, and the best-of-N curve when prompts have several rows;
+- prm: the step-score distributions of correct and wrong steps, and solutions drawn step by
+  step, each step coloured by its score (red 0 .. green 1), the first labelled error and the
+  first step under the threshold marked;
+- value, regression: predictions against targets;
+- several models (``--model A --model B``): a leaderboard with the paired bootstrap interval of
+  every difference in accuracy.
+Figures come from matplotlib through report.py's helpers, inlined; the page needs no network.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from .diagnostics import best_of_n_curve, expected_calibration_error
+from .report import _figure, _table, _tail, page
+
+
+def _headline(metrics: dict, prefix: str = "") -> list[list]:
+    """Every number in a (nested) metrics dict, as (dotted key, value) rows."""
+    rows = []
+    for k, v in metrics.items():
+        if isinstance(v, dict):
+            rows += _headline(v, f"{prefix}{k}.")
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            rows.append([prefix + k, f"{v:.4f}" if isinstance(v, float) else v])
+    return rows
+
+
+def _histograms(good: list[float], bad: list[float], xlabel: str, names=("correct", "incorrect")) -> str:
+    def draw(ax):
+        ax.hist(good, bins=30, alpha=0.6, label=names[0])
+        ax.hist(bad, bins=30, alpha=0.6, label=names[1])
+        ax.set_xlabel(xlabel)
+        ax.legend()
+    return _figure(draw)
+
+
+def _reliability(probs: list[float], labels: list[float]) -> str:
+    cal = expected_calibration_error(probs, labels)
+
+    def draw(ax):
+        ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect")
+        ax.plot([b["confidence"] for b in cal["bins"]], [b["accuracy"] for b in cal["bins"]], "o-", label="model")
+        ax.set_xlabel("predicted P(correct)")
+        ax.set_ylabel("share labelled correct")
+        ax.legend()
+    return f"<h2>Calibration against the labels (ECE {cal['ece']:.4f})</h2>" + _figure(draw)
+
+
+def _best_of_n(examples: list, scores: list[float], correct: list[bool]) -> str:
+    by: dict[str, list[int]] = {}
+    for i, e in enumerate(examples):
+        by.setdefault(e.prompt, []).append(i)
+    groups = [g for g in by.values() if len(g) > 1]
+    if not groups:
+        return ""
+    k = min(len(g) for g in groups)
+    curve = best_of_n_curve([[scores[i] for i in g[:k]] for g in groups], [[correct[i] for i in g[:k]] for g in groups])
+
+    def draw(ax):
+        for key in ("model", "random", "oracle"):
+            ax.plot(curve["n"], curve[key], "o-", label=key)
+        ax.set_xlabel("N candidates")
+        ax.set_ylabel("accuracy of the pick")
+        ax.legend()
+    return "<h2>Best-of-N</h2>" + _figure(draw)
+
+
+def _colour(score: float) -> str:
+    if score != score:  # cut off by truncation
+        return "#ddd"
+    return f"hsl({120 * max(0.0, min(1.0, score)):.0f},70%,80%)"
+
+
+def _steps_html(example, scores: list[float], threshold: float, good: list[bool]) -> str:
+    first_label = next((i for i, ok in enumerate(good) if not ok), -1)
+    first_pred = next((i for i, s in enumerate(scores) if s == s and s < threshold), -1)
+    steps = [example.completion[a:b] for a, b in zip([0] + example.ends[:-1], example.ends)]
+    parts = []
+    for i, (text, score) in enumerate(zip(steps, scores)):
+        marks = (" <b>&larr; first labelled error</b>" if i == first_label else "") + \
+                (" <b>&larr; first step under the threshold</b>" if i == first_pred else "")
+        parts.append(f'<div class=step style="background:{_colour(score)}" title="score {score:.3f}">'
+                     f"<small>{score:.3f}</small> {html.escape(text.strip())}{marks}</div>")
+    return f"<div class=solution><p><i>{html.escape(_tail(example.prompt, 300))}</i></p>{''.join(parts)}</div>"
+
+
+def _prm_sections(metrics: dict, examples: list, scores: list[list[float]], scheme: str) -> list[str]:
+    labelled = [(e, s) for e, s in zip(examples, scores) if e.target is not None]
+    good = lambda t: t >= 0 if scheme == "ternary" else t >= 0.5  # noqa: E731
+    right = [x for e, s in labelled for x, t in zip(s, e.target) if good(t) and x == x]
+    wrong = [x for e, s in labelled for x, t in zip(s, e.target) if not good(t) and x == x]
+    out = []
+    if right or wrong:
+        out.append("<h2>Step scores of correct and wrong steps</h2>" +
+                   _histograms(right, wrong, "step score", ("correct steps", "wrong steps")))
+    threshold = metrics.get("processbench", {}).get("threshold", 0.5)
+    shown = [(e, s) for e, s in labelled if not all(good(t) for t in e.target)][:6] + \
+        [(e, s) for e, s in labelled if all(good(t) for t in e.target)][:2]
+    if shown:
+        out.append(f"<h2>Solutions step by step (threshold {threshold:g})</h2>" + "".join(
+            _steps_html(e, s, threshold, [good(t) for t in e.target]) for e, s in shown))
+    return out
+
+
+def _scatter(pred: list[float], true: list[float], name: str) -> str:
+    def draw(ax):
+        ax.scatter(true, pred, s=8, alpha=0.5)
+        lo, hi = min(true + pred), max(true + pred)
+        ax.plot([lo, hi], [lo, hi], "--", color="gray")
+        ax.set_xlabel(f"target {name}")
+        ax.set_ylabel("prediction")
+    return f"<h2>{html.escape(name)}</h2>" + _figure(draw)
+
+
+def write_kind_report(path: str, kind: str, metrics: dict, examples: list, outputs: list, model: str, data: str,
+                      scheme: str = "binary") -> str:
+    """The report for an orm, prm, value or regression model; returns its path."""
+    parts = [f"<h1>Reward model report: {html.escape(kind)}</h1><p>model <code>{html.escape(model)}</code>, "
+             f"data <code>{html.escape(data)}</code></p>", "<h2>Headline</h2>" + _table(_headline(metrics),
+                                                                                         ["metric", "value"])]
+    if kind == "orm":
+        labels = [e.target for e in examples]
+        parts.append(_reliability(outputs, labels))
+        parts.append("<h2>P(correct) of correct and incorrect completions</h2>" + _histograms(
+            [p for p, y in zip(outputs, labels) if y >= 0.5], [p for p, y in zip(outputs, labels) if y < 0.5],
+            "P(correct)"))
+        parts.append(_best_of_n(examples, outputs, [y >= 0.5 for y in labels]))
+    elif kind == "prm":
+        parts += _prm_sections(metrics, examples, outputs, scheme)
+    elif kind == "value":
+        parts.append(_scatter([v[-1] for v in outputs], [e.target for e in examples], "value at the last token"))
+    elif kind == "regression":
+        names = list(metrics.get("attributes", {})) or [f"attribute_{i}" for i in range(len(outputs[0]))]
+        for a, name in enumerate(names):
+            rated = [(o[a], e.target[a]) for o, e in zip(outputs, examples) if e.target[a] is not None]
+            if rated:
+                parts.append(_scatter([p for p, _ in rated], [t for _, t in rated], name))
+    return page(path, parts)
+
+
+def write_comparison_report(path: str, results: dict, comparisons: list[dict], data: str) -> str:
+    """Several models on the same rows: a leaderboard and every pairwise difference."""
+    names = sorted(results, key=lambda m: -(results[m].get("accuracy") or 0))
+    board = [[i + 1, m, f"{results[m]['accuracy']:.4f}", results[m].get("n", results[m].get("n_pairs", ""))]
+             for i, m in enumerate(names)]
+
+    def bars(ax):
+        ax.barh([Path(m).name or m for m in names][::-1], [results[m]["accuracy"] for m in names][::-1])
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("accuracy")
+
+    diffs = [[c["a"], c["b"], f"{c['difference']:+.4f}", f"{c['low']:+.4f} .. {c['high']:+.4f}", f"{c['level']:.0%}"]
+             for c in comparisons]
+    return page(path, [f"<h1>Reward models side by side</h1><p>data <code>{html.escape(data)}</code></p>",
+                       "<h2>Leaderboard</h2>" + _table(board, ["rank", "model", "accuracy", "n"]) + _figure(bars),
+                       "<h2>Differences (paired bootstrap over the same rows)</h2>" +
+                       _table(diffs, ["model a", "model b", "a - b", "interval", "level"])])
