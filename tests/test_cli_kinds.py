@@ -143,3 +143,48 @@ def test_bad_rows_name_file_and_row(tiny_llama, tmp_path, capsys):
     assert main(["train", "--model", tiny_llama, "--kind", "prm", "--data", data, "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith(f"rewardlab: error: {data}: row 3: 'labels' must hold one label per step (2), got 1")
+
+
+def test_processbench_format_and_per_token_orm_scores(tiny_llama, tmp_path, capsys):
+    data, out, _ = _train(tiny_llama, "prm", tmp_path)
+    bench = _write(tmp_path / "pb.jsonl", [{"problem": q, "steps": ["We add.", f"It is {a}."], "label": -1 if a == s else 1,
+                                            "split": "gsm8k" if i % 2 else "math"}
+                                           for i, (q, s) in enumerate(QUESTIONS * 2) for a in (s, s + 1)])
+    capsys.readouterr()
+    assert main(["eval", "--model", out, "--data", bench, "--format", "processbench", "--threshold", "0.5",
+                 "--json"]) == 0
+    m = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert m["threshold"] == 0.5 and m["n_error"] == 8 and m["n_correct"] == 8 and set(m["splits"]) == {"gsm8k", "math"}
+    assert {"acc_error", "acc_correct", "f1"} <= set(m)
+    orm_data, orm, _ = _train(tiny_llama, "orm", tmp_path)
+    scored = tmp_path / "pt.jsonl"
+    assert main(["score", "--model", orm, "--data", orm_data, "--output", str(scored), "--per-token"]) == 0
+    row = json.loads(scored.read_text().splitlines()[0])
+    assert row["token_rewards"][-1] == pytest.approx(row["reward"]) and len(row["token_rewards"]) > 1
+    with pytest.raises(SystemExit):
+        main(["eval", "--model", orm, "--data", bench, "--format", "nope"])
+
+
+def test_streaming_and_resume_work_for_a_per_token_kind(tiny_llama, tmp_path):
+    """The same loop: --streaming reads value rows lazily; an interrupted and resumed run ends
+    with the weights of an uninterrupted one."""
+    from safetensors.torch import load_file
+
+    from rewardlab.config import TrainConfig
+    from rewardlab.training import train
+
+    data = _write(tmp_path / "value.jsonl", _rows("value") * 2)
+    assert main(["train", "--model", tiny_llama, "--kind", "value", "--data", data, "--output",
+                 str(tmp_path / "stream"), "--streaming", "--max-steps", "3", "--batch-size", "2"]) == 0
+    common = dict(model=tiny_llama, kind="value", data=data, lr=1e-3, batch_size=2, log_every=1)
+    train(TrainConfig.flat(output=str(tmp_path / "full"), save_every=0, **common))
+
+    def ctrl_c_at_3(run):  # Ctrl-C right after step 3: the loop checkpoints and stops
+        if run.step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig.flat(output=str(tmp_path / "cut"), save_every=0, **common), on_step=ctrl_c_at_3)
+    train(TrainConfig.flat(output=str(tmp_path / "cut"), save_every=0, resume="latest", **common))
+    a, b = load_file(str(tmp_path / "full" / "model.safetensors")), load_file(str(tmp_path / "cut" / "model.safetensors"))
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6

@@ -203,3 +203,30 @@ def test_two_processes_equal_one_process_on_groups(tiny_llama, groups_file, tmp_
     assert [r["completions"] for r in one] == [r["completions"] for r in two]
     assert sum(r["completions"] for r in two) == 3 * (4 + 3 + 4 + 2 + 3)  # the epoch's completions, once each
     assert max(abs(a["loss"] - b["loss"]) for a, b in zip(one, two)) < 1e-5
+
+
+def test_a_per_token_kind_trains_the_same_on_two_processes(tiny_llama, tmp_path):
+    """Kind prm through the same loop under DDP: the loss per step (a mean over every labelled
+    step of the global batch) equals one process's."""
+    rows = [{"prompt": f"Q{i}: 2+{i}?", "steps": ["We add.", f"It is {2 + i + i % 2}."], "labels": [True, i % 2 == 0]}
+            for i in range(8)]
+    data = tmp_path / "prm.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    common = ["--model", tiny_llama, "--kind", "prm", "--data", str(data), "--lr", "1e-3", "--save-every", "0",
+              "--log-every", "1"]
+    from rewardlab.cli import main
+
+    assert main(["train", *common, "--output", str(tmp_path / "one"), "--batch-size", "4"]) == 0
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "rewardlab", "train", *common, "--output", str(tmp_path / "two"),
+           "--batch-size", "2"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={"OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true",
+                         **__import__("os").environ})
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    def losses(name):
+        return [json.loads(x)["loss"] for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+                if "loss" in json.loads(x)]
+
+    one, two = losses("one"), losses("two")
+    assert len(one) == len(two) == 2 and max(abs(a - b) for a, b in zip(one, two)) < 1e-5
