@@ -201,6 +201,11 @@ def _eval_benchmark(cfg: EvalConfig, rm, benchmark) -> int:
     metrics = benchmark.score(rows, rewards, cfg.data)
     metrics["truncated"] = sum(truncated)
     print(json.dumps(metrics) if cfg.json else benchmark.format_scores(metrics))
+    if cfg.report:
+        from .eval.report_kinds import write_benchmark_report
+
+        name = benchmark.__name__.rsplit(".", 1)[-1]
+        print(f"report: {write_benchmark_report(cfg.report, name, metrics, cfg.model, cfg.data)}", file=sys.stderr)
     return 0
 
 

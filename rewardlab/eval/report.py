@@ -36,6 +36,17 @@ def _figure(draw) -> str:
     return f'<img alt="figure" src="data:image/png;base64,{data}">'
 
 
+def best_of_n_figure(curve: dict) -> str:
+    """The best-of-N curve (model, random pick, oracle) under a heading."""
+    def draw(ax):
+        for key in ("model", "random", "oracle"):
+            ax.plot(curve["n"], curve[key], "o-", label=key)
+        ax.set_xlabel("N candidates")
+        ax.set_ylabel("accuracy of the pick")
+        ax.legend()
+    return "<h2>Best-of-N</h2>" + _figure(draw)
+
+
 def _table(rows: list[list], head: list[str]) -> str:
     cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
@@ -113,16 +124,7 @@ def write_report(path: str, metrics: dict, examples: list, rewards: list[list[fl
     if "calibration" in metrics:
         parts += _pair_sections(metrics, examples, rewards)
     if "best_of_n" in metrics:
-        curve = metrics["best_of_n"]
-
-        def bon(ax):
-            for key in ("model", "random", "oracle"):
-                ax.plot(curve["n"], curve[key], "o-", label=key)
-            ax.set_xlabel("N candidates")
-            ax.set_ylabel("accuracy of the pick")
-            ax.legend()
-
-        parts.append("<h2>Best-of-N</h2>" + _figure(bon))
+        parts.append(best_of_n_figure(metrics["best_of_n"]))
     return page(path, parts)
 
 

@@ -7,7 +7,9 @@
   first step under the threshold marked;
 - value, regression: predictions against targets;
 - several models (``--model A --model B``): a leaderboard with the paired bootstrap interval of
-  every difference in accuracy.
+  every difference in accuracy;
+- benchmark formats (RewardBench, RewardBench 2, RM-Bench): the benchmark's numbers, bars per
+  subset or section, and RM-Bench's chosen-style x rejected-style accuracy matrix per domain.
 Figures come from matplotlib through report.py's helpers, inlined; the page needs no network.
 """
 
@@ -17,7 +19,7 @@ import html
 from pathlib import Path
 
 from .diagnostics import best_of_n_curve, expected_calibration_error
-from .report import _figure, _table, _tail, page
+from .report import _figure, _table, _tail, best_of_n_figure, page
 
 
 def _headline(metrics: dict, prefix: str = "") -> list[list]:
@@ -60,15 +62,8 @@ def _best_of_n(examples: list, scores: list[float], correct: list[bool]) -> str:
     if not groups:
         return ""
     k = min(len(g) for g in groups)
-    curve = best_of_n_curve([[scores[i] for i in g[:k]] for g in groups], [[correct[i] for i in g[:k]] for g in groups])
-
-    def draw(ax):
-        for key in ("model", "random", "oracle"):
-            ax.plot(curve["n"], curve[key], "o-", label=key)
-        ax.set_xlabel("N candidates")
-        ax.set_ylabel("accuracy of the pick")
-        ax.legend()
-    return "<h2>Best-of-N</h2>" + _figure(draw)
+    return best_of_n_figure(best_of_n_curve([[scores[i] for i in g[:k]] for g in groups],
+                                            [[correct[i] for i in g[:k]] for g in groups]))
 
 
 def _colour(score: float) -> str:
@@ -161,3 +156,44 @@ def write_comparison_report(path: str, results: dict, comparisons: list[dict], d
                        "<h2>Leaderboard</h2>" + _table(board, ["rank", "model", "accuracy", "n"]) + _figure(bars),
                        "<h2>Differences (paired bootstrap over the same rows)</h2>" +
                        _table(diffs, ["model a", "model b", "a - b", "interval", "level"])])
+
+
+def _bars(values: dict[str, float], title: str) -> str:
+    names = list(values)
+
+    def draw(ax):
+        ax.barh(names[::-1], [values[n] or 0 for n in names][::-1])
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("accuracy")
+    return f"<h2>{html.escape(title)}</h2>" + _figure(draw)
+
+
+def _matrix(m: list[list[float]], title: str) -> str:
+    styles = ["concise", "detailed", "markdown"]
+
+    def draw(ax):
+        ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
+        for i, row in enumerate(m):
+            for j, v in enumerate(row):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.6 else "black")
+        ax.set_xticks(range(3), styles)
+        ax.set_yticks(range(3), styles)
+        ax.set_xlabel("rejected style")
+        ax.set_ylabel("chosen style")
+    return f"<h3>{html.escape(title)}</h3>" + _figure(draw)
+
+
+def write_benchmark_report(path: str, benchmark: str, metrics: dict, model: str, data: str) -> str:
+    """The report of a benchmark-format evaluation (its own scoring rule's numbers)."""
+    parts = [f"<h1>{html.escape(benchmark)} report</h1><p>model <code>{html.escape(model)}</code>, data "
+             f"<code>{html.escape(data)}</code></p>",
+             "<h2>Headline</h2>" + _table([r for r in _headline(metrics) if ".matrix" not in r[0]], ["metric", "value"])]
+    for key, title in (("sections", "Sections"), ("subsets", "Per subset")):
+        if isinstance(metrics.get(key), dict) and metrics[key]:
+            parts.append(_bars(metrics[key], title))
+    domains = metrics.get("domains") or {}
+    if domains:
+        parts.append(_bars({d: v["score"] for d, v in domains.items()}, "Per domain (mean of easy, normal, hard)"))
+        parts.append("<h2>Chosen style x rejected style (RM-Bench)</h2>" + "".join(
+            _matrix(v["matrix"], d) for d, v in domains.items() if "matrix" in v))
+    return page(path, parts)

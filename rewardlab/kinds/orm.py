@@ -23,11 +23,8 @@ from . import points
 STATS = ("correct", "examples")
 forward_module = HeadOutputs
 batch = points.batch
+head, check, units = points.token_head, points.no_check, points.units
 format_eval = format_pointwise
-
-
-def head(obj: ObjectiveArgs, data_path: str = "") -> dict:
-    return {"head": "token", "num_labels": 1}
 
 
 def describe(obj: ObjectiveArgs) -> str:
@@ -38,16 +35,8 @@ def parser(obj: ObjectiveArgs):
     return parse_orm
 
 
-def check(example, where: str, obj: ObjectiveArgs) -> None:
-    pass
-
-
 def encode(tokenizer, examples, max_length: int, obj: ObjectiveArgs, num_proc: int = 1, cache_dir: str = ""):
     return points.encoder("tokens" if obj.orm_loss_on == "all_tokens" else "last")(tokenizer, examples, max_length)
-
-
-def units(item, obj: ObjectiveArgs) -> int:
-    return len(item[1].reads[0])
 
 
 def loss(outputs: torch.Tensor, items: list, obj: ObjectiveArgs) -> tuple[torch.Tensor, dict[str, float]]:

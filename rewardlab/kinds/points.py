@@ -10,6 +10,20 @@ from ..models.heads import make_batch
 from ..models.readout import score_points
 
 
+def units(item, obj) -> int:
+    """A labelled position (token or step) is the unit its loss averages over."""
+    return len(item[1].reads[0])
+
+
+def no_check(example, where: str, obj) -> None:
+    """Rows these kinds parse are usable by their loss as they are."""
+
+
+def token_head(obj, data_path: str = "") -> dict:
+    """One output per token: ``AutoModelForTokenClassification`` with one label."""
+    return {"head": "token", "num_labels": 1}
+
+
 def encoder(read: str):
     """``kind.encode`` for a read mode ('tokens', 'last', 'steps'); tokenizing in several
     processes and the tokenized cache are preference-data features, so they are ignored here."""

@@ -30,6 +30,7 @@ from . import points
 STATS = ("correct", "steps")
 forward_module = HeadOutputs
 batch = points.batch
+units = points.units
 
 
 def marker(obj: ObjectiveArgs) -> str:
@@ -65,10 +66,6 @@ def encode(tokenizer, examples, max_length: int, obj: ObjectiveArgs, num_proc: i
         for _, enc in items:
             enc.reads = [enc.reads[0][-1:]]
     return items, counts
-
-
-def units(item, obj: ObjectiveArgs) -> int:
-    return len(item[1].reads[0])
 
 
 def _targets(items: list, obj: ObjectiveArgs) -> list[float]:

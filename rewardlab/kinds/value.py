@@ -22,11 +22,8 @@ from . import points
 STATS = ("sq_err_last", "examples")
 forward_module = HeadOutputs
 batch = points.batch
+head, check, units = points.token_head, points.no_check, points.units
 format_eval = format_pointwise
-
-
-def head(obj: ObjectiveArgs, data_path: str = "") -> dict:
-    return {"head": "token", "num_labels": 1}
 
 
 def describe(obj: ObjectiveArgs) -> str:
@@ -37,16 +34,8 @@ def parser(obj: ObjectiveArgs):
     return parse_value
 
 
-def check(example, where: str, obj: ObjectiveArgs) -> None:
-    pass
-
-
 def encode(tokenizer, examples, max_length: int, obj: ObjectiveArgs, num_proc: int = 1, cache_dir: str = ""):
     return points.encoder("tokens")(tokenizer, examples, max_length)
-
-
-def units(item, obj: ObjectiveArgs) -> int:
-    return len(item[1].reads[0])
 
 
 def returns_of(items: list, gamma: float) -> torch.Tensor:

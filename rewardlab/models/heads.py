@@ -38,29 +38,24 @@ def head_outputs(model: nn.Module, batch: dict, attention: str = "auto") -> torc
     return compute_outputs(model, batch["input_ids"], batch["attention_mask"])
 
 
-class CompletionRewards(nn.Module):
-    """Wraps a transformers reward model: a batch from :func:`make_batch` in, rewards (N,) out."""
+class HeadOutputs(nn.Module):
+    """Wraps a transformers model: a batch from :func:`make_batch` in, (R, num_labels) out, or
+    with ``scalar`` one reward per sequence, (N,)."""
 
-    def __init__(self, model: nn.Module, attention: str = "auto"):
+    def __init__(self, model: nn.Module, attention: str = "auto", scalar: bool = False):
         super().__init__()
-        self.model, self.attention = model, attention
+        self.model, self.attention, self.scalar = model, attention, scalar
         # FSDP's transformer-based wrapping looks for the layer classes here.
         self._no_split_modules = getattr(model, "_no_split_modules", None)
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return head_outputs(self.model, batch, self.attention)[:, 0]
+        out = head_outputs(self.model, batch, self.attention)
+        return out[:, 0] if self.scalar else out
 
 
-class HeadOutputs(nn.Module):
-    """Wraps a transformers model: a batch from :func:`make_batch` in, (R, num_labels) out."""
-
-    def __init__(self, model: nn.Module, attention: str = "auto"):
-        super().__init__()
-        self.model, self.attention = model, attention
-        self._no_split_modules = getattr(model, "_no_split_modules", None)
-
-    def forward(self, batch: dict) -> torch.Tensor:
-        return head_outputs(self.model, batch, self.attention)
+def CompletionRewards(model: nn.Module, attention: str = "auto") -> HeadOutputs:  # noqa: N802 - used as a class
+    """The preference kind's forward: one reward per completion."""
+    return HeadOutputs(model, attention, scalar=True)
 
 
 def make_batch(groups: list[list[list[int]]], pad_id: int, path: str, device,

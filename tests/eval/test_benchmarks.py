@@ -1,5 +1,6 @@
 """Benchmark scoring rules on hand-made cases, and the RM-Bench layout end to end."""
 
+import importlib.util
 import json
 import math
 
@@ -91,6 +92,11 @@ def test_rm_bench_file_end_to_end_equals_the_matrix_of_score_output(tiny_bert, t
     assert m["hard"] == pytest.approx((by_hand[0][1] + by_hand[0][2] + by_hand[1][2]) / 3)
     assert m["easy"] == pytest.approx((by_hand[1][0] + by_hand[2][0] + by_hand[2][1]) / 3)
     assert m["normal"] == pytest.approx(sum(by_hand[i][i] for i in range(3)) / 3)
+    if importlib.util.find_spec("matplotlib"):  # --report: the numbers and the matrix, not silently ignored
+        report = tmp_path / "rmbench.html"
+        assert main(["eval", "--model", model, "--data", str(data), "--report", str(report)]) == 0
+        page = report.read_text()
+        assert "rmbench report" in page and page.count("<img") == 2 and f"{m['hard']:.4f}" in page
 
 
 def test_interrupted_evaluation_resumes_from_the_scores_cache(tiny_bert, tmp_path, capsys, monkeypatch):

@@ -39,19 +39,8 @@ def test_report_renders_every_figure_in_chromium(tiny_bert, tmp_path, capsys):
     metrics = json.loads(capsys.readouterr().out)
     page = report.read_text()
     assert "http" not in page.replace("http-equiv", "")  # self-contained: nothing fetched
-    browser = _browser()
-    try:
-        browser.get(report.as_uri())
-        sizes = browser.execute_script(
-            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]);")
-        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
-        browser.save_screenshot(str(tmp_path / "report.png"))
-        text = browser.find_element("tag name", "body").text
-    finally:
-        browser.quit()
-    assert len(sizes) == 4  # per-subset bars, reward distributions, reliability diagram, length
-    assert all(done and w > 0 and h > 0 for done, w, h in sizes), sizes
-    assert not errors, errors
+    assert page.count("<img") == 4  # per-subset bars, reward distributions, reliability diagram, length
+    text = _open(report, tmp_path, "report.png")  # every figure drawn, no console error, a screenshot
     assert "Worst mistakes" in text and f"{metrics['accuracy']:.4f}" in text
     assert Path(tmp_path / "report.png").stat().st_size > 10000
 
