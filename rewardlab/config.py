@@ -182,6 +182,9 @@ class ObjectiveArgs:
                               "most this.")
     orm_loss_on: str = _f("all_tokens", "orm: label every completion token (Cobbe et al.) or the last token only.",
                           choices=("all_tokens", "last_token"), resume=True)
+    lm_coef: float = _f(0.0, "orm: adds lm_coef x the next-token cross-entropy of every completion token (Cobbe "
+                        "et al.'s joint objective; causal backbones whose output embeddings are their input "
+                        "embeddings, as SmolLM2's).", resume=True)
     prm_labels: str = _f("binary", "prm: step labels as binary (true/false, 0/1), ternary (PRM800K's -1/0/+1, a "
                          "3-class head) or soft (floats in [0, 1], kept as floats).",
                          choices=("binary", "ternary", "soft"), resume=True)
@@ -221,6 +224,8 @@ class ObjectiveArgs:
         if self.kind != "preference" and (self.loss != "bt" or self.balance or self.margin != "column"):
             raise ConfigError(f"--loss, --balance and --margin apply to kind preference; kind {self.kind} has its "
                               "own loss")
+        if self.lm_coef and (self.kind != "orm" or self.orm_loss_on != "all_tokens" or self.lm_coef < 0):
+            raise ConfigError("--lm-coef (>= 0) applies to kind orm with --orm-loss-on all_tokens")
         if not 0.0 <= self.gamma <= 1.0:
             raise ConfigError(f"gamma must be in [0, 1], got {self.gamma}")
         if self.huber_delta <= 0:

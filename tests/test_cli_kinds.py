@@ -188,3 +188,18 @@ def test_streaming_and_resume_work_for_a_per_token_kind(tiny_llama, tmp_path):
     train(TrainConfig.flat(output=str(tmp_path / "cut"), save_every=0, resume="latest", **common))
     a, b = load_file(str(tmp_path / "full" / "model.safetensors")), load_file(str(tmp_path / "cut" / "model.safetensors"))
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
+
+
+def test_orm_with_a_joint_language_model_loss(tiny_llama, tiny_bert, tmp_path, capsys):
+    data = _write(tmp_path / "orm.jsonl", _rows("orm"))
+    for coef in ("0", "1"):
+        assert main(["train", "--model", tiny_llama, "--kind", "orm", "--data", data, "--output",
+                     str(tmp_path / f"lm{coef}"), "--lm-coef", coef, "--max-steps", "1", "--log-every", "1"]) == 0
+    loss = {c: json.loads((tmp_path / f"lm{c}" / "metrics.jsonl").read_text().splitlines()[0])["loss"] for c in "01"}
+    assert loss["1"] > loss["0"] + 1  # plus a next-token cross-entropy near log(vocabulary)
+    capsys.readouterr()
+    assert main(["train", "--model", tiny_bert, "--kind", "orm", "--data", data, "--output", str(tmp_path / "bert"),
+                 "--lm-coef", "1"]) == 2
+    assert "causal backbone" in capsys.readouterr().err
+    assert main(["train", "--model", tiny_llama, "--kind", "prm", "--data", data, "--output", str(tmp_path / "x"),
+                 "--lm-coef", "1"]) == 2

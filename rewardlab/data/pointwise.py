@@ -53,6 +53,7 @@ class Encoded:
     sequences: list[list[int]]  # one sequence; a list so the batch builders treat it as a group of 1
     reads: list[list[int | None]] = field(default_factory=list)
     truncated: bool = False
+    lm: list[list[int]] | None = None  # positions whose next token is a completion token (joint LM loss)
 
 
 def mark_steps(steps: list[str], marker: str) -> tuple[str, list[int]]:

@@ -4,9 +4,11 @@ Word Problems").
 A row is one completion with its outcome label (0/1, or a float in [0, 1]). Every completion
 token carries the label (``orm_loss_on: all_tokens``, the paper's per-token verifier; prompt
 tokens carry none) or only the last one (``last_token``); the loss is binary cross-entropy on
-the head's logit (losses.pointwise.token_bce). The model is a token classifier with one
-output; its score for a completion is P(correct) = sigmoid(logit) at the last token. Unit: a
-labelled token (the mean over labelled tokens, as in the paper).
+the head's logit (losses.pointwise.token_bce). With ``lm_coef`` the paper's joint objective
+adds lm_coef x the next-token cross-entropy of each completion token (causal backbones whose
+output embeddings are their input embeddings: the token classifier keeps no LM head). The model
+is a token classifier with one output; its score for a completion is P(correct) =
+sigmoid(logit) at the last token. Unit: a labelled token (the mean over labelled tokens).
 """
 
 from __future__ import annotations
@@ -17,12 +19,11 @@ from ..config import ObjectiveArgs
 from ..data.pointwise import parse_orm
 from ..eval.pointwise import format_pointwise, orm_metrics
 from ..losses import token_bce
-from ..models.heads import HeadOutputs
+from ..models.heads import HeadOutputs, make_batch
 from . import points
 
 STATS = ("correct", "examples")
 forward_module = HeadOutputs
-batch = points.batch
 head, check, units = points.token_head, points.no_check, points.units
 format_eval = format_pointwise
 
@@ -36,15 +37,33 @@ def parser(obj: ObjectiveArgs):
 
 
 def encode(tokenizer, examples, max_length: int, obj: ObjectiveArgs, num_proc: int = 1, cache_dir: str = ""):
-    return points.encoder("tokens" if obj.orm_loss_on == "all_tokens" else "last")(tokenizer, examples, max_length)
+    items, counts = points.encoder("tokens" if obj.orm_loss_on == "all_tokens" else "last")(tokenizer, examples,
+                                                                                            max_length)
+    if obj.lm_coef:  # each completion token predicted from the position before it
+        for _, enc in items:
+            enc.lm = [[r - 1 for r in enc.reads[0] if r > 0]]
+    return items, counts
 
 
-def loss(outputs: torch.Tensor, items: list, obj: ObjectiveArgs) -> tuple[torch.Tensor, dict[str, float]]:
+def batch(items: list, pad_id: int, path: str, device) -> dict:
+    lm = [enc.lm for _, enc in items] if items and items[0][1].lm is not None else None
+    return make_batch([enc.sequences for _, enc in items], pad_id, path, device,
+                      reads=[enc.reads for _, enc in items], hidden_reads=lm)
+
+
+def loss(outputs, items: list, obj: ObjectiveArgs) -> tuple[torch.Tensor, dict[str, float]]:
+    lm_logits = None
+    if isinstance(outputs, tuple):
+        outputs, lm_logits = outputs
     targets = torch.cat([torch.full((len(enc.reads[0]),), p.target) for p, enc in items]).to(outputs.device)
     last = torch.stack([o[-1, 0] for o in points.split(outputs.detach(), items)])
     labels = torch.tensor([p.target >= 0.5 for p, _ in items], device=outputs.device)
     stats = {"correct": float(((last >= 0) == labels).sum()), "examples": float(len(items))}
-    return token_bce(outputs[:, 0], targets, reduction="sum"), stats
+    value = token_bce(outputs[:, 0], targets, reduction="sum")
+    if lm_logits is not None:
+        next_ids = torch.tensor([enc.sequences[0][r + 1] for _, enc in items for r in enc.lm[0]], device=outputs.device)
+        value = value + obj.lm_coef * torch.nn.functional.cross_entropy(lm_logits.float(), next_ids, reduction="sum")
+    return value, stats
 
 
 def summarize(sums: dict[str, float]) -> dict[str, float]:

@@ -22,17 +22,25 @@ import torch
 from torch import nn
 
 from ..data.encode import collate
-from .backbone import compute_outputs, length_batches, token_outputs
+from ..errors import ConfigError
+from .backbone import compute_outputs, hf_model, length_batches, token_outputs
 from .packed_encoder import build_packed, packed_encoder_outputs, per_token, supports_packed_encoder
-from .shared_prompt import build_batch, layout, shared_prompt_outputs, supports_shared_prompt, to_device
+from .shared_prompt import build_batch, head_of, layout, shared_prompt_outputs, supports_shared_prompt, to_device
 
 
-def head_outputs(model: nn.Module, batch: dict, attention: str = "auto") -> torch.Tensor:
-    """(R, num_labels) for a batch from :func:`make_batch`."""
+def head_outputs(model: nn.Module, batch: dict, attention: str = "auto"):
+    """(R, num_labels) for a batch from :func:`make_batch`; with ``hidden_reads`` in it, also the
+    hidden states (R2, H) at those positions (causal token models)."""
     if "reward_rows" in batch:
         return shared_prompt_outputs(model, batch, attention)
     if "packed_ids" in batch:
         return packed_encoder_outputs(model, batch)
+    if "hidden_rows" in batch:  # padded rows, a causal token model: its base, then its own head
+        inner = hf_model(model)
+        hidden = inner.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                  use_cache=False).last_hidden_state
+        return head_of(inner)(hidden[batch["read_rows"], batch["read_cols"]]), \
+            hidden[batch["hidden_rows"], batch["hidden_cols"]]
     if "read_rows" in batch:
         return token_outputs(model, batch["input_ids"], batch["attention_mask"], batch["read_rows"], batch["read_cols"])
     return compute_outputs(model, batch["input_ids"], batch["attention_mask"])
@@ -40,7 +48,8 @@ def head_outputs(model: nn.Module, batch: dict, attention: str = "auto") -> torc
 
 class HeadOutputs(nn.Module):
     """Wraps a transformers model: a batch from :func:`make_batch` in, (R, num_labels) out, or
-    with ``scalar`` one reward per sequence, (N,)."""
+    with ``scalar`` one reward per sequence, (N,). A batch with ``hidden_reads`` also returns
+    language-model logits there, from the input embeddings (tied output embeddings only)."""
 
     def __init__(self, model: nn.Module, attention: str = "auto", scalar: bool = False):
         super().__init__()
@@ -48,8 +57,15 @@ class HeadOutputs(nn.Module):
         # FSDP's transformer-based wrapping looks for the layer classes here.
         self._no_split_modules = getattr(model, "_no_split_modules", None)
 
-    def forward(self, batch: dict) -> torch.Tensor:
+    def forward(self, batch: dict):
         out = head_outputs(self.model, batch, self.attention)
+        if isinstance(out, tuple):  # next-token logits for a joint language-model loss
+            inner = hf_model(self.model)
+            if not getattr(inner.config, "tie_word_embeddings", False):
+                raise ConfigError("--lm-coef needs a backbone whose output embeddings are its input embeddings "
+                                  "(tie_word_embeddings): a token classifier keeps no separate LM head")
+            embeddings = inner.get_input_embeddings().weight
+            return out[0], out[1] @ embeddings.T
         return out[:, 0] if self.scalar else out
 
 
@@ -59,13 +75,15 @@ def CompletionRewards(model: nn.Module, attention: str = "auto") -> HeadOutputs:
 
 
 def make_batch(groups: list[list[list[int]]], pad_id: int, path: str, device,
-               reads: list[list[list[int]]] | None = None) -> dict:
+               reads: list[list[list[int]]] | None = None, hidden_reads: list[list[list[int]]] | None = None) -> dict:
     """Micro-batch tensors for :func:`head_outputs` (``path``: shared, packed or padded);
     outputs come back as [g0 s0 reads, g0 s1 reads, ..., g1 s0 reads, ...] on every path.
     ``reads``: per group, per sequence, the token indices to read (token-classification
     models); None reads one output per sequence."""
+    if hidden_reads is not None and path == "packed":
+        raise ConfigError("a joint language-model loss needs a causal backbone")
     if path == "shared":
-        batch = build_batch(groups, pad_id, reads=reads)
+        batch = build_batch(groups, pad_id, reads=reads, hidden_reads=hidden_reads)
     elif path == "packed":
         batch = build_packed([s for g in groups for s in g], reads=None if reads is None else
                              [r for g in reads for r in g])
@@ -75,6 +93,10 @@ def make_batch(groups: list[list[list[int]]], pad_id: int, path: str, device,
             flat = [r for g in reads for r in g]
             batch["read_rows"] = torch.tensor([k for k, r in enumerate(flat) for _ in r], dtype=torch.long)
             batch["read_cols"] = torch.tensor([i for r in flat for i in r], dtype=torch.long)
+        if hidden_reads is not None:
+            flat = [r for g in hidden_reads for r in g]
+            batch["hidden_rows"] = torch.tensor([k for k, r in enumerate(flat) for _ in r], dtype=torch.long)
+            batch["hidden_cols"] = torch.tensor([i for r in flat for i in r], dtype=torch.long)
     return to_device(batch, device)
 
 

@@ -240,12 +240,14 @@ def layout(groups: list[list[list[int]]], reads: list[list[list[int]]] | None = 
 
 
 def build_batch(groups: list[list[list[int]]], pad_id: int, dtype: torch.dtype = torch.float32,
-                packed: bool = True, reads: list[list[list[int]]] | None = None) -> dict:
+                packed: bool = True, reads: list[list[list[int]]] | None = None,
+                hidden_reads: list[list[list[int]]] | None = None) -> dict:
     """Tensors for :func:`shared_prompt_rewards`.
 
     ``packed=True`` (padding-free): every group of the batch goes into ONE row; groups cannot
     see each other (block attention) and their positions restart, so rewards are unchanged
     and no compute goes to padding. ``packed=False``: one right-padded row per group.
+    ``hidden_reads``: positions whose hidden states are wanted too (a joint language-model loss).
     """
     laid = layout(groups, reads)
     sizes = [len(r[0]) for r in laid]
@@ -273,8 +275,14 @@ def build_batch(groups: list[list[list[int]]], pad_id: int, dtype: torch.dtype =
         blocks.append((r, start, g_seg.count(0), [g_seg.count(k) for k in range(1, len(groups[g]) + 1)]))
     rows_idx = [where[g][0] for g in range(len(groups)) for _ in laid[g][3]]
     cols_idx = [where[g][1] + c for g in range(len(groups)) for c in laid[g][3]]
-    return {"input_ids": ids, "position_ids": pos, "blocks": blocks, "doc": doc, "seg": seg,
-            "reward_rows": torch.tensor(rows_idx, dtype=torch.long), "reward_cols": torch.tensor(cols_idx, dtype=torch.long)}
+    out = {"input_ids": ids, "position_ids": pos, "blocks": blocks, "doc": doc, "seg": seg,
+           "reward_rows": torch.tensor(rows_idx, dtype=torch.long), "reward_cols": torch.tensor(cols_idx, dtype=torch.long)}
+    if hidden_reads is not None:
+        more = layout(groups, hidden_reads)
+        out["hidden_rows"] = torch.tensor([where[g][0] for g in range(len(groups)) for _ in more[g][3]], dtype=torch.long)
+        out["hidden_cols"] = torch.tensor([where[g][1] + c for g in range(len(groups)) for c in more[g][3]],
+                                          dtype=torch.long)
+    return out
 
 
 def to_device(batch: dict, device) -> dict:
@@ -306,6 +314,8 @@ def shared_prompt_outputs(model: nn.Module, batch: dict, attention: str = "auto"
     hidden = model.base_model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
                               use_cache=False, **extra).last_hidden_state
     picked = hidden[batch["reward_rows"].to(device), batch["reward_cols"].to(device)]
+    if "hidden_rows" in batch:  # and the hidden states a language-model loss reads
+        return head_of(model)(picked), hidden[batch["hidden_rows"].to(device), batch["hidden_cols"].to(device)]
     return head_of(model)(picked)
 
 

@@ -133,3 +133,34 @@ def test_a_value_function_learns_the_expected_return_of_each_prefix(tiny_llama_w
         assert len(d["values"]) == 9  # one per word, then the end marker
         errors += [abs(d["values"][t] - (words[:t + 1].count("yes") + (7 - t) / 2) / 8) for t in range(8)]
     assert sum(errors) / len(errors) < 0.05  # the bench's 4-layer model gets 0.008
+
+
+@pytest.mark.parametrize("path", ["shared", "padded"])
+def test_orm_joint_language_model_loss_is_the_causal_lms_own(tiny_llama, tok, path):
+    """lm_coef adds lm_coef x the next-token cross-entropy of every completion token: the same
+    number transformers' causal LM computes for those tokens from the same weights."""
+    from transformers import AutoModelForCausalLM
+
+    from rewardlab.models.backbone import load_backbone
+    from rewardlab.models.heads import HeadOutputs
+
+    obj = ObjectiveArgs(kind="orm", lm_coef=0.5)
+    rows = [{"prompt": "Q: 2+3?", "completion": " It is 5.", "label": 1},
+            {"prompt": "Q: name a colour", "completion": " Blue, I think.", "label": 0}]
+    model, tok2 = load_backbone(tiny_llama, head="token")
+    model.eval()
+    items = _items(kinds.orm, obj, [parse_orm(r, tok2, "w", i) for i, r in enumerate(rows)], tok2)
+    outputs = HeadOutputs(model)(kinds.orm.batch(items, tok2.pad_token_id, path, "cpu"))
+    both, _ = kinds.orm.loss(outputs, items, obj)
+    bce, _ = kinds.orm.loss(outputs[0], items, ObjectiveArgs(kind="orm"))
+    causal = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    expected = 0.0
+    for _, enc in items:
+        ids = torch.tensor([enc.sequences[0]])
+        labels = torch.full_like(ids, -100)
+        first = enc.reads[0][0]
+        labels[0, first:] = ids[0, first:]  # the completion tokens (and the end marker)
+        with torch.no_grad():
+            n = int((labels != -100).sum())
+            expected += causal(input_ids=ids, labels=labels).loss.item() * n
+    assert (both - bce).item() == pytest.approx(0.5 * expected, rel=1e-4)
