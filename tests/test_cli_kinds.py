@@ -84,6 +84,9 @@ def test_prm(tiny_llama, tmp_path, capsys):
     assert main(["score", "--model", out, "--data", data, "--output", str(prod), "--aggregate", "prod"]) == 0
     first = json.loads(prod.read_text().splitlines()[0])
     assert first["reward"] == pytest.approx(first["step_rewards"][0] * first["step_rewards"][1], rel=1e-6)
+    multi = _write(tmp_path / "multi.jsonl", [{"prompt": "Q", "steps": ["A list:\n- a\n- b", "So 3."]}])
+    assert main(["score", "--model", out, "--data", multi, "--output", str(tmp_path / "m.jsonl")]) == 0
+    assert len(json.loads((tmp_path / "m.jsonl").read_text())["step_rewards"]) == 2  # a row's steps are its own
     plain = _write(tmp_path / "plain.jsonl", [{"prompt": r["prompt"], "completion": "\n".join(r["steps"])}
                                               for r in _rows("prm")])
     assert main(["score", "--model", out, "--data", plain, "--output", str(tmp_path / "p.jsonl")]) == 0
@@ -110,6 +113,10 @@ def test_value(tiny_llama, tmp_path, capsys):
     assert main(["eval", "--model", out, "--data", data, "--json"]) == 0
     m = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert m["kind"] == "value" and {"mse", "explained_variance", "token_mse"} <= set(m)
+    cut = tmp_path / "cut.jsonl"  # a completion longer than max_length: the values cut off are null, not NaN
+    assert main(["score", "--model", out, "--data", data, "--output", str(cut), "--max-length", "4"]) == 0
+    row = json.loads(cut.read_text().splitlines()[0])
+    assert row["values"][0] is None and isinstance(row["values"][-1], float)
 
 
 def test_regression(tiny_llama, tmp_path, capsys):

@@ -66,11 +66,14 @@ def mark_steps(steps: list[str], marker: str) -> tuple[str, list[int]]:
 
 
 def text_point(text: Text, marker: str | None = None) -> Point:
-    """A plain text to score. With a PRM ``marker`` its completion is split into steps at the
-    marker and marked again as training marks steps (every step, the last one too, followed
-    by the marker; empty steps dropped), so a text scores as its steps would."""
+    """A text to score. With a PRM ``marker``: a ``steps`` row's text keeps its own step ends;
+    a plain text is split into steps at the marker and marked again as training marks steps
+    (every step, the last one too, followed by the marker; empty steps dropped), so it scores
+    as its steps would. (Send the prompt separately: a prompt's own lines are not steps.)"""
     if marker is None:
         return Point(text.prompt, text.completion, None, None, text.templated)
+    if text.ends is not None:  # a row's own steps, marked when it was read
+        return Point(text.prompt, text.completion, None, list(text.ends), text.templated)
     steps = [s for s in text.completion.split(marker) if s.strip()] or [text.completion]
     completion, ends = mark_steps(steps, marker)
     return Point(text.prompt, completion, None, ends, text.templated)
@@ -165,14 +168,23 @@ def parse_prm(row: dict, tokenizer, where: str, n: int, marker: str, scheme: str
     outcome = None if row.get("correct") is None else _unit(row["correct"], where, "'correct'")
     has_steps = row.get("labels") is not None or row.get("label") is not None
     labels = step_labels(row, len(steps), scheme, where) if has_steps or outcome is None else None
+    text = steps_text(row, steps, marker, tokenizer, where, allow_empty, chat)
+    point = _common(row, text, labels, n, text.ends)
+    point.outcome = outcome
+    return point
+
+
+def steps_text(row: dict, steps: list[str], marker: str, tokenizer, where: str, allow_empty: bool = True,
+               chat: bool = False) -> Text:
+    """A ``steps`` row as text: each step followed by the marker, and where each ends (the same
+    in training, eval and scoring)."""
     completion, ends = mark_steps(steps, marker)
     text = _text(row, tokenizer, where, allow_empty, chat, completion)
     base = text.completion.find(completion)  # a chat template may wrap the steps in role markers
     if base < 0:
         raise DataError(f"{where}: the chat template changed the steps' text; score this row without it")
-    point = _common(row, text, labels, n, [base + e for e in ends])
-    point.outcome = outcome
-    return point
+    text.ends = [base + e for e in ends]
+    return text
 
 
 def _token_at(spans: list[tuple[int, int]], char: int) -> int:

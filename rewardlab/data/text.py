@@ -20,6 +20,7 @@ class Text:
     prompt: str
     completion: str
     templated: bool = False
+    ends: list[int] | None = None  # a process reward model's steps: where each ends in ``completion``
 
 
 def split_shared_prefix(chosen: str, rejected: str) -> tuple[str, str, str]:

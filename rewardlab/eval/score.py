@@ -10,7 +10,7 @@ order with all their fields. With ``skip_bad`` an invalid row is written back to
 
 from __future__ import annotations
 
-from ..data.pointwise import mark_steps
+from ..data.pointwise import steps_text
 from ..data.preference import check_pair, rename_columns
 from ..data.text import Text, to_text
 from ..errors import DataError
@@ -26,8 +26,7 @@ def row_texts(row: dict, tokenizer, at: str, allow_empty: bool = True,
         steps = row["steps"]
         if not isinstance(steps, list) or not steps or not all(isinstance(x, str) and x.strip() for x in steps):
             raise DataError(f"{at}: 'steps' must be a non-empty list of non-empty strings")
-        prompt = row.get("prompt", row.get("problem"))
-        return [to_text(prompt, mark_steps(steps, marker)[0], tokenizer, at, "steps", allow_empty, chat)], "reward"
+        return [steps_text(row, steps, marker, tokenizer, at, allow_empty, chat)], "reward"
     if "completions" in row and row["completions"] is not None:
         if not isinstance(row["completions"], list) or not row["completions"]:
             raise DataError(f"{at}: 'completions' must be a non-empty list")

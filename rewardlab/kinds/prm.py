@@ -103,14 +103,14 @@ def metrics(examples, scores: list[list[float]], obj: ObjectiveArgs) -> dict:
     ``prm_threshold`` when given; else chosen on the even-numbered rows, reported on the odd."""
     scheme = obj.prm_labels
     labels = [None if e.target is None else [_is_good(t, scheme) for t in e.target] for e in examples]
-    kept = [(s, lab) for s, lab in zip(scores, labels) if lab is not None and all(x == x for x in s)]
+    usable = [i for i, (s, lab) in enumerate(zip(scores, labels)) if lab is not None and all(x == x for x in s)]
+    kept = [(scores[i], labels[i]) for i in usable]
+    subsets = [examples[i].subset for i in usable]
     out = {"n": len(examples)}
     if kept:
         out["steps"] = step_f1([s for s, _ in kept], [lab for _, lab in kept])
         out["accuracy"] = out["steps"].get("accuracy")
     first = [next((i for i, ok in enumerate(lab) if not ok), -1) for _, lab in kept]
-    subsets = [e.subset for e, lab in zip(examples, labels) if lab is not None]
-    subsets = [s for s, x in zip(subsets, scores) if all(v == v for v in x)]
     reported = list(range(len(kept)))
     if kept and obj.prm_threshold > 0:
         t, how = obj.prm_threshold, "given"

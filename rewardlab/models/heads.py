@@ -125,10 +125,12 @@ def score_outputs(model: nn.Module, groups: list[list[list[int]]], pad_id: int,
     path = forward_path(model, device=device)
     if path == "shared":
         sizes = [len(r[0]) for r in layout(groups, reads)]
-    else:
-        sizes = [sum(len(s) for s in g) if path == "packed" else max(len(s) for s in g) * len(g) for g in groups]
+    elif path == "packed":
+        sizes = [sum(len(s) for s in g) for g in groups]
+    else:  # padded rows cost the longest row x the rows (groups here hold one sequence)
+        sizes = [max(len(s) for s in g) for g in groups]
     out: list[list[torch.Tensor]] = [[] for _ in groups]
-    for idx in length_batches(sizes, batch_size, max_tokens, padded=False):
+    for idx in length_batches(sizes, batch_size, max_tokens, padded=path == "padded"):
         sub = [groups[i] for i in idx]
         sub_reads = None if reads is None else [reads[i] for i in idx]
         values = head_outputs(model, make_batch(sub, pad_id, path, device, sub_reads)).float().cpu()

@@ -47,9 +47,20 @@ def aggregate_steps(scores: list[float], how: str) -> float:
     raise ValueError(f"unknown aggregate {how!r}: min, prod, last or mean")
 
 
+def _known(values: list[float]) -> list[float | None]:
+    """NaN (a read cut off by truncation) as None: JSON has no NaN."""
+    return [None if v != v else v for v in values]
+
+
 def read_fields(kind: str, outputs: torch.Tensor, settings: dict, per_token: bool = False) -> dict:
     """The scores of one text from its head outputs (reads x labels; NaN rows: cut off by
-    truncation). Always has ``reward``."""
+    truncation, written as None). Always has ``reward`` (None when nothing could be read)."""
+    fields = _read_fields(kind, outputs, settings, per_token)
+    return {k: _known(v) if isinstance(v, list) else None if isinstance(v, float) and v != v else v
+            for k, v in fields.items()}
+
+
+def _read_fields(kind: str, outputs: torch.Tensor, settings: dict, per_token: bool) -> dict:
     if kind == "orm":
         probs = torch.sigmoid(outputs[:, 0].float()).tolist()
         return {"reward": probs[-1], **({"token_rewards": probs} if per_token else {})}

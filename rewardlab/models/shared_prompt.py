@@ -290,12 +290,13 @@ def to_device(batch: dict, device) -> dict:
 
 
 def head_of(model: nn.Module):
-    """The decoder head applied to picked hidden states: ``score``, after the dropout that
-    token-classification models put before it (identity in eval mode)."""
+    """The head applied to picked hidden states: ``score`` (or ``classifier``, GPT-2 style),
+    after the dropout that token-classification models put before it (identity in eval mode)."""
+    head = model.score if isinstance(getattr(model, "score", None), nn.Module) else model.classifier  # GPT-2 style
     drop = getattr(model, "dropout", None)
     if isinstance(drop, nn.Module):
-        return lambda h: model.score(drop(h))
-    return model.score
+        return lambda h: head(drop(h))
+    return head
 
 
 def shared_prompt_outputs(model: nn.Module, batch: dict, attention: str = "auto") -> torch.Tensor:

@@ -79,8 +79,10 @@ def create_app(rm, name: str = "", batch_size: int = 16, max_tokens: int = 16384
         return details
 
     def on_batch(jobs, started):
-        processed, sent = rm.last_tokens
-        metrics.batch(len(jobs), sum(len(j.texts) for j in jobs), sent, processed,
+        sent = sum(j.tokens for j in jobs)
+        # Only the preference path shares prefixes (and counts what it processed).
+        processed = rm.last_tokens[0] * sent / max(rm.last_tokens[1], 1) if rm.kind == "preference" else sent
+        metrics.batch(len(jobs), sum(len(j.texts) for j in jobs), sent, round(processed),
                       [started - j.arrived for j in jobs])
 
     batcher = Batcher(run_batch, max_tokens, max_wait_ms / 1000, batching, on_batch)
@@ -129,10 +131,17 @@ def create_app(rm, name: str = "", batch_size: int = 16, max_tokens: int = 16384
             if len(t.prompt) + len(t.completion) > 16 * max_item_tokens:
                 raise Refused(422, f"request: {at}: longer than --max-item-tokens {max_item_tokens}")
 
-        def count() -> list[int]:  # as scoring encodes: special tokens, and the end marker appended
-            eos = rm.tokenizer.eos_token_id
-            ids = rm.tokenizer([t.prompt + t.completion for t in texts])["input_ids"] if texts else []
-            return [len(x) + (eos is not None and (not x or x[-1] != eos)) for x in ids]
+        def count() -> list[int]:  # as scoring encodes: special tokens unless a chat template rendered
+            eos = rm.tokenizer.eos_token_id  # them, and the end marker appended
+            out = [0] * len(texts)
+            for templated in (False, True):
+                idx = [i for i, t in enumerate(texts) if t.templated == templated]
+                if idx:
+                    ids = rm.tokenizer([texts[i].prompt + texts[i].completion for i in idx],
+                                       add_special_tokens=not templated)["input_ids"]
+                    for i, x in zip(idx, ids):
+                        out[i] = len(x) + (eos is not None and (not x or x[-1] != eos))
+            return out
 
         lengths = await asyncio.get_running_loop().run_in_executor(None, count)
         for n, at in zip(lengths, where):
@@ -167,9 +176,14 @@ def create_app(rm, name: str = "", batch_size: int = 16, max_tokens: int = 16384
         rows = body.get("rows")
         if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
             raise Refused(400, "request: 'rows' must be a non-empty list of objects")
-        if len(rows) > max_items:
-            raise Refused(413, f"request: {len(rows)} rows, more than --max-items {max_items}")
-        groups, fields = build_groups(rows, rm.tokenizer, "request", chat=rm.chat, marker=rm.step_marker or "\n")
+        items = sum(1 + sum(len(r[k]) for k in ("completions", "chosen", "rejected", "steps")
+                            if isinstance(r.get(k), list)) for r in rows)  # an upper bound, counted first
+        if len(rows) > max_items or items > 4 * max_items:
+            raise Refused(413, f"request: {len(rows)} rows, more than --max-items {max_items}" if len(rows) > max_items
+                          else f"request: {items} completions and steps, more than 4 x --max-items {max_items}")
+        # Checking rows (chat templates, pairs) is real work: off the event loop.
+        groups, fields = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: build_groups(rows, rm.tokenizer, "request", chat=rm.chat, marker=rm.step_marker or "\n"))
         flat = [t for g in groups for t in g]
         lengths = await admit(flat, [f"row {i + 1}" for i, g in enumerate(groups) for _ in g])
         details = await batcher.submit(flat, sum(lengths)) if flat else []

@@ -135,8 +135,22 @@ def test_a_value_function_learns_the_expected_return_of_each_prefix(tiny_llama_w
     assert sum(errors) / len(errors) < 0.05  # the bench's 4-layer model gets 0.008
 
 
-@pytest.mark.parametrize("path", ["shared", "padded"])
-def test_orm_joint_language_model_loss_is_the_causal_lms_own(tiny_llama, tok, path):
+@pytest.fixture(scope="module")
+def tiny_gpt2(smol_tokenizer_dir, tmp_path_factory):
+    """A GPT-2 architecture (its token head is ``classifier``, not ``score``) with tied embeddings."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tokenizer = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tiny_gpt2")
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=256,
+                               bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return str(out)
+
+
+@pytest.mark.parametrize("backbone,path", [("tiny_llama", "shared"), ("tiny_llama", "padded"), ("tiny_gpt2", "padded")])
+def test_orm_joint_language_model_loss_is_the_causal_lms_own(request, backbone, path):
     """lm_coef adds lm_coef x the next-token cross-entropy of every completion token: the same
     number transformers' causal LM computes for those tokens from the same weights."""
     from transformers import AutoModelForCausalLM
@@ -147,13 +161,14 @@ def test_orm_joint_language_model_loss_is_the_causal_lms_own(tiny_llama, tok, pa
     obj = ObjectiveArgs(kind="orm", lm_coef=0.5)
     rows = [{"prompt": "Q: 2+3?", "completion": " It is 5.", "label": 1},
             {"prompt": "Q: name a colour", "completion": " Blue, I think.", "label": 0}]
-    model, tok2 = load_backbone(tiny_llama, head="token")
+    folder = request.getfixturevalue(backbone)
+    model, tok2 = load_backbone(folder, head="token")
     model.eval()
     items = _items(kinds.orm, obj, [parse_orm(r, tok2, "w", i) for i, r in enumerate(rows)], tok2)
     outputs = HeadOutputs(model)(kinds.orm.batch(items, tok2.pad_token_id, path, "cpu"))
     both, _ = kinds.orm.loss(outputs, items, obj)
     bce, _ = kinds.orm.loss(outputs[0], items, ObjectiveArgs(kind="orm"))
-    causal = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    causal = AutoModelForCausalLM.from_pretrained(folder).eval()
     expected = 0.0
     for _, enc in items:
         ids = torch.tensor([enc.sequences[0]])
@@ -164,3 +179,16 @@ def test_orm_joint_language_model_loss_is_the_causal_lms_own(tiny_llama, tok, pa
             n = int((labels != -100).sum())
             expected += causal(input_ids=ids, labels=labels).loss.item() * n
     assert (both - bce).item() == pytest.approx(0.5 * expected, rel=1e-4)
+
+
+def test_prm_metrics_keep_splits_aligned_with_their_rows(tok):
+    """Rows without step labels (outcome only) and rows cut by truncation are left out of the
+    step metrics without shifting which split the others belong to."""
+    obj = ObjectiveArgs(kind="prm", prm_threshold=0.5)
+    rows = [{"prompt": "Q", "steps": ["a", "b"], "correct": True, "split": "x"},
+            {"prompt": "Q", "steps": ["a", "b"], "labels": [1, 0], "split": "math"},
+            {"prompt": "Q", "steps": ["a", "b"], "labels": [1, 1], "split": "gsm8k"}]
+    examples = [parse_prm(r, tok, "w", i, "\n") for i, r in enumerate(rows)]
+    m = kinds.prm.metrics(examples, [[float("nan"), 0.2], [0.9, 0.1], [0.9, 0.8]], obj)
+    assert m["processbench"]["splits"]["math"]["acc_error"] == 1.0
+    assert m["processbench"]["splits"]["gsm8k"]["acc_correct"] == 1.0 and "x" not in m["processbench"]["splits"]
