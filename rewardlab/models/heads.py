@@ -25,7 +25,8 @@ from ..data.encode import collate
 from ..errors import ConfigError
 from .backbone import compute_outputs, hf_model, length_batches, token_outputs
 from .packed_encoder import build_packed, packed_encoder_outputs, per_token, supports_packed_encoder
-from .shared_prompt import build_batch, head_of, layout, shared_prompt_outputs, supports_shared_prompt, to_device
+from .shared_prompt import (build_batch, group_by_prefix, head_of, layout, shared_prompt_outputs, supports_shared_prompt,
+                            to_device)
 
 
 def head_outputs(model: nn.Module, batch: dict, attention: str = "auto"):
@@ -113,16 +114,29 @@ def forward_path(model: nn.Module, shared_prompt: bool = True, attention: str = 
 @torch.no_grad()
 def score_outputs(model: nn.Module, groups: list[list[list[int]]], pad_id: int,
                   reads: list[list[list[int]]] | None = None, batch_size: int = 16,
-                  max_tokens: int = 16384) -> list[list[torch.Tensor]]:
+                  max_tokens: int = 16384, share_prefixes: bool = False) -> list[list[torch.Tensor]]:
     """Head outputs without gradients, per group, per sequence: a (R, num_labels) float tensor
     for the sequence's reads (one row when ``reads`` is None). Batches are sorted by length
-    under a token budget, so results do not depend on batch size or input order."""
+    under a token budget, so results do not depend on batch size or input order.
+    ``share_prefixes``: single sequences that start with the same tokens (the samples of one
+    prompt) are scored as one shared-prompt group on causal backbones (exact)."""
     if reads is None and per_token(model):
         reads = [[[len(s) - 1] for s in g] for g in groups]
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     path = forward_path(model, device=device)
+    if share_prefixes and path == "shared" and len(groups) > 1 and all(len(g) == 1 for g in groups):
+        flat = [g[0] for g in groups]
+        found = group_by_prefix(flat)
+        merged = score_outputs(model, [[flat[i] for i in f] for f in found], pad_id,
+                               None if reads is None else [[reads[i][0] for i in f] for f in found],
+                               batch_size, max_tokens)
+        out: list[list[torch.Tensor]] = [[] for _ in groups]
+        for f, values in zip(found, merged):
+            for i, v in zip(f, values):
+                out[i] = [v]
+        return out
+    was_training = model.training
+    model.eval()
     if path == "shared":
         sizes = [len(r[0]) for r in layout(groups, reads)]
     elif path == "packed":

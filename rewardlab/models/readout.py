@@ -83,18 +83,19 @@ def _read_fields(kind: str, outputs: torch.Tensor, settings: dict, per_token: bo
 
 
 def score_points(model, tokenizer, points: list[Point], max_length: int, read: str, batch_size: int = 16,
-                 max_tokens: int = 16384) -> tuple[list[torch.Tensor], Counts]:
+                 max_tokens: int = 16384, share_prefixes: bool = True) -> tuple[list[torch.Tensor], Counts]:
     """Head outputs per point without gradients: a (reads, labels) float tensor, NaN rows where
     truncation cut a read off. ``read``: 'tokens', 'last', 'steps', or 'sequence' (one output
-    vector per text, a (1, labels) tensor)."""
+    vector per text, a (1, labels) tensor). Points that start with the same tokens share one
+    encoding of that prefix on causal backbones (``share_prefixes``; exact)."""
     encoded, counts = encode_points(tokenizer, points, max_length, "last" if read == "sequence" else read,
                                     cut_completion=True)
     seqs = [enc.sequences for _, enc in encoded]
     if read == "sequence":
-        values = score_outputs(model, seqs, tokenizer.pad_token_id, None, batch_size, max_tokens)
+        values = score_outputs(model, seqs, tokenizer.pad_token_id, None, batch_size, max_tokens, share_prefixes)
         return [v[0] for v in values], counts
     kept = [[[r for r in enc.reads[0] if r is not None]] for _, enc in encoded]
-    values = score_outputs(model, seqs, tokenizer.pad_token_id, kept, batch_size, max_tokens)
+    values = score_outputs(model, seqs, tokenizer.pad_token_id, kept, batch_size, max_tokens, share_prefixes)
     out = []
     for (_, enc), v in zip(encoded, values):
         full = torch.full((len(enc.reads[0]), v[0].shape[1]), float("nan"))

@@ -118,7 +118,7 @@ class RewardModel:
         read = "tokens" if self.kind == "orm" and per_token else READ[self.kind]
         points = [text_point(t, self.step_marker) for t in texts]
         outputs, counts = score_points(self.model, self.tokenizer, points, self.max_length, read, batch_size,
-                                       max_tokens)
+                                       max_tokens, share_prefixes)
         return [read_fields(self.kind, o, self.settings, per_token) for o in outputs], counts
 
     def _score_flat(self, seqs: list[list[int]], batch_size: int, max_tokens: int) -> list[float]:

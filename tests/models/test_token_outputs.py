@@ -75,3 +75,21 @@ def test_sequence_head_with_several_outputs_reads_the_last_token(tiny_llama):
         for path in ("padded", "shared"):
             out = head_outputs(model, make_batch(groups, tok.pad_token_id, path, "cpu"))
             torch.testing.assert_close(out, alone, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind_head,labels", [("token", 1), ("sequence", 3)])
+def test_points_that_share_a_prompt_score_as_they_do_alone(tiny_llama, kind_head, labels):
+    """A PRM or ORM served to GRPO gets the n samples of a prompt as separate texts: they are
+    grouped from their token ids and share the prompt's encoding, with every output unchanged."""
+    from rewardlab.data.pointwise import Point
+    from rewardlab.models.readout import score_points
+
+    model, tok = load_backbone(tiny_llama, head=kind_head, num_labels=labels)
+    prompt = "Question: Natalia sold clips to 48 of her friends in April, and half as many in May. How many?"
+    points = [Point(prompt, c, None, [len(c)]) for c in ("\nHalf is 24.\nSo 72.\n", "\nShe sold 72.\n", "\n72\n")]
+    points.append(Point("Something else.", "\nNo steps here.\n", None, [16]))
+    read = "tokens" if kind_head == "token" else "sequence"
+    shared, _ = score_points(model, tok, points, 256, read, share_prefixes=True)
+    alone = [score_points(model, tok, [p], 256, read, share_prefixes=False)[0][0] for p in points]
+    for a, b in zip(shared, alone):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
