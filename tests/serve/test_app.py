@@ -189,3 +189,34 @@ def test_reward_statistics_saved_at_training_normalise_served_rewards(tiny_llama
 def _without_stats(rm):
     rm.settings = {k: v for k, v in rm.settings.items() if not k.startswith("reward_")}
     return rm
+
+
+def test_health_answers_while_a_batch_runs(served):
+    """The model runs off the event loop: /health is answered while a (slowed) batch is still
+    being scored, and that batch's answer is still exact."""
+    import threading
+
+    url, rm = served
+    release, entered = threading.Event(), threading.Event()
+    real = rm.score_details
+
+    def slow(*args, **kwargs):
+        entered.set()
+        release.wait(30)  # the batch holds the model until the health check has been answered
+        return real(*args, **kwargs)
+
+    rm.score_details = slow
+    answer = {}
+    try:
+        worker = threading.Thread(target=lambda: answer.update(httpx.post(
+            f"{url}/get_reward", json={"query": [PAIRS[0]["prompt"] + PAIRS[0]["chosen"]]}, timeout=60).json()))
+        worker.start()
+        assert entered.wait(30)  # the request's batch is running in the model thread
+        assert httpx.get(f"{url}/health", timeout=10).json()["status"] == "ok"
+        assert worker.is_alive()  # health came back while the batch was still running
+        release.set()
+        worker.join(60)
+    finally:
+        rm.score_details = real
+        release.set()
+    assert answer["rewards"] == pytest.approx(rm.score([PAIRS[0]["prompt"]], [PAIRS[0]["chosen"]]), abs=1e-5)
