@@ -210,3 +210,16 @@ def test_orm_with_a_joint_language_model_loss(tiny_llama, tiny_bert, tmp_path, c
     assert "causal backbone" in capsys.readouterr().err
     assert main(["train", "--model", tiny_llama, "--kind", "prm", "--data", data, "--output", str(tmp_path / "x"),
                  "--lm-coef", "1"]) == 2
+
+
+def test_qlora_on_a_process_reward_model_reloads_as_trained(tiny_llama_wide, tmp_path, capsys):
+    """QLoRA (4-bit base, CPU bitsandbytes) with a per-token head: the adapter rebuilds the same
+    4-bit base and scores as at the end of training; the merged folder is a plain token classifier."""
+    pytest.importorskip("bitsandbytes")
+    data, out, _ = _train(tiny_llama_wide, "prm", tmp_path, "--lora-r", "4", "--load-in-4bit", "--max-steps", "2")
+    trained = json.loads((tmp_path / "model-prm" / "train_results.json").read_text())["eval"]
+    capsys.readouterr()
+    assert main(["eval", "--model", out + "/adapter", "--data", data, "--json", "--threshold", "0.5"]) == 0
+    reloaded = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert reloaded["best_of_n"]["brier"] == pytest.approx(trained["best_of_n"]["brier"], abs=1e-6)
+    assert AutoModelForTokenClassification.from_pretrained(out).config.rewardlab["kind"] == "prm"
