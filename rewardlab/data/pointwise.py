@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import DataError
 from .encode import Counts, encode_texts
-from .preference import _number, rename_columns
+from .preference import _number
 from .text import Text, _require, _type, to_text
 
 

@@ -28,7 +28,6 @@ Undefined values (AUROC with one class, F1 with a class absent, ...) are None.
 
 from __future__ import annotations
 
-import math
 
 from ..models.readout import aggregate_steps  # noqa: F401  (a PRM's reward from its steps, re-exported)
 from .diagnostics import expected_calibration_error, pearson

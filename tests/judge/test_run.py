@@ -4,7 +4,6 @@ import json
 import re
 
 import pytest
-import torch
 
 from rewardlab.cli import main
 from rewardlab.data import DataError
