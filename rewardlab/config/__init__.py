@@ -1,0 +1,23 @@
+"""Configuration: small typed dataclass groups, read from a YAML file and CLI flags.
+
+Each field carries its documentation in ``metadata["help"]`` (what ``--help`` prints), its
+allowed values in ``metadata["choices"]`` where the set is fixed, and ``metadata["resume"]``
+when changing it between a run and its ``--resume`` would silently change the run.
+Precedence: dataclass default < YAML file < command-line flag. A YAML key that is not a
+field is an error naming the key, so a typo never silently falls back to a default.
+
+``TrainConfig`` is made of groups (``backbone``, ``inputs``, ``objective``, ``optim``, ``run``);
+field names are unique across groups, so flags stay flat (``--lr``) and a YAML file may be
+flat (``lr: 1e-5``) or grouped (``optim: {lr: 1e-5}``).
+"""
+
+from ..errors import ConfigError
+from .flags import _leaves, add_arguments, load_config, resume_values, to_dict
+from .commands import EvalConfig, ExportConfig, JudgeConfig, ScoreConfig, ServeConfig
+from .groups import (DEFAULT_LR, KINDS, LOSSES, RECOMMENDED_LR, BackboneArgs, ColumnArgs, InputArgs, ObjectiveArgs,
+                     OptimArgs, RunArgs, TrainConfig, check_choices, validate_train)
+
+__all__ = ["ConfigError", "TrainConfig", "load_config", "add_arguments", "to_dict", "resume_values", "BackboneArgs",
+           "ColumnArgs", "EvalConfig", "ExportConfig", "InputArgs", "JudgeConfig", "ObjectiveArgs", "OptimArgs",
+           "RunArgs", "ScoreConfig", "ServeConfig", "DEFAULT_LR", "KINDS", "LOSSES", "RECOMMENDED_LR", "check_choices",
+           "validate_train", "_leaves"]

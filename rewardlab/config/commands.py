@@ -1,0 +1,146 @@
+"""The configs of the commands other than ``train``: eval, score, export, serve, judge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .groups import ColumnArgs, _f, check_choices
+
+
+@dataclass
+class ExportConfig:
+    """Merge a LoRA adapter folder into its base model and save a plain Hugging Face reward model."""
+
+    model: str = _f("", "An adapter folder (OUTPUT/adapter, or a checkpoint of a LoRA run).")
+    output: str = _f("", "Where to write the merged model.")
+    device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
+    bf16: bool = _f(False, "Merge and save in bf16 (half the size).")
+
+
+@dataclass
+class ScoreConfig:
+    """Score rows with a trained reward model; every input row is written back with its rewards."""
+
+    model: str = _f("", "A reward model folder: written by `rewardlab train`, or any Hugging Face "
+                    "sequence-classification reward model with one output (a LoRA adapter folder too).")
+    data: str = _f("", "Rows with prompt+completion, prompt+completions (a list), chosen/rejected pairs, or "
+                   "prompt+steps (process reward models).")
+    output: str = _f("", "Output JSONL: the input rows, in input order, with reward / rewards / chosen_reward "
+                     "and rejected_reward added (and step_rewards, values, attributes for those kinds).")
+    batch_size: int = _f(16, "Most sequences per forward pass (sorted by length, so results do not depend on it).")
+    max_batch_tokens: int = _f(16384, "Most tokens (padding included) per forward pass: short texts go in bigger batches.")
+    max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
+    skip_bad_rows: bool = _f(False, "Write an invalid row back with an 'error' field (counted) instead of stopping.")
+    allow_empty: bool = _f(True, "Accept empty completions (counted); --no-allow-empty makes them errors.")
+    device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
+    per_token: bool = _f(False, "orm models: also write every completion token's P(correct) (token_rewards).")
+    aggregate: str = _f("saved", "prm models: a solution's reward from its step scores: min, prod, last, mean, or "
+                        "saved (the model's own).", choices=("saved", "min", "prod", "last", "mean"))
+    bf16: bool = _f(False, "Load the weights in bf16 (halves memory; rewards differ from fp32 by rounding).")
+    columns: ColumnArgs = field(default_factory=ColumnArgs)
+
+
+@dataclass
+class EvalConfig:
+    """Evaluate a reward model: pairwise accuracy on pairs; on groups of K completions also tie accuracy,
+    Kendall tau, Spearman, top-1 and best-of-K beside the random and majority-vote baselines; RewardBench,
+    RewardBench 2 and RM-Bench files by their own scoring rules."""
+
+
+    model: str = _f("", "A reward model folder: written by `rewardlab train`, or any Hugging Face "
+                    "sequence-classification reward model with one output (a LoRA adapter folder too). Give "
+                    "--model several times to compare models on the same rows (paired bootstrap intervals).",
+                    repeat=True)
+    data: str = _f("", "Pairs or groups, same formats as training data; an optional `subset` column gives "
+                   "per-subset accuracies.")
+    batch_size: int = _f(16, "Prompts per forward pass.")
+    format: str = _f("auto", "Data layout and scoring rule: pairs / groups (rewardlab's rows), rewardbench "
+                     "(sections, v1 weighting), rewardbench2 (best-of-N, Ties rule), rm-bench (style matrix), "
+                     "processbench (a process reward model's first-error F1); auto detects it from the columns "
+                     "and says which.",
+                     choices=("auto", "pairs", "groups", "rewardbench", "rewardbench2", "rm-bench", "processbench"))
+    threshold: float = _f(0.0, "Process reward models: the step-score threshold of ProcessBench's first-error rule "
+                          "(0: the model's saved one if any, else chosen on the even rows and reported on the odd).")
+    tie_threshold: float = _f(0.5, "A tied pair counts as predicted tied when its rewards differ by at most this.")
+    allow_empty: bool = _f(True, "Accept empty completions (counted); --no-allow-empty makes them errors.")
+    max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
+    json: bool = _f(False, "Print one JSON object on stdout instead of a table.")
+    report: str = _f("", "Also write a self-contained HTML report here (figures inline; needs matplotlib).")
+    scores_cache: str = _f("", "JSONL file keeping every scored row (model + texts as the key): an interrupted "
+                           "evaluation rerun with the same command scores only the rows not yet scored.")
+    skip_bad_rows: bool = _f(False, "Leave out invalid rows (counted and listed) instead of stopping at the first.")
+    device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
+    bf16: bool = _f(False, "Load the weights in bf16 (halves memory; rewards differ from fp32 by rounding).")
+    columns: ColumnArgs = field(default_factory=ColumnArgs)
+
+    def __post_init__(self):
+        check_choices(self)
+
+
+@dataclass
+class ServeConfig:
+    """Serve a reward model over HTTP: POST /score (rows), POST /get_reward (OpenRLHF), GET /health."""
+
+    model: str = _f("", "A reward model folder written by `rewardlab train` (or an adapter folder).")
+    host: str = _f("127.0.0.1", "Interface to listen on (0.0.0.0: every interface).")
+    port: int = _f(5000, "TCP port (5000, as OpenRLHF's reward server).")
+    batch_size: int = _f(16, "Most sequences per forward pass.")
+    max_batch_tokens: int = _f(16384, "Token budget of a batch: concurrent requests are scored together up to it.")
+    max_wait_ms: float = _f(5.0, "How long a batch waits after its first request for more to arrive.")
+    batching: bool = _f(True, "Batch concurrent requests together (--no-batching: one request at a time).")
+    prefix_sharing: bool = _f(True, "Texts that start with the same tokens share one encoding of that prefix "
+                              "(causal models; exact).")
+    normalize: bool = _f(False, "Answer (r - mean) / std with the training rewards' statistics saved in the "
+                         "model (train with --reward-stats).")
+    api_key_env: str = _f("", "Require 'Authorization: Bearer KEY' with KEY read from this environment variable.")
+    max_body_bytes: int = _f(16 * 2**20, "Largest request body (413 beyond it).")
+    max_items: int = _f(4096, "Most texts or rows per request (413 beyond it).")
+    max_item_tokens: int = _f(32768, "Most tokens per text (422 naming the item beyond it; texts longer than "
+                              "--max-length are still scored, cut from the left).")
+    max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
+    device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
+    bf16: bool = _f(False, "Load the weights in bf16 (halves memory; rewards differ from fp32 by rounding).")
+
+
+@dataclass
+class JudgeConfig:
+    """Judge completions with a language model (LLM-as-a-judge): preference data and agreement with humans."""
+
+    data: str = _f("", "Rows to judge: chosen/rejected pairs (human-labelled, as for training), prompt + completions "
+                   "(a list of 2), or prompt + completion (single mode). A 'reference' column feeds --reference.")
+    output: str = _f("", "Output JSONL of preference pairs (prompt, chosen, rejected, confidence, raw judgments) that "
+                     "`rewardlab train` reads; ties and errors go to OUTPUT.undecided.jsonl.")
+    mode: str = _f("pairwise", "pairwise (MT-Bench pair-v2: [[A]]/[[B]]/[[C]]) or single (a 1-10 [[rating]] per answer).")
+    position: str = _f("both", "Position-bias control for pairwise: both (judge A/B and B/A; disagreement or a tie is a "
+                       "tie, FastChat), random (one seeded random order, RewardBench) or first (the data's order).",
+                       choices=("both", "random", "first"))
+    template: str = _f("", "A built-in template (pair-v2, pair-ref, single, single-ref) or a file: YAML/JSON with "
+                       "'user' (+ 'system', 'mode'), or plain text; placeholders {question} {answer_a} {answer_b} "
+                       "{answer} {reference}.")
+    reference: bool = _f(False, "Use the reference-guided built-in template; rows need a 'reference' column.")
+    backend: str = _f("local", "local (a transformers causal LM) or openai (any OpenAI-compatible chat server).",
+                     choices=("local", "openai"))
+    model: str = _f("smollm2", "Judge model: a local folder or the bundled smollm2 (local backend), or the served "
+                    "model's name (openai backend).")
+    base_url: str = _f("", "Server URL for the openai backend, e.g. http://localhost:8000/v1.")
+    api_key_env: str = _f("OPENAI_API_KEY", "Environment variable holding the API key (sent only if set).")
+    soft: bool = _f(False, "Local pairwise only: read the verdict from the next-token probabilities of A/B/C right "
+                    "after '[[' instead of generating (fast; gives a probability).")
+    temperature: float = _f(0.0, "Sampling temperature; 0 is greedy (the norm for judges: reproducible).")
+    max_new_tokens: int = _f(512, "Most tokens a judgment may generate; a cut-off answer without a verdict is re-asked.")
+    parse_retries: int = _f(1, "Times to re-ask for the verdict alone when an answer has none (then it is an error).")
+    batch_size: int = _f(8, "Local backend: conversations generated together.")
+    concurrency: int = _f(8, "openai backend: requests in flight at once.")
+    timeout: float = _f(120.0, "openai backend: seconds before a request is abandoned and retried.")
+    max_retries: int = _f(5, "openai backend: retries of a timed-out, 429 or 5xx request (exponential backoff).")
+    backoff: float = _f(1.0, "openai backend: first wait in seconds before a retry, doubled each time "
+                        "(a server's Retry-After wins).")
+    cache: str = _f("", "Judgment cache (JSONL). Default OUTPUT.cache.jsonl; 'none' disables. Reruns and resumed "
+                    "runs reuse every cached judgment.")
+    seed: int = _f(0, "Seed for random position order and sampling.")
+    eval: bool = _f(False, "Report agreement with the human labels (chosen/rejected rows).")
+    json: bool = _f(False, "Print the report as one JSON object on stdout.")
+    device: str = _f("", "Local backend device (default: cuda if available, else cpu).")
+
+    def __post_init__(self):
+        check_choices(self)

@@ -1,0 +1,138 @@
+"""Flags and YAML files -> configs: one flag per field, the precedence rules, and the
+dictionaries a run saves (see the package docstring)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from ..errors import ConfigError
+
+
+def _groups(cls: type) -> dict[str, type]:
+    """Group name -> group class, for the fields of ``cls`` that are config groups."""
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if dataclasses.is_dataclass(hints[f.name])}
+
+
+def _leaves(cls: type) -> dict[str, tuple[str | None, dataclasses.Field, type]]:
+    """Flat field name -> (its group, or None for a top-level field; the field; its type)."""
+    groups, hints, out = _groups(cls), get_type_hints(cls), {}
+    for f in dataclasses.fields(cls):
+        inner = [(f.name, g, get_type_hints(groups[f.name])) for g in dataclasses.fields(groups[f.name])] \
+            if f.name in groups else [(None, f, hints)]
+        for group, leaf, leaf_hints in inner:
+            assert leaf.name not in out, f"field {leaf.name} is defined twice"
+            out[leaf.name] = (group, leaf, leaf_hints[leaf.name])
+    return out
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One flag per field, with the field's doc as help, in one argparse group per config
+    group. Defaults are left unset (None) so we can tell which flags the user typed."""
+    sections = {g: parser.add_argument_group(g, sub.__doc__) for g, sub in _groups(cls).items()}
+    for name, (group, f, kind) in _leaves(cls).items():
+        target = sections.get(group, parser)
+        default = f.default
+        shown = "" if default in ("", None) or kind is bool and default is False else f" (default: {default})"
+        if kind is bool and default is True:
+            shown = " (default: on)"
+        help_text = (f.metadata["help"] + shown).replace("%", "%%")
+        extra = {"choices": f.metadata["choices"]} if f.metadata.get("choices") else {}
+        if extra:
+            help_text = help_text.replace("%%", "%").replace("%", "%%")
+        if kind is bool:
+            target.add_argument(_flag(name), dest=name, default=None, action=argparse.BooleanOptionalAction,
+                                help=help_text)
+        elif f.metadata.get("repeat"):
+            target.add_argument(_flag(name), dest=name, default=None, action="append", metavar=name.upper(),
+                                help=help_text)
+        elif f.metadata.get("bare"):
+            target.add_argument(_flag(name), dest=name, default=None, nargs="?", const=f.metadata["bare"],
+                                metavar=name.upper(), help=help_text)
+        else:
+            target.add_argument(_flag(name), dest=name, default=None, type=kind, help=help_text,
+                                metavar=name.upper() if not extra else "{" + ",".join(extra["choices"]) + "}",
+                                **extra)
+
+
+def load_config(cls: type, yaml_path: str | None, args: argparse.Namespace | dict | None = None):
+    """Build ``cls`` from defaults, then the YAML file, then flags that were given."""
+    leaves = _leaves(cls)
+    groups = _groups(cls)
+    values: dict[str, Any] = {}
+    if yaml_path:
+        path = Path(yaml_path)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"{path}: cannot read config: {e}".replace("\n", " ")) from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: config must be a mapping of field: value")
+        flat_items = []
+        for key, value in loaded.items():
+            key = str(key).replace("-", "_")
+            if key in groups and isinstance(value, dict):
+                flat_items += [(str(k).replace("-", "_"), v, f"{key}.") for k, v in value.items()]
+            else:
+                flat_items.append((key, value, ""))
+        for key, value, prefix in flat_items:
+            if key not in leaves or (prefix and leaves[key][0] != prefix[:-1]):
+                raise ConfigError(f"{path}: unknown key {prefix + key!r} (valid keys: {', '.join(sorted(leaves))})")
+            meta = leaves[key][1].metadata
+            if meta.get("repeat") and isinstance(value, list):
+                values[key] = [_coerce(v, str, f"{path}: key {key!r}") for v in value]
+            else:
+                values[key] = _coerce(value, leaves[key][2], f"{path}: key {key!r}", bool(meta.get("bare")))
+    given = vars(args) if isinstance(args, argparse.Namespace) else (args or {})
+    for key, value in given.items():
+        if key in leaves and value is not None:
+            values[key] = value
+        elif key not in leaves and key not in ("command", "config"):
+            raise ConfigError(f"unknown option {key!r}")
+    parts: dict[str | None, dict] = {g: {} for g in groups}
+    parts[None] = {}
+    for key, value in values.items():
+        parts[leaves[key][0]][key] = value
+    return cls(**parts[None], **{g: groups[g](**parts[g]) for g in groups})
+
+
+def _coerce(value: Any, kind: type, where: str, bare: bool = False) -> Any:
+    if kind is bool or isinstance(value, bool) and bare:  # resume: true in YAML
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if kind in (int, float) and isinstance(value, str):
+        try:  # YAML 1.1 reads 2e-5 (no dot) as a string
+            return kind(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}") from None
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
+
+
+def to_dict(config) -> dict[str, Any]:
+    """Flat ``{field: value}``, whatever the grouping (what checkpoints and trackers record)."""
+    out = {}
+    for name, (group, _, _) in _leaves(type(config)).items():
+        out[name] = getattr(getattr(config, group) if group else config, name)
+    return out
+
+
+def resume_values(config) -> dict[str, Any]:
+    """The fields marked ``resume``: a resumed run must have the same values."""
+    flat = to_dict(config)
+    return {name: flat[name] for name, (_, f, _) in _leaves(type(config)).items() if f.metadata.get("resume")}
