@@ -27,6 +27,7 @@ import json
 import os
 import time
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import torch
 
@@ -55,171 +56,211 @@ class Refused(Exception):
         self.status = status
 
 
-def create_app(rm, name: str = "", batch_size: int = 16, max_tokens: int = 16384, max_wait_ms: float = 5.0,
-               batching: bool = True, prefix_sharing: bool = True, api_key: str | None = None,
-               max_body_bytes: int = 16 * 2**20, max_items: int = 4096, max_item_tokens: int = 32768,
-               normalize: bool = False):
-    """The FastAPI application around a :class:`rewardlab.RewardModel`. ``normalize``: answer
-    (r - mean) / std with the training statistics saved in the model (``train --reward-stats``)."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, Response
+@dataclass
+class Limits:
+    """What one request may hold (``serve``'s flags of the same names)."""
 
-    from .batcher import Batcher
+    max_body_bytes: int = 16 * 2**20
+    max_items: int = 4096
+    max_item_tokens: int = 32768
 
-    metrics = Metrics()
-    if normalize and "reward_std" not in rm.settings:
-        raise ConfigError(f"{name or 'the model'} has no saved reward statistics: train it with --reward-stats")
-    mean, std = (rm.settings["reward_mean"], rm.settings["reward_std"] or 1.0) if normalize else (0.0, 1.0)
 
-    def run_batch(texts: list) -> list[dict]:
-        details, _ = rm.score_details(texts, False, batch_size, max_tokens, prefix_sharing)
-        if normalize:
+def authorized(headers, api_key: str | None) -> bool:
+    """No token configured, or ``Authorization: Bearer KEY`` (compared in constant time)."""
+    return api_key is None or hmac.compare_digest(headers.get("authorization", "").encode(),
+                                                  f"Bearer {api_key}".encode())
+
+
+async def read_json(request, limits: Limits) -> dict:
+    """The body, refused past ``max_body_bytes`` before it is all read (413), or when it is not
+    a JSON object (400)."""
+    too_big = Refused(413, f"request: body larger than --max-body-bytes {limits.max_body_bytes}")
+    if int(request.headers.get("content-length") or 0) > limits.max_body_bytes:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limits.max_body_bytes:
+            raise too_big
+        chunks.append(chunk)
+    try:
+        body = json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise Refused(400, f"request: the body is not valid JSON: {str(e).splitlines()[0]}") from None
+    if not isinstance(body, dict):
+        raise Refused(400, "request: the body must be a JSON object")
+    return body
+
+
+def count_tokens(tokenizer, texts: list[Text]) -> list[int]:
+    """Tokens per text as scoring encodes it: special tokens unless a chat template rendered
+    them, and the end marker appended."""
+    eos, out = tokenizer.eos_token_id, [0] * len(texts)
+    for templated in (False, True):
+        idx = [i for i, t in enumerate(texts) if t.templated == templated]
+        if idx:
+            ids = tokenizer([texts[i].prompt + texts[i].completion for i in idx],
+                            add_special_tokens=not templated)["input_ids"]
+            for i, x in zip(idx, ids):
+                out[i] = len(x) + (eos is not None and (not x or x[-1] != eos))
+    return out
+
+
+def query_texts(body: dict, tokenizer) -> list[Text]:
+    """OpenRLHF's ``{"query": [...], "prompts": [...]}`` as texts, checked."""
+    queries, prompts = body.get("query"), body.get("prompts")
+    if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
+        raise Refused(400, "request: 'query' must be a list of strings")
+    if prompts is not None and (not isinstance(prompts, list) or len(prompts) != len(queries)
+                                or not all(isinstance(p, str) for p in prompts)):
+        raise Refused(400, f"request: 'prompts' must be a list of {len(queries)} strings, one per query")
+    texts = []
+    for i, q in enumerate(queries):
+        try:
+            texts.append(split_query(q, prompts[i] if prompts else None, tokenizer))
+        except DataError as e:
+            raise Refused(400, f"request: query {i + 1}: {e}") from None
+    return texts
+
+
+def check_rows(body: dict, limits: Limits) -> list[dict]:
+    """``/score``'s rows, refused before any per-row work when there are too many."""
+    rows = body.get("rows")
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        raise Refused(400, "request: 'rows' must be a non-empty list of objects")
+    items = sum(1 + sum(len(r[k]) for k in ("completions", "chosen", "rejected", "steps")
+                        if isinstance(r.get(k), list)) for r in rows)  # an upper bound, counted first
+    if len(rows) > limits.max_items:
+        raise Refused(413, f"request: {len(rows)} rows, more than --max-items {limits.max_items}")
+    if items > 4 * limits.max_items:
+        raise Refused(413, f"request: {items} completions and steps, more than 4 x --max-items {limits.max_items}")
+    return rows
+
+
+class Service:
+    """What the endpoints do: check a request, admit its texts, score them in the shared
+    batcher, and shape the answer. ``normalize``: (r - mean) / std with the training statistics
+    saved in the model (``train --reward-stats``)."""
+
+    def __init__(self, rm, batch_size: int, max_tokens: int, max_wait_ms: float, batching: bool,
+                 prefix_sharing: bool, limits: Limits, normalize: bool, name: str = ""):
+        from .batcher import Batcher
+
+        if normalize and "reward_std" not in rm.settings:
+            raise ConfigError(f"{name or 'the model'} has no saved reward statistics: train it with --reward-stats")
+        self.rm, self.limits, self.metrics = rm, limits, Metrics()
+        self.batch_size, self.max_tokens, self.prefix_sharing = batch_size, max_tokens, prefix_sharing
+        self.norm = (rm.settings["reward_mean"], rm.settings["reward_std"] or 1.0) if normalize else None
+        self.batcher = Batcher(self.run_batch, max_tokens, max_wait_ms / 1000, batching, self.on_batch)
+
+    def run_batch(self, texts: list) -> list[dict]:
+        details, _ = self.rm.score_details(texts, False, self.batch_size, self.max_tokens, self.prefix_sharing)
+        if self.norm is not None:
+            mean, std = self.norm
             for d in details:
                 d["reward"] = (d["reward"] - mean) / std
         return details
 
-    def on_batch(jobs, started):
-        sent = sum(j.tokens for j in jobs)
+    def on_batch(self, jobs, started: float) -> None:
+        sent, rm = sum(j.tokens for j in jobs), self.rm
         # Only the preference path shares prefixes (and counts what it processed).
         processed = rm.last_tokens[0] * sent / max(rm.last_tokens[1], 1) if rm.kind == "preference" else sent
-        metrics.batch(len(jobs), sum(len(j.texts) for j in jobs), sent, round(processed),
-                      [started - j.arrived for j in jobs])
+        self.metrics.batch(len(jobs), sum(len(j.texts) for j in jobs), sent, round(processed),
+                           [started - j.arrived for j in jobs])
 
-    batcher = Batcher(run_batch, max_tokens, max_wait_ms / 1000, batching, on_batch)
-
-    @asynccontextmanager
-    async def lifespan(app):
-        batcher.start()
-        yield
-        await batcher.stop()  # SIGTERM: uvicorn stops accepting, in-flight requests finish first
-
-    app = FastAPI(title="rewardlab reward model", description=f"Rewards from {name or 'a reward model'}.",
-                  lifespan=lifespan)
-
-    def answer(status: int, message: str, endpoint: str) -> JSONResponse:
-        metrics.error(endpoint, status)
-        return JSONResponse(status_code=status, content={"error": message})
-
-    async def read_json(request: Request) -> dict:
-        """The body, refused past ``max_body_bytes`` before it is all read (413), or when it is
-        not a JSON object (400)."""
-        if api_key is not None:
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
-                raise Refused(401, "missing or wrong bearer token (Authorization: Bearer KEY)")
-        if int(request.headers.get("content-length") or 0) > max_body_bytes:
-            raise Refused(413, f"request: body larger than --max-body-bytes {max_body_bytes}")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body_bytes:
-                raise Refused(413, f"request: body larger than --max-body-bytes {max_body_bytes}")
-            chunks.append(chunk)
-        try:
-            body = json.loads(b"".join(chunks))
-        except (ValueError, UnicodeDecodeError) as e:
-            raise Refused(400, f"request: the body is not valid JSON: {str(e).splitlines()[0]}") from None
-        if not isinstance(body, dict):
-            raise Refused(400, "request: the body must be a JSON object")
-        return body
-
-    async def admit(texts: list[Text], where: list[str]) -> list[int]:
-        """Count the tokens of every text off the event loop; refuse an item over the limit."""
-        if len(texts) > max_items:
-            raise Refused(413, f"request: {len(texts)} items, more than --max-items {max_items}")
+    async def admit(self, texts: list[Text], where: list[str]) -> list[int]:
+        """Count the tokens of every text off the event loop; refuse an item over the limits."""
+        most = self.limits.max_item_tokens
+        if len(texts) > self.limits.max_items:
+            raise Refused(413, f"request: {len(texts)} items, more than --max-items {self.limits.max_items}")
         for t, at in zip(texts, where):  # cheap first: a huge string is refused before tokenizing
-            if len(t.prompt) + len(t.completion) > 16 * max_item_tokens:
-                raise Refused(422, f"request: {at}: longer than --max-item-tokens {max_item_tokens}")
-
-        def count() -> list[int]:  # as scoring encodes: special tokens unless a chat template rendered
-            eos = rm.tokenizer.eos_token_id  # them, and the end marker appended
-            out = [0] * len(texts)
-            for templated in (False, True):
-                idx = [i for i, t in enumerate(texts) if t.templated == templated]
-                if idx:
-                    ids = rm.tokenizer([texts[i].prompt + texts[i].completion for i in idx],
-                                       add_special_tokens=not templated)["input_ids"]
-                    for i, x in zip(idx, ids):
-                        out[i] = len(x) + (eos is not None and (not x or x[-1] != eos))
-            return out
-
-        lengths = await asyncio.get_running_loop().run_in_executor(None, count)
+            if len(t.prompt) + len(t.completion) > 16 * most:
+                raise Refused(422, f"request: {at}: longer than --max-item-tokens {most}")
+        lengths = await asyncio.get_running_loop().run_in_executor(None, count_tokens, self.rm.tokenizer, texts)
         for n, at in zip(lengths, where):
-            if n > max_item_tokens:
-                raise Refused(422, f"request: {at}: {n} tokens, more than --max-item-tokens {max_item_tokens}")
+            if n > most:
+                raise Refused(422, f"request: {at}: {n} tokens, more than --max-item-tokens {most}")
         return lengths
 
-    async def handle(endpoint: str, request: Request, work):
-        started = time.perf_counter()
-        try:
-            result = await work(await read_json(request))
-        except Refused as e:
-            return answer(e.status, str(e), endpoint)
-        except DataError as e:
-            return answer(400, str(e), endpoint)
-        metrics.request(endpoint, time.perf_counter() - started)
-        return result
-
-    @app.get("/health")
-    async def health() -> dict:
-        return {"status": "ok", "model": name, "kind": rm.kind, "max_length": rm.max_length,
-                "normalized": {"mean": mean, "std": std} if normalize else None}
-
-    @app.get("/metrics")
-    async def prometheus(request: Request):
-        if api_key is not None and not hmac.compare_digest(request.headers.get("authorization", "").encode(),
-                                                           f"Bearer {api_key}".encode()):
-            return answer(401, "missing or wrong bearer token (Authorization: Bearer KEY)", "/metrics")
-        return Response(metrics.text(), media_type="text/plain; version=0.0.4")
-
-    async def score_rows(body: dict) -> dict:
-        rows = body.get("rows")
-        if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
-            raise Refused(400, "request: 'rows' must be a non-empty list of objects")
-        items = sum(1 + sum(len(r[k]) for k in ("completions", "chosen", "rejected", "steps")
-                            if isinstance(r.get(k), list)) for r in rows)  # an upper bound, counted first
-        if len(rows) > max_items or items > 4 * max_items:
-            raise Refused(413, f"request: {len(rows)} rows, more than --max-items {max_items}" if len(rows) > max_items
-                          else f"request: {items} completions and steps, more than 4 x --max-items {max_items}")
+    async def score_rows(self, body: dict) -> dict:
+        rm, rows = self.rm, check_rows(body, self.limits)
         # Checking rows (chat templates, pairs) is real work: off the event loop.
         groups, fields = await asyncio.get_running_loop().run_in_executor(
             None, lambda: build_groups(rows, rm.tokenizer, "request", chat=rm.chat, marker=rm.step_marker or "\n"))
         flat = [t for g in groups for t in g]
-        lengths = await admit(flat, [f"row {i + 1}" for i, g in enumerate(groups) for _ in g])
-        details = await batcher.submit(flat, sum(lengths)) if flat else []
+        lengths = await self.admit(flat, [f"row {i + 1}" for i, g in enumerate(groups) for _ in g])
+        details = await self.batcher.submit(flat, sum(lengths)) if flat else []
         out, at = [], 0
         for row, field, g in zip(rows, fields, groups):
             part = details[at:at + len(g)]
             at += len(g)
-            out.append(add_rewards(row, field, [d["reward"] for d in part],
-                                   part if rm.kind != "preference" else None))
+            out.append(add_rewards(row, field, [d["reward"] for d in part], part if rm.kind != "preference" else None))
         return {"rows": out, "truncated": sum(n > rm.max_length for n in lengths)}
 
-    async def get_reward(body: dict) -> dict:
-        queries, prompts = body.get("query"), body.get("prompts")
-        if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
-            raise Refused(400, "request: 'query' must be a list of strings")
-        if prompts is not None and (not isinstance(prompts, list) or len(prompts) != len(queries)
-                                    or not all(isinstance(p, str) for p in prompts)):
-            raise Refused(400, f"request: 'prompts' must be a list of {len(queries)} strings, one per query")
-        texts = []
-        for i, q in enumerate(queries):
-            try:
-                texts.append(split_query(q, prompts[i] if prompts else None, rm.tokenizer))
-            except DataError as e:
-                raise Refused(400, f"request: query {i + 1}: {e}") from None
-        lengths = await admit(texts, [f"query {i + 1}" for i in range(len(texts))])
-        rewards = [d["reward"] for d in await batcher.submit(texts, sum(lengths))] if texts else []
+    async def get_reward(self, body: dict) -> dict:
+        texts = query_texts(body, self.rm.tokenizer)
+        lengths = await self.admit(texts, [f"query {i + 1}" for i in range(len(texts))])
+        rewards = [d["reward"] for d in await self.batcher.submit(texts, sum(lengths))] if texts else []
         # OpenRLHF reads "scores" first, then "rewards" (older versions: "score").
         return {"rewards": rewards, "scores": rewards, "score": rewards, "extra_logs": {}}
 
+
+def create_app(rm, name: str = "", batch_size: int = 16, max_tokens: int = 16384, max_wait_ms: float = 5.0,
+               batching: bool = True, prefix_sharing: bool = True, api_key: str | None = None,
+               max_body_bytes: int = 16 * 2**20, max_items: int = 4096, max_item_tokens: int = 32768,
+               normalize: bool = False):
+    """The FastAPI application around a :class:`rewardlab.RewardModel` (see :class:`Service`)."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, Response
+
+    limits = Limits(max_body_bytes, max_items, max_item_tokens)
+    service = Service(rm, batch_size, max_tokens, max_wait_ms, batching, prefix_sharing, limits, normalize, name)
+    refused_token = Refused(401, "missing or wrong bearer token (Authorization: Bearer KEY)")
+
+    @asynccontextmanager
+    async def lifespan(app):
+        service.batcher.start()
+        yield
+        await service.batcher.stop()  # SIGTERM: uvicorn stops accepting, in-flight requests finish first
+
+    app = FastAPI(title="rewardlab reward model", description=f"Rewards from {name or 'a reward model'}.",
+                  lifespan=lifespan)
+
+    def answer(e: Refused, endpoint: str) -> JSONResponse:
+        service.metrics.error(endpoint, e.status)
+        return JSONResponse(status_code=e.status, content={"error": str(e)})
+
+    async def handle(endpoint: str, request: Request, work):
+        started = time.perf_counter()
+        try:
+            if not authorized(request.headers, api_key):
+                raise refused_token
+            result = await work(await read_json(request, limits))
+        except Refused as e:
+            return answer(e, endpoint)
+        except DataError as e:
+            return answer(Refused(400, str(e)), endpoint)
+        service.metrics.request(endpoint, time.perf_counter() - started)
+        return result
+
+    @app.get("/health")
+    async def health() -> dict:
+        norm = service.norm and {"mean": service.norm[0], "std": service.norm[1]}
+        return {"status": "ok", "model": name, "kind": rm.kind, "max_length": rm.max_length, "normalized": norm}
+
+    @app.get("/metrics")
+    async def prometheus(request: Request):
+        if not authorized(request.headers, api_key):
+            return answer(refused_token, "/metrics")
+        return Response(service.metrics.text(), media_type="text/plain; version=0.0.4")
+
     @app.post("/score")
     async def score(request: Request):
-        return await handle("/score", request, score_rows)
+        return await handle("/score", request, service.score_rows)
 
     @app.post("/get_reward")
     async def reward(request: Request):
-        return await handle("/get_reward", request, get_reward)
+        return await handle("/get_reward", request, service.get_reward)
 
     return app
 
