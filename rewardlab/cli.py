@@ -332,9 +332,7 @@ def cmd_serve(cfg: ServeConfig) -> int:
     _need(cfg.model, "--model")
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
         raise ConfigError("serve needs fastapi and uvicorn: pip install 'rewardlab[serve]'")
-    serve(cfg.model, cfg.host, cfg.port, cfg.batch_size, cfg.max_batch_tokens, cfg.max_length, cfg.device, cfg.bf16,
-          cfg.max_wait_ms, cfg.batching, cfg.prefix_sharing, cfg.api_key_env, cfg.max_body_bytes, cfg.max_items,
-          cfg.max_item_tokens, cfg.normalize)
+    serve(cfg)
     return 0
 
 

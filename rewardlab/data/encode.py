@@ -91,13 +91,21 @@ def encode_groups(tokenizer, groups: list[list[Text]], max_length: int,
     keep their last ``max_length`` tokens instead.
     """
     flat = [t for g in groups for t in g]
-    encoded = [e[:3] for e in encode_texts(tokenizer, flat)]
-    counts = Counts(total=len(groups))
+    return fit_groups([len(g) for g in groups], [e[:3] for e in encode_texts(tokenizer, flat)], max_length,
+                      cut_completion)
+
+
+def fit_groups(sizes: list[int], encoded: list[tuple[list[int], int, int]], max_length: int,
+               cut_completion: bool = False) -> tuple[list[Group | None], Counts]:
+    """:func:`encode_groups` after tokenizing: ``encoded`` holds :func:`encode_texts`' first three
+    fields per text, groups of ``sizes`` texts one after another (a server tokenizes once, to
+    check a request's lengths, and scores these)."""
+    counts = Counts(total=len(sizes))
     out: list[Group | None] = []
     pos = 0
-    for g in groups:
-        items = encoded[pos:pos + len(g)]
-        pos += len(g)
+    for size in sizes:
+        items = encoded[pos:pos + size]
+        pos += size
         if all(len(ids) <= max_length for ids, _, _ in items):
             out.append(Group([ids for ids, _, _ in items]))
             continue

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data.encode import Counts, encode_groups
+from ..data.encode import Counts, encode_groups, encode_texts, fit_groups
 from ..data.pointwise import text_point
 from ..data.text import Text
 from ..errors import ModelError
@@ -32,6 +32,9 @@ class RewardModel:
         # Plain-text rows go through the chat template when the model was trained that way.
         self.chat = bool(self.settings.get("apply_chat_template"))
         self.last_tokens = (0, 0)  # (tokens the last score_texts processed, tokens it was given)
+        # A PrefixCache (models/prefix_cache.py) for a model that no longer trains (the server):
+        # prompts scored in one call are reused by the next ones.
+        self.prefix_cache = None
 
     @property
     def step_marker(self) -> str | None:
@@ -76,20 +79,24 @@ class RewardModel:
         self.model.save_pretrained(path, safe_serialization=True)
         self.tokenizer.save_pretrained(path)
 
-    def score_texts(self, texts: list, batch_size: int = 16, max_tokens: int = 16384, share_prefixes: bool = True):
+    def score_texts(self, texts: list, batch_size: int = 16, max_tokens: int = 16384, share_prefixes: bool = True,
+                    encoded: list | None = None):
         """Rewards for :class:`rewardlab.data.Text` items, in input order, and the truncation counts.
 
         Sequences are sorted by length before batching, so the result does not depend on the
         batch size or on the order of the inputs. On causal backbones, texts that begin with the
         same tokens are found from their token ids and share one encoding of that prefix
-        (``share_prefixes``; exact either way).
+        (``share_prefixes``; exact either way). ``encoded``: the texts already tokenized by
+        :func:`rewardlab.data.encode.encode_texts` (the server does it to check lengths).
         """
         if self.kind != "preference":
             details, counts = self.score_details(texts, batch_size=batch_size, max_tokens=max_tokens)
             return [d["reward"] for d in details], counts
-        groups, counts = encode_groups(self.tokenizer, [[t] for t in texts], self.max_length, cut_completion=True)
+        if encoded is None:
+            encoded = encode_texts(self.tokenizer, texts)
+        groups, counts = fit_groups([1] * len(texts), [e[:3] for e in encoded], self.max_length, cut_completion=True)
         seqs = [g.sequences[0] for g in groups]
-        if share_prefixes and len(seqs) > 1 and supports_shared_prompt(self.model):
+        if share_prefixes and (len(seqs) > 1 or self.prefix_cache is not None) and supports_shared_prompt(self.model):
             return self._score_shared(seqs, batch_size, max_tokens), counts
         self.last_tokens = (sum(map(len, seqs)),) * 2
         return self._score_flat(seqs, batch_size, max_tokens), counts
@@ -98,9 +105,12 @@ class RewardModel:
         """Independent texts that start with the same tokens (the samples of one prompt) go
         through the shared-prompt forward together, their common prefix encoded once."""
         found = group_by_prefix(seqs)
-        self.last_tokens = tokens_processed([[seqs[i] for i in g] for g in found])
+        processed, sent = tokens_processed([[seqs[i] for i in g] for g in found])
+        cache = self.prefix_cache
+        reused = cache.reused_tokens if cache is not None else 0
         rewards = score_groups_shared(self.model, [[seqs[i] for i in g] for g in found], self.tokenizer.pad_token_id,
-                                      batch_size, max_tokens)
+                                      batch_size, max_tokens, cache)
+        self.last_tokens = (processed - ((cache.reused_tokens if cache is not None else 0) - reused), sent)
         out = [0.0] * len(seqs)
         for g, r in zip(found, rewards):
             for i, x in zip(g, r):

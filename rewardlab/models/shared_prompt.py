@@ -48,7 +48,8 @@ def block_attention(module, query, key, value, attention_mask, dropout: float = 
         return out.transpose(1, 2).contiguous(), None
     groups = kwargs.pop("rewardlab_groups", None)
     if groups is not None:
-        return _grouped_attention(module, query, key, value, groups, scaling, dropout), None
+        return _grouped_attention(module, query, key, value, groups, scaling, dropout,
+                                  kwargs.pop("rewardlab_past", None), kwargs.pop("rewardlab_keep", None)), None
     blocks = kwargs.pop("rewardlab_blocks", None)
     if blocks is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
@@ -63,23 +64,49 @@ def block_attention(module, query, key, value, attention_mask, dropout: float = 
     return out.transpose(1, 2).contiguous(), None
 
 
-def _grouped_attention(module, query, key, value, groups, scaling, dropout: float) -> torch.Tensor:
+def _grouped_attention(module, query, key, value, groups, scaling, dropout: float, past=None, keep=None
+                       ) -> torch.Tensor:
     """Attention of packed shared-prompt groups, computing only the allowed pairs: per group,
     the prompt causally (SDPA's fused causal kernel), then its K completions as one batch, each
     attending to the whole prompt and causally to itself. A dense mask over the group would
     also compute every completion against every other one, which on CPU was about half a
-    batch's time. ``groups``: (row, start, prompt length, completion lengths)."""
+    batch's time. ``groups``: (row, start, prompt length, completion lengths).
+
+    ``past[g]``: a prefix-cache hit (entry, n) for group g: the first n prompt tokens are not in
+    the row, their cached keys and values are put in front. ``keep[g]``: a list that receives
+    this layer's keys and values of the group's whole prompt (cached part included), to cache."""
     from torch.nn.functional import scaled_dot_product_attention as sdpa
     from transformers.integrations.sdpa_attention import repeat_kv
 
+    from .prefix_cache import cached_keys
+
     n_rep = getattr(module, "num_key_value_groups", 1)
+    layer = getattr(module, "layer_idx", None)
+    if (past or keep) and layer is None:
+        raise RuntimeError(f"{type(module).__name__} has no layer_idx: the prefix cache cannot be used with it")
+    raw_k, raw_v = key, value
     key, value = repeat_kv(key, n_rep), repeat_kv(value, n_rep)
     drop = dropout if module.training else 0.0
     out = query.new_zeros(query.shape)  # padding positions stay 0; nothing reads them
-    for row, start, p, lens in groups:
+    for g, (row, start, p, lens) in enumerate(groups):
         q, k, v = (x[row, :, start:start + p + sum(lens)] for x in (query, key, value))  # (H, L, d)
-        if p:
+        hit = cached_keys(past[g] if past else None, layer, n_rep)
+        c = 0 if hit is None else hit[0].shape[1]
+        kp, vp = (k[:, :p], v[:, :p]) if hit is None else (torch.cat([hit[0], k[:, :p]], 1), torch.cat([hit[1], v[:, :p]], 1))
+        if keep and keep[g] is not None:
+            new_k, new_v = raw_k[row, :, start:start + p], raw_v[row, :, start:start + p]
+            if past and past[g] is not None:
+                old_k, old_v = past[g][0].layers[layer]
+                n = past[g][1]
+                new_k, new_v = torch.cat([old_k[:, :n], new_k], 1), torch.cat([old_v[:, :n], new_v], 1)
+            keep[g].append((new_k, new_v))
+        if p and not c:
             out[row, :, start:start + p] = sdpa(q[None, :, :p], k[None, :, :p], v[None, :, :p], is_causal=True,
+                                                scale=scaling, dropout_p=drop)[0]
+        elif p:  # the rest of the prompt: every cached token, then causally itself
+            tri = torch.ones(p, p, dtype=torch.bool, device=q.device).tril()
+            mask = torch.cat([tri.new_ones(p, c), tri], dim=1)
+            out[row, :, start:start + p] = sdpa(q[None, :, :p], kp[None], vp[None], attn_mask=mask,
                                                 scale=scaling, dropout_p=drop)[0]
         m = max(lens)
         offsets = [p + sum(lens[:i]) for i in range(len(lens))]
@@ -88,14 +115,14 @@ def _grouped_attention(module, query, key, value, groups, scaling, dropout: floa
             return torch.stack([torch.nn.functional.pad(x[:, o:o + n], (0, 0, 0, m - n)) for o, n in zip(offsets, lens)])
 
         qc, kc, vc = stacked(q), stacked(k), stacked(v)
-        kc = torch.cat([k[None, :, :p].expand(len(lens), -1, -1, -1), kc], dim=2)
-        vc = torch.cat([v[None, :, :p].expand(len(lens), -1, -1, -1), vc], dim=2)
+        kc = torch.cat([kp[None].expand(len(lens), -1, -1, -1), kc], dim=2)
+        vc = torch.cat([vp[None].expand(len(lens), -1, -1, -1), vc], dim=2)
         i = torch.arange(m, device=q.device)
         own = (i[None, :] <= i[:, None])[None] & (i[None, None, :] < torch.tensor(lens, device=q.device)[:, None, None])
-        mask = torch.cat([own.new_ones(len(lens), m, p), own], dim=2)[:, None]  # (K, 1, m, p + m)
+        mask = torch.cat([own.new_ones(len(lens), m, c + p), own], dim=2)[:, None]  # (K, 1, m, c + p + m)
         done = sdpa(qc, kc, vc, attn_mask=mask, scale=scaling, dropout_p=drop)
-        for c, (o, n) in enumerate(zip(offsets, lens)):
-            out[row, :, start + o:start + o + n] = done[c, :, :n]
+        for j, (o, n) in enumerate(zip(offsets, lens)):
+            out[row, :, start + o:start + o + n] = done[j, :, :n]
     return out.transpose(1, 2).contiguous()
 
 
@@ -216,17 +243,23 @@ def common_prefix_length(sequences: list[list[int]]) -> int:
     return n
 
 
-def layout(groups: list[list[list[int]]], reads: list[list[list[int]]] | None = None
-           ) -> list[tuple[list[int], list[int], list[int], list[int]]]:
+def prompt_length(seqs: list[list[int]]) -> int:
+    """The prompt segment of a group: its common prefix (a group of one: all but the last token)."""
+    return common_prefix_length(seqs) if len(seqs) > 1 else len(seqs[0]) - 1
+
+
+def layout(groups: list[list[list[int]]], reads: list[list[list[int]]] | None = None,
+           skip: list[int] | None = None) -> list[tuple[list[int], list[int], list[int], list[int]]]:
     """Per group: (token ids, position ids, segment ids, the row positions read). Segment 0 is
     the prompt, segment k is completion k (1-based). ``reads[g][k]``: the token indices of
     sequence k whose outputs are wanted (default: its last token, where a reward is read);
     an index inside the shared prefix is read there (the prefix's hidden states are the same
-    for every sequence that shares it)."""
+    for every sequence that shares it). ``skip[g]``: leading prompt tokens left out of the row
+    (their keys and values come from the prefix cache; nothing there can be read)."""
     rows = []
     for g, seqs in enumerate(groups):
-        p = common_prefix_length(seqs) if len(seqs) > 1 else len(seqs[0]) - 1
-        ids, pos, seg, cols = list(seqs[0][:p]), list(range(p)), [0] * p, []
+        p, c = prompt_length(seqs), skip[g] if skip else 0
+        ids, pos, seg, cols = list(seqs[0][c:p]), list(range(c, p)), [0] * (p - c), []
         for k, s in enumerate(seqs, 1):
             tail = s[p:]
             start = len(ids)
@@ -234,22 +267,25 @@ def layout(groups: list[list[list[int]]], reads: list[list[list[int]]] | None = 
             pos += range(p, p + len(tail))
             seg += [k] * len(tail)
             wanted = [len(s) - 1] if reads is None else reads[g][k - 1]
-            cols += [i if i < p else start + i - p for i in wanted]
+            if any(i < c for i in wanted):
+                raise ValueError("a read position lies in the cached prefix")
+            cols += [i - c if i < p else start + i - p for i in wanted]
         rows.append((ids, pos, seg, cols))
     return rows
 
 
 def build_batch(groups: list[list[list[int]]], pad_id: int, dtype: torch.dtype = torch.float32,
                 packed: bool = True, reads: list[list[list[int]]] | None = None,
-                hidden_reads: list[list[list[int]]] | None = None) -> dict:
+                hidden_reads: list[list[list[int]]] | None = None, skip: list[int] | None = None) -> dict:
     """Tensors for :func:`shared_prompt_rewards`.
 
     ``packed=True`` (padding-free): every group of the batch goes into ONE row; groups cannot
     see each other (block attention) and their positions restart, so rewards are unchanged
     and no compute goes to padding. ``packed=False``: one right-padded row per group.
     ``hidden_reads``: positions whose hidden states are wanted too (a joint language-model loss).
+    ``skip``: prompt tokens per group that come from the prefix cache (see :func:`layout`).
     """
-    laid = layout(groups, reads)
+    laid = layout(groups, reads, skip)
     sizes = [len(r[0]) for r in laid]
     rows = [list(range(len(groups)))] if packed else [[i] for i in range(len(groups))]
     width = max(sum(sizes[i] for i in row) for row in rows)
@@ -278,7 +314,7 @@ def build_batch(groups: list[list[list[int]]], pad_id: int, dtype: torch.dtype =
     out = {"input_ids": ids, "position_ids": pos, "blocks": blocks, "doc": doc, "seg": seg,
            "reward_rows": torch.tensor(rows_idx, dtype=torch.long), "reward_cols": torch.tensor(cols_idx, dtype=torch.long)}
     if hidden_reads is not None:
-        more = layout(groups, hidden_reads)
+        more = layout(groups, hidden_reads, skip)
         out["hidden_rows"] = torch.tensor([where[g][0] for g in range(len(groups)) for _ in more[g][3]], dtype=torch.long)
         out["hidden_cols"] = torch.tensor([where[g][1] + c for g in range(len(groups)) for c in more[g][3]],
                                           dtype=torch.long)
@@ -299,11 +335,14 @@ def head_of(model: nn.Module):
     return head
 
 
-def shared_prompt_outputs(model: nn.Module, batch: dict, attention: str = "auto") -> torch.Tensor:
+def shared_prompt_outputs(model: nn.Module, batch: dict, attention: str = "auto", past: list | None = None,
+                          keep: list | None = None) -> torch.Tensor:
     """Head outputs (R, num_labels) at every read position, group by group, in input order.
 
     ``attention``: 'blocks' (one SDPA call per group; best on CPU), 'flex' (one block-sparse
-    flex_attention kernel per layer; best on GPU) or 'auto'. Both give the same outputs."""
+    flex_attention kernel per layer; best on GPU) or 'auto'. Both give the same outputs.
+    ``past``/``keep``: prefix-cache hits and prompts to cache, per group (blocks only; see
+    :func:`_grouped_attention`)."""
     device = batch["input_ids"].device
     model = hf_model(model)
     use_block_attention(model)
@@ -311,7 +350,7 @@ def shared_prompt_outputs(model: nn.Module, batch: dict, attention: str = "auto"
     if pick_attention(attention, device, model, half) == "flex":
         extra = {"rewardlab_flex": flex_block_mask(batch, device)}
     else:
-        extra = {"rewardlab_groups": batch["blocks"]}
+        extra = {"rewardlab_groups": batch["blocks"], "rewardlab_past": past, "rewardlab_keep": keep}
     hidden = model.base_model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
                               use_cache=False, **extra).last_hidden_state
     picked = hidden[batch["reward_rows"].to(device), batch["reward_cols"].to(device)]
@@ -325,21 +364,37 @@ def shared_prompt_rewards(model: nn.Module, batch: dict, attention: str = "auto"
     return shared_prompt_outputs(model, batch, attention)[:, 0]
 
 
-def group_by_prefix(sequences: list[list[int]], min_shared: int = 8) -> list[list[int]]:
+def group_by_prefix(sequences: list[list[int]], min_shared: int = 8, longest_group: int = 256) -> list[list[int]]:
     """Indices of independent sequences, grouped so that each group shares a token prefix of
     at least ``min_shared`` tokens (the n samples of one prompt, sent as whole texts); the
-    others are groups of one. Sorting puts sequences with a common start next to each other,
-    and a sorted run's common prefix is that of its first and last members. Any grouping is
-    exact (the shared-prompt layout gives every sequence the hidden states it gets alone); this
-    one only decides how much prompt computation is saved."""
+    others are groups of one. Any grouping is exact (the shared-prompt layout gives every
+    sequence the hidden states it gets alone); this one only decides how much is saved.
+
+    Sorting puts sequences with a common start next to each other, and a sorted run's common
+    prefix is the smallest common prefix of its neighbours. Greedy runs would merge two prompts
+    that merely begin alike (every HH prompt starts with "Human:", every chat with its system
+    prompt) and then share only those first tokens; instead the runs are chosen by dynamic
+    programming to save the most tokens: a run of n members sharing p tokens saves (n - 1) * p.
+    ``longest_group`` bounds the work (runs longer than it are split)."""
     order = sorted(range(len(sequences)), key=lambda i: sequences[i])
-    groups: list[list[int]] = []
-    for i in order:
-        if groups and common_prefix_length([sequences[groups[-1][0]], sequences[i]]) >= min_shared:
-            groups[-1].append(i)
-        else:
-            groups.append([i])
-    return groups
+    seqs = [sequences[i] for i in order]
+    near = [0] + [common_prefix_length([seqs[j - 1], seqs[j]]) for j in range(1, len(seqs))]
+    saved = [0] * (len(seqs) + 1)  # saved[j]: the most tokens saved over the first j sequences
+    cut = [0] * (len(seqs) + 1)  # where the last run of that best grouping starts
+    for b in range(len(seqs)):
+        saved[b + 1], cut[b + 1] = saved[b], b
+        shared = None
+        for a in range(b - 1, max(-1, b - longest_group), -1):
+            shared = near[a + 1] if shared is None else min(shared, near[a + 1])
+            if shared < min_shared:
+                break
+            if saved[a] + (b - a) * shared > saved[b + 1]:
+                saved[b + 1], cut[b + 1] = saved[a] + (b - a) * shared, a
+    groups, end = [], len(seqs)
+    while end:
+        groups.append([order[i] for i in range(cut[end], end)])
+        end = cut[end]
+    return groups[::-1]
 
 
 def tokens_processed(groups: list[list[list[int]]]) -> tuple[int, int]:
@@ -351,15 +406,19 @@ def tokens_processed(groups: list[list[list[int]]]) -> tuple[int, int]:
 
 @torch.no_grad()
 def score_groups_shared(model: nn.Module, groups: list[list[list[int]]], pad_id: int, batch_size: int = 16,
-                        max_tokens: int = 16384) -> list[list[float]]:
+                        max_tokens: int = 16384, cache=None) -> list[list[float]]:
     """Rewards for groups of sequences sharing a prompt, without gradients, in input order.
 
     Groups are sorted by their packed length and batched under a token budget, like
-    :func:`rewardlab.models.score_sequences`.
+    :func:`rewardlab.models.score_sequences`. ``cache``: a :class:`PrefixCache` (models/
+    prefix_cache.py) that prompts are looked up in and added to; used with the block attention.
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    if cache is not None and pick_attention("auto", device, hf_model(model),
+                                            next(model.parameters()).dtype != torch.float32) != "blocks":
+        cache = None
     sizes = [len(r[0]) for r in layout(groups)]
     order = sorted(range(len(groups)), key=lambda i: (-sizes[i], i))
     out: list[list[float]] = [[] for _ in groups]
@@ -368,8 +427,18 @@ def score_groups_shared(model: nn.Module, groups: list[list[list[int]]], pad_id:
         n = max(1, min(batch_size, max_tokens // max(1, sizes[order[start]])))
         idx = order[start:start + n]
         start += n
-        batch = build_batch([groups[i] for i in idx], pad_id)
-        rewards = shared_prompt_rewards(model, to_device(batch, device)).float().cpu().tolist()
+        chunk = [groups[i] for i in idx]
+        past, keep, prompts = None, None, [g[0][:prompt_length(g)] for g in chunk]
+        if cache is not None:
+            past = [cache.lookup(p) for p in prompts]
+            past = [hit if hit[0] is not None else None for hit in past]
+            keep = [[] if len(p) > (hit[1] if hit else 0) else None for p, hit in zip(prompts, past)]
+        batch = build_batch(chunk, pad_id, skip=[hit[1] if hit else 0 for hit in past] if past else None)
+        rewards = shared_prompt_outputs(model, to_device(batch, device), past=past, keep=keep)[:, 0]
+        for p, layers in zip(prompts, keep or []):
+            if layers:
+                cache.add(p, layers)
+        rewards = rewards.float().cpu().tolist()
         pos = 0
         for i in idx:
             out[i] = rewards[pos:pos + len(groups[i])]

@@ -31,8 +31,10 @@ from dataclasses import dataclass
 
 import torch
 
+from ..data.encode import encode_texts
 from ..data.text import Text
 from ..errors import ConfigError, DataError
+from ..models.prefix_cache import PrefixCache
 from ..eval.score import add_rewards, build_groups
 from ..models.reward_model import RewardModel
 from .metrics import Metrics
@@ -92,20 +94,6 @@ async def read_json(request, limits: Limits) -> dict:
     return body
 
 
-def count_tokens(tokenizer, texts: list[Text]) -> list[int]:
-    """Tokens per text as scoring encodes it: special tokens unless a chat template rendered
-    them, and the end marker appended."""
-    eos, out = tokenizer.eos_token_id, [0] * len(texts)
-    for templated in (False, True):
-        idx = [i for i, t in enumerate(texts) if t.templated == templated]
-        if idx:
-            ids = tokenizer([texts[i].prompt + texts[i].completion for i in idx],
-                            add_special_tokens=not templated)["input_ids"]
-            for i, x in zip(idx, ids):
-                out[i] = len(x) + (eos is not None and (not x or x[-1] != eos))
-    return out
-
-
 def query_texts(body: dict, tokenizer) -> list[Text]:
     """OpenRLHF's ``{"query": [...], "prompts": [...]}`` as texts, checked."""
     queries, prompts = body.get("query"), body.get("prompts")
@@ -153,8 +141,14 @@ class Service:
         self.norm = (rm.settings["reward_mean"], rm.settings["reward_std"] or 1.0) if normalize else None
         self.batcher = Batcher(self.run_batch, max_tokens, max_wait_ms / 1000, batching, self.on_batch)
 
-    def run_batch(self, texts: list) -> list[dict]:
-        details, _ = self.rm.score_details(texts, False, self.batch_size, self.max_tokens, self.prefix_sharing)
+    def run_batch(self, items: list) -> list[dict]:
+        """``items``: (text, its encoding) from :meth:`admit`: the model thread does not tokenize again."""
+        texts, encoded = [t for t, _ in items], [e for _, e in items]
+        if self.rm.kind == "preference":
+            rewards, _ = self.rm.score_texts(texts, self.batch_size, self.max_tokens, self.prefix_sharing, encoded)
+            details = [{"reward": r} for r in rewards]
+        else:
+            details, _ = self.rm.score_details(texts, False, self.batch_size, self.max_tokens, self.prefix_sharing)
         if self.norm is not None:
             mean, std = self.norm
             for d in details:
@@ -166,21 +160,23 @@ class Service:
         # Only the preference path shares prefixes (and counts what it processed).
         processed = rm.last_tokens[0] * sent / max(rm.last_tokens[1], 1) if rm.kind == "preference" else sent
         self.metrics.batch(len(jobs), sum(len(j.texts) for j in jobs), sent, round(processed),
-                           [started - j.arrived for j in jobs])
+                           [started - j.arrived for j in jobs], time.perf_counter() - started)
+        self.metrics.cache(rm.prefix_cache)
 
-    async def admit(self, texts: list[Text], where: list[str]) -> list[int]:
-        """Count the tokens of every text off the event loop; refuse an item over the limits."""
+    async def admit(self, texts: list[Text], where: list[str]) -> list[tuple]:
+        """Tokenize every text off the event loop (once: scoring uses these); refuse an item over
+        the limits. Returns (text, its encoding) per text."""
         most = self.limits.max_item_tokens
         if len(texts) > self.limits.max_items:
             raise Refused(413, f"request: {len(texts)} items, more than --max-items {self.limits.max_items}")
         for t, at in zip(texts, where):  # cheap first: a huge string is refused before tokenizing
             if len(t.prompt) + len(t.completion) > 16 * most:
                 raise Refused(422, f"request: {at}: longer than --max-item-tokens {most}")
-        lengths = await asyncio.get_running_loop().run_in_executor(None, count_tokens, self.rm.tokenizer, texts)
-        for n, at in zip(lengths, where):
-            if n > most:
-                raise Refused(422, f"request: {at}: {n} tokens, more than --max-item-tokens {most}")
-        return lengths
+        encoded = await asyncio.get_running_loop().run_in_executor(None, encode_texts, self.rm.tokenizer, texts)
+        for (ids, *_), at in zip(encoded, where):
+            if len(ids) > most:
+                raise Refused(422, f"request: {at}: {len(ids)} tokens, more than --max-item-tokens {most}")
+        return list(zip(texts, encoded))
 
     async def score_rows(self, body: dict) -> dict:
         rm, rows = self.rm, check_rows(body, self.limits)
@@ -188,8 +184,9 @@ class Service:
         groups, fields = await asyncio.get_running_loop().run_in_executor(
             None, lambda: build_groups(rows, rm.tokenizer, "request", chat=rm.chat, marker=rm.step_marker or "\n"))
         flat = [t for g in groups for t in g]
-        lengths = await self.admit(flat, [f"row {i + 1}" for i, g in enumerate(groups) for _ in g])
-        details = await self.batcher.submit(flat, sum(lengths)) if flat else []
+        items = await self.admit(flat, [f"row {i + 1}" for i, g in enumerate(groups) for _ in g])
+        lengths = [len(e[0]) for _, e in items]
+        details = await self.batcher.submit(items, sum(lengths)) if flat else []
         out, at = [], 0
         for row, field, g in zip(rows, fields, groups):
             part = details[at:at + len(g)]
@@ -199,8 +196,9 @@ class Service:
 
     async def get_reward(self, body: dict) -> dict:
         texts = query_texts(body, self.rm.tokenizer)
-        lengths = await self.admit(texts, [f"query {i + 1}" for i in range(len(texts))])
-        rewards = [d["reward"] for d in await self.batcher.submit(texts, sum(lengths))] if texts else []
+        items = await self.admit(texts, [f"query {i + 1}" for i in range(len(texts))])
+        tokens = sum(len(e[0]) for _, e in items)
+        rewards = [d["reward"] for d in await self.batcher.submit(items, tokens)] if texts else []
         # OpenRLHF reads "scores" first, then "rewards" (older versions: "score").
         return {"rewards": rewards, "scores": rewards, "score": rewards, "extra_logs": {}}
 
@@ -208,12 +206,14 @@ class Service:
 def create_app(rm, name: str = "", batch_size: int = 16, max_tokens: int = 16384, max_wait_ms: float = 5.0,
                batching: bool = True, prefix_sharing: bool = True, api_key: str | None = None,
                max_body_bytes: int = 16 * 2**20, max_items: int = 4096, max_item_tokens: int = 32768,
-               normalize: bool = False):
+               normalize: bool = False, prefix_cache_mb: float = 512.0):
     """The FastAPI application around a :class:`rewardlab.RewardModel` (see :class:`Service`)."""
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response
 
     limits = Limits(max_body_bytes, max_items, max_item_tokens)
+    if prefix_sharing and prefix_cache_mb > 0:  # the served model no longer trains: its keys and values keep
+        rm.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20))
     service = Service(rm, batch_size, max_tokens, max_wait_ms, batching, prefix_sharing, limits, normalize, name)
     refused_token = Refused(401, "missing or wrong bearer token (Authorization: Bearer KEY)")
 
@@ -265,22 +265,20 @@ def create_app(rm, name: str = "", batch_size: int = 16, max_tokens: int = 16384
     return app
 
 
-def serve(model: str, host: str = "127.0.0.1", port: int = 5000, batch_size: int = 16,
-          max_tokens: int = 16384, max_length: int = 0, device: str = "", bf16: bool = False,
-          max_wait_ms: float = 5.0, batching: bool = True, prefix_sharing: bool = True, api_key_env: str = "",
-          max_body_bytes: int = 16 * 2**20, max_items: int = 4096, max_item_tokens: int = 32768,
-          normalize: bool = False) -> None:
+def serve(cfg) -> None:
+    """``rewardlab serve``: load the model of a :class:`rewardlab.config.ServeConfig` and run uvicorn."""
     import uvicorn
 
     api_key = None
-    if api_key_env:
-        api_key = os.environ.get(api_key_env)
+    if cfg.api_key_env:
+        api_key = os.environ.get(cfg.api_key_env)
         if not api_key:
-            raise ConfigError(f"--api-key-env {api_key_env}: that environment variable is empty or unset")
-    rm = RewardModel.from_pretrained(model, max_length=max_length, device=device or None,
-                                     dtype=torch.bfloat16 if bf16 else None)
-    app = create_app(rm, model, batch_size, max_tokens, max_wait_ms, batching, prefix_sharing, api_key,
-                     max_body_bytes, max_items, max_item_tokens, normalize)
-    print(f"serving {model} ({rm.kind}) on http://{host}:{port} (POST /score, POST /get_reward, GET /health, "
-          f"GET /metrics){'; bearer token required' if api_key else ''}", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+            raise ConfigError(f"--api-key-env {cfg.api_key_env}: that environment variable is empty or unset")
+    rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length, device=cfg.device or None,
+                                     dtype=torch.bfloat16 if cfg.bf16 else None)
+    app = create_app(rm, cfg.model, cfg.batch_size, cfg.max_batch_tokens, cfg.max_wait_ms, cfg.batching,
+                     cfg.prefix_sharing, api_key, cfg.max_body_bytes, cfg.max_items, cfg.max_item_tokens,
+                     cfg.normalize, cfg.prefix_cache_mb)
+    print(f"serving {cfg.model} ({rm.kind}) on http://{cfg.host}:{cfg.port} (POST /score, POST /get_reward, "
+          f"GET /health, GET /metrics){'; bearer token required' if api_key else ''}", flush=True)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")

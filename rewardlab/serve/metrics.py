@@ -1,8 +1,9 @@
 """The server's Prometheus metrics (``GET /metrics``), through prometheus-client when installed.
 
-Requests and errors by endpoint and status code, batch sizes (requests and texts), tokens per
-batch, tokens sent and tokens processed (their ratio is what prefix sharing saves), the wait
-in the queue before a batch starts, and request latency.
+Requests and errors by endpoint and status code, batch sizes (requests and texts), model time
+and tokens per batch, tokens sent and tokens processed (their ratio is what prefix sharing saves), the wait
+in the queue before a batch starts, request latency, and the prefix cache (memory, entries, hits,
+tokens reused).
 """
 
 from __future__ import annotations
@@ -29,9 +30,29 @@ class Metrics:
                                           buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024))
         self.batch_tokens = prom.Histogram("rewardlab_batch_tokens", "Tokens per batch", registry=r,
                                            buckets=(64, 256, 1024, 4096, 16384, 65536))
+        self.busy = prom.Histogram("rewardlab_batch_seconds", "Model time per batch (their sum over the "
+                                   "wall time is how busy the model is)", registry=r,
+                                   buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
         self.sent = prom.Counter("rewardlab_tokens_sent_total", "Tokens of the texts scored", registry=r)
         self.processed = prom.Counter("rewardlab_tokens_processed_total",
                                       "Tokens the model processed (shared prefixes once)", registry=r)
+        self.cache_bytes = prom.Gauge("rewardlab_prefix_cache_bytes", "Memory held by the prefix cache", registry=r)
+        self.cache_entries = prom.Gauge("rewardlab_prefix_cache_entries", "Prefixes in the prefix cache", registry=r)
+        self.cache_hits = prom.Counter("rewardlab_prefix_cache_hits_total", "Prompts found in the prefix cache",
+                                       registry=r)
+        self.cache_reused = prom.Counter("rewardlab_prefix_cache_reused_tokens_total",
+                                         "Tokens whose keys and values came from the prefix cache", registry=r)
+        self.seen = (0, 0)  # the cache's own counters at the last batch
+
+    def cache(self, cache) -> None:
+        """The prefix cache's state after a batch (models/prefix_cache.py); nothing without one."""
+        if self.registry is None or cache is None:
+            return
+        self.cache_bytes.set(cache.bytes)
+        self.cache_entries.set(len(cache))
+        self.cache_hits.inc(cache.hits - self.seen[0])
+        self.cache_reused.inc(cache.reused_tokens - self.seen[1])
+        self.seen = (cache.hits, cache.reused_tokens)
 
     def request(self, endpoint: str, seconds: float) -> None:
         if self.registry is not None:
@@ -42,9 +63,10 @@ class Metrics:
         if self.registry is not None:
             self.errors.labels(endpoint, str(code)).inc()
 
-    def batch(self, requests: int, texts: int, sent: int, processed: int, waits: list[float]) -> None:
+    def batch(self, requests: int, texts: int, sent: int, processed: int, waits: list[float], seconds: float) -> None:
         if self.registry is None:
             return
+        self.busy.observe(seconds)
         self.batch_requests.observe(requests)
         self.batch_texts.observe(texts)
         self.batch_tokens.observe(sent)

@@ -198,14 +198,14 @@ def test_health_answers_while_a_batch_runs(served):
 
     url, rm = served
     release, entered = threading.Event(), threading.Event()
-    real = rm.score_details
+    real = rm.score_texts
 
     def slow(*args, **kwargs):
         entered.set()
         release.wait(30)  # the batch holds the model until the health check has been answered
         return real(*args, **kwargs)
 
-    rm.score_details = slow
+    rm.score_texts = slow
     answer = {}
     try:
         worker = threading.Thread(target=lambda: answer.update(httpx.post(
@@ -217,6 +217,6 @@ def test_health_answers_while_a_batch_runs(served):
         release.set()
         worker.join(60)
     finally:
-        rm.score_details = real
+        rm.score_texts = real
         release.set()
     assert answer["rewards"] == pytest.approx(rm.score([PAIRS[0]["prompt"]], [PAIRS[0]["chosen"]]), abs=1e-5)

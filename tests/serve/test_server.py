@@ -107,6 +107,8 @@ def test_concurrent_one_query_requests_are_batched_exactly_and_share_prefixes(se
     values = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
               if line and not line.startswith("#")}
     assert values["rewardlab_tokens_processed_total"] < values["rewardlab_tokens_sent_total"]  # prompts shared
+    # Prompts scored by earlier requests came from the prefix cache, and the rewards above are still exact.
+    assert values["rewardlab_prefix_cache_hits_total"] > 0 and values["rewardlab_prefix_cache_bytes"] > 0
     assert values['rewardlab_requests_total{endpoint="/get_reward"}'] >= len(QUERIES)
 
 

@@ -1,0 +1,74 @@
+"""The prefix cache (models/prefix_cache.py) and how texts are grouped by common prefix."""
+
+import torch
+
+from rewardlab.data import Text
+from rewardlab.models import RewardModel
+from rewardlab.models.backbone import load_backbone
+from rewardlab.models.prefix_cache import PrefixCache
+from rewardlab.models.shared_prompt import group_by_prefix
+
+
+def _layers(n: int, value: float = 0.0):
+    return [(torch.full((1, n, 2), value), torch.full((1, n, 2), value))]  # one layer, one head, dim 2
+
+
+def test_lookup_finds_the_longest_shared_start_in_whole_blocks_or_more():
+    cache = PrefixCache(max_bytes=2**20, block=4)
+    cache.add(list(range(10)), _layers(10))
+    entry, n = cache.lookup(list(range(7)) + [99, 98])
+    assert entry is not None and n == 7  # past the last whole block (4), counted token by token
+    assert cache.lookup([0, 1, 2, 99]) == (None, 0)  # shares less than a block
+    assert cache.lookup([5, 6, 7, 8, 9]) == (None, 0)  # a shared middle is not a shared start
+    assert cache.lookup(list(range(12)))[1] == 10  # the whole entry, and no further
+    assert (cache.hits, cache.reused_tokens) == (2, 17)
+    cache.add([1, 2], _layers(2))  # shorter than a block: not kept
+    assert len(cache) == 1
+
+
+def test_least_recently_used_prefixes_are_evicted_beyond_the_memory_budget():
+    one = 2 * 8 * 2 * 4  # bytes of an 8-token entry: keys and values, 2 floats per token
+    cache = PrefixCache(max_bytes=2 * one, block=4)
+    a, b, c = [list(range(s, s + 8)) for s in (0, 100, 200)]
+    cache.add(a, _layers(8))
+    cache.add(b, _layers(8))
+    assert cache.lookup(a)[1] == 8  # a is now the most recently used
+    cache.add(c, _layers(8))
+    assert cache.lookup(b) == (None, 0) and cache.lookup(a)[1] == 8 and cache.lookup(c)[1] == 8
+    assert cache.bytes == 2 * one and cache.evicted == 1
+    cache.add(list(range(300, 364)), _layers(64))  # larger than the whole budget: not kept
+    assert len(cache) == 2
+
+
+def test_grouping_does_not_merge_prompts_that_only_begin_alike():
+    """Two prompts starting with the same 8 tokens (as every HH prompt starts with "Human:"),
+    two samples each: one group of four would share 8 tokens; two groups share 28 each."""
+    start = list(range(8))
+    a, b = start + list(range(100, 120)), start + list(range(200, 220))
+    seqs = [a + [1], b + [2], a + [3], b + [4]]
+    assert sorted(group_by_prefix(seqs, min_shared=8)) == [[0, 2], [1, 3]]
+    assert group_by_prefix([[5, 6], [7, 8]], min_shared=1) == [[0], [1]]
+
+
+def test_rewards_with_the_cache_equal_rewards_alone(tiny_llama_wide):
+    """Samples of one prompt scored over several calls (a batch boundary among them, samples
+    mixed with other prompts', a text repeated, a text that is the prompt alone, a text sharing
+    nothing) get exactly the rewards each gets alone, and later calls process fewer tokens.
+    The model has grouped-query attention (keys and values repeated to the query heads)."""
+    model, tok = load_backbone(tiny_llama_wide)
+    torch.nn.init.normal_(model.score.weight, std=1.0)
+    rm = RewardModel(model, tok, 256, "cpu")
+    p1 = "\n\nHuman: Tell me a joke about cats, please, and make it short and kind to the cat.\n\nAssistant:"
+    p2 = "\n\nHuman: Which is larger, the Pacific Ocean or the Atlantic Ocean, and by how much?\n\nAssistant:"
+    calls = [[p1 + " Why?", p1 + " Cats sleep a lot."],
+             [p1 + " No.", p2 + " The Pacific.", p1 + " Why?"],
+             [p2 + " The Pacific, by far.", p1, "Something else entirely, with its own words."],
+             [p2 + " The Atlantic."]]
+    alone = {t: rm.score_texts([Text("", t)], share_prefixes=False)[0][0] for c in calls for t in c}
+    rm.prefix_cache = PrefixCache(2**24)
+    for i, call in enumerate(calls):
+        got, _ = rm.score_texts([Text("", t) for t in call])
+        torch.testing.assert_close(torch.tensor(got), torch.tensor([alone[t] for t in call]), rtol=1e-5, atol=1e-5)
+        if i:
+            assert rm.last_tokens[0] < rm.last_tokens[1], i  # cached prompts were not encoded again
+    assert rm.prefix_cache.hits >= 4
