@@ -1,6 +1,6 @@
 """The reward server under RL-loop load: batching across requests and shared prompts, measured.
 
-    python bench/serve_load.py [--prompts 32] [--samples 8] [--clients 64] [--layers 4]
+    python bench/serve_load.py [--prompts 32] [--samples 8] [--clients 64] [--layers 4] [--repeats 3] [--shuffle]
 
 GRPO-shaped traffic on loopback: HH-RLHF prompts (../shared/data) with ``--samples`` different
 replies each, every reply sent as its own one-query ``/get_reward`` request (whole text, no
@@ -8,13 +8,14 @@ prompt field: what OpenRLHF sends), ``--clients`` requests in flight, prompt by 
 prompt's samples are generated together) or with ``--shuffle`` in random order. The model is the
 SmolLM2-135M architecture cut to ``--layers`` layers (as bench/train_vs_trl.py), fp32 on CPU.
 
-Three runs, each against a fresh ``rewardlab serve`` subprocess:
+Three runs, each against a fresh ``rewardlab serve`` subprocess, ``--repeats`` times, interleaved:
   rewardlab   batching across requests + prefix sharing (the defaults), concurrent clients;
   (a) serial  the same server with --no-batching --no-prefix-sharing: one request at a time, as
               OpenRLHF's own server behaves; concurrent clients;
   (b) one     the default server, one client sending requests one after another.
-Printed: requests/s, p50/p99 latency, failures, the prefix-sharing ratio (tokens processed /
-tokens sent, from /metrics), the largest reward difference from run (a), and the throughput
+Printed (medians over the repeats): requests/s, p50/p99 latency, failures (all runs), the prefix-sharing ratio (tokens processed /
+tokens sent, from /metrics), the number of batches and the share of the wall time the model
+worked (from /metrics), the largest reward difference from run (a), and the throughput
 ratio rewardlab / (a). Bounded: every request has a 180 s timeout, every run a fixed count.
 """
 
@@ -59,25 +60,27 @@ def make_model(folder: Path, layers: int) -> str:
     return str(folder)
 
 
-def grpo_queries(n_prompts: int, samples: int, shuffle: bool = False, seed: int = 0) -> list[str]:
+def grpo_queries(n_prompts: int, samples: int, shuffle: bool = False, seed: int = 0) -> tuple[list[str], list[str]]:
     """n_prompts HH prompts, each with ``samples`` different replies (its own two, then replies
     taken from other dialogues), as whole texts. In GRPO a prompt's samples are generated in one
-    call and sent together, so they arrive in prompt order; ``shuffle``: in any order."""
+    call and sent together, so they arrive in prompt order; ``shuffle``: in any order. Also the
+    samples of one more prompt, to warm a server up with (not measured, not in the cache)."""
     from rewardlab.data.preference import load_examples
 
     pairs = load_examples(str(DATA), None, skip_bad=True, allow_empty=False)
     rng = random.Random(seed)
     replies = [c for p in pairs for c in p.completions if 20 < len(c) < 600]
-    chosen = [p for p in pairs if 40 < len(p.prompt) < 800][:n_prompts]
+    chosen = [p for p in pairs if 40 < len(p.prompt) < 800][:n_prompts + 1]
     queries = []
     for p in chosen:
         mine = list(dict.fromkeys(c for c in p.completions if c.strip()))
         while len(mine) < samples:
             mine.append(rng.choice(replies))
         queries += [p.prompt + c for c in mine[:samples]]
+    queries, warm = queries[:-samples], queries[-samples:]
     if shuffle:
         rng.shuffle(queries)
-    return queries
+    return queries, warm
 
 
 def start(model: str, *flags: str):
@@ -97,7 +100,13 @@ def start(model: str, *flags: str):
     raise SystemExit("the server did not start")
 
 
+def read_metrics(url: str) -> dict[str, float]:
+    return {line.split()[0]: float(line.split()[1]) for line in httpx.get(f"{url}/metrics").text.splitlines()
+            if line and not line.startswith("#")}
+
+
 def load(url: str, queries: list[str], clients: int) -> dict:
+    before = read_metrics(url)
     latencies, rewards, failures = [None] * len(queries), [None] * len(queries), []
     todo = iter(range(len(queries)))
     lock = threading.Lock()
@@ -126,14 +135,35 @@ def load(url: str, queries: list[str], clients: int) -> dict:
         t.join()
     wall = time.perf_counter() - t0
     lat = sorted(x for x in latencies if x is not None)
-    metrics = {line.split()[0]: float(line.split()[1]) for line in httpx.get(f"{url}/metrics").text.splitlines()
-               if line and not line.startswith("#")}
+    after = read_metrics(url)
+    metrics = {k: v - before.get(k, 0.0) for k, v in after.items()}  # this run only, not the warm-up
     sent = metrics.get("rewardlab_tokens_sent_total", 0.0)
+    batches = metrics.get("rewardlab_batch_seconds_count", 0.0)
     return {"requests": len(queries), "clients": clients, "wall_s": wall, "requests_per_s": len(queries) / wall,
             "p50_s": statistics.median(lat), "p99_s": lat[min(len(lat) - 1, int(0.99 * len(lat)))],
             "failures": len(failures), "first_failures": failures[:3],
             "prefix_ratio": metrics.get("rewardlab_tokens_processed_total", 0.0) / sent if sent else None,
+            "batches": int(batches), "model_busy": metrics.get("rewardlab_batch_seconds_sum", 0.0) / wall,
             "rewards": rewards}
+
+
+RUNS = (("rewardlab", ()), ("(a) serial server", ("--no-batching", "--no-prefix-sharing")), ("(b) one client", ()))
+
+
+def measure(model: str, queries: list[str], warm: list[str], clients: int, repeats: int) -> dict[str, list[dict]]:
+    """Every run ``repeats`` times, interleaved (a slow moment of the machine hits all runs
+    alike), each against a fresh server (so no run finds another's prompts in the cache)."""
+    runs: dict[str, list[dict]] = {name: [] for name, _ in RUNS}
+    for _ in range(repeats):
+        for name, flags in RUNS:
+            proc, url = start(model, *flags)
+            try:
+                load(url, warm, len(warm))  # warm-up: first calls pay one-time costs
+                runs[name].append(load(url, queries, 1 if name == "(b) one client" else clients))
+            finally:
+                proc.terminate()
+                proc.wait(timeout=60)
+    return runs
 
 
 def main() -> None:
@@ -142,6 +172,7 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=8)
     p.add_argument("--clients", type=int, default=64)
     p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--repeats", type=int, default=3, help="runs of each kind; medians are printed")
     p.add_argument("--shuffle", action="store_true", help="send the requests in random order, not prompt by prompt")
     p.add_argument("--work", default="runs/serve-load")
     args = p.parse_args()
@@ -150,34 +181,33 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     model = make_model(work / "model", args.layers)
-    queries = grpo_queries(args.prompts, args.samples, args.shuffle)
-    runs = {}
-    for name, flags, clients in (("rewardlab", (), args.clients),
-                                 ("(a) serial server", ("--no-batching", "--no-prefix-sharing"), args.clients),
-                                 ("(b) one client", (), 1)):
-        proc, url = start(model, *flags)
-        try:
-            load(url, queries[:8], min(8, clients))  # warm-up: first calls pay one-time costs
-            httpx.get(f"{url}/health")
-            runs[name] = load(url, queries, clients)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=60)
-    base = runs["(a) serial server"]["rewards"]
+    queries, warm = grpo_queries(args.prompts, args.samples, args.shuffle)
+    runs = measure(model, queries, warm, args.clients, args.repeats)
+    base = runs["(a) serial server"][0]["rewards"]
     print(f"{len(queries)} one-query requests ({args.prompts} HH prompts x {args.samples} replies, "
           f"{'random order' if args.shuffle else 'prompt by prompt'}), {args.layers}-layer SmolLM2-architecture "
-          "model, CPU, loopback")
-    print("| run | clients | requests/s | p50 s | p99 s | failures | tokens processed / sent | max reward diff vs (a) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for name, r in runs.items():
-        diff = max(abs(a - b) for a, b in zip(r["rewards"], base) if a is not None and b is not None)
-        ratio = "n/a" if r["prefix_ratio"] is None else f"{r['prefix_ratio']:.3f}"
-        print(f"| {name} | {r['clients']} | {r['requests_per_s']:.1f} | {r['p50_s']:.3f} | {r['p99_s']:.3f} | "
-              f"{r['failures']} | {ratio} | {diff:.2e} |")
-    speedup = runs["rewardlab"]["requests_per_s"] / runs["(a) serial server"]["requests_per_s"]
-    print(f"throughput ratio rewardlab / (a) serial server: {speedup:.2f}x")
-    (work / "results.json").write_text(json.dumps({k: {x: y for x, y in v.items() if x != "rewards"}
-                                                   for k, v in runs.items()} | {"ratio": speedup}, indent=1))
+          f"model, CPU, loopback; medians of {args.repeats} runs each")
+    print("| run | clients | requests/s | p50 s | p99 s | failures | tokens processed / sent | batches | model busy "
+          "| max reward diff vs (a) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    summary = {}
+    for name, rs in runs.items():
+        med = {k: statistics.median(r[k] for r in rs) for k in ("requests_per_s", "p50_s", "p99_s", "batches",
+                                                                    "model_busy")}
+        ratios = [r["prefix_ratio"] for r in rs if r["prefix_ratio"] is not None]
+        med["prefix_ratio"] = statistics.median(ratios) if ratios else None
+        med["failures"] = sum(r["failures"] for r in rs)
+        med["all_requests_per_s"] = [round(r["requests_per_s"], 2) for r in rs]
+        diff = max(abs(a - b) for r in rs for a, b in zip(r["rewards"], base) if a is not None and b is not None)
+        ratio = "n/a" if med["prefix_ratio"] is None else f"{med['prefix_ratio']:.3f}"
+        print(f"| {name} | {rs[0]['clients']} | {med['requests_per_s']:.1f} | {med['p50_s']:.3f} | "
+              f"{med['p99_s']:.3f} | {med['failures']} | {ratio} | {med['batches']:.0f} | {med['model_busy']:.0%} | "
+              f"{diff:.2e} |")
+        summary[name] = med
+    speedup = summary["rewardlab"]["requests_per_s"] / summary["(a) serial server"]["requests_per_s"]
+    print(f"throughput ratio rewardlab / (a) serial server (medians): {speedup:.2f}x; every run's requests/s: "
+          + "; ".join(f"{k} {v['all_requests_per_s']}" for k, v in summary.items()))
+    (work / "results.json").write_text(json.dumps(summary | {"ratio": speedup}, indent=1))
 
 
 if __name__ == "__main__":
