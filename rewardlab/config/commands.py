@@ -91,7 +91,8 @@ class ServeConfig:
     prefix_sharing: bool = _f(True, "Texts that start with the same tokens share one encoding of that prefix "
                               "(causal models; exact).")
     prefix_cache_mb: float = _f(512.0, "Memory for the keys and values of recent prompts, reused when later "
-                                "requests start with the same tokens (0: off; with --prefix-sharing, causal models).")
+                                "requests start with the same tokens (0: off; needs --prefix-sharing; causal models on CPU, "
+                                "scalar rewards).")
     normalize: bool = _f(False, "Answer (r - mean) / std with the training rewards' statistics saved in the "
                          "model (train with --reward-stats).")
     api_key_env: str = _f("", "Require 'Authorization: Bearer KEY' with KEY read from this environment variable.")

@@ -13,9 +13,10 @@ Lookup is by token ids, in blocks of ``block`` tokens (as vLLM's automatic prefi
 each cached prefix registers a chained hash per whole block; a query walks its own block
 hashes to the deepest one known, then the real common prefix is counted token by token
 against that entry (so a hash collision can only cost a hit, never a wrong result). Entries
-are evicted least recently used beyond ``max_bytes``. The cache belongs to a model whose
-weights no longer change (a served model); it is used by the block attention (CPU, or
-``attention='blocks'``) and the scalar-reward path.
+are evicted least recently used beyond ``max_bytes`` (keys and values; the token ids and the
+index are not counted). The cache belongs to a model whose
+weights no longer change (a served model); it is used with the block attention (the CPU
+kernel; on CUDA the compiled flex kernel does not read it) on the scalar-reward path.
 """
 
 from __future__ import annotations
@@ -40,12 +41,14 @@ class Entry:
 
 class PrefixCache:
     """``lookup(ids)`` -> (entry, n): a cached entry sharing the first n tokens of ``ids`` (n is a
-    whole number of blocks or more; (None, 0) on a miss). ``add(ids, layers)`` stores a prefix."""
+    whole number of blocks or more; (None, 0) on a miss). ``add(ids, layers)`` stores a prefix.
+    One thread at a time (the server's model thread), for weights that no longer change."""
 
     def __init__(self, max_bytes: int, block: int = 16):
         self.max_bytes, self.block = max_bytes, block
-        self.entries: OrderedDict[tuple[int, ...], Entry] = OrderedDict()
-        self.index: dict[int, tuple[int, ...]] = {}  # chained block hash -> the newest entry holding that block
+        self.entries: OrderedDict[tuple[int, ...], Entry] = OrderedDict()  # least recently used first
+        # chained hash of the first k blocks -> the entries holding those blocks (newest last)
+        self.index: dict[int, dict[tuple[int, ...], None]] = {}
         self.bytes = 0
         self.hits = self.reused_tokens = self.evicted = 0
 
@@ -59,15 +62,15 @@ class PrefixCache:
     def lookup(self, ids: list[int]) -> tuple[Entry | None, int]:
         best = None
         for h in self._hashes(ids):
-            key = self.index.get(h)
-            if key is None or key not in self.entries:
+            holders = self.index.get(h)
+            if not holders:
                 break
-            best = key
+            best = next(reversed(holders))  # every holder shares these blocks; the newest is likeliest kept
         if best is None:
             return None, 0
         entry = self.entries[best]
         n, limit = 0, min(len(ids), len(entry.ids))
-        while n < limit and ids[n] == entry.ids[n]:
+        while n < limit and ids[n] == entry.ids[n]:  # the real count: a hash collision only costs a hit
             n += 1
         if n < self.block:
             return None, 0
@@ -76,32 +79,43 @@ class PrefixCache:
         self.reused_tokens += n
         return entry, n
 
-    def add(self, ids: list[int], layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Store the prefix ``ids`` with its per-layer keys and values (copied: no view keeps a
-        whole batch's tensors alive). Prefixes shorter than a block are not worth a lookup."""
+    def add(self, ids: list[int], layers: list[tuple[torch.Tensor, torch.Tensor]], extends: Entry | None = None) -> None:
+        """Store the prefix ``ids`` with its per-layer keys and values (tensors of their own, not
+        views of a batch). Prefixes shorter than a block are not worth a lookup. ``extends``: the
+        entry this prefix was computed from; dropped when it is a prefix of ``ids`` (it would
+        hold the same tokens twice)."""
         key = tuple(ids)
-        if len(key) < self.block or key in self.entries:
+        if key in self.entries:
+            self.entries.move_to_end(key)
             return
-        entry = Entry(key, [(k.clone(), v.clone()) for k, v in layers])
-        if entry.nbytes > self.max_bytes:
+        entry = Entry(key, layers)
+        if len(key) < self.block or entry.nbytes > self.max_bytes:
             return
+        if extends is not None and extends.ids in self.entries and key[:len(extends.ids)] == extends.ids:
+            self._remove(extends.ids)
         self.entries[key] = entry
         self.bytes += entry.nbytes
         for h in self._hashes(key):
-            self.index[h] = key
+            self.index.setdefault(h, {})[key] = None
         while self.bytes > self.max_bytes:
-            _, old = self.entries.popitem(last=False)
-            self.bytes -= old.nbytes
+            self._remove(next(iter(self.entries)))
             self.evicted += 1
-            for h in self._hashes(old.ids):
-                if self.index.get(h) == old.ids:
+
+    def _remove(self, key: tuple[int, ...]) -> None:
+        old = self.entries.pop(key)
+        self.bytes -= old.nbytes
+        for h in self._hashes(key):
+            holders = self.index.get(h)
+            if holders is not None:
+                holders.pop(key, None)
+                if not holders:
                     del self.index[h]
 
     def __len__(self) -> int:
         return len(self.entries)
 
 
-def cached_keys(past, layer: int, n_rep: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+def cached_kv(past, layer: int, n_rep: int) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The (keys, values) of a cache hit ``past = (entry, n)`` at ``layer``, first n tokens,
     repeated to the query heads: (heads, n, head_dim)."""
     if past is None:

@@ -15,7 +15,8 @@ from .backbone import ensure_pad_token, score_sequences
 from .lora import load_adapter
 from .packed_encoder import score_packed, supports_packed_encoder
 from .readout import READ, read_fields, score_points
-from .shared_prompt import group_by_prefix, score_groups_shared, supports_shared_prompt, tokens_processed
+from .shared_prompt import (can_use_prefix_cache, group_by_prefix, score_groups_shared, supports_shared_prompt,
+                            tokens_processed)
 
 
 class RewardModel:
@@ -94,9 +95,12 @@ class RewardModel:
             return [d["reward"] for d in details], counts
         if encoded is None:
             encoded = encode_texts(self.tokenizer, texts)
+        elif len(encoded) != len(texts):
+            raise ValueError(f"{len(encoded)} encodings for {len(texts)} texts")
         groups, counts = fit_groups([1] * len(texts), [e[:3] for e in encoded], self.max_length, cut_completion=True)
         seqs = [g.sequences[0] for g in groups]
-        if share_prefixes and (len(seqs) > 1 or self.prefix_cache is not None) and supports_shared_prompt(self.model):
+        cached = self.prefix_cache is not None and can_use_prefix_cache(self.model)
+        if share_prefixes and (len(seqs) > 1 or cached) and supports_shared_prompt(self.model):
             return self._score_shared(seqs, batch_size, max_tokens), counts
         self.last_tokens = (sum(map(len, seqs)),) * 2
         return self._score_flat(seqs, batch_size, max_tokens), counts

@@ -70,19 +70,19 @@ def _grouped_attention(module, query, key, value, groups, scaling, dropout: floa
     the prompt causally (SDPA's fused causal kernel), then its K completions as one batch, each
     attending to the whole prompt and causally to itself. A dense mask over the group would
     also compute every completion against every other one, which on CPU was about half a
-    batch's time. ``groups``: (row, start, prompt length, completion lengths).
+    batch's time. ``groups``: (row, start, prompt tokens in the row, completion lengths).
 
     ``past[g]``: a prefix-cache hit (entry, n) for group g: the first n prompt tokens are not in
-    the row, their cached keys and values are put in front. ``keep[g]``: a list that receives
+    the row (so ``p`` below counts only the rest), their cached keys and values are put in front. ``keep[g]``: a list that receives
     this layer's keys and values of the group's whole prompt (cached part included), to cache."""
     from torch.nn.functional import scaled_dot_product_attention as sdpa
     from transformers.integrations.sdpa_attention import repeat_kv
 
-    from .prefix_cache import cached_keys
+    from .prefix_cache import cached_kv
 
     n_rep = getattr(module, "num_key_value_groups", 1)
     layer = getattr(module, "layer_idx", None)
-    if (past or keep) and layer is None:
+    if layer is None and any(x is not None for x in (past or []) + (keep or [])):
         raise RuntimeError(f"{type(module).__name__} has no layer_idx: the prefix cache cannot be used with it")
     raw_k, raw_v = key, value
     key, value = repeat_kv(key, n_rep), repeat_kv(value, n_rep)
@@ -90,7 +90,7 @@ def _grouped_attention(module, query, key, value, groups, scaling, dropout: floa
     out = query.new_zeros(query.shape)  # padding positions stay 0; nothing reads them
     for g, (row, start, p, lens) in enumerate(groups):
         q, k, v = (x[row, :, start:start + p + sum(lens)] for x in (query, key, value))  # (H, L, d)
-        hit = cached_keys(past[g] if past else None, layer, n_rep)
+        hit = cached_kv(past[g] if past else None, layer, n_rep)
         c = 0 if hit is None else hit[0].shape[1]
         kp, vp = (k[:, :p], v[:, :p]) if hit is None else (torch.cat([hit[0], k[:, :p]], 1), torch.cat([hit[1], v[:, :p]], 1))
         if keep and keep[g] is not None:
@@ -99,7 +99,7 @@ def _grouped_attention(module, query, key, value, groups, scaling, dropout: floa
                 old_k, old_v = past[g][0].layers[layer]
                 n = past[g][1]
                 new_k, new_v = torch.cat([old_k[:, :n], new_k], 1), torch.cat([old_v[:, :n], new_v], 1)
-            keep[g].append((new_k, new_v))
+            keep[g].append((new_k.clone(), new_v.clone()))  # a view would keep the whole batch's keys alive
         if p and not c:
             out[row, :, start:start + p] = sdpa(q[None, :, :p], k[None, :, :p], v[None, :, :p], is_causal=True,
                                                 scale=scaling, dropout_p=drop)[0]
@@ -245,7 +245,7 @@ def common_prefix_length(sequences: list[list[int]]) -> int:
 
 def prompt_length(seqs: list[list[int]]) -> int:
     """The prompt segment of a group: its common prefix (a group of one: all but the last token)."""
-    return common_prefix_length(seqs) if len(seqs) > 1 else len(seqs[0]) - 1
+    return common_prefix_length(seqs) if len(seqs) > 1 else max(0, len(seqs[0]) - 1)
 
 
 def layout(groups: list[list[list[int]]], reads: list[list[list[int]]] | None = None,
@@ -335,6 +335,20 @@ def head_of(model: nn.Module):
     return head
 
 
+def _kernel(model: nn.Module, device: torch.device, attention: str = "auto") -> str | None:
+    half = torch.is_autocast_enabled("cuda") or next(model.parameters()).dtype in (torch.bfloat16, torch.float16)
+    return pick_attention(attention, device, model, half)
+
+
+def can_use_prefix_cache(model: nn.Module) -> bool:
+    """The cache is read by the block attention only, which needs each attention layer's index."""
+    model = hf_model(model)
+    device = next(model.parameters()).device
+    attention = [m for m in model.modules() if hasattr(m, "num_key_value_groups")]
+    return (_kernel(model, device) == "blocks" and bool(attention)
+            and all(getattr(m, "layer_idx", None) is not None for m in attention))
+
+
 def shared_prompt_outputs(model: nn.Module, batch: dict, attention: str = "auto", past: list | None = None,
                           keep: list | None = None) -> torch.Tensor:
     """Head outputs (R, num_labels) at every read position, group by group, in input order.
@@ -346,8 +360,10 @@ def shared_prompt_outputs(model: nn.Module, batch: dict, attention: str = "auto"
     device = batch["input_ids"].device
     model = hf_model(model)
     use_block_attention(model)
-    half = torch.is_autocast_enabled("cuda") or next(model.parameters()).dtype in (torch.bfloat16, torch.float16)
-    if pick_attention(attention, device, model, half) == "flex":
+    kernel = _kernel(model, device, attention)
+    if (past or keep) and kernel == "flex":  # the rows were built without the cached tokens
+        raise RuntimeError("the prefix cache needs the block attention, not flex")
+    if kernel == "flex":
         extra = {"rewardlab_flex": flex_block_mask(batch, device)}
     else:
         extra = {"rewardlab_groups": batch["blocks"], "rewardlab_past": past, "rewardlab_keep": keep}
@@ -371,7 +387,7 @@ def group_by_prefix(sequences: list[list[int]], min_shared: int = 8, longest_gro
     sequence the hidden states it gets alone); this one only decides how much is saved.
 
     Sorting puts sequences with a common start next to each other, and a sorted run's common
-    prefix is the smallest common prefix of its neighbours. Greedy runs would merge two prompts
+    prefix is the smallest of the common prefixes of its adjacent members. Greedy runs would merge two prompts
     that merely begin alike (every HH prompt starts with "Human:", every chat with its system
     prompt) and then share only those first tokens; instead the runs are chosen by dynamic
     programming to save the most tokens: a run of n members sharing p tokens saves (n - 1) * p.
@@ -416,8 +432,7 @@ def score_groups_shared(model: nn.Module, groups: list[list[list[int]]], pad_id:
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    if cache is not None and pick_attention("auto", device, hf_model(model),
-                                            next(model.parameters()).dtype != torch.float32) != "blocks":
+    if cache is not None and not can_use_prefix_cache(model):
         cache = None
     sizes = [len(r[0]) for r in layout(groups)]
     order = sorted(range(len(groups)), key=lambda i: (-sizes[i], i))
@@ -432,12 +447,14 @@ def score_groups_shared(model: nn.Module, groups: list[list[list[int]]], pad_id:
         if cache is not None:
             past = [cache.lookup(p) for p in prompts]
             past = [hit if hit[0] is not None else None for hit in past]
-            keep = [[] if len(p) > (hit[1] if hit else 0) else None for p, hit in zip(prompts, past)]
+            # cache a prompt unless it is too short to be looked up or was entirely in the cache
+            keep = [[] if len(p) >= cache.block and len(p) > (hit[1] if hit else 0) else None
+                    for p, hit in zip(prompts, past)]
         batch = build_batch(chunk, pad_id, skip=[hit[1] if hit else 0 for hit in past] if past else None)
         rewards = shared_prompt_outputs(model, to_device(batch, device), past=past, keep=keep)[:, 0]
-        for p, layers in zip(prompts, keep or []):
+        for p, layers, hit in zip(prompts, keep or [], past or []):
             if layers:
-                cache.add(p, layers)
+                cache.add(p, layers, extends=hit[0] if hit else None)
         rewards = rewards.float().cpu().tolist()
         pos = 0
         for i in idx:

@@ -176,7 +176,9 @@ class Service:
         for (ids, *_), at in zip(encoded, where):
             if len(ids) > most:
                 raise Refused(422, f"request: {at}: {len(ids)} tokens, more than --max-item-tokens {most}")
-        return list(zip(texts, encoded))
+            if not ids:  # an empty text, with a tokenizer that adds no special tokens: nothing to read
+                raise Refused(422, f"request: {at}: no tokens (an empty text)")
+        return [(t, e[:3]) for t, e in zip(texts, encoded)]  # not the character spans: they are not needed
 
     async def score_rows(self, body: dict) -> dict:
         rm, rows = self.rm, check_rows(body, self.limits)
@@ -212,8 +214,8 @@ def create_app(rm, name: str = "", batch_size: int = 16, max_tokens: int = 16384
     from fastapi.responses import JSONResponse, Response
 
     limits = Limits(max_body_bytes, max_items, max_item_tokens)
-    if prefix_sharing and prefix_cache_mb > 0:  # the served model no longer trains: its keys and values keep
-        rm.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20))
+    # The served model no longer trains, so its keys and values keep (used by the model thread only).
+    rm.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20)) if prefix_sharing and prefix_cache_mb > 0 else None
     service = Service(rm, batch_size, max_tokens, max_wait_ms, batching, prefix_sharing, limits, normalize, name)
     refused_token = Refused(401, "missing or wrong bearer token (Authorization: Bearer KEY)")
 

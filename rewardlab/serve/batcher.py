@@ -11,6 +11,7 @@ batch's failure fails only the requests in it.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -98,7 +99,10 @@ class Batcher:
                         j.future.set_exception(e)
                 continue
             if self.on_batch is not None:
-                self.on_batch(jobs, started)
+                try:
+                    self.on_batch(jobs, started)
+                except Exception as e:  # noqa: BLE001 - bookkeeping must never stop the answers
+                    print(f"rewardlab serve: batch metrics failed: {e!r}", file=sys.stderr)
             at = 0
             for j in jobs:
                 if not j.future.done():

@@ -50,8 +50,8 @@ class Metrics:
             return
         self.cache_bytes.set(cache.bytes)
         self.cache_entries.set(len(cache))
-        self.cache_hits.inc(cache.hits - self.seen[0])
-        self.cache_reused.inc(cache.reused_tokens - self.seen[1])
+        self.cache_hits.inc(max(0, cache.hits - self.seen[0]))  # a replaced cache starts again from 0
+        self.cache_reused.inc(max(0, cache.reused_tokens - self.seen[1]))
         self.seen = (cache.hits, cache.reused_tokens)
 
     def request(self, endpoint: str, seconds: float) -> None:

@@ -1,5 +1,6 @@
 """The prefix cache (models/prefix_cache.py) and how texts are grouped by common prefix."""
 
+import pytest
 import torch
 
 from rewardlab.data import Text
@@ -40,6 +41,29 @@ def test_least_recently_used_prefixes_are_evicted_beyond_the_memory_budget():
     assert len(cache) == 2
 
 
+def test_an_evicted_entry_leaves_the_others_that_share_its_blocks_reachable():
+    one = 2 * 12 * 2 * 4
+    cache = PrefixCache(max_bytes=2 * one, block=4)
+    p = list(range(8))
+    a, b, c = p + [100, 101, 102, 103], p + [200, 201, 202, 203], list(range(300, 312))
+    cache.add(a, _layers(12))
+    cache.add(b, _layers(12))  # b is now the newest holder of p's blocks
+    assert cache.lookup(a)[1] == 12
+    cache.add(c, _layers(12))  # evicts b
+    assert cache.lookup(p + [7, 7])[1] == 8 and cache.lookup(a)[1] == 12  # a still answers for p
+    cache.add(a, _layers(12))  # already there: only marked as recently used
+    assert len(cache) == 2 and cache.bytes == 2 * one
+
+
+def test_a_prefix_that_extends_a_cached_one_replaces_it():
+    cache = PrefixCache(max_bytes=2**20, block=4)
+    cache.add(list(range(8)), _layers(8))
+    entry, n = cache.lookup(list(range(12)))
+    assert n == 8
+    cache.add(list(range(12)), _layers(12), extends=entry)
+    assert len(cache) == 1 and cache.lookup(list(range(8)))[1] == 8 and cache.bytes == 2 * 12 * 2 * 4
+
+
 def test_grouping_does_not_merge_prompts_that_only_begin_alike():
     """Two prompts starting with the same 8 tokens (as every HH prompt starts with "Human:"),
     two samples each: one group of four would share 8 tokens; two groups share 28 each."""
@@ -50,12 +74,14 @@ def test_grouping_does_not_merge_prompts_that_only_begin_alike():
     assert group_by_prefix([[5, 6], [7, 8]], min_shared=1) == [[0], [1]]
 
 
-def test_rewards_with_the_cache_equal_rewards_alone(tiny_llama_wide):
+@pytest.mark.parametrize("name, budget", [("tiny_llama", 2**24), ("tiny_llama_wide", 2**24), ("tiny_llama", 10000)])
+def test_rewards_with_the_cache_equal_rewards_alone(name, budget, request):
     """Samples of one prompt scored over several calls (a batch boundary among them, samples
     mixed with other prompts', a text repeated, a text that is the prompt alone, a text sharing
     nothing) get exactly the rewards each gets alone, and later calls process fewer tokens.
-    The model has grouped-query attention (keys and values repeated to the query heads)."""
-    model, tok = load_backbone(tiny_llama_wide)
+    Both models have grouped-query attention (keys and values repeated to the query heads: 4
+    heads on 2, 2 on 1); a budget of 10000 bytes holds one prompt (256 bytes a token), so entries are evicted."""
+    model, tok = load_backbone(request.getfixturevalue(name))
     torch.nn.init.normal_(model.score.weight, std=1.0)
     rm = RewardModel(model, tok, 256, "cpu")
     p1 = "\n\nHuman: Tell me a joke about cats, please, and make it short and kind to the cat.\n\nAssistant:"
@@ -65,10 +91,11 @@ def test_rewards_with_the_cache_equal_rewards_alone(tiny_llama_wide):
              [p2 + " The Pacific, by far.", p1, "Something else entirely, with its own words."],
              [p2 + " The Atlantic."]]
     alone = {t: rm.score_texts([Text("", t)], share_prefixes=False)[0][0] for c in calls for t in c}
-    rm.prefix_cache = PrefixCache(2**24)
+    rm.prefix_cache = cache = PrefixCache(budget)
     for i, call in enumerate(calls):
         got, _ = rm.score_texts([Text("", t) for t in call])
         torch.testing.assert_close(torch.tensor(got), torch.tensor([alone[t] for t in call]), rtol=1e-5, atol=1e-5)
-        if i:
+        if i and budget > 10000:
             assert rm.last_tokens[0] < rm.last_tokens[1], i  # cached prompts were not encoded again
-    assert rm.prefix_cache.hits >= 4
+    assert cache.hits >= (4 if budget > 10000 else 1) and cache.bytes <= budget
+    assert budget > 10000 or cache.evicted > 0
