@@ -6,7 +6,8 @@ GRPO-shaped traffic on loopback: HH-RLHF prompts (../shared/data) with ``--sampl
 replies each, every reply sent as its own one-query ``/get_reward`` request (whole text, no
 prompt field: what OpenRLHF sends), ``--clients`` requests in flight, prompt by prompt (a
 prompt's samples are generated together) or with ``--shuffle`` in random order. The model is the
-SmolLM2-135M architecture cut to ``--layers`` layers (as bench/train_vs_trl.py), fp32 on CPU.
+SmolLM2-135M architecture cut to ``--layers`` layers (as bench/train_vs_trl.py), fp32 unless
+``--server-args`` says otherwise, on the GPU when there is one (the servers' default device).
 
 Three runs, each against a fresh ``rewardlab serve`` subprocess, ``--repeats`` times, interleaved:
   rewardlab   batching across requests + prefix sharing (the defaults), concurrent clients;
@@ -169,13 +170,14 @@ def load(url: str, queries: list[str], clients: int) -> dict:
 RUNS = (("rewardlab", ()), ("(a) serial server", ("--no-batching", "--no-prefix-sharing")), ("(b) one client", ()))
 
 
-def measure(model: str, queries: list[str], warm: list[str], clients: int, repeats: int) -> dict[str, list[dict]]:
+def measure(model: str, queries: list[str], warm: list[str], clients: int, repeats: int,
+            extra: tuple[str, ...] = ()) -> dict[str, list[dict]]:
     """Every run ``repeats`` times, interleaved (a slow moment of the machine hits all runs
     alike), each against a fresh server (so no run finds another's prompts in the cache)."""
     runs: dict[str, list[dict]] = {name: [] for name, _ in RUNS}
     for _ in range(repeats):
         for name, flags in RUNS:
-            proc, url = start(model, *flags)
+            proc, url = start(model, *flags, *extra)
             try:
                 load(url, warm, len(warm))  # warm-up: first calls pay one-time costs
                 runs[name].append(load(url, queries, 1 if name == "(b) one client" else clients))
@@ -193,6 +195,8 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--repeats", type=int, default=3, help="runs of each kind; medians are printed")
     p.add_argument("--shuffle", action="store_true", help="send the requests in random order, not prompt by prompt")
+    p.add_argument("--server-args", default="", help="more flags for every server, e.g. '--bf16' on a GPU (where "
+                   "the shared-prompt forward needs bf16)")
     p.add_argument("--work", default="runs/serve-load")
     args = p.parse_args()
     if not DATA.exists():
@@ -201,11 +205,13 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     model = make_model(work / "model", args.layers)
     queries, warm = grpo_queries(args.prompts, args.samples, args.shuffle)
-    runs = measure(model, queries, warm, args.clients, args.repeats)
+    runs = measure(model, queries, warm, args.clients, args.repeats, tuple(args.server_args.split()))
+    device = f"GPU ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "CPU"
     base = runs["(a) serial server"][0]["rewards"]
     print(f"{len(queries)} one-query requests ({args.prompts} HH prompts x {args.samples} replies, "
           f"{'random order' if args.shuffle else 'prompt by prompt'}), {args.layers}-layer SmolLM2-architecture "
-          f"model, CPU, loopback; medians of {args.repeats} runs each")
+          f"model, {device}{' ' + args.server_args if args.server_args else ', fp32'}, loopback; medians of "
+          f"{args.repeats} runs each")
     print("| run | clients | requests/s | p50 s | p99 s | failures | tokens processed / sent | batches | model busy "
           "| max reward diff vs (a) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
