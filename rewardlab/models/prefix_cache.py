@@ -21,6 +21,7 @@ kernel; on CUDA the compiled flex kernel does not read it) on the scalar-reward 
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -42,7 +43,8 @@ class Entry:
 class PrefixCache:
     """``lookup(ids)`` -> (entry, n): a cached entry sharing the first n tokens of ``ids`` (n is a
     whole number of blocks or more; (None, 0) on a miss). ``add(ids, layers)`` stores a prefix.
-    One thread at a time (the server's model thread), for weights that no longer change."""
+    Safe to share between threads (a lock guards the bookkeeping; a hit's tensors stay valid
+    after eviction), for weights that no longer change."""
 
     def __init__(self, max_bytes: int, block: int = 16):
         self.max_bytes, self.block = max_bytes, block
@@ -51,6 +53,7 @@ class PrefixCache:
         self.index: dict[int, dict[tuple[int, ...], None]] = {}
         self.bytes = 0
         self.hits = self.reused_tokens = self.evicted = 0
+        self.lock = threading.Lock()
 
     def _hashes(self, ids) -> list[int]:
         out, h = [], 0
@@ -60,8 +63,13 @@ class PrefixCache:
         return out
 
     def lookup(self, ids: list[int]) -> tuple[Entry | None, int]:
+        hashes = self._hashes(ids)
+        with self.lock:
+            return self._lookup(ids, hashes)
+
+    def _lookup(self, ids: list[int], hashes: list[int]) -> tuple[Entry | None, int]:
         best = None
-        for h in self._hashes(ids):
+        for h in hashes:
             holders = self.index.get(h)
             if not holders:
                 break
@@ -85,11 +93,16 @@ class PrefixCache:
         entry this prefix was computed from; dropped when it is a prefix of ``ids`` (it would
         hold the same tokens twice)."""
         key = tuple(ids)
-        if key in self.entries:
-            self.entries.move_to_end(key)
-            return
         entry = Entry(key, layers)
         if len(key) < self.block or entry.nbytes > self.max_bytes:
+            return
+        with self.lock:
+            self._add(entry, extends)
+
+    def _add(self, entry: Entry, extends: Entry | None) -> None:
+        key = entry.ids
+        if key in self.entries:
+            self.entries.move_to_end(key)
             return
         if extends is not None and extends.ids in self.entries and key[:len(extends.ids)] == extends.ids:
             self._remove(extends.ids)

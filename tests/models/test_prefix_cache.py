@@ -99,3 +99,35 @@ def test_rewards_with_the_cache_equal_rewards_alone(name, budget, request):
             assert rm.last_tokens[0] < rm.last_tokens[1], i  # cached prompts were not encoded again
     assert cache.hits >= (4 if budget > 10000 else 1) and cache.bytes <= budget
     assert budget > 10000 or cache.evicted > 0
+
+
+def test_two_threads_share_one_cache_and_get_exact_rewards(tiny_llama):
+    """A served model's cache can be reached from two threads (the server's model thread and a
+    caller's own ``score``): lookups and additions stay consistent and rewards exact."""
+    import threading
+
+    model, tok = load_backbone(tiny_llama)
+    torch.nn.init.normal_(model.score.weight, std=1.0)
+    rm = RewardModel(model, tok, 256, "cpu")
+    prompts = [f"\n\nHuman: Question number {i}: how many legs does a spider have, and why?\n\nAssistant:"
+               for i in range(4)]
+    texts = [p + r for p in prompts for r in (" Eight.", " Eight legs, like every arachnid.", " Six?")]
+    alone = [rm.score_texts([Text("", t)], share_prefixes=False)[0][0] for t in texts]
+    rm.prefix_cache = PrefixCache(2**24)
+    got: dict[int, list] = {}
+
+    def work(k: int) -> None:
+        order = texts if k == 0 else texts[::-1]
+        for _ in range(3):
+            got.setdefault(k, []).append(dict(zip(order, (rm.score_texts([Text("", t)])[0][0] for t in order))))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for rounds in got.values():
+        for rewards in rounds:
+            torch.testing.assert_close(torch.tensor([rewards[t] for t in texts]), torch.tensor(alone),
+                                       rtol=1e-5, atol=1e-5)
+    assert rm.prefix_cache.hits > 0
