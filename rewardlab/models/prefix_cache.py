@@ -54,6 +54,7 @@ class PrefixCache:
         self.bytes = 0
         self.hits = self.reused_tokens = self.evicted = 0
         self.lock = threading.Lock()
+        self.token_bytes = 0  # bytes of keys and values per token, known after the first entry
 
     def _hashes(self, ids) -> list[int]:
         out, h = [], 0
@@ -94,10 +95,17 @@ class PrefixCache:
         hold the same tokens twice)."""
         key = tuple(ids)
         entry = Entry(key, layers)
+        if key:
+            self.token_bytes = max(1, entry.nbytes // len(key))
         if len(key) < self.block or entry.nbytes > self.max_bytes:
             return
         with self.lock:
             self._add(entry, extends)
+
+    def room_tokens(self) -> int | float:
+        """How many tokens' keys and values the whole budget holds (unbounded until the first entry
+        says what a token costs): a batch copies no more than that for the cache."""
+        return self.max_bytes // self.token_bytes if self.token_bytes else float("inf")
 
     def _add(self, entry: Entry, extends: Entry | None) -> None:
         key = entry.ids

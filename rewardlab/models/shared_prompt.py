@@ -447,9 +447,13 @@ def score_groups_shared(model: nn.Module, groups: list[list[list[int]]], pad_id:
         if cache is not None:
             past = [cache.lookup(p) for p in prompts]
             past = [hit if hit[0] is not None else None for hit in past]
-            # cache a prompt unless it is too short to be looked up or was entirely in the cache
-            keep = [[] if len(p) >= cache.block and len(p) > (hit[1] if hit else 0) else None
-                    for p, hit in zip(prompts, past)]
+            # cache a prompt unless it is too short to be looked up or was entirely in the cache, and
+            # copy no more of this chunk's keys and values than the cache can hold
+            keep, room = [], cache.room_tokens()
+            for p, hit in zip(prompts, past):
+                wanted = len(p) >= cache.block and len(p) > (hit[1] if hit else 0) and len(p) <= room
+                room -= len(p) if wanted else 0
+                keep.append([] if wanted else None)
         batch = build_batch(chunk, pad_id, skip=[hit[1] if hit else 0 for hit in past] if past else None)
         rewards = shared_prompt_outputs(model, to_device(batch, device), past=past, keep=keep)[:, 0]
         for p, layers, hit in zip(prompts, keep or [], past or []):

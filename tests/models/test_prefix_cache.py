@@ -131,3 +131,10 @@ def test_two_threads_share_one_cache_and_get_exact_rewards(tiny_llama):
             torch.testing.assert_close(torch.tensor([rewards[t] for t in texts]), torch.tensor(alone),
                                        rtol=1e-5, atol=1e-5)
     assert rm.prefix_cache.hits > 0
+
+
+def test_room_is_unbounded_until_a_token_has_a_known_cost():
+    cache = PrefixCache(max_bytes=1000, block=4)
+    assert cache.room_tokens() == float("inf")
+    cache.add(list(range(300)), _layers(300))  # 16 bytes a token: too large to keep, but now priced
+    assert len(cache) == 0 and cache.room_tokens() == 1000 // 16
