@@ -14,8 +14,8 @@ The prompt here is the longest common *token* prefix of the K full sequences, so
 that straddles the prompt/completion boundary is handled exactly.
 
 On CPU a dense mask over a packed row would spend most attention compute on blocked
-pairs, so attention runs group by group, and within a group the prompt causally and the
-completions as one batch against the prompt and themselves (registered with transformers as
+pairs, so attention runs group by group, and within a group the prompt causally, then each
+completion against the prompt and itself (registered with transformers as
 the attention implementation ``rewardlab_blocks``, which falls back to SDPA for ordinary
 inputs).
 
@@ -25,10 +25,13 @@ plain padded forward instead; :func:`supports_shared_prompt` tells which applies
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
 from .backbone import hf_model, reads_last_token
+from .last_layer import reads_only
 
 
 BLOCK_ATTENTION = "rewardlab_blocks"
@@ -49,7 +52,8 @@ def block_attention(module, query, key, value, attention_mask, dropout: float = 
     groups = kwargs.pop("rewardlab_groups", None)
     if groups is not None:
         return _grouped_attention(module, query, key, value, groups, scaling, dropout,
-                                  kwargs.pop("rewardlab_past", None), kwargs.pop("rewardlab_keep", None)), None
+                                  kwargs.pop("rewardlab_past", None), kwargs.pop("rewardlab_keep", None),
+                                  kwargs.pop("rewardlab_last", None)), None
     blocks = kwargs.pop("rewardlab_blocks", None)
     if blocks is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
@@ -64,17 +68,20 @@ def block_attention(module, query, key, value, attention_mask, dropout: float = 
     return out.transpose(1, 2).contiguous(), None
 
 
-def _grouped_attention(module, query, key, value, groups, scaling, dropout: float, past=None, keep=None
-                       ) -> torch.Tensor:
+def _grouped_attention(module, query, key, value, groups, scaling, dropout: float, past=None, keep=None,
+                       last=None) -> torch.Tensor:
     """Attention of packed shared-prompt groups, computing only the allowed pairs: per group,
-    the prompt causally (SDPA's fused causal kernel), then its K completions as one batch, each
-    attending to the whole prompt and causally to itself. A dense mask over the group would
-    also compute every completion against every other one, which on CPU was about half a
-    batch's time. ``groups``: (row, start, prompt tokens in the row, completion lengths).
+    the prompt causally (SDPA's fused causal kernel), then each completion against the whole
+    prompt and causally itself, one call each (batching a group's completions padded to the
+    longest was about 8% slower on HH replies, whose lengths vary widely). A dense mask over
+    the group would also compute every completion against every other one.
+    ``groups``: (row, start, prompt tokens in the row, completion lengths).
 
     ``past[g]``: a prefix-cache hit (entry, n) for group g: the first n prompt tokens are not in
     the row (so ``p`` below counts only the rest), their cached keys and values are put in front. ``keep[g]``: a list that receives
-    this layer's keys and values of the group's whole prompt (cached part included), to cache."""
+    this layer's keys and values of the group's whole prompt (cached part included), to cache.
+    ``last``: (index of the last layer, per group the positions read in it); in that layer only
+    those queries are computed (see last_layer.py), the rest of its output stays 0."""
     from torch.nn.functional import scaled_dot_product_attention as sdpa
     from transformers.integrations.sdpa_attention import repeat_kv
 
@@ -100,6 +107,17 @@ def _grouped_attention(module, query, key, value, groups, scaling, dropout: floa
                 n = past[g][1]
                 new_k, new_v = torch.cat([old_k[:, :n], new_k], 1), torch.cat([old_v[:, :n], new_v], 1)
             keep[g].append((new_k.clone(), new_v.clone()))  # a view would keep the whole batch's keys alive
+        if last is not None and layer == last[0]:  # only the read queries, each against what it may see
+            x = torch.tensor(sorted(set(last[1][g])), dtype=torch.long, device=q.device)
+            seg = torch.repeat_interleave(torch.arange(len(lens) + 1, device=q.device),
+                                          torch.tensor([p, *lens], device=q.device))
+            y = torch.arange(len(seg), device=q.device)
+            mask = (y[None] <= x[:, None]) & ((seg[None] == 0) | (seg[None] == seg[x][:, None]))
+            mask = torch.cat([mask.new_ones(len(x), c), mask], dim=1)[None, None]  # cached prefix: all visible
+            keys, values = torch.cat([kp, k[:, p:]], dim=1), torch.cat([vp, v[:, p:]], dim=1)
+            out[row][:, start + x] = sdpa(q[None, :, x], keys[None], values[None], attn_mask=mask, scale=scaling,
+                                          dropout_p=drop)[0].to(out.dtype)  # (autocast may give bf16)
+            continue
         if p and not c:
             out[row, :, start:start + p] = sdpa(q[None, :, :p], k[None, :, :p], v[None, :, :p], is_causal=True,
                                                 scale=scaling, dropout_p=drop)[0]
@@ -108,21 +126,14 @@ def _grouped_attention(module, query, key, value, groups, scaling, dropout: floa
             mask = torch.cat([tri.new_ones(p, c), tri], dim=1)
             out[row, :, start:start + p] = sdpa(q[None, :, :p], kp[None], vp[None], attn_mask=mask,
                                                 scale=scaling, dropout_p=drop)[0]
-        m = max(lens)
-        offsets = [p + sum(lens[:i]) for i in range(len(lens))]
-
-        def stacked(x):  # (K, H, m, d): each completion's rows, padded to the longest
-            return torch.stack([torch.nn.functional.pad(x[:, o:o + n], (0, 0, 0, m - n)) for o, n in zip(offsets, lens)])
-
-        qc, kc, vc = stacked(q), stacked(k), stacked(v)
-        kc = torch.cat([kp[None].expand(len(lens), -1, -1, -1), kc], dim=2)
-        vc = torch.cat([vp[None].expand(len(lens), -1, -1, -1), vc], dim=2)
-        i = torch.arange(m, device=q.device)
-        own = (i[None, :] <= i[:, None])[None] & (i[None, None, :] < torch.tensor(lens, device=q.device)[:, None, None])
-        mask = torch.cat([own.new_ones(len(lens), m, c + p), own], dim=2)[:, None]  # (K, 1, m, c + p + m)
-        done = sdpa(qc, kc, vc, attn_mask=mask, scale=scaling, dropout_p=drop)
-        for j, (o, n) in enumerate(zip(offsets, lens)):
-            out[row, :, start + o:start + o + n] = done[j, :, :n]
+        tri = torch.ones(max(lens), max(lens), dtype=torch.bool, device=q.device).tril()
+        at = p
+        for n in lens:  # each completion alone: against the whole prompt, causally itself (no padding)
+            mask = torch.cat([tri.new_ones(n, c + p), tri[:n, :n]], dim=1)
+            keys, values = torch.cat([kp, k[:, at:at + n]], dim=1), torch.cat([vp, v[:, at:at + n]], dim=1)
+            out[row, :, start + at:start + at + n] = sdpa(q[None, :, at:at + n], keys[None], values[None],
+                                                          attn_mask=mask, scale=scaling, dropout_p=drop)[0]
+            at += n
     return out.transpose(1, 2).contiguous()
 
 
@@ -312,7 +323,8 @@ def build_batch(groups: list[list[list[int]]], pad_id: int, dtype: torch.dtype =
     rows_idx = [where[g][0] for g in range(len(groups)) for _ in laid[g][3]]
     cols_idx = [where[g][1] + c for g in range(len(groups)) for c in laid[g][3]]
     out = {"input_ids": ids, "position_ids": pos, "blocks": blocks, "doc": doc, "seg": seg,
-           "reward_rows": torch.tensor(rows_idx, dtype=torch.long), "reward_cols": torch.tensor(cols_idx, dtype=torch.long)}
+           "reward_rows": torch.tensor(rows_idx, dtype=torch.long), "reward_cols": torch.tensor(cols_idx, dtype=torch.long),
+           "group_reads": [r[3] for r in laid]}  # per group, the read positions from its start
     if hidden_reads is not None:
         more = layout(groups, hidden_reads, skip)
         out["hidden_rows"] = torch.tensor([where[g][0] for g in range(len(groups)) for _ in more[g][3]], dtype=torch.long)
@@ -367,9 +379,16 @@ def shared_prompt_outputs(model: nn.Module, batch: dict, attention: str = "auto"
         extra = {"rewardlab_flex": flex_block_mask(batch, device)}
     else:
         extra = {"rewardlab_groups": batch["blocks"], "rewardlab_past": past, "rewardlab_keep": keep}
-    hidden = model.base_model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
-                              use_cache=False, **extra).last_hidden_state
-    picked = hidden[batch["reward_rows"].to(device), batch["reward_cols"].to(device)]
+    rows, cols = batch["reward_rows"].to(device), batch["reward_cols"].to(device)
+    # a joint language-model loss reads hidden states at many positions: the last layer runs whole
+    pruned = reads_only(model, rows, cols, tuple(batch["input_ids"].shape)) \
+        if "hidden_rows" not in batch and "group_reads" in batch else contextlib.nullcontext()
+    with pruned as last:
+        if last is not None and kernel != "flex":
+            extra["rewardlab_last"] = (last, batch["group_reads"])
+        hidden = model.base_model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
+                                  use_cache=False, **extra).last_hidden_state
+    picked = hidden[rows, cols]
     if "hidden_rows" in batch:  # and the hidden states a language-model loss reads
         return head_of(model)(picked), hidden[batch["hidden_rows"].to(device), batch["hidden_cols"].to(device)]
     return head_of(model)(picked)

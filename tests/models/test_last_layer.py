@@ -1,0 +1,98 @@
+"""The last layer computed only at the read positions (models/last_layer.py)."""
+
+import threading
+
+import pytest
+import torch
+
+from rewardlab.data import Text
+from rewardlab.data.encode import collate, encode_groups
+from rewardlab.models.backbone import compute_rewards, load_backbone
+from rewardlab.models.last_layer import last_layer, reads_only
+from rewardlab.models.shared_prompt import build_batch, shared_prompt_outputs, shared_prompt_rewards
+
+GROUPS = [
+    [Text("\n\nHuman: What is the capital of France?\n\nAssistant:", c) for c in (" Paris.", " I won't say.")],
+    [Text("Q:", c) for c in (" yes", " yes indeed", " no")],  # one completion is a prefix of another
+    [Text("\n\nHuman: Hi\n\nAssistant:", " Hello there, how can I help?")],  # a group of one
+]
+
+
+@pytest.fixture(scope="module")
+def llama(tiny_llama):
+    model, tok = load_backbone(tiny_llama, num_labels=1)
+    torch.nn.init.normal_(model.score.weight, std=1.0)
+    encoded, _ = encode_groups(tok, GROUPS, 256)
+    return model.eval(), tok, [g.sequences for g in encoded]
+
+
+def _seen_rows(module):
+    seen = []
+    handle = module.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[:-1]))
+    return seen, handle
+
+
+def test_last_layer_runs_at_the_read_positions_only(llama):
+    model, tok, groups = llama
+    batch = build_batch(groups, tok.pad_token_id)
+    with torch.no_grad():
+        shared_prompt_rewards(model, batch, "blocks")  # installs the hooks; ours now run before the counters
+        (first, last), (index, parts) = [model.model.layers[0].mlp, model.model.layers[-1].mlp], last_layer(model)
+        seen_first, h1 = _seen_rows(first)
+        seen_last, h2 = _seen_rows(last)
+        try:
+            rewards = shared_prompt_rewards(model, batch, "blocks")
+        finally:
+            h1.remove()
+            h2.remove()
+    assert index == len(model.model.layers) - 1 and parts[-1] is last
+    assert seen_first == [torch.Size([1, batch["input_ids"].shape[1]])]  # every token below the last layer
+    assert seen_last == [torch.Size([1, 6])]  # one token per completion
+    plain = compute_rewards(model, **collate([s for g in groups for s in g], tok.pad_token_id))
+    assert torch.allclose(rewards, plain, atol=1e-5)
+
+
+def test_several_reads_per_sequence_and_inside_the_prompt(llama):
+    """Reads at a few positions (not all): in the shared prompt, mid-completion and at the end,
+    equal the padded forward of each sequence alone."""
+    model, tok, groups = llama
+    reads = [[[1, len(s) - 3, len(s) - 1] for s in g] for g in groups]
+    batch = build_batch(groups, tok.pad_token_id, reads=reads)
+    seqs = [s for g in groups for s in g]
+    padded = collate(seqs, tok.pad_token_id)
+    flat = [r for g in reads for r in g]
+    rows = torch.tensor([k for k, r in enumerate(flat) for _ in r])
+    cols = torch.tensor([i for r in flat for i in r])
+    with torch.no_grad():
+        shared = shared_prompt_outputs(model, batch, "blocks")
+        plain = model.score(model.model(**padded).last_hidden_state[rows, cols])
+    assert torch.allclose(shared, plain, atol=1e-5)
+
+
+def test_hooks_do_nothing_outside_the_block_or_in_another_thread(llama):
+    model, tok, groups = llama
+    padded = collate([s for g in groups for s in g], tok.pad_token_id)
+    with torch.no_grad():
+        shared_prompt_rewards(model, build_batch(groups, tok.pad_token_id), "blocks")  # hooks installed
+        before = model.model(**padded).last_hidden_state
+        elsewhere = {}
+        with reads_only(model, torch.tensor([0]), torch.tensor([0]), tuple(padded["input_ids"].shape)) as index:
+            assert index is not None
+            thread = threading.Thread(target=lambda: elsewhere.update(h=model.model(**padded).last_hidden_state))
+            thread.start()
+            thread.join()
+        after = model.model(**padded).last_hidden_state
+    assert torch.equal(before, after) and torch.equal(before, elsewhere["h"])
+
+
+def test_gradient_checkpointing_runs_the_whole_layer(llama):
+    """Its recomputation in the backward pass would see full-size inputs: no pruning then."""
+    model, tok, _ = llama
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    try:
+        with reads_only(model, torch.tensor([0]), torch.tensor([0]), (1, 4)) as index:
+            assert index is None
+        with torch.no_grad(), reads_only(model, torch.tensor([0]), torch.tensor([0]), (1, 4)) as index:
+            assert index is not None
+    finally:
+        model.gradient_checkpointing_disable()
