@@ -48,6 +48,9 @@ def last_layer(model: nn.Module) -> tuple[int, list[nn.Module]] | None:
 def _select(module: nn.Module, args: tuple):
     if id(module) not in getattr(_ACTIVE, "parts", ()):
         return None
+    if not args or not torch.is_tensor(args[0]):  # every transformers decoder passes its input positionally
+        raise RuntimeError(f"{type(module).__name__} was called without a positional input; "
+                           "train with --no-shared-prompt, serve with --no-prefix-sharing")
     return (args[0][_ACTIVE.rows, _ACTIVE.cols][None],) + tuple(args[1:])
 
 
@@ -56,7 +59,7 @@ def _scatter(module: nn.Module, args: tuple, out):
         return None
     if not torch.is_tensor(out):  # e.g. an MoE block that also returns its router logits
         raise RuntimeError(f"{type(module).__name__} returns {type(out).__name__}, not a tensor; "
-                           "score this model with prefix sharing off")
+                           "train with --no-shared-prompt, serve with --no-prefix-sharing")
     full = out.new_zeros(*_ACTIVE.shape, out.shape[-1])
     full[_ACTIVE.rows, _ACTIVE.cols] = out[0]
     return full
