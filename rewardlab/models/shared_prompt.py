@@ -81,7 +81,8 @@ def _grouped_attention(module, query, key, value, groups, scaling, dropout: floa
     the row (so ``p`` below counts only the rest), their cached keys and values are put in front. ``keep[g]``: a list that receives
     this layer's keys and values of the group's whole prompt (cached part included), to cache.
     ``last``: (index of the last layer, per group the positions read in it); in that layer only
-    those queries are computed (see last_layer.py), the rest of its output stays 0."""
+    those queries are computed (see last_layer.py), the rest of its output stays 0, unless a
+    group reads more than half its tokens (the fused causal kernel is then cheaper)."""
     from torch.nn.functional import scaled_dot_product_attention as sdpa
     from transformers.integrations.sdpa_attention import repeat_kv
 
@@ -107,8 +108,9 @@ def _grouped_attention(module, query, key, value, groups, scaling, dropout: floa
                 n = past[g][1]
                 new_k, new_v = torch.cat([old_k[:, :n], new_k], 1), torch.cat([old_v[:, :n], new_v], 1)
             keep[g].append((new_k.clone(), new_v.clone()))  # a view would keep the whole batch's keys alive
-        if last is not None and layer == last[0]:  # only the read queries, each against what it may see
-            x = torch.tensor(sorted(set(last[1][g])), dtype=torch.long, device=q.device)
+        reads = sorted(set(last[1][g])) if last is not None and layer == last[0] else None
+        if reads is not None and 2 * len(reads) <= p + sum(lens):  # only the read queries, each against what it may see
+            x = torch.tensor(reads, dtype=torch.long, device=q.device)
             seg = torch.repeat_interleave(torch.arange(len(lens) + 1, device=q.device),
                                           torch.tensor([p, *lens], device=q.device))
             y = torch.arange(len(seg), device=q.device)
@@ -383,9 +385,9 @@ def shared_prompt_outputs(model: nn.Module, batch: dict, attention: str = "auto"
     # a joint language-model loss reads hidden states at many positions: the last layer runs whole
     pruned = reads_only(model, rows, cols, tuple(batch["input_ids"].shape)) \
         if "hidden_rows" not in batch and "group_reads" in batch else contextlib.nullcontext()
-    with pruned as last:
-        if last is not None and kernel != "flex":
-            extra["rewardlab_last"] = (last, batch["group_reads"])
+    with pruned as last_index:
+        if last_index is not None and kernel != "flex":
+            extra["rewardlab_last"] = (last_index, batch["group_reads"])
         hidden = model.base_model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
                                   use_cache=False, **extra).last_hidden_state
     picked = hidden[rows, cols]

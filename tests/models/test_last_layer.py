@@ -96,3 +96,22 @@ def test_gradient_checkpointing_runs_the_whole_layer(llama):
             assert index is not None
     finally:
         model.gradient_checkpointing_disable()
+
+
+def test_a_nested_block_gives_the_outer_one_back(llama):
+    from rewardlab.models import last_layer as module
+
+    model, _, _ = llama
+    with reads_only(model, torch.tensor([0]), torch.tensor([1]), (1, 4)):
+        outer = module._ACTIVE.rows.clone(), module._ACTIVE.cols.clone()
+        with reads_only(model, torch.tensor([0, 0]), torch.tensor([2, 3]), (1, 4)):
+            assert module._ACTIVE.cols.tolist() == [2, 3]
+        assert torch.equal(module._ACTIVE.rows, outer[0]) and torch.equal(module._ACTIVE.cols, outer[1])
+    assert not module._ACTIVE.parts
+
+
+def test_a_last_layer_shared_with_an_earlier_one_is_left_whole(tiny_llama):
+    model, _ = load_backbone(tiny_llama, num_labels=1)
+    assert last_layer(model) is not None
+    model.model.layers[-1].mlp = model.model.layers[0].mlp  # looped / shared layers
+    assert last_layer(model) is None
