@@ -88,3 +88,25 @@ def test_resume_followed_by_the_config_file(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(f"output: {tmp_path / 'nothing'}\ndata: x.jsonl\n")
     assert main(["train", "--resume", str(path)]) == 2  # read as the config, then: no checkpoint to resume
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["score", "--model", "m", "--data", "d", "--output", "o", "--batch-size", "0"], "batch_size must be >= 1, got 0"),
+    (["eval", "--model", "m", "--data", "d", "--batch-size", "-1"], "batch_size must be >= 1, got -1"),
+    (["score", "--model", "m", "--data", "d", "--output", "o", "--max-batch-tokens", "0"], "max_batch_tokens must be >= 1"),
+    (["serve", "--model", "m", "--max-items", "0"], "max_items must be >= 1, got 0"),
+    (["serve", "--model", "m", "--max-wait-ms", "nan"], "max_wait_ms must be a finite number"),
+    (["judge", "--data", "d", "--output", "o", "--max-new-tokens", "0"], "max_new_tokens must be >= 1"),
+    (["judge", "--data", "d", "--output", "o", "--timeout", "0"], "timeout must be > 0"),
+    (["train", "--data", "d", "--output", "o", "--eval-batch-size", "0"], "eval_batch_size must be >= 1"),
+    (["train", "--data", "d", "--output", "o", "--lr", "-1"], "lr must be >= 0"),
+])
+def test_every_numeric_option_is_checked_where_it_is_parsed(argv, message, capsys):
+    """A batch size of 0 once made `score` loop without end, growing memory: every command
+    refuses an out-of-range number with one line before it loads anything."""
+    from rewardlab.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"rewardlab: error: {message}" or (err.startswith("rewardlab: error: ") and message in err)
+    assert len(err.splitlines()) == 1

@@ -16,6 +16,9 @@ class ExportConfig:
     device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
     bf16: bool = _f(False, "Merge and save in bf16 (half the size).")
 
+    def __post_init__(self):
+        check_choices(self)
+
 
 @dataclass
 class ScoreConfig:
@@ -27,9 +30,9 @@ class ScoreConfig:
                    "prompt+steps (process reward models).")
     output: str = _f("", "Output JSONL: the input rows, in input order, with reward / rewards / chosen_reward "
                      "and rejected_reward added (and step_rewards, values, attributes for those kinds).")
-    batch_size: int = _f(16, "Most sequences per forward pass (sorted by length, so results do not depend on it).")
-    max_batch_tokens: int = _f(16384, "Most tokens (padding included) per forward pass: short texts go in bigger batches.")
-    max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
+    batch_size: int = _f(16, "Most sequences per forward pass (sorted by length, so results do not depend on it).", low=1)
+    max_batch_tokens: int = _f(16384, "Most tokens (padding included) per forward pass: short texts go in bigger batches.", low=1)
+    max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).", low=0)
     skip_bad_rows: bool = _f(False, "Write an invalid row back with an 'error' field (counted) instead of stopping.")
     allow_empty: bool = _f(True, "Accept empty completions (counted); --no-allow-empty makes them errors.")
     device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
@@ -38,6 +41,9 @@ class ScoreConfig:
                         "saved (the model's own).", choices=("saved", "min", "prod", "last", "mean"))
     bf16: bool = _f(False, "Load the weights in bf16 (halves memory; rewards differ from fp32 by rounding).")
     columns: ColumnArgs = field(default_factory=ColumnArgs)
+
+    def __post_init__(self):
+        check_choices(self)
 
 
 @dataclass
@@ -53,17 +59,17 @@ class EvalConfig:
                     repeat=True)
     data: str = _f("", "Pairs or groups, same formats as training data; an optional `subset` column gives "
                    "per-subset accuracies.")
-    batch_size: int = _f(16, "Prompts per forward pass.")
+    batch_size: int = _f(16, "Prompts per forward pass.", low=1)
     format: str = _f("auto", "Data layout and scoring rule: pairs / groups (rewardlab's rows), rewardbench "
                      "(sections, v1 weighting), rewardbench2 (best-of-N, Ties rule), rm-bench (style matrix), "
                      "processbench (a process reward model's first-error F1); auto detects it from the columns "
                      "and says which.",
                      choices=("auto", "pairs", "groups", "rewardbench", "rewardbench2", "rm-bench", "processbench"))
     threshold: float = _f(0.0, "Process reward models: the step-score threshold of ProcessBench's first-error rule "
-                          "(0: the model's saved one if any, else chosen on the even rows and reported on the odd).")
-    tie_threshold: float = _f(0.5, "A tied pair counts as predicted tied when its rewards differ by at most this.")
+                          "(0: the model's saved one if any, else chosen on the even rows and reported on the odd).", low=0)
+    tie_threshold: float = _f(0.5, "A tied pair counts as predicted tied when its rewards differ by at most this.", low=0)
     allow_empty: bool = _f(True, "Accept empty completions (counted); --no-allow-empty makes them errors.")
-    max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
+    max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).", low=0)
     json: bool = _f(False, "Print one JSON object on stdout instead of a table.")
     report: str = _f("", "Also write a self-contained HTML report here (figures inline; needs matplotlib).")
     scores_cache: str = _f("", "JSONL file keeping every scored row (model + texts as the key): an interrupted "
@@ -83,26 +89,29 @@ class ServeConfig:
 
     model: str = _f("", "A reward model folder written by `rewardlab train` (or an adapter folder).")
     host: str = _f("127.0.0.1", "Interface to listen on (0.0.0.0: every interface).")
-    port: int = _f(5000, "TCP port (5000, as OpenRLHF's reward server).")
-    batch_size: int = _f(16, "Most sequences per forward pass.")
-    max_batch_tokens: int = _f(16384, "Token budget of a batch: concurrent requests are scored together up to it.")
-    max_wait_ms: float = _f(5.0, "How long a batch waits after its first request for more to arrive.")
+    port: int = _f(5000, "TCP port (5000, as OpenRLHF's reward server).", low=0)
+    batch_size: int = _f(16, "Most sequences per forward pass.", low=1)
+    max_batch_tokens: int = _f(16384, "Token budget of a batch: concurrent requests are scored together up to it.", low=1)
+    max_wait_ms: float = _f(5.0, "How long a batch waits after its first request for more to arrive.", low=0)
     batching: bool = _f(True, "Batch concurrent requests together (--no-batching: one request at a time).")
     prefix_sharing: bool = _f(True, "Texts that start with the same tokens share one encoding of that prefix "
                               "(causal models; exact).")
     prefix_cache_mb: float = _f(512.0, "Memory for the keys and values of recent prompts, reused when later "
                                 "requests start with the same tokens (0: off; needs --prefix-sharing; causal models on CPU, "
-                                "scalar rewards).")
+                                "scalar rewards).", low=0)
     normalize: bool = _f(False, "Answer (r - mean) / std with the training rewards' statistics saved in the "
                          "model (train with --reward-stats).")
     api_key_env: str = _f("", "Require 'Authorization: Bearer KEY' with KEY read from this environment variable.")
-    max_body_bytes: int = _f(16 * 2**20, "Largest request body (413 beyond it).")
-    max_items: int = _f(4096, "Most texts or rows per request (413 beyond it).")
+    max_body_bytes: int = _f(16 * 2**20, "Largest request body (413 beyond it).", low=1)
+    max_items: int = _f(4096, "Most texts or rows per request (413 beyond it).", low=1)
     max_item_tokens: int = _f(32768, "Most tokens per text (422 naming the item beyond it; texts longer than "
-                              "--max-length are still scored, cut from the left).")
-    max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).")
+                              "--max-length are still scored, cut from the left).", low=1)
+    max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).", low=0)
     device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
     bf16: bool = _f(False, "Load the weights in bf16 (halves memory; rewards differ from fp32 by rounding).")
+
+    def __post_init__(self):
+        check_choices(self)
 
 
 @dataclass
@@ -129,15 +138,15 @@ class JudgeConfig:
     api_key_env: str = _f("OPENAI_API_KEY", "Environment variable holding the API key (sent only if set).")
     soft: bool = _f(False, "Local pairwise only: read the verdict from the next-token probabilities of A/B/C right "
                     "after '[[' instead of generating (fast; gives a probability).")
-    temperature: float = _f(0.0, "Sampling temperature; 0 is greedy (the norm for judges: reproducible).")
-    max_new_tokens: int = _f(512, "Most tokens a judgment may generate; a cut-off answer without a verdict is re-asked.")
-    parse_retries: int = _f(1, "Times to re-ask for the verdict alone when an answer has none (then it is an error).")
-    batch_size: int = _f(8, "Local backend: conversations generated together.")
-    concurrency: int = _f(8, "openai backend: requests in flight at once.")
-    timeout: float = _f(120.0, "openai backend: seconds before a request is abandoned and retried.")
-    max_retries: int = _f(5, "openai backend: retries of a timed-out, 429 or 5xx request (exponential backoff).")
+    temperature: float = _f(0.0, "Sampling temperature; 0 is greedy (the norm for judges: reproducible).", low=0)
+    max_new_tokens: int = _f(512, "Most tokens a judgment may generate; a cut-off answer without a verdict is re-asked.", low=1)
+    parse_retries: int = _f(1, "Times to re-ask for the verdict alone when an answer has none (then it is an error).", low=0)
+    batch_size: int = _f(8, "Local backend: conversations generated together.", low=1)
+    concurrency: int = _f(8, "openai backend: requests in flight at once.", low=1)
+    timeout: float = _f(120.0, "openai backend: seconds before a request is abandoned and retried.", above=0)
+    max_retries: int = _f(5, "openai backend: retries of a timed-out, 429 or 5xx request (exponential backoff).", low=0)
     backoff: float = _f(1.0, "openai backend: first wait in seconds before a retry, doubled each time "
-                        "(a server's Retry-After wins).")
+                        "(a server's Retry-After wins).", low=0)
     cache: str = _f("", "Judgment cache (JSONL). Default OUTPUT.cache.jsonl; 'none' disables. Reruns and resumed "
                     "runs reuse every cached judgment.")
     seed: int = _f(0, "Seed for random position order and sampling.")

@@ -13,19 +13,31 @@ from .flags import load_config
 
 
 def _f(default: Any, help: str, choices: tuple | None = None, resume: bool = False, bare: str | None = None,
-       repeat: bool = False) -> Any:
+       repeat: bool = False, low: float | None = None, above: float | None = None) -> Any:
     """A documented field. ``bare``: the value of the flag given alone (``--resume`` = ``--resume latest``);
-    ``repeat``: the flag may be given several times (a list of strings)."""
+    ``repeat``: the flag may be given several times (a list of strings); ``low`` / ``above``: a
+    number must be >= low / > above (checked where the config is built, so a batch size of 0
+    is refused at once instead of looping)."""
     return field(default=default, metadata={"help": help, "choices": choices, "resume": resume, "bare": bare,
-                                            "repeat": repeat})
+                                            "repeat": repeat, "low": low, "above": above})
 
 
 def check_choices(obj) -> None:
-    """Every field with fixed choices holds one of them (a one-line error otherwise)."""
+    """Every field with fixed choices holds one of them, and every number is finite and within
+    its declared bounds (a one-line error otherwise)."""
     for f in dataclasses.fields(obj):
-        choices = f.metadata.get("choices")
-        if choices and getattr(obj, f.name) not in choices:
-            raise ConfigError(f"{f.name} must be one of {', '.join(map(str, choices))}, got {getattr(obj, f.name)!r}")
+        value, choices = getattr(obj, f.name), f.metadata.get("choices")
+        if choices and value not in choices:
+            raise ConfigError(f"{f.name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{f.name} must be a finite number, got {value}")
+        low, above = f.metadata.get("low"), f.metadata.get("above")
+        if low is not None and value < low:
+            raise ConfigError(f"{f.name} must be >= {low:g}, got {value:g}")
+        if above is not None and value <= above:
+            raise ConfigError(f"{f.name} must be > {above:g}, got {value:g}")
 
 
 LOSSES = ("bt", "scaled_bt", "plackett_luce", "davidson")
@@ -66,9 +78,9 @@ class BackboneArgs:
                     "minilm (MiniLM-L6 encoder) or smollm2 (SmolLM2-135M-Instruct).", resume=True)
     trust_remote_code: bool = _f(False, "Allow model code from the hub folder (off unless you trust it).")
     lora_r: int = _f(0, "LoRA rank (0: train all weights). The reward head is always trained and saved fully.",
-                     resume=True)
-    lora_alpha: int = _f(16, "LoRA scaling alpha.", resume=True)
-    lora_dropout: float = _f(0.0, "Dropout on the LoRA branch.", resume=True)
+                     resume=True, low=0)
+    lora_alpha: int = _f(16, "LoRA scaling alpha.", resume=True, above=0)
+    lora_dropout: float = _f(0.0, "Dropout on the LoRA branch.", resume=True, low=0)
     load_in_4bit: bool = _f(False, "QLoRA: hold the backbone's linear layers in 4-bit NF4 (bitsandbytes, double "
                             "quantization) and train LoRA adapters on them; needs --lora-r. The head stays full "
                             "precision; the final model is the adapter merged into the full-precision base.",
@@ -108,25 +120,23 @@ class InputArgs:
                                    resume=True)
     max_length: int = _f(512, "Maximum tokens per sequence (prompt + completion + end marker). Longer sequences "
                          "lose prompt tokens from the left; an example whose completion alone is too long is "
-                         "skipped and counted.", resume=True)
+                         "skipped and counted.", resume=True, low=1)
     skip_bad_rows: bool = _f(False, "Leave out invalid rows (counted and listed) instead of stopping at the first.")
     allow_empty: bool = _f(True, "Accept empty completions (HH-RLHF has pairs where silence was preferred); they "
                            "are counted. --no-allow-empty makes them errors.")
-    num_proc: int = _f(1, "Processes for tokenizing the training data (through datasets.map).")
+    num_proc: int = _f(1, "Processes for tokenizing the training data (through datasets.map).", low=1)
     tokenized_cache: str = _f("", "Folder keeping tokenized training data (Arrow, memory-mapped): a rerun with the "
                               "same data, tokenizer and max_length loads it instead of tokenizing again. Empty: off.")
     streaming: bool = _f(False, "Read, check and tokenize the training data lazily (data larger than memory); "
                          "needs --max-steps. Order: a seeded shuffle buffer instead of a full permutation.",
                          resume=True)
-    shuffle_buffer: int = _f(10000, "Examples held in the shuffle buffer with --streaming.", resume=True)
+    shuffle_buffer: int = _f(10000, "Examples held in the shuffle buffer with --streaming.", resume=True, low=1)
     group_by_length: bool = _f(False, "Put examples of similar length in the same step: less padding where the "
                                "padded forward runs (GPU encoders, --no-shared-prompt). Changes the data order.",
                                resume=True)
 
     def __post_init__(self):
-        for name in ("max_length", "num_proc", "shuffle_buffer"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_choices(self)
         if not 0.0 <= self.eval_split < 1.0:
             raise ConfigError(f"eval_split must be in [0, 1), got {self.eval_split}")
         if self.eval_split and self.eval_data:
@@ -154,22 +164,22 @@ class ObjectiveArgs:
     margin: str = _f("column", "Llama 2 margin: column (a pair row's `margin` column, 0 if absent), score_diff "
                      "(score difference x --margin-scale, for rows with scores) or none.",
                      choices=("column", "score_diff", "none"), resume=True)
-    margin_scale: float = _f(1.0, "Multiplies the score difference with --margin score_diff.", resume=True)
+    margin_scale: float = _f(1.0, "Multiplies the score difference with --margin score_diff.", resume=True, low=0)
     strength_map: str = _f("", "scaled_bt: remap |score difference| to a strength, e.g. '1:1,2:3,3:10' (INF-ORM); "
                            "empty: the difference itself.", resume=True)
     davidson_nu: float = _f(1.0, "davidson: the tie parameter nu > 0 (P(tie) grows with it; fixed during training).",
-                            resume=True)
+                            resume=True, above=0)
     label_smoothing: float = _f(0.0, "bt, scaled_bt: conservative Bradley-Terry, eps in [0, 0.5): each pair is "
                                 "taken as mislabelled with probability eps.", resume=True)
     center_rewards_coefficient: float = _f(0.0, "bt, scaled_bt: adds c * (r_better + r_worse)^2 per pair to keep "
-                                           "rewards centred (TRL's option).", resume=True)
+                                           "rewards centred (TRL's option).", resume=True, low=0)
     tie_threshold: float = _f(0.5, "Evaluation: a tied pair counts as predicted tied when its rewards differ by at "
-                              "most this.")
+                              "most this.", low=0)
     orm_loss_on: str = _f("all_tokens", "orm: label every completion token (Cobbe et al.) or the last token only.",
                           choices=("all_tokens", "last_token"), resume=True)
     lm_coef: float = _f(0.0, "orm: adds lm_coef x the next-token cross-entropy of every completion token (Cobbe "
                         "et al.'s joint objective; causal backbones whose output embeddings are their input "
-                        "embeddings, as SmolLM2's).", resume=True)
+                        "embeddings, as SmolLM2's).", resume=True, low=0)
     prm_labels: str = _f("binary", "prm: step labels as binary (true/false, 0/1), ternary (PRM800K's -1/0/+1, a "
                          "3-class head) or soft (floats in [0, 1], kept as floats).",
                          choices=("binary", "ternary", "soft"), resume=True)
@@ -181,9 +191,9 @@ class ObjectiveArgs:
     aggregate: str = _f("min", "prm: a solution's reward from its step scores: min (Math-Shepherd), prod (PRM800K), "
                         "last or mean.", choices=("min", "prod", "last", "mean"))
     prm_threshold: float = _f(0.0, "prm evaluation: the step-score threshold of ProcessBench's first-error rule (0: "
-                              "chosen on half of the eval rows, reported on the other half).")
+                              "chosen on half of the eval rows, reported on the other half).", low=0)
     value_loss: str = _f("mse", "value: regression loss.", choices=("mse", "huber"), resume=True)
-    huber_delta: float = _f(1.0, "value: the Huber loss's delta.", resume=True)
+    huber_delta: float = _f(1.0, "value: the Huber loss's delta.", resume=True, above=0)
     gamma: float = _f(1.0, "value: discount of the return over completion tokens (1: every token's target is the "
                       "final reward).", resume=True)
     attributes: str = _f("", "regression: attribute names, comma-separated, in output order (empty: every "
@@ -233,27 +243,24 @@ class OptimArgs:
     """Optimisation: steps, batch, learning rate."""
 
     epochs: int = _f(1, "Passes over the data. One is the norm for reward models: more tends to overfit.",
-                     resume=True)
+                     resume=True, low=1)
     max_steps: int = _f(-1, "Stop after this many optimizer steps (-1: run all epochs).", resume=True)
     batch_size: int = _f(8, "Prompts per micro-batch (a prompt's completions are always in the same forward pass).",
-                         resume=True)
+                         resume=True, low=1)
     grad_accum: int = _f(1, "Micro-batches per optimizer step; the loss is averaged over the whole step, so "
-                         "batch_size x grad_accum behaves exactly like one large batch.", resume=True)
+                         "batch_size x grad_accum behaves exactly like one large batch.", resume=True, low=1)
     lr: float = _f(0.0, "Peak learning rate of AdamW. 0: the recommended rate for the backbone (minilm 1e-4, "
-                   "measured on HH-RLHF; others 2e-5).", resume=True)
-    weight_decay: float = _f(0.0, "AdamW weight decay.", resume=True)
-    warmup_ratio: float = _f(0.05, "Fraction of the optimizer steps spent in linear warmup.", resume=True)
+                   "measured on HH-RLHF; others 2e-5).", resume=True, low=0)
+    weight_decay: float = _f(0.0, "AdamW weight decay.", resume=True, low=0)
+    warmup_ratio: float = _f(0.05, "Fraction of the optimizer steps spent in linear warmup.", resume=True, low=0)
     lr_schedule: str = _f("linear", "Decay after warmup.", choices=("linear", "cosine", "constant"), resume=True)
-    max_grad_norm: float = _f(1.0, "Gradient clipping by global norm (0 disables).", resume=True)
+    max_grad_norm: float = _f(1.0, "Gradient clipping by global norm (0 disables).", resume=True, low=0)
     seed: int = _f(42, "Seed for the head initialisation and data order.", resume=True)
 
     def __post_init__(self):
         check_choices(self)
-        if self.lr < 0:
-            raise ConfigError(f"lr must be > 0 (or 0 for the backbone's recommended rate), got {self.lr}")
-        for name in ("batch_size", "grad_accum", "epochs"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup_ratio > 1:
+            raise ConfigError(f"warmup_ratio must be in [0, 1], got {self.warmup_ratio}")
 
 
 @dataclass
@@ -263,12 +270,12 @@ class RunArgs:
     output: str = _f("", "Output folder: the final model (standard Hugging Face folder), checkpoints/, metrics.jsonl.")
     resume: str = _f("", "Continue exactly where a run stopped: --resume alone takes the newest checkpoint in "
                      "--output, --resume DIR a given checkpoint folder.", bare="latest")
-    eval_every: int = _f(0, "Evaluate on --eval-data every N optimizer steps (0: only at the end).")
-    save_every: int = _f(100, "Write a resumable checkpoint every N optimizer steps (0: only on Ctrl-C).")
+    eval_every: int = _f(0, "Evaluate on --eval-data every N optimizer steps (0: only at the end).", low=0)
+    save_every: int = _f(100, "Write a resumable checkpoint every N optimizer steps (0: only on Ctrl-C).", low=0)
     save_total_limit: int = _f(1, "Checkpoints kept in OUTPUT/checkpoints (the oldest are removed; the final model "
-                               "is always kept).")
-    log_every: int = _f(10, "Append training metrics to metrics.jsonl every N optimizer steps.")
-    eval_batch_size: int = _f(16, "Prompts per batch when evaluating.")
+                               "is always kept).", low=1)
+    log_every: int = _f(10, "Append training metrics to metrics.jsonl every N optimizer steps.", low=1)
+    eval_batch_size: int = _f(16, "Prompts per batch when evaluating.", low=1)
     reward_stats: bool = _f(False, "After training, score every training completion and save the rewards' mean "
                             "and std with the model (preference kind; `serve --normalize` uses them).")
     report_to: str = _f("", "Extra experiment trackers through accelerate: tensorboard, wandb (comma separated).")
@@ -278,10 +285,7 @@ class RunArgs:
             self.resume = "latest"
         elif self.resume is False or self.resume == "false":
             self.resume = ""
-        if self.save_total_limit < 1:
-            raise ConfigError(f"save_total_limit must be >= 1, got {self.save_total_limit}")
-        if self.log_every < 1:
-            raise ConfigError(f"log_every must be >= 1, got {self.log_every}")
+        check_choices(self)
         for tracker in filter(None, (t.strip() for t in self.report_to.split(","))):
             if tracker not in ("tensorboard", "wandb"):
                 raise ConfigError(f"report_to: unknown tracker {tracker!r} (use tensorboard or wandb)")

@@ -68,6 +68,43 @@ def render_chat(prompt_msgs: list[dict], completion_msgs: list[dict], tokenizer,
     return prompt, full[len(prompt):].rstrip()
 
 
+def template_opening(tokenizer) -> str | None:
+    """The special token a chat template's rendering starts with (SmolLM2 and Qwen:
+    ``<|im_start|>``; Llama 3: ``<|begin_of_text|>``), or the BOS token; None when neither."""
+    cached = getattr(tokenizer, "_rewardlab_opening", False)
+    if cached is not False:
+        return cached
+    opening = getattr(tokenizer, "bos_token", None) or None
+    if getattr(tokenizer, "chat_template", None):
+        try:
+            rendered = tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False)
+        except Exception:  # a template that needs more than one user turn: BOS only
+            rendered = ""
+        specials = sorted((t for t in tokenizer.all_special_tokens + list(tokenizer.get_added_vocab())
+                           if t and rendered.startswith(t)), key=len)
+        opening = specials[-1] if specials else opening
+    try:
+        tokenizer._rewardlab_opening = opening
+    except AttributeError:
+        pass
+    return opening
+
+
+def plain_text(prompt: str, completion: str, tokenizer) -> Text:
+    """A prompt + completion given as plain strings. A text that starts with the chat template's
+    opening token (or BOS) was rendered by a chat template, as RL frameworks render queries
+    (``apply_chat_template(messages, tokenize=False)``): it already holds its special tokens, and
+    the whitespace the template leaves after its last end-of-turn marker (SmolLM2's
+    ``<|im_end|>\n``) is dropped, as :func:`render_chat` drops it in training, so the reward is
+    read at the end-of-turn token either way (no train/serve skew)."""
+    opening = template_opening(tokenizer) if tokenizer is not None else None
+    if opening and (prompt + completion).startswith(opening):
+        if completion.strip():
+            completion = completion.rstrip()
+        return Text(prompt, completion, templated=True)
+    return Text(prompt, completion)
+
+
 def to_text(prompt: Any, completion: Any, tokenizer, where: str, name: str = "completion",
             allow_empty: bool = False, chat: bool = False) -> Text:
     """Check one prompt/completion and render it to text.
@@ -81,7 +118,7 @@ def to_text(prompt: Any, completion: Any, tokenizer, where: str, name: str = "co
     if isinstance(completion, str) and isinstance(prompt, str) and not chat:
         if not completion.strip() and not allow_empty:
             raise DataError(f"{where}: empty {name} (accepted unless --no-allow-empty)")
-        return Text(prompt, completion)
+        return plain_text(prompt, completion, tokenizer)
     if isinstance(prompt, str):
         prompt = [{"role": "user", "content": prompt}] if prompt else []
     if isinstance(completion, str):

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..data.encode import Counts, encode_groups, encode_texts, fit_groups
 from ..data.pointwise import text_point
-from ..data.text import Text
+from ..data.text import plain_text
 from ..errors import ModelError
 from .backbone import ensure_pad_token, score_sequences
 from .lora import load_adapter
@@ -171,4 +171,5 @@ class RewardModel:
         template yourself, or pass message lists through ``rewardlab score``)."""
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
-        return self.score_texts([Text(p, c) for p, c in zip(prompts, completions)], batch_size, max_tokens)[0]
+        texts = [plain_text(p, c, self.tokenizer) for p, c in zip(prompts, completions)]
+        return self.score_texts(texts, batch_size, max_tokens)[0]

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data.encode import encode_texts
-from ..data.text import Text
+from ..data.text import Text, plain_text
 from ..errors import ConfigError, DataError
 from ..models.prefix_cache import PrefixCache
 from ..eval.score import add_rewards, build_groups
@@ -41,13 +41,12 @@ from .metrics import Metrics
 
 
 def split_query(query: str, prompt: str | None, tokenizer) -> Text:
-    """OpenRLHF sends whole texts; the prompt, when given, must be their start. A text that
-    starts with the tokenizer's BOS already holds its special tokens (a rendered chat template)."""
+    """OpenRLHF sends whole texts; the prompt, when given, must be their start. A text rendered
+    by the chat template is read as training read it (see data.text.plain_text)."""
     if prompt is not None and not query.startswith(prompt):
         raise DataError("query does not start with its prompt")
     prompt = prompt or ""
-    bos = getattr(tokenizer, "bos_token", None)
-    return Text(prompt, query[len(prompt):], templated=bool(bos) and query.startswith(bos))
+    return plain_text(prompt, query[len(prompt):], tokenizer)
 
 
 class Refused(Exception):
