@@ -38,7 +38,7 @@ from rewardlab.config import TrainConfig  # noqa: E402
 from rewardlab.data.gsm8k import solution_rows, solution_step_rows  # noqa: E402
 from rewardlab.data.preference import load_examples  # noqa: E402
 from rewardlab.data.steps import gsm8k_step_rows, read_champ  # noqa: E402
-from rewardlab.models import RewardModel  # noqa: E402
+from rewardlab.inference import RewardModel  # noqa: E402
 from rewardlab.training import train  # noqa: E402
 
 SHARED = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "gsm8k"

@@ -28,8 +28,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from rewardlab.data import load_examples  # noqa: E402
-from rewardlab.eval.score import score_rows  # noqa: E402
-from rewardlab.models import RewardModel  # noqa: E402
+from rewardlab.inference.rows import score_rows  # noqa: E402
+from rewardlab.inference import RewardModel  # noqa: E402
 from rewardlab.models.backbone import load_backbone  # noqa: E402
 
 DATA = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf-harmless" / "pairs.jsonl.gz"

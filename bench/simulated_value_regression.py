@@ -35,7 +35,7 @@ import torch  # noqa: E402
 
 from rewardlab.config import TrainConfig  # noqa: E402
 from rewardlab.data import Text  # noqa: E402
-from rewardlab.models import RewardModel  # noqa: E402
+from rewardlab.inference import RewardModel  # noqa: E402
 from rewardlab.models.backbone import SMOLLM2_GGUF, _package_dir  # noqa: E402
 from rewardlab.training import train  # noqa: E402
 

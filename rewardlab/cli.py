@@ -15,8 +15,8 @@ from pathlib import Path
 
 from .config import EvalConfig, ExportConfig, JudgeConfig, ScoreConfig, ServeConfig, TrainConfig, add_arguments, load_config
 from .data.rows import read_rows
-from .errors import ConfigError, ModelError, RewardlabError
-from .eval.score import SKIP_HINT, add_rewards, build_groups, score_groups
+from .errors import ConfigError, DataError, ModelError, RewardlabError
+from .inference.rows import SKIP_HINT, add_rewards, build_groups, score_groups
 
 
 def _quiet_libraries() -> None:
@@ -42,78 +42,52 @@ def cmd_train(cfg: TrainConfig) -> int:
 
 
 def cmd_eval(cfg: EvalConfig) -> int:
-    from .data.encode import Counts, example_texts
+    """Evaluate with the model's kind: its rows, its scoring, its metrics, summary and report;
+    benchmark formats by their own rules (kinds that score them list them in ``FORMATS``)."""
+    from . import kinds
+    from .data.encode import Counts
     from .data.preference import load_examples
-    from .eval.preference import example_metrics, format_metrics, score_examples
-    from .models import RewardModel
+    from .inference import RewardModel
 
     models = [m for m in (cfg.model if isinstance(cfg.model, list) else [cfg.model]) if m]
     _need(models[0] if models else "", "--model"), _need(cfg.data, "--data")
+    if cfg.report:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:  # before hours of scoring, not after
+            raise ConfigError("--report draws with matplotlib: pip install 'rewardlab[report]'")
     if len(models) > 1:
         return _eval_compare(cfg, models)
     cfg = dataclasses.replace(cfg, model=models[0])
     rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length, device=cfg.device or None,
                                      dtype=_dtype(cfg.bf16))
-    if rm.kind != "preference":
-        return _eval_kind(cfg, rm)
-    if (benchmark := _benchmark_format(cfg)) is not None:
+    kind = rm.rules
+    if cfg.format not in ("auto", *kind.FORMATS):
+        raise ConfigError(f"--format {cfg.format} does not apply to {cfg.model}, a model of kind {rm.kind} "
+                          f"(its formats: {', '.join(('auto',) + kind.FORMATS)})")
+    if (benchmark := _benchmark_format(cfg, kind)) is not None:
         return _eval_benchmark(cfg, rm, benchmark)
+    obj = dataclasses.replace(kinds.objective_of(rm.settings), tie_threshold=cfg.tie_threshold)
+    if cfg.threshold:
+        obj = dataclasses.replace(obj, prm_threshold=cfg.threshold)
     examples = load_examples(cfg.data, rm.tokenizer, cfg.skip_bad_rows, lambda m: print(m, file=sys.stderr),
-                             cfg.allow_empty, chat=rm.chat, columns=cfg.columns.mapping())
+                             cfg.allow_empty, chat=rm.chat, columns=cfg.columns.mapping(), parse=kind.parser(obj))
     truncated = []
 
     def score_chunk(idx):
-        rewards, counts = score_examples(rm.model, rm.tokenizer, [examples[i] for i in idx], rm.max_length,
-                                         cfg.batch_size)
+        outputs, counts = kind.score(rm.model, rm.tokenizer, [examples[i] for i in idx], rm.max_length,
+                                     cfg.batch_size, obj)
         truncated.append(counts.truncated)
-        return rewards
+        return outputs
 
-    rewards = _score_rows(cfg, rm, [example_texts(e) for e in examples], score_chunk)
-    metrics = example_metrics(examples, rewards, cfg.tie_threshold)
-    metrics["truncated"] = sum(truncated)
-    counts = Counts(total=len(examples), truncated=sum(truncated))
-    metrics["skipped_rows"] = len(read_rows(cfg.data)) - len(examples)
-    metrics["empty_completions"] = sum(e.empty_completions() for e in examples)
-    if cfg.json:
-        print(json.dumps(metrics))
-    else:
-        print(format_metrics(metrics))
-    if (msg := counts.report("examples", rm.max_length)):
-        print(f"note: {msg}", file=sys.stderr)
-    if metrics["empty_completions"]:
-        print(f"note: {metrics['empty_completions']} empty completions scored", file=sys.stderr)
-    if cfg.report:
-        from .eval.report import write_report
-
-        print(f"report: {write_report(cfg.report, metrics, examples, rewards, cfg.model, cfg.data)}", file=sys.stderr)
-    return 0
-
-
-def _eval_kind(cfg: EvalConfig, rm) -> int:
-    """An outcome, process, value or regression model on rows of its own kind (labelled as for
-    training); the metrics are the kind's (see rewardlab/eval/pointwise.py)."""
-    from . import kinds
-    from .config import ObjectiveArgs
-    from .data.preference import load_examples
-
-    kind = kinds.get(rm.kind)
-    known = {f.name for f in dataclasses.fields(ObjectiveArgs)}
-    obj = ObjectiveArgs(**{k: v for k, v in rm.settings.get("objective", {}).items() if k in known})
-    if cfg.threshold:
-        obj = dataclasses.replace(obj, prm_threshold=cfg.threshold)
-    if cfg.format not in ("auto", "processbench") or (cfg.format == "processbench" and rm.kind != "prm"):
-        raise ConfigError(f"--format {cfg.format} needs a {'process' if cfg.format == 'processbench' else 'preference'} "
-                          f"reward model; {cfg.model} is kind {rm.kind}")
-    examples = load_examples(cfg.data, rm.tokenizer, cfg.skip_bad_rows, lambda m: print(m, file=sys.stderr),
-                             cfg.allow_empty, chat=rm.chat, columns=cfg.columns.mapping(), parse=kind.parser(obj))
-    outputs, counts = kind.score(rm.model, rm.tokenizer, examples, rm.max_length, cfg.batch_size, obj)
+    outputs = _score_rows(cfg, rm, [kind.texts(e) for e in examples], score_chunk)
     metrics = kind.metrics(examples, outputs, obj)
-    metrics.update(kind=rm.kind, truncated=counts.truncated, skipped_rows=len(read_rows(cfg.data)) - len(examples))
+    metrics.update(kind=rm.kind, truncated=sum(truncated), skipped_rows=len(read_rows(cfg.data, keep_bad=True)) - len(examples),
+                   empty_completions=sum(e.empty_completions() for e in examples))
+    counts = Counts(total=len(examples), truncated=sum(truncated))
     if cfg.report:
-        from .eval.report_kinds import write_kind_report
-
-        where = write_kind_report(cfg.report, rm.kind, metrics, examples, outputs, cfg.model, cfg.data, obj.prm_labels)
-        print(f"report: {where}", file=sys.stderr)
+        print(f"report: {kind.report(cfg.report, metrics, examples, outputs, cfg.model, cfg.data, obj)}",
+              file=sys.stderr)
     if cfg.format == "processbench":  # the benchmark's own keys at the top
         if "processbench" not in metrics:
             raise ConfigError(f"{cfg.data}: ProcessBench needs at least 4 rows with step labels, or --threshold")
@@ -122,8 +96,10 @@ def _eval_kind(cfg: EvalConfig, rm) -> int:
                                                                                     "processbench": metrics}))
         return 0
     print(json.dumps(metrics) if cfg.json else kind.format_eval(metrics))
-    if (msg := counts.report("rows", rm.max_length)):
+    if (msg := counts.report("examples", rm.max_length)):
         print(f"note: {msg}", file=sys.stderr)
+    if metrics["empty_completions"]:
+        print(f"note: {metrics['empty_completions']} empty completions scored", file=sys.stderr)
     return 0
 
 
@@ -141,10 +117,10 @@ def _score_rows(cfg: EvalConfig, rm, groups: list, score_chunk) -> list[list[flo
 def _eval_compare(cfg: EvalConfig, models: list[str]) -> int:
     """Several models on the same rows: each one's metrics, and for every pair of models the
     difference in pairwise accuracy with a paired bootstrap interval (resampling the pairs)."""
+    from . import kinds
     from .data.preference import load_examples
     from .eval.diagnostics import paired_bootstrap
-    from .eval.preference import example_metrics, score_examples
-    from .models import RewardModel
+    from .inference import RewardModel
 
     if cfg.format not in ("auto", "pairs", "groups"):
         raise ConfigError("several --model: give rewardlab's pairs or groups (benchmark formats: one model each)")
@@ -152,10 +128,14 @@ def _eval_compare(cfg: EvalConfig, models: list[str]) -> int:
     for name in models:
         rm = RewardModel.from_pretrained(name, max_length=cfg.max_length, device=cfg.device or None,
                                          dtype=_dtype(cfg.bf16))
+        if not rm.rules.ONE_REWARD_HEAD:
+            raise ConfigError(f"several --model compares models with one reward per completion on pairs; {name} is a "
+                              f"model of kind {rm.kind}: evaluate it alone")
+        obj = dataclasses.replace(kinds.objective_of(rm.settings), tie_threshold=cfg.tie_threshold)
         examples = load_examples(cfg.data, rm.tokenizer, cfg.skip_bad_rows, None, cfg.allow_empty, chat=rm.chat,
-                                 columns=cfg.columns.mapping())
-        rewards, _ = score_examples(rm.model, rm.tokenizer, examples, rm.max_length, cfg.batch_size)
-        results[name] = example_metrics(examples, rewards, cfg.tie_threshold)
+                                 columns=cfg.columns.mapping(), parse=rm.rules.parser(obj))
+        rewards, _ = rm.rules.score(rm.model, rm.tokenizer, examples, rm.max_length, cfg.batch_size, obj)
+        results[name] = rm.rules.metrics(examples, rewards, obj)
         right[name] = [r[i] > r[j] for e, r in zip(examples, rewards) for i, j in e.strict_pairs()]
     comparisons = [{"a": a, "b": b, **paired_bootstrap(right[a], right[b])}
                    for k, a in enumerate(models) for b in models[k + 1:]]
@@ -173,11 +153,11 @@ def _eval_compare(cfg: EvalConfig, models: list[str]) -> int:
     return 0
 
 
-def _benchmark_format(cfg: EvalConfig):
-    """The benchmark module for --format (or the detected one), None for rewardlab's own rows."""
+def _benchmark_format(cfg: EvalConfig, kind):
+    """The benchmark module for --format (or the detected one), None for the kind's own rows."""
     from .eval.benchmarks import FORMATS, detect
 
-    if cfg.format in ("pairs", "groups"):
+    if cfg.format not in FORMATS and (cfg.format != "auto" or not set(FORMATS) & set(kind.FORMATS)):
         return None
     name = cfg.format if cfg.format != "auto" else detect(read_rows(cfg.data), cfg.data)
     if cfg.format == "auto":
@@ -185,11 +165,27 @@ def _benchmark_format(cfg: EvalConfig):
     return FORMATS[name] if name else None
 
 
+def _check_categories(cfg: EvalConfig, benchmark, rows) -> list[int]:
+    """The rows in the benchmark's own subsets/domains. Another one (a misspelled subset would
+    silently leave its section) is an error naming it and the known ones, before any scoring;
+    with --outside-categories such rows are scored apart."""
+    names = [benchmark.category_of(row, cfg.data) for row in rows]
+    outside = [i for i, name in enumerate(names) if name not in benchmark.KNOWN]
+    if outside and not cfg.outside_categories:
+        i = outside[0]
+        others = sorted({names[j] for j in outside})
+        raise DataError(f"{cfg.data}: row {rows.number(i)}: {benchmark.CATEGORY} {names[i]!r} is not one of the "
+                        f"benchmark's ({', '.join(benchmark.KNOWN)}); {len(outside)} rows in {len(others)} such "
+                        f"{benchmark.CATEGORY}s ({', '.join(others[:5])}); --outside-categories scores them apart")
+    return [i for i in range(len(rows)) if i not in set(outside)]
+
+
 def _eval_benchmark(cfg: EvalConfig, rm, benchmark) -> int:
     """Score every completion of every row once (a row's completions share their prompt), then
     the benchmark's own rule."""
     rows = read_rows(cfg.data)
     groups = [benchmark.texts(row, f"{cfg.data}: row {rows.number(i)}") for i, row in enumerate(rows)]
+    inside = _check_categories(cfg, benchmark, rows)
     truncated = []
 
     def score_chunk(idx):
@@ -198,9 +194,18 @@ def _eval_benchmark(cfg: EvalConfig, rm, benchmark) -> int:
         return rewards
 
     rewards = _score_rows(cfg, rm, groups, score_chunk)
-    metrics = benchmark.score(rows, rewards, cfg.data)
+    metrics = benchmark.score([rows[i] for i in inside], [rewards[i] for i in inside], cfg.data)
     metrics["truncated"] = sum(truncated)
-    print(json.dumps(metrics) if cfg.json else benchmark.format_scores(metrics))
+    apart = [i for i in range(len(rows)) if i not in set(inside)]
+    text = benchmark.format_scores(metrics)
+    if apart:  # said on the first line: these rows are in no section and not in the overall
+        metrics["outside"] = benchmark.by_category([rows[i] for i in apart], [rewards[i] for i in apart], cfg.data)
+        metrics["outside_rows"] = len(apart)
+        first, _, rest = text.partition("\n")
+        text = "\n".join([f"{first}  [+ {len(apart)} rows in {benchmark.CATEGORY}s outside the benchmark, scored "
+                          "apart, not in the overall]", rest]
+                         + [f"  outside: {name:<19} {value:.4f}" for name, value in metrics["outside"].items()])
+    print(json.dumps(metrics) if cfg.json else text)
     if cfg.report:
         from .eval.report_kinds import write_benchmark_report
 
@@ -216,21 +221,19 @@ def cmd_score(cfg: ScoreConfig) -> int:
     from accelerate import PartialState
     from accelerate.utils import gather_object
 
-    from .models import RewardModel
+    from .inference import RewardModel
 
     _need(cfg.model, "--model"), _need(cfg.data, "--data"), _need(cfg.output, "--output")
     state = PartialState()
     rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length, device=cfg.device or str(state.device),
                                      dtype=_dtype(cfg.bf16))
-    rows = read_rows(cfg.data)
+    rows = read_rows(cfg.data, keep_bad=True)  # unreadable lines: an error, or written back with it
     if cfg.aggregate != "saved":
         rm.settings.setdefault("objective", {})["aggregate"] = cfg.aggregate
     groups, fields = build_groups(rows, rm.tokenizer, cfg.data, cfg.allow_empty, cfg.skip_bad_rows, SKIP_HINT,
                                   cfg.columns.mapping(), rm.chat, rm.step_marker or "\n")
     mine = list(range(state.process_index, len(rows), state.num_processes))
-    rewards, counts = score_groups(rm, [groups[i] for i in mine], cfg.batch_size, cfg.max_batch_tokens, cfg.per_token)
-    results = list(zip(mine, rewards))
-    truncated = counts.truncated if counts else 0
+    results, truncated = _score_in_chunks(rm, groups, mine, cfg, state.is_main_process)
     if state.num_processes > 1:
         results = gather_object(results)
         truncated = sum(gather_object([truncated]))
@@ -239,8 +242,7 @@ def cmd_score(cfg: ScoreConfig) -> int:
         Path(cfg.output).parent.mkdir(parents=True, exist_ok=True)
         with open(cfg.output, "w", encoding="utf-8") as f:
             for i, row in enumerate(rows):
-                scored = by_index[i] if rm.kind == "preference" else by_index[i][0]
-                details = None if rm.kind == "preference" else by_index[i][1]
+                scored, details = by_index[i]
                 f.write(json.dumps(add_rewards(row, fields[i], scored, details), ensure_ascii=False, default=str)
                         + "\n")
         print(f"scored {len(rows)} rows -> {cfg.output}"
@@ -258,8 +260,36 @@ def cmd_score(cfg: ScoreConfig) -> int:
     return 0
 
 
+def _score_in_chunks(rm, groups: list, mine: list[int], cfg: ScoreConfig, show: bool) -> tuple[list, int]:
+    """(row index, scored) for this process's rows, in chunks sized by time so a progress bar
+    moves after a few seconds however few the rows; and how many rows were truncated."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    from .eval.cache import chunks_by_time
+
+    results, truncated = [], 0
+    bar = tqdm(total=len(mine), desc="score", file=sys.stderr, delay=2, disable=not show, dynamic_ncols=True)
+    parts = chunks_by_time(mine)
+    part = next(parts, None)
+    while part is not None:
+        started = time.perf_counter()
+        scored, counts = score_groups(rm, [groups[i] for i in part], cfg.batch_size, cfg.max_batch_tokens,
+                                      cfg.per_token)
+        results += list(zip(part, scored))
+        truncated += counts.truncated if counts else 0
+        bar.update(len(part))
+        try:
+            part = parts.send(time.perf_counter() - started)
+        except StopIteration:
+            part = None
+    bar.close()
+    return results, truncated
+
+
 def cmd_export(cfg: ExportConfig) -> int:
-    from .models import RewardModel
+    from .inference import RewardModel
     from .models.lora import load_adapter
 
     _need(cfg.model, "--model"), _need(cfg.output, "--output")
@@ -358,12 +388,15 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import kinds
+
     parser = argparse.ArgumentParser(prog="rewardlab", description="Train, evaluate and serve reward models.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (cls, _) in COMMANDS.items():
         p = sub.add_parser(name, help=cls.__doc__, description=cls.__doc__)
         p.add_argument("config", nargs="?", default=None, help="optional YAML file; flags override its values")
-        add_arguments(p, cls)
+        # Training options that belong to one kind are listed under it; --kind takes the registered kinds.
+        add_arguments(p, cls, kinds.option_groups(), {"kind": tuple(kinds.KINDS)})
     for name, what in DATA_COMMANDS.items():  # listed in --help; main() hands them their own flags
         sub.add_parser(name, help=what.capitalize() + f"; see rewardlab {name} --help.")
     return parser

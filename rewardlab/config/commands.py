@@ -67,7 +67,13 @@ class EvalConfig:
                      choices=("auto", "pairs", "groups", "rewardbench", "rewardbench2", "rm-bench", "processbench"))
     threshold: float = _f(0.0, "Process reward models: the step-score threshold of ProcessBench's first-error rule "
                           "(0: the model's saved one if any, else chosen on the even rows and reported on the odd).", low=0)
-    tie_threshold: float = _f(0.5, "A tied pair counts as predicted tied when its rewards differ by at most this.", low=0)
+    outside_categories: bool = _f(False, "Benchmark formats (rewardbench, rewardbench2, rm-bench): score rows whose "
+                                  "subset or domain is not one of the benchmark's apart, under their own name, "
+                                  "outside the sections and the overall (said on the first line). Without it such "
+                                  "a row is an error naming it and the known ones.")
+    tie_threshold: float = _f(0.1, "A tied pair counts as predicted tied when its rewards differ by at most this "
+                              "many standard deviations of the model's rewards over the evaluated completions (a "
+                              "fixed number of reward units means nothing across models).", low=0)
     allow_empty: bool = _f(True, "Accept empty completions (counted); --no-allow-empty makes them errors.")
     max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).", low=0)
     json: bool = _f(False, "Print one JSON object on stdout instead of a table.")
@@ -139,7 +145,8 @@ class JudgeConfig:
     soft: bool = _f(False, "Local pairwise only: read the verdict from the next-token probabilities of A/B/C right "
                     "after '[[' instead of generating (fast; gives a probability).")
     temperature: float = _f(0.0, "Sampling temperature; 0 is greedy (the norm for judges: reproducible).", low=0)
-    max_new_tokens: int = _f(512, "Most tokens a judgment may generate; a cut-off answer without a verdict is re-asked.", low=1)
+    max_new_tokens: int = _f(256, "Most tokens a judgment may generate (the README's measurements used 256); a "
+                             "cut-off answer without a verdict is re-asked.", low=1)
     parse_retries: int = _f(1, "Times to re-ask for the verdict alone when an answer has none (then it is an error).", low=0)
     batch_size: int = _f(8, "Local backend: conversations generated together.", low=1)
     concurrency: int = _f(8, "openai backend: requests in flight at once.", low=1)

@@ -35,18 +35,26 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+def add_arguments(parser: argparse.ArgumentParser, cls: type, split: dict[str, tuple[str, ...]] | None = None,
+                  choices: dict[str, tuple] | None = None) -> None:
     """One flag per field, with the field's doc as help, in one argparse group per config
-    group. Defaults are left unset (None) so we can tell which flags the user typed."""
+    group. Defaults are left unset (None) so we can tell which flags the user typed.
+    ``split``: section title -> fields shown in a section of their own (each kind's options);
+    ``choices``: allowed values of fields whose list is not known here (``--kind``)."""
     sections = {g: parser.add_argument_group(g, sub.__doc__) for g, sub in _groups(cls).items()}
-    for name, (group, f, kind) in _leaves(cls).items():
-        target = sections.get(group, parser)
+    own = {name: title for title, names in (split or {}).items() for name in names}
+    sections.update({title: parser.add_argument_group(title) for title in (split or {})})
+    leaves = _leaves(cls)
+    for name, (group, f, kind) in leaves.items():
+        target = sections.get(own.get(name, group), parser)
         default = f.default
-        shown = "" if default in ("", None) or kind is bool and default is False else f" (default: {default})"
+        printed = repr(default) if isinstance(default, str) and not default.isprintable() else default  # "\\n"
+        shown = "" if default in ("", None) or kind is bool and default is False else f" (default: {printed})"
         if kind is bool and default is True:
             shown = " (default: on)"
         help_text = (f.metadata["help"] + shown).replace("%", "%%")
-        extra = {"choices": f.metadata["choices"]} if f.metadata.get("choices") else {}
+        allowed = f.metadata.get("choices") or (choices or {}).get(name)
+        extra = {"choices": allowed} if allowed else {}
         if extra:
             help_text = help_text.replace("%%", "%").replace("%", "%%")
         if kind is bool:
@@ -105,23 +113,23 @@ def load_config(cls: type, yaml_path: str | None, args: argparse.Namespace | dic
     return cls(**parts[None], **{g: groups[g](**parts[g]) for g in groups})
 
 
-def _coerce(value: Any, kind: type, where: str, bare: bool = False) -> Any:
-    if kind is bool or isinstance(value, bool) and bare:  # resume: true in YAML
+def _coerce(value: Any, typ: type, where: str, bare: bool = False) -> Any:
+    if typ is bool or isinstance(value, bool) and bare:  # resume: true in YAML
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{where}: expected true/false, got {value!r}")
-    if kind in (int, float) and isinstance(value, str):
+    if typ in (int, float) and isinstance(value, str):
         try:  # YAML 1.1 reads 2e-5 (no dot) as a string
-            return kind(value)
+            return typ(value)
         except ValueError:
-            raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}") from None
-    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected {typ.__name__}, got {value!r}") from None
+    if typ is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+    if typ is int and isinstance(value, int) and not isinstance(value, bool):
         return value
-    if kind is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+    if typ is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)
-    raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
+    raise ConfigError(f"{where}: expected {typ.__name__}, got {value!r}")
 
 
 def to_dict(config) -> dict[str, Any]:

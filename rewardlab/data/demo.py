@@ -86,11 +86,11 @@ def make_pairs(seed: int = 0) -> tuple[list[dict], list[dict]]:
     for key, question, good, wrong in items:
         split = "eval" if key in eval_keys else "train"
         others = [a for k, _, a, _ in items if k != key and (k in eval_keys) == (split == "eval")]
-        for kind in ("off-topic", "refusal", "dismissive") + (("wrong-fact",) if wrong else ()):
+        for flaw in ("off-topic", "refusal", "dismissive") + (("wrong-fact",) if wrong else ()):
             bad = {"off-topic": random.choice(others), "refusal": random.choice(REFUSALS),
-                   "dismissive": random.choice(DISMISSIVE), "wrong-fact": wrong}[kind]
+                   "dismissive": random.choice(DISMISSIVE), "wrong-fact": wrong}[flaw]
             prompt = f"\n\nHuman: {question}\n\nAssistant:"
-            splits[split].append({"prompt": prompt, "chosen": " " + good, "rejected": " " + bad, "subset": kind})
+            splits[split].append({"prompt": prompt, "chosen": " " + good, "rejected": " " + bad, "subset": flaw})
     for rows in splits.values():
         random.shuffle(rows)
     return splits["train"], splits["eval"]

@@ -39,6 +39,8 @@ class Counts:
     total: int = 0
     truncated: int = 0
     skipped: int = 0
+    sent: int = 0  # scoring: tokens given, and tokens the forward processed (shared prefixes once)
+    processed: int = 0
 
     def report(self, what: str, max_length: int) -> str | None:
         parts = []

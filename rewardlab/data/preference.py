@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DataError
-from .rows import read_rows
+from .rows import BadRow, read_rows
 from .text import Text, _is_messages, _require, _type, split_shared_prefix, to_text
 
 
@@ -231,6 +231,8 @@ SKIP_HINT = " (--skip-bad-rows leaves such rows out)"
 def parse_row(row: dict, tokenizer, where: str, n: int, allow_empty: bool, chat: bool,
               columns: dict[str, str] | None, parse=None):
     """A row through a kind's parser (default: preference rows), the user's columns renamed."""
+    if isinstance(row, BadRow):
+        raise DataError(row.problem)
     if parse is None:
         return check_example(row, tokenizer, where, n, allow_empty, chat, columns)
     return parse(rename_columns(row, columns) if columns else row, tokenizer, where, n, allow_empty, chat)
@@ -245,7 +247,7 @@ def load_examples(path: str, tokenizer, skip_bad: bool = False, report=None, all
     first bad row raises DataError, unless ``skip_bad``: then bad rows are left out and
     ``report`` (e.g. print) gets their count and the first few problems.
     """
-    rows = read_rows(path)
+    rows = read_rows(path, keep_bad=True)  # an unreadable line fails or is skipped like any bad row
     if not rows:
         raise DataError(f"{path}: no rows")
     examples, problems = [], []

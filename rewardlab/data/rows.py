@@ -13,6 +13,17 @@ from pathlib import Path
 
 from ..errors import DataError
 
+
+class BadRow(dict):
+    """A line that could not be read as a row (not UTF-8, invalid JSON, not an object), kept in
+    its place when the caller skips bad rows: parsing it raises its problem, so it is counted
+    and named like any bad row, and ``score`` writes its text back with the error."""
+
+    def __init__(self, problem: str, raw: str):
+        super().__init__(line=raw)
+        self.problem = problem
+
+
 class Rows(list):
     """Rows of a source, with the number a message should name for each: the 1-based row
     (the line, for JSONL files), counted in the whole source even when it was sliced."""
@@ -23,25 +34,26 @@ class Rows(list):
         return self.numbers[i] if self.numbers is not None else i + 1
 
 
-def read_rows(path: str) -> Rows:
+def read_rows(path: str, keep_bad: bool = False) -> Rows:
     """All rows of a data source as plain dicts, in order. Raises DataError if unreadable.
 
     ``FILE[a:b]`` selects rows a..b-1 (Python slice, 0-based), e.g. ``pairs.jsonl.gz[:1600]``.
+    ``keep_bad``: a JSONL line that is not a row becomes a :class:`BadRow` instead of an error.
     """
     if not path:
         raise DataError("no data given (use --data FILE)")
     m = re.fullmatch(r"(.+)\[(-?\d*):(-?\d*)\]", path)
     if m and not Path(path).exists():
-        rows = _read_source(m.group(1))
+        rows = _read_source(m.group(1), keep_bad)
         start, stop, _ = slice(int(m.group(2)) if m.group(2) else None,
                                int(m.group(3)) if m.group(3) else None).indices(len(rows))
         out = Rows(rows[start:stop])
         out.numbers = [rows.number(i) for i in range(start, stop)]
         return out
-    return _read_source(path)
+    return _read_source(path, keep_bad)
 
 
-def _read_source(path: str) -> Rows:
+def _read_source(path: str, keep_bad: bool = False) -> Rows:
     p = Path(path)
     if p.is_dir():
         return Rows(_read_dataset_folder(p))
@@ -51,7 +63,7 @@ def _read_source(path: str) -> Rows:
             return Rows(_read_hub(path))
         raise DataError(f"{path}: file not found")
     if suffix in (".jsonl", ".jsonl.gz"):
-        return _read_jsonl(p)
+        return _read_jsonl(p, keep_bad)
     if suffix == ".json":
         return Rows(_read_json(p))
     if suffix in (".parquet", ".csv"):
@@ -59,32 +71,50 @@ def _read_source(path: str) -> Rows:
     raise DataError(f"{path}: unsupported file type {suffix or '(none)'}: use .jsonl(.gz), .json, .parquet or .csv")
 
 
-def iter_jsonl(p: Path):
-    """(line number, row) for each non-blank line, read lazily."""
+def iter_jsonl(p: Path, keep_bad: bool = False):
+    """(line number, row) for each non-blank line, read lazily. A line that is not a row (not
+    UTF-8, invalid JSON, not an object) raises, naming its line; with ``keep_bad`` it is a
+    :class:`BadRow` and the lines after it are still read."""
     try:
         opener = gzip.open if p.suffix.lower() == ".gz" else open
-        with opener(p, "rt", encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
+        with opener(p, "rb") as f:
+            for n, raw in enumerate(f, 1):
+                row = _parse_line(p, n, raw)
+                if row is None:
                     continue  # blank lines carry no row
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{p}: line {n}: invalid JSON: {e.msg} (column {e.colno})") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{p}: line {n}: expected a JSON object, got {type(row).__name__}")
+                if isinstance(row, BadRow) and not keep_bad:
+                    raise DataError(row.problem)
                 yield n, row
-    except (OSError, UnicodeDecodeError, EOFError) as e:
+    except (OSError, EOFError) as e:
         raise DataError(f"{p}: cannot read: {e}") from None
 
 
-def iter_rows(path: str):
+def _parse_line(p: Path, n: int, raw: bytes) -> dict | None:
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return BadRow(f"{p}: line {n}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})",
+                      raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+    if not line.strip():
+        return None
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        return BadRow(f"{p}: line {n}: invalid JSON: {e.msg} (column {e.colno})", line.rstrip("\r\n"))
+    except RecursionError:
+        return BadRow(f"{p}: line {n}: invalid JSON: nested too deeply", line[:200])
+    if not isinstance(row, dict):
+        return BadRow(f"{p}: line {n}: expected a JSON object, got {type(row).__name__}", line.rstrip("\r\n"))
+    return row
+
+
+def iter_rows(path: str, keep_bad: bool = False):
     """(row number, row) of a source without loading it whole: JSONL read line by line,
     Parquet / CSV through ``datasets`` streaming, saved ``datasets`` folders memory-mapped."""
     p = Path(path)
     suffix = "".join(p.suffixes[-2:]).lower() if p.suffix.lower() == ".gz" else p.suffix.lower()
     if suffix in (".jsonl", ".jsonl.gz") and p.exists():
-        yield from iter_jsonl(p)
+        yield from iter_jsonl(p, keep_bad)
         return
     if suffix in (".parquet", ".csv") and p.exists():
         import datasets
@@ -97,14 +127,14 @@ def iter_rows(path: str):
         except Exception as e:
             raise DataError(f"{p}: cannot read as {suffix[1:]}: {str(e).splitlines()[0]}") from None
         return
-    rows = read_rows(path)  # folders, JSON, slices: already memory-mapped or small
+    rows = read_rows(path, keep_bad)  # folders, JSON, slices: already memory-mapped or small
     for i, row in enumerate(rows):
         yield rows.number(i), row
 
 
-def _read_jsonl(p: Path) -> Rows:
+def _read_jsonl(p: Path, keep_bad: bool = False) -> Rows:
     rows, numbers = Rows(), []
-    for n, row in iter_jsonl(p):
+    for n, row in iter_jsonl(p, keep_bad):
         rows.append(row)
         numbers.append(n)
     rows.numbers = numbers

@@ -2,7 +2,8 @@
 step labelled.
 
 Every reader returns PRM rows ``{"prompt": str, "steps": [str, ...], "labels": [...],
-"first_error": int, "source": str}``; ``first_error`` is the index of the first wrong step, -1
+"first_error": int, "source": str}``; the prompt ends with a newline, so the first step does not
+run on from the question (``...May?\\nNatalia sold...``, not ``...May?Natalia sold...``); ``first_error`` is the index of the first wrong step, -1
 when none is wrong. Labels are bools (True = correct), except PRM800K's, which stay the human
 ratings -1 / 0 / +1. CHAMP gives ProcessBench-style evaluation rows ``{"problem", "steps",
 "label"}`` instead, ``label`` being the first wrong step (-1 if none).
@@ -115,7 +116,7 @@ def gsm8k_step_rows(path: str, seed: int = 0, corrupt_share: float = 0.5,
         counts["no_annotation"] += not candidates
         counts["corrupted" if first_error >= 0 else "all_correct"] += 1
         labels = [first_error < 0 or i < first_error for i in range(len(steps))]
-        rows.append({"prompt": row["question"].strip(), "steps": steps, "labels": labels,
+        rows.append({"prompt": row["question"].strip() + "\n", "steps": steps, "labels": labels,
                      "first_error": first_error, "source": _source(path, n)})
     counts["rows"] = len(rows)
     return rows, counts
@@ -217,7 +218,7 @@ def read_prm800k(path: str) -> list[dict]:
             steps.append(text)
             ratings.append(rating)
         if steps:
-            rows.append({"prompt": question["problem"], "steps": steps, "labels": ratings,
+            rows.append({"prompt": question["problem"].strip() + "\n", "steps": steps, "labels": ratings,
                          "first_error": _first_error(ratings), "source": _source(path, n)})
     return rows
 
@@ -252,7 +253,7 @@ def read_math_shepherd(path: str) -> list[dict]:
             pos = end + 1
         pieces[0] = pieces[0][start:]
         steps = [_STEP_NUMBER.sub("", p.strip()) for p in pieces[:-1]]
-        rows.append({"prompt": text[:start].strip(), "steps": steps, "labels": labels,
+        rows.append({"prompt": text[:start].strip() + "\n", "steps": steps, "labels": labels,
                      "first_error": _first_error(labels), "source": _source(path, n)})
     return rows
 

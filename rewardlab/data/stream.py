@@ -38,7 +38,7 @@ class ExampleStream:
     def _examples(self) -> Iterator[tuple]:
         """One pass over the file: checked, tokenized examples in file order."""
         empty = True
-        for n, row in iter_rows(self.path):
+        for n, row in iter_rows(self.path, keep_bad=True):
             empty = False
             where = f"{self.path}: row {n}"
             try:

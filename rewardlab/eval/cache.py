@@ -58,19 +58,41 @@ class ScoresCache:
                 f.flush()
 
 
+def chunks_by_time(todo: list[int], target_s: float = 2.0, most: int = 256):
+    """``todo`` in chunks sized so each takes about ``target_s`` seconds (from the time per item
+    measured so far): a slow model shows progress after a few rows, a fast one is not slowed by
+    tiny chunks. Send each chunk's elapsed seconds back (``generator.send``)."""
+    size, start = 8, 0
+    while start < len(todo):
+        part = todo[start:start + size]
+        start += len(part)
+        took = yield part
+        if took:
+            size = max(1, min(most, int(len(part) * target_s / took)))
+
+
 def score_cached(groups: list[list[Text]], score_chunk, identity: str, cache: ScoresCache, chunk: int = 256,
                  desc: str = "score") -> tuple[list[list[float]], int]:
     """Rewards for every group (``score_chunk(indices) -> rewards per index``), reusing the cache;
-    returns them and how many groups came from the cache."""
+    returns them and how many groups came from the cache. Progress shows once scoring has taken
+    two seconds, however few the rows (chunks sized by time, see :func:`chunks_by_time`)."""
+    import time
+
     from tqdm.auto import tqdm
 
     keys = [texts_key(identity, g) for g in groups]
     todo = [i for i, k in enumerate(keys) if k not in cache.known]
-    bar = tqdm(total=len(groups), initial=len(groups) - len(todo), desc=desc, file=sys.stderr,
-               disable=len(todo) <= chunk, dynamic_ncols=True)
-    for start in range(0, len(todo), chunk):
-        part = todo[start:start + chunk]
+    bar = tqdm(total=len(groups), initial=len(groups) - len(todo), desc=desc, file=sys.stderr, delay=2,
+               dynamic_ncols=True)
+    parts = chunks_by_time(todo, most=chunk)
+    part = next(parts, None)
+    while part is not None:
+        started = time.perf_counter()
         cache.put({keys[i]: r for i, r in zip(part, score_chunk(part))})
         bar.update(len(part))
+        try:
+            part = parts.send(time.perf_counter() - started)
+        except StopIteration:
+            part = None
     bar.close()
     return [cache.known[k] for k in keys], len(groups) - len(todo)

@@ -65,8 +65,12 @@ def score_examples(model, tokenizer, examples: list[Example], max_length: int,
     return out, counts
 
 
-def example_metrics(examples: list[Example], rewards: list[list[float]], tie_threshold: float = 0.5) -> dict:
-    """Pair metrics when every example is a plain pair, group metrics otherwise (module doc)."""
+def example_metrics(examples: list[Example], rewards: list[list[float]], tie_threshold: float = 0.1) -> dict:
+    """Pair metrics when every example is a plain pair, group metrics otherwise (module doc).
+    ``tie_threshold`` is in standard deviations of the model's rewards over these completions
+    (a fixed number of reward units means nothing across models: one whose rewards spread 0.12
+    predicts every pair tied at 0.5); ``tie_threshold`` in the result is that many reward units,
+    ``tie_threshold_std`` the number given."""
     subsets = [e.subset for e in examples]
     if all(e.is_pair for e in examples):
         out = pairwise_metrics([r[0] for r in rewards], [r[1] for r in rewards], subsets)
@@ -79,7 +83,12 @@ def example_metrics(examples: list[Example], rewards: list[list[float]], tie_thr
     if all(e.scores is not None and set(e.scores) <= {0.0, 1.0} for e in examples):
         correct = [[s == 1.0 for s in e.scores] for e in examples]
     answers = [e.answers for e in examples] if correct and all(e.answers for e in examples) else None
+    flat = [x for r in rewards for x in r]
+    mean = sum(flat) / len(flat) if flat else 0.0
+    std = (sum((x - mean) ** 2 for x in flat) / max(len(flat) - 1, 1)) ** 0.5
+    given, tie_threshold = tie_threshold, tie_threshold * std
     out = group_metrics(rewards, [e.tiers for e in examples], correct, answers, tie_threshold)
+    out["tie_threshold_std"] = given
     out["accuracy"] = out["pairwise_accuracy"]
     if correct:
         out["best_of_n"] = best_of_n_curve(rewards, correct)
@@ -92,12 +101,6 @@ def example_metrics(examples: list[Example], rewards: list[list[float]], tie_thr
         for sub in out["subsets"].values():
             sub["accuracy"], sub["n"] = sub["pairwise_accuracy"], sub["n_pairs"]
     return out
-
-
-def evaluate_examples(model, tokenizer, examples: list[Example], max_length: int, batch_size: int = 16,
-                      tie_threshold: float = 0.5) -> tuple[dict, Counts]:
-    rewards, counts = score_examples(model, tokenizer, examples, max_length, batch_size)
-    return example_metrics(examples, rewards, tie_threshold), counts
 
 
 def format_metrics(metrics: dict) -> str:

@@ -211,7 +211,8 @@ def format_group_metrics(m: dict) -> str:
     lines = [f"prompts            {m['n_prompts']}",
              f"pairwise accuracy  {_fmt(m['pairwise_accuracy']):<6}  ({m['n_pairs']} strict pairs)",
              f"tie accuracy       {_fmt(m['tie_accuracy']):<6}  ({m['n_tied_pairs']} tied pairs, "
-             f"|r_i - r_j| <= {m['tie_threshold']:g})",
+             f"|r_i - r_j| <= {m['tie_threshold']:.4g}"
+             + (f" = {m['tie_threshold_std']:g} std of the rewards)" if "tie_threshold_std" in m else ")"),
              f"kendall tau-b      {_fmt(m['kendall_tau']):<6}  (mean over {m['n_prompts_rank']} prompts)",
              f"spearman rho       {_fmt(m['spearman']):<6}",
              f"top-1 accuracy     {_fmt(m['top1_accuracy']):<6}"]

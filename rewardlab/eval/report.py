@@ -96,9 +96,15 @@ def _pair_sections(metrics: dict, examples: list, rewards: list[list[float]]) ->
 
     out.append("<h2>Length bias</h2>" + verdict + _figure(length) + _table(
         [[k, v if not isinstance(v, float) else f"{v:.4f}"] for k, v in ln.items()], ["length", "value"]))
-    worst = sorted(range(len(rewards)), key=lambda i: chosen[i] - rejected[i])[:10]
+    # Mistakes only (the chosen reply not above the rejected one), worst first; none is said.
+    worst = sorted((i for i in range(len(rewards)) if chosen[i] <= rejected[i]),
+                   key=lambda i: chosen[i] - rejected[i])[:10]
     rows = [[f"{chosen[i] - rejected[i]:+.3f}", _tail(examples[i].prompt), _short(examples[i].chosen),
              _short(examples[i].rejected), f"{len(examples[i].chosen)} / {len(examples[i].rejected)}"] for i in worst]
+    if not rows:
+        out.append(f"<h2>Worst mistakes</h2><p>None: the chosen reply scored above the rejected one in all "
+                   f"{len(rewards)} pairs.</p>")
+        return out
     out.append("<h2>Worst mistakes</h2>" + _table(rows, ["r_chosen - r_rejected", "prompt", "chosen", "rejected",
                                                           "lengths (chars)"]))
     return out

@@ -1,4 +1,5 @@
-"""Reports for the other model kinds and for several models: ``rewardlab eval ... --report``.
+"""Report sections the kinds draw (each kind's ``report`` picks its own), and the reports for
+several models and for benchmark formats: ``rewardlab eval ... --report``.
 
 - orm: the reliability diagram of P(correct) against the labels, the score distributions of
   correct and incorrect completions, and the best-of-N curve when prompts have several rows;
@@ -85,7 +86,7 @@ def _steps_html(example, scores: list[float], threshold: float, good: list[bool]
     return f"<div class=solution><p><i>{html.escape(_tail(example.prompt, 300))}</i></p>{''.join(parts)}</div>"
 
 
-def _prm_sections(metrics: dict, examples: list, scores: list[list[float]], scheme: str) -> list[str]:
+def prm_sections(metrics: dict, examples: list, scores: list[list[float]], scheme: str) -> list[str]:
     labelled = [(e, s) for e, s in zip(examples, scores) if e.target is not None]
     good = lambda t: t >= 0 if scheme == "ternary" else t >= 0.5  # noqa: E731
     right = [x for e, s in labelled for x, t in zip(s, e.target) if good(t) and x == x]
@@ -103,7 +104,8 @@ def _prm_sections(metrics: dict, examples: list, scores: list[list[float]], sche
     return out
 
 
-def _scatter(pred: list[float], true: list[float], name: str) -> str:
+def scatter(pred: list[float], true: list[float], name: str) -> str:
+    """Predictions against targets (value and regression models)."""
     def draw(ax):
         ax.scatter(true, pred, s=8, alpha=0.5)
         lo, hi = min(true + pred), max(true + pred)
@@ -113,30 +115,22 @@ def _scatter(pred: list[float], true: list[float], name: str) -> str:
     return f"<h2>{html.escape(name)}</h2>" + _figure(draw)
 
 
-def write_kind_report(path: str, kind: str, metrics: dict, examples: list, outputs: list, model: str, data: str,
-                      scheme: str = "binary") -> str:
-    """The report for an orm, prm, value or regression model; returns its path."""
+def orm_sections(examples: list, probs: list[float]) -> list[str]:
+    """Calibration, P(correct) of correct and incorrect completions, best-of-N."""
+    labels = [e.target for e in examples]
+    return [_reliability(probs, labels),
+            "<h2>P(correct) of correct and incorrect completions</h2>" + _histograms(
+                [p for p, y in zip(probs, labels) if y >= 0.5], [p for p, y in zip(probs, labels) if y < 0.5],
+                "P(correct)"),
+            _best_of_n(examples, probs, [y >= 0.5 for y in labels])]
+
+
+def write_kind_report(path: str, kind: str, metrics: dict, sections: list[str], model: str, data: str) -> str:
+    """A kind's report page: the headline numbers, then the kind's own sections; returns its path."""
     parts = [f"<h1>Reward model report: {html.escape(kind)}</h1><p>model <code>{html.escape(model)}</code>, "
              f"data <code>{html.escape(data)}</code></p>", "<h2>Headline</h2>" + _table(_headline(metrics),
                                                                                          ["metric", "value"])]
-    if kind == "orm":
-        labels = [e.target for e in examples]
-        parts.append(_reliability(outputs, labels))
-        parts.append("<h2>P(correct) of correct and incorrect completions</h2>" + _histograms(
-            [p for p, y in zip(outputs, labels) if y >= 0.5], [p for p, y in zip(outputs, labels) if y < 0.5],
-            "P(correct)"))
-        parts.append(_best_of_n(examples, outputs, [y >= 0.5 for y in labels]))
-    elif kind == "prm":
-        parts += _prm_sections(metrics, examples, outputs, scheme)
-    elif kind == "value":
-        parts.append(_scatter([v[-1] for v in outputs], [e.target for e in examples], "value at the last token"))
-    elif kind == "regression":
-        names = list(metrics.get("attributes", {})) or [f"attribute_{i}" for i in range(len(outputs[0]))]
-        for a, name in enumerate(names):
-            rated = [(o[a], e.target[a]) for o, e in zip(outputs, examples) if e.target[a] is not None]
-            if rated:
-                parts.append(_scatter([p for p, _ in rated], [t for _, t in rated], name))
-    return page(path, parts)
+    return page(path, parts + sections)
 
 
 def write_comparison_report(path: str, results: dict, comparisons: list[dict], data: str) -> str:

@@ -28,11 +28,22 @@ class Reply:
     probs: list[float] | None = None  # soft verdicts: probability of each option
 
 
+class _Steps:
+    """A stopping criterion that never stops: it reports each generation step (progress)."""
+
+    def __init__(self, start: int, on_step):
+        self.start, self.on_step = start, on_step
+
+    def __call__(self, input_ids, scores, **kwargs):
+        self.on_step(input_ids.shape[1] - self.start)
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
 class LocalJudge:
     """A causal LM with a chat template, greedy (temperature 0) batched generation."""
 
     def __init__(self, name: str = "smollm2", device: str | None = None, batch_size: int = 8,
-                 max_new_tokens: int = 512, trust_remote_code: bool = False):
+                 max_new_tokens: int = 256, trust_remote_code: bool = False):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from ..models.backbone import ModelError, resolve
@@ -93,10 +104,11 @@ class LocalJudge:
 
     @torch.no_grad()
     def generate(self, conversations, temperature: float = 0.0, seed: int = 0, on_done=None,
-                 prefix: str = "", max_new_tokens: int = 0) -> list[Reply]:
+                 prefix: str = "", max_new_tokens: int = 0, on_step=None) -> list[Reply]:
         """One reply per conversation. ``prefix`` starts the assistant's answer (it is part of
-        the returned text); ``max_new_tokens`` overrides the judge's limit."""
-        from transformers import GenerationConfig
+        the returned text); ``max_new_tokens`` overrides the judge's limit. ``on_step(n)``: called
+        after each generated token of a batch (n so far), so a slow batch shows progress."""
+        from transformers import GenerationConfig, StoppingCriteriaList
 
         max_new_tokens = max_new_tokens or self.max_new_tokens
         ids = self._encode(conversations, prefix)
@@ -112,8 +124,9 @@ class LocalJudge:
             else:
                 torch.manual_seed(seed)  # sampled judgments (temperature > 0) are reproducible too
                 input_ids, mask = self._pad([ids[i] for i in batch])
-                new = self.model.generate(input_ids=input_ids, attention_mask=mask,
-                                          generation_config=config)[:, input_ids.shape[1]:].tolist()
+                watch = StoppingCriteriaList([_Steps(input_ids.shape[1], on_step)]) if on_step else None
+                new = self.model.generate(input_ids=input_ids, attention_mask=mask, generation_config=config,
+                                          stopping_criteria=watch)[:, input_ids.shape[1]:].tolist()
                 replies = []
                 for row in new:
                     ended = next((k for k, t in enumerate(row) if t in eos), None)
@@ -191,7 +204,7 @@ class OpenAIJudge:
     """
 
     def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
-                 timeout: float = 60.0, max_retries: int = 5, backoff: float = 1.0, max_new_tokens: int = 512):
+                 timeout: float = 60.0, max_retries: int = 5, backoff: float = 1.0, max_new_tokens: int = 256):
         import httpx
 
         if not base_url:

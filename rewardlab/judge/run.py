@@ -108,13 +108,25 @@ class Runner:
             if soft:
                 self.backend.choice_probs(batch, SOFT_PREFIX, SOFT_OPTIONS, on_done=done)
             else:
+                limit = max_new_tokens or getattr(self.backend, "max_new_tokens", 0)
+
+                def step(n: int) -> None:  # a local batch generates for minutes: show its tokens
+                    bar.set_postfix_str(f"batch token {n}/{limit}", refresh=n % 16 == 0)
+
+                extra = {"on_step": step} if self.progress and "on_step" in _parameters(self.backend.generate) else {}
                 self.backend.generate(batch, self.temperature, self.seed, on_done=done, prefix=prefix,
-                                      max_new_tokens=max_new_tokens)
+                                      max_new_tokens=max_new_tokens, **extra)
         finally:
             bar.close()
             self.seconds += time.perf_counter() - start
             self.calls += sum(out[i] is not None for i in todo)
         return out
+
+
+def _parameters(fn) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(fn).parameters)
 
 
 # ---------------------------------------------------------------- judging

@@ -15,17 +15,42 @@ from __future__ import annotations
 
 import torch
 
-from ..config import ObjectiveArgs
+from ..config import ConfigError, ObjectiveArgs
 from ..data.pointwise import parse_orm
 from ..eval.pointwise import format_pointwise, orm_metrics
 from ..losses import token_bce
 from ..models.heads import HeadOutputs, make_batch
 from . import points
 
+NAME = "orm"
+OPTIONS = ("orm_loss_on", "lm_coef")
 STATS = ("correct", "examples")
+ONE_REWARD_HEAD, FORMATS = points.ONE_REWARD_HEAD, points.FORMATS
 forward_module = HeadOutputs
-head, check, units = points.token_head, points.no_check, points.units
+head, check, units, texts = points.token_head, points.no_check, points.units, points.texts
+step_marker = points.no_marker
 format_eval = format_pointwise
+
+
+def validate(obj: ObjectiveArgs) -> None:
+    if obj.lm_coef and obj.orm_loss_on != "all_tokens":
+        raise ConfigError("--lm-coef applies to kind orm with --orm-loss-on all_tokens")
+
+
+def read_mode(per_token: bool) -> str:
+    return "tokens" if per_token else "last"
+
+
+def readout(outputs: torch.Tensor, settings: dict, per_token: bool = False) -> dict:
+    """P(correct) at the last token; with ``per_token`` at every completion token too."""
+    probs = torch.sigmoid(outputs[:, 0].float()).tolist()
+    return {"reward": probs[-1], **({"token_rewards": probs} if per_token else {})}
+
+
+def report(path: str, metrics: dict, examples: list, outputs: list, model: str, data: str, obj) -> str:
+    from ..eval.report_kinds import orm_sections
+
+    return points.report_page(path, NAME, metrics, orm_sections(examples, outputs), model, data)
 
 
 def describe(obj: ObjectiveArgs) -> str:

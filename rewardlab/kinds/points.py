@@ -6,8 +6,30 @@ from __future__ import annotations
 import torch
 
 from ..data.pointwise import Point, encode_points
+from ..data.text import Text
 from ..models.heads import make_batch
 from ..models.readout import score_points
+
+ONE_REWARD_HEAD = False  # rewards come from the kind's readout, not one output
+FORMATS: tuple[str, ...] = ()  # eval reads the kind's own rows; a kind that scores a benchmark format adds it
+
+
+def texts(point: Point) -> list[Text]:
+    return [Text(point.prompt, point.completion, point.templated)]
+
+
+def no_options(obj) -> None:
+    """No rules across this kind's options beyond their own ranges."""
+
+
+def no_marker(settings: dict) -> None:
+    return None
+
+
+def report_page(path: str, name: str, metrics: dict, sections: list[str], model: str, data: str) -> str:
+    from ..eval.report_kinds import write_kind_report
+
+    return write_kind_report(path, name, metrics, sections, model, data)
 
 
 def units(item, obj) -> int:

@@ -23,16 +23,46 @@ import math
 import torch
 
 from ..config import ObjectiveArgs
-from ..data.encode import encode_examples
+from ..data.encode import encode_examples, example_texts
 from ..data.preference import Example, check_example
 from ..errors import DataError
+from ..eval.benchmarks import FORMATS as BENCHMARKS
 from ..eval.preference import example_metrics, format_metrics, score_examples
 from ..losses import balanced_bradley_terry, bradley_terry, davidson, plackett_luce, preference_strength
 from ..models.heads import CompletionRewards, make_batch
 
+NAME = "preference"
+OPTIONS = ("loss", "balance", "margin", "margin_scale", "strength_map", "davidson_nu", "label_smoothing",
+           "center_rewards_coefficient", "tie_threshold")
 STATS = ("correct", "pairs", "completions")  # summed over a step's micro-batches and processes
+ONE_REWARD_HEAD = True
+FORMATS = ("pairs", "groups", *BENCHMARKS)
 forward_module = CompletionRewards
 format_eval = format_metrics
+texts = example_texts
+
+
+def validate(obj: ObjectiveArgs) -> None:
+    """The loss options' rules among themselves are checked where they are parsed (ObjectiveArgs)."""
+
+
+def read_mode(per_token: bool) -> str:
+    return "sequence"
+
+
+def readout(outputs: torch.Tensor, settings: dict, per_token: bool = False) -> dict:
+    """The reward: the head's one output."""
+    return {"reward": float(outputs[0, 0])}
+
+
+def step_marker(settings: dict) -> None:
+    return None
+
+
+def report(path: str, metrics: dict, examples: list, outputs: list, model: str, data: str, obj) -> str:
+    from ..eval.report import write_report
+
+    return write_report(path, metrics, examples, outputs, model, data)
 
 
 def head(obj: ObjectiveArgs, data_path: str = "") -> dict:

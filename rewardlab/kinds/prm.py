@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from ..config import ObjectiveArgs
+from ..config import ConfigError, ObjectiveArgs
 from ..data.pointwise import parse_prm
 from ..errors import DataError
 from ..eval.pointwise import best_threshold, format_pointwise, orm_metrics, processbench, step_f1
@@ -27,14 +27,49 @@ from ..models.heads import HeadOutputs
 from ..models.readout import aggregate_steps, step_scores
 from . import points
 
+NAME = "prm"
+OPTIONS = ("prm_labels", "step_separator", "step_token", "last_step_only", "aggregate", "prm_threshold")
 STATS = ("correct", "steps")
+ONE_REWARD_HEAD = points.ONE_REWARD_HEAD
+FORMATS = ("processbench",)
 forward_module = HeadOutputs
 batch = points.batch
-units = points.units
+units, texts = points.units, points.texts
 
 
 def marker(obj: ObjectiveArgs) -> str:
     return obj.step_token or obj.step_separator
+
+
+def validate(obj: ObjectiveArgs) -> None:
+    if not (obj.step_token or obj.step_separator):
+        raise ConfigError("kind prm needs --step-separator or --step-token to mark where each step ends")
+
+
+def step_marker(settings: dict) -> str:
+    """The saved step marker (separator or step token)."""
+    obj = settings.get("objective", {})
+    return obj.get("step_token") or obj.get("step_separator", "\n")
+
+
+def read_mode(per_token: bool) -> str:
+    return "steps"
+
+
+def readout(outputs: torch.Tensor, settings: dict, per_token: bool = False) -> dict:
+    """A score per step, and the reward aggregated from the steps that could be read."""
+    scores = step_scores(outputs).tolist()
+    how = settings.get("objective", {}).get("aggregate", "min")
+    known = [s for s in scores if s == s]
+    return {"step_rewards": scores, "reward": aggregate_steps(known, how) if known else float("nan"),
+            "aggregate": how}
+
+
+def report(path: str, metrics: dict, examples: list, outputs: list, model: str, data: str, obj) -> str:
+    from ..eval.report_kinds import prm_sections
+
+    return points.report_page(path, NAME, metrics, prm_sections(metrics, examples, outputs, obj.prm_labels),
+                              model, data)
 
 
 def head(obj: ObjectiveArgs, data_path: str = "") -> dict:

@@ -22,10 +22,38 @@ from ..losses import masked_regression
 from ..models.heads import HeadOutputs, make_batch
 from . import points
 
+NAME = "regression"
+OPTIONS = ("attributes", "weights")
 STATS = ("sq_err", "rated")
+ONE_REWARD_HEAD, FORMATS = points.ONE_REWARD_HEAD, points.FORMATS
 forward_module = HeadOutputs
 format_eval = format_pointwise
-check = points.no_check
+check, texts, validate, step_marker = points.no_check, points.texts, points.no_options, points.no_marker
+
+
+def read_mode(per_token: bool) -> str:
+    return "sequence"
+
+
+def readout(outputs: torch.Tensor, settings: dict, per_token: bool = False) -> dict:
+    """Every attribute's rating; the reward is their weighted sum (weights saved at training)."""
+    names, weights = settings.get("attributes", []), settings.get("weights", [])
+    ratings = outputs[0].float().tolist()
+    names = names or [f"attribute_{i}" for i in range(len(ratings))]
+    weights = weights or [1.0 / len(ratings)] * len(ratings)
+    return {"reward": sum(w * r for w, r in zip(weights, ratings)), "attributes": dict(zip(names, ratings))}
+
+
+def report(path: str, metrics: dict, examples: list, outputs: list, model: str, data: str, obj) -> str:
+    from ..eval.report_kinds import scatter
+
+    names = list(metrics.get("attributes", {})) or [f"attribute_{i}" for i in range(len(outputs[0]))]
+    sections = []
+    for a, name in enumerate(names):
+        rated = [(o[a], e.target[a]) for o, e in zip(outputs, examples) if e.target[a] is not None]
+        if rated:
+            sections.append(scatter([p for p, _ in rated], [t for _, t in rated], name))
+    return points.report_page(path, NAME, metrics, sections, model, data)
 
 
 def attributes(obj: ObjectiveArgs, data_path: str = "") -> list[str]:
@@ -54,7 +82,8 @@ def weights(obj: ObjectiveArgs, names: list[str]) -> list[float]:
 def head(obj: ObjectiveArgs, data_path: str = "") -> dict:
     names = attributes(obj, data_path)
     return {"head": "sequence", "num_labels": len(names), "labels": names,
-            "settings": {"attributes": names, "weights": weights(obj, names)}}
+            "settings": {"attributes": names, "weights": weights(obj, names)},
+            "fixed": {} if obj.attributes else {"attributes": ",".join(names)}}
 
 
 def describe(obj: ObjectiveArgs) -> str:

@@ -19,11 +19,32 @@ from ..losses import discounted_returns, value_regression
 from ..models.heads import HeadOutputs
 from . import points
 
+NAME = "value"
+OPTIONS = ("value_loss", "huber_delta", "gamma")
 STATS = ("sq_err_last", "examples")
+ONE_REWARD_HEAD, FORMATS = points.ONE_REWARD_HEAD, points.FORMATS
 forward_module = HeadOutputs
 batch = points.batch
-head, check, units = points.token_head, points.no_check, points.units
+head, check, units, texts = points.token_head, points.no_check, points.units, points.texts
+validate, step_marker = points.no_options, points.no_marker
 format_eval = format_pointwise
+
+
+def read_mode(per_token: bool) -> str:
+    return "tokens"
+
+
+def readout(outputs: torch.Tensor, settings: dict, per_token: bool = False) -> dict:
+    """The value of every completion token; the reward is the last one."""
+    values = outputs[:, 0].float().tolist()
+    return {"reward": values[-1], "values": values}
+
+
+def report(path: str, metrics: dict, examples: list, outputs: list, model: str, data: str, obj) -> str:
+    from ..eval.report_kinds import scatter
+
+    section = scatter([v[-1] for v in outputs], [e.target for e in examples], "value at the last token")
+    return points.report_page(path, NAME, metrics, [section], model, data)
 
 
 def describe(obj: ObjectiveArgs) -> str:

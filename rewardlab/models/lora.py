@@ -45,10 +45,6 @@ def apply_lora(model: nn.Module, r: int, alpha: int, dropout: float = 0.0, quant
     return get_peft_model(model, config)
 
 
-def is_peft(model: nn.Module) -> bool:
-    return callable(getattr(model, "get_base_model", None))
-
-
 def merged_copy(model: nn.Module) -> nn.Module:
     """A plain transformers model with the adapter merged in (the PeftModel is left unchanged)."""
     import copy

@@ -1,14 +1,6 @@
-"""How a saved model's head outputs become scores, for every model kind (the rules are saved
-with the model in ``config.rewardlab``, so scoring and serving need no flags).
-
-- preference: the reward, one number per completion (last token / pooler);
-- orm: P(correct) = sigmoid(logit) at the last token (``token_rewards``: at every completion
-  token, with ``per_token``);
-- prm: a score per step, read at each step marker's last token: sigmoid of the logit, or with
-  the 3-class head 1 - P(wrong); the reward aggregates them (min, prod, last, mean);
-- value: the value of every completion token (``values``); the reward is the last one;
-- regression: every attribute's rating (``attributes``); the reward is their weighted sum.
-"""
+"""Head outputs without gradients, read where a kind reads them (``score_points``), and the
+helpers kinds share to turn them into scores. Which reads a kind takes and what it makes of
+them is the kind's (``read_mode`` and ``readout`` in rewardlab/kinds/)."""
 
 from __future__ import annotations
 
@@ -19,9 +11,6 @@ import torch
 from ..data.encode import Counts
 from ..data.pointwise import Point, encode_points
 from .heads import score_outputs
-
-# What each kind reads: 'sequence' (one output vector per text), 'last', 'tokens' or 'steps'.
-READ = {"preference": "sequence", "orm": "last", "prm": "steps", "value": "tokens", "regression": "sequence"}
 
 
 def step_scores(outputs: torch.Tensor) -> torch.Tensor:
@@ -47,39 +36,11 @@ def aggregate_steps(scores: list[float], how: str) -> float:
     raise ValueError(f"unknown aggregate {how!r}: min, prod, last or mean")
 
 
-def _known(values: list[float]) -> list[float | None]:
-    """NaN (a read cut off by truncation) as None: JSON has no NaN."""
-    return [None if v != v else v for v in values]
-
-
-def read_fields(kind: str, outputs: torch.Tensor, settings: dict, per_token: bool = False) -> dict:
-    """The scores of one text from its head outputs (reads x labels; NaN rows: cut off by
-    truncation, written as None). Always has ``reward`` (None when nothing could be read)."""
-    fields = _read_fields(kind, outputs, settings, per_token)
-    return {k: _known(v) if isinstance(v, list) else None if isinstance(v, float) and v != v else v
-            for k, v in fields.items()}
-
-
-def _read_fields(kind: str, outputs: torch.Tensor, settings: dict, per_token: bool) -> dict:
-    if kind == "orm":
-        probs = torch.sigmoid(outputs[:, 0].float()).tolist()
-        return {"reward": probs[-1], **({"token_rewards": probs} if per_token else {})}
-    if kind == "prm":
-        scores = step_scores(outputs).tolist()
-        how = settings.get("objective", {}).get("aggregate", "min")
-        known = [s for s in scores if s == s]
-        return {"step_rewards": scores, "reward": aggregate_steps(known, how) if known else float("nan"),
-                "aggregate": how}
-    if kind == "value":
-        values = outputs[:, 0].float().tolist()
-        return {"reward": values[-1], "values": values}
-    if kind == "regression":
-        names, weights = settings.get("attributes", []), settings.get("weights", [])
-        ratings = outputs[0].float().tolist()
-        names = names or [f"attribute_{i}" for i in range(len(ratings))]
-        weights = weights or [1.0 / len(ratings)] * len(ratings)
-        return {"reward": sum(w * r for w, r in zip(weights, ratings)), "attributes": dict(zip(names, ratings))}
-    return {"reward": float(outputs[0, 0])}
+def as_json(fields: dict) -> dict:
+    """A readout's fields with NaN (a read cut off by truncation) as None: JSON has no NaN."""
+    def known(v):
+        return None if isinstance(v, float) and v != v else v
+    return {k: [known(x) for x in v] if isinstance(v, list) else known(v) for k, v in fields.items()}
 
 
 def score_points(model, tokenizer, points: list[Point], max_length: int, read: str, batch_size: int = 16,

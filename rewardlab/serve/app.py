@@ -34,9 +34,9 @@ import torch
 from ..data.encode import encode_texts
 from ..data.text import Text, plain_text
 from ..errors import ConfigError, DataError
+from ..inference import RewardModel
+from ..inference.rows import add_rewards, build_groups
 from ..models.prefix_cache import PrefixCache
-from ..eval.score import add_rewards, build_groups
-from ..models.reward_model import RewardModel
 from .metrics import Metrics
 
 
@@ -129,25 +129,27 @@ class Service:
     batcher, and shape the answer. ``normalize``: (r - mean) / std with the training statistics
     saved in the model (``train --reward-stats``)."""
 
-    def __init__(self, rm, batch_size: int, max_tokens: int, max_wait_ms: float, batching: bool,
-                 prefix_sharing: bool, limits: Limits, normalize: bool, name: str = ""):
+    def __init__(self, rm, cfg, limits: Limits):
         from .batcher import Batcher
 
-        if normalize and "reward_std" not in rm.settings:
-            raise ConfigError(f"{name or 'the model'} has no saved reward statistics: train it with --reward-stats")
+        if cfg.normalize and "reward_std" not in rm.settings:
+            raise ConfigError(f"{cfg.model or 'the model'} has no saved reward statistics: train it with "
+                              "--reward-stats")
         self.rm, self.limits, self.metrics = rm, limits, Metrics()
-        self.batch_size, self.max_tokens, self.prefix_sharing = batch_size, max_tokens, prefix_sharing
-        self.norm = (rm.settings["reward_mean"], rm.settings["reward_std"] or 1.0) if normalize else None
-        self.batcher = Batcher(self.run_batch, max_tokens, max_wait_ms / 1000, batching, self.on_batch)
+        self.batch_size, self.max_tokens, self.prefix_sharing = cfg.batch_size, cfg.max_batch_tokens, cfg.prefix_sharing
+        self.norm = (rm.settings["reward_mean"], rm.settings["reward_std"] or 1.0) if cfg.normalize else None
+        # The served model no longer trains, so its keys and values keep (used by the model thread only).
+        self.cache = PrefixCache(int(cfg.prefix_cache_mb * 2**20)) \
+            if cfg.prefix_sharing and cfg.prefix_cache_mb > 0 else None
+        self.last_counts = None  # the model thread's last batch (tokens sent and processed), for metrics
+        self.batcher = Batcher(self.run_batch, cfg.max_batch_tokens, cfg.max_wait_ms / 1000, cfg.batching,
+                               self.on_batch)
 
     def run_batch(self, items: list) -> list[dict]:
         """``items``: (text, its encoding) from :meth:`admit`: the model thread does not tokenize again."""
         texts, encoded = [t for t, _ in items], [e for _, e in items]
-        if self.rm.kind == "preference":
-            rewards, _ = self.rm.score_texts(texts, self.batch_size, self.max_tokens, self.prefix_sharing, encoded)
-            details = [{"reward": r} for r in rewards]
-        else:
-            details, _ = self.rm.score_details(texts, False, self.batch_size, self.max_tokens, self.prefix_sharing)
+        details, self.last_counts = self.rm.score_details(texts, False, self.batch_size, self.max_tokens,
+                                                          self.prefix_sharing, encoded, self.cache)
         if self.norm is not None:
             mean, std = self.norm
             for d in details:
@@ -155,12 +157,12 @@ class Service:
         return details
 
     def on_batch(self, jobs, started: float) -> None:
-        sent, rm = sum(j.tokens for j in jobs), self.rm
-        # Only the preference path shares prefixes (and counts what it processed).
-        processed = rm.last_tokens[0] * sent / max(rm.last_tokens[1], 1) if rm.kind == "preference" else sent
+        sent, counts = sum(j.tokens for j in jobs), self.last_counts
+        # The scalar path counts what it processed (prefixes once); the others process all they get.
+        processed = counts.processed * sent / counts.sent if counts is not None and counts.sent else sent
         self.metrics.batch(len(jobs), sum(len(j.texts) for j in jobs), sent, round(processed),
                            [started - j.arrived for j in jobs], time.perf_counter() - started)
-        self.metrics.cache(rm.prefix_cache)
+        self.metrics.cache(self.cache)
 
     async def admit(self, texts: list[Text], where: list[str]) -> list[tuple]:
         """Tokenize every text off the event loop (once: scoring uses these); refuse an item over
@@ -192,7 +194,7 @@ class Service:
         for row, field, g in zip(rows, fields, groups):
             part = details[at:at + len(g)]
             at += len(g)
-            out.append(add_rewards(row, field, [d["reward"] for d in part], part if rm.kind != "preference" else None))
+            out.append(add_rewards(row, field, [d["reward"] for d in part], part))
         return {"rows": out, "truncated": sum(n > rm.max_length for n in lengths)}
 
     async def get_reward(self, body: dict) -> dict:
@@ -204,18 +206,18 @@ class Service:
         return {"rewards": rewards, "scores": rewards, "score": rewards, "extra_logs": {}}
 
 
-def create_app(rm, name: str = "", batch_size: int = 16, max_tokens: int = 16384, max_wait_ms: float = 5.0,
-               batching: bool = True, prefix_sharing: bool = True, api_key: str | None = None,
-               max_body_bytes: int = 16 * 2**20, max_items: int = 4096, max_item_tokens: int = 32768,
-               normalize: bool = False, prefix_cache_mb: float = 512.0):
-    """The FastAPI application around a :class:`rewardlab.RewardModel` (see :class:`Service`)."""
+def create_app(rm, cfg=None, api_key: str | None = None):
+    """The FastAPI application around a :class:`rewardlab.RewardModel` (see :class:`Service`);
+    ``cfg``: a :class:`rewardlab.config.ServeConfig` (its batching, limits and cache settings)."""
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response
 
-    limits = Limits(max_body_bytes, max_items, max_item_tokens)
-    # The served model no longer trains, so its keys and values keep (used by the model thread only).
-    rm.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20)) if prefix_sharing and prefix_cache_mb > 0 else None
-    service = Service(rm, batch_size, max_tokens, max_wait_ms, batching, prefix_sharing, limits, normalize, name)
+    from ..config import ServeConfig
+
+    cfg = cfg or ServeConfig()
+    name = cfg.model
+    limits = Limits(cfg.max_body_bytes, cfg.max_items, cfg.max_item_tokens)
+    service = Service(rm, cfg, limits)
     refused_token = Refused(401, "missing or wrong bearer token (Authorization: Bearer KEY)")
 
     @asynccontextmanager
@@ -277,9 +279,7 @@ def serve(cfg) -> None:
             raise ConfigError(f"--api-key-env {cfg.api_key_env}: that environment variable is empty or unset")
     rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length, device=cfg.device or None,
                                      dtype=torch.bfloat16 if cfg.bf16 else None)
-    app = create_app(rm, cfg.model, cfg.batch_size, cfg.max_batch_tokens, cfg.max_wait_ms, cfg.batching,
-                     cfg.prefix_sharing, api_key, cfg.max_body_bytes, cfg.max_items, cfg.max_item_tokens,
-                     cfg.normalize, cfg.prefix_cache_mb)
+    app = create_app(rm, cfg, api_key)
     print(f"serving {cfg.model} ({rm.kind}) on http://{cfg.host}:{cfg.port} (POST /score, POST /get_reward, "
           f"GET /health, GET /metrics){'; bearer token required' if api_key else ''}", flush=True)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")

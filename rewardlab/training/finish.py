@@ -15,7 +15,7 @@ from pathlib import Path
 from ..config import ConfigError
 from ..models.backbone import hf_model
 from ..models.lora import load_adapter, merged_copy, save_adapter
-from ..models.reward_model import RewardModel
+from ..inference import RewardModel
 from .checkpoint import gather_state, hf_names
 
 
@@ -47,8 +47,9 @@ def reward_statistics(run) -> dict:
     """Mean and std of the final model's rewards over every training completion (each process
     scores its share), saved with the model so a server can normalise rewards as OpenRLHF's
     ``--normalize_reward`` does."""
-    if run.cfg.objective.kind != "preference" or run.stream is not None or run.sharded:
-        raise ConfigError("--reward-stats needs kind preference, data read whole (not --streaming), and no FSDP")
+    if not run.kind.ONE_REWARD_HEAD or run.stream is not None or run.sharded:
+        raise ConfigError(f"--reward-stats needs a kind with one reward per completion (not {run.kind.NAME}), data "
+                          "read whole (not --streaming), and no FSDP")
     mine = [e for e, _ in run.train_set][run.accelerator.process_index::run.world]
     rewards, _ = run.kind.score(run.hf_model, run.tokenizer, mine, run.max_length, run.cfg.run.eval_batch_size,
                                 run.cfg.objective) if mine else ([], None)

@@ -31,7 +31,7 @@ from typing import Any, Callable
 import torch
 
 from .. import kinds
-from ..config import DEFAULT_LR, RECOMMENDED_LR, ConfigError, TrainConfig, resume_values, to_dict, validate_train
+from ..config import ConfigError, TrainConfig, default_lr, resume_values, to_dict, validate_train
 from ..data.preference import SKIP_HINT, load_examples
 from ..errors import DataError
 from ..data.stream import ExampleStream
@@ -222,11 +222,13 @@ def setup(cfg: TrainConfig) -> Run:
     from accelerate.utils import DistributedType, set_seed
 
     validate_train(cfg)
-    if not cfg.optim.lr:  # the recommended rate for the backbone
-        lr = RECOMMENDED_LR.get(cfg.backbone.model, DEFAULT_LR)
+    lr_from = "given"
+    if not cfg.optim.lr:  # the default for the backbone, or for LoRA
+        lr, lr_from = default_lr(cfg.backbone.model, cfg.backbone.lora_r)
         cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, lr=lr))
     bb, out = cfg.backbone, Path(cfg.run.output)
     kind = kinds.get(cfg.objective.kind)
+    kinds.check_options(kind, cfg.objective)
     accelerator = _accelerator(cfg)
     resume_from = _resume_folder(cfg)
     if not cfg.run.resume and latest_checkpoint(cfg.run.output) is not None:
@@ -241,8 +243,8 @@ def setup(cfg: TrainConfig) -> Run:
 
     set_seed(cfg.optim.seed)
     spec = kind.head(cfg.objective, cfg.inputs.data)  # the head: per text or per token, its outputs
-    if spec.get("labels") and not cfg.objective.attributes:  # names found in the data, fixed from here on
-        cfg = dataclasses.replace(cfg, objective=dataclasses.replace(cfg.objective, attributes=",".join(spec["labels"])))
+    if spec.get("fixed"):  # options the kind found in the data (output names...), fixed from here on
+        cfg = dataclasses.replace(cfg, objective=dataclasses.replace(cfg.objective, **spec["fixed"]))
     model, tokenizer = load_backbone(bb.model, bb.trust_remote_code, bb.load_in_4bit, spec["head"], spec["num_labels"],
                                      spec.get("new_tokens", ()))
     if spec.get("labels"):
@@ -291,7 +293,7 @@ def setup(cfg: TrainConfig) -> Run:
     run.say(f"{bb.model}: {kind.describe(cfg.objective)}; "
             f"{'a stream of' if run.stream else len(run.train_set)} examples, {run.total} steps of {per_step} "
             f"(batch {o.batch_size} x accumulation {o.grad_accum} x {run.world} process{'es' if run.world > 1 else ''}"
-            f"{', FSDP' if sharded else ''}), lr {o.lr:g}, max_length={max_length}, {shown} forward")
+            f"{', FSDP' if sharded else ''}), lr {o.lr:g} ({lr_from}), max_length={max_length}, {shown} forward")
     if run.empty:
         run.say(f"note: kept {run.empty} empty completions (their reward is read right after the prompt)")
     return run

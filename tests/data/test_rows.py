@@ -132,3 +132,33 @@ def test_real_hh_rlhf_pairs_split_at_the_last_assistant_turn():
     assert "skipped 4 of 2000" in notes[0]
     ends = sum(p.prompt.endswith("Assistant:") for p in pairs)
     assert ends / len(pairs) > 0.95
+
+
+def test_a_line_that_is_not_utf8_or_json_is_a_bad_row_like_any_other(tmp_path, tiny_llama, capsys):
+    """A stray byte once stopped the whole file with a byte offset: now it names its line, and
+    --skip-bad-rows leaves it out (counted) in training, or writes it back in `score`."""
+    from rewardlab.cli import main
+
+    path = tmp_path / "mixed.jsonl"
+    lines = [json.dumps(p).encode() for p in PAIRS * 2]
+    lines.insert(2, b'{"prompt": "caf\xe9", "chosen": "a", "rejected": "b"}')  # latin-1, not UTF-8
+    lines.insert(5, b"{not json")
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(DataError) as err:
+        load_examples(str(path), None)
+    assert str(err.value).startswith(f"{path}: line 3: not UTF-8 (byte 0xe9 at column 16)")
+    assert str(err.value).endswith("(--skip-bad-rows leaves such rows out)")
+    notes = []
+    kept = load_examples(str(path), None, skip_bad=True, report=notes.append)
+    assert len(kept) == 8 and "skipped 2 of 10 rows" in notes[0] and "line 3: not UTF-8" in notes[0]
+    model = str(tmp_path / "rm")
+    assert main(["train", "--model", tiny_llama, "--data", str(path), "--output", model, "--max-steps", "1",
+                 "--skip-bad-rows"]) == 0
+    out = tmp_path / "scored.jsonl"
+    assert main(["score", "--model", model, "--data", str(path), "--output", str(out)]) == 2
+    assert "line 3: not UTF-8" in capsys.readouterr().err
+    assert main(["score", "--model", model, "--data", str(path), "--output", str(out), "--skip-bad-rows"]) == 0
+    back = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(back) == 10 and back[2]["error"].startswith("line 3: not UTF-8") and back[2]["line"].startswith('{"prompt"')
+    assert back[5]["error"].startswith("line 6: invalid JSON") and back[5]["line"] == "{not json"
+    assert all("chosen_reward" in b for i, b in enumerate(back) if i not in (2, 5))

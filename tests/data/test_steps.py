@@ -31,7 +31,7 @@ def test_corruption_of_one_annotated_step(tmp_path):
     assert (rows, counts) == gsm8k_step_rows(path, seed=0, corrupt_share=1.0)  # seeded: the same again
 
     nat = rows[0]
-    assert nat["prompt"] == NATALIA["question"] and nat["source"] == "g.jsonl:1"
+    assert nat["prompt"] == NATALIA["question"] + "\n" and nat["source"] == "g.jsonl:1"
     assert len(nat["steps"]) == 3 and nat["steps"][-1] == "The answer is 72."  # "#### 72" became a step
     e = nat["first_error"]
     assert e == 1  # what seed 0 draws: the first step stays correct
@@ -96,7 +96,7 @@ def test_read_math_shepherd(tmp_path):
                     "Step 2: The answer is: 6 -",
            "task": "GSM8K"}
     (r,) = read_math_shepherd(write_jsonl(tmp_path / "ms.jsonl", [row]))
-    assert r["prompt"] == "Janet has 3 eggs and buys 2. How many?"
+    assert r["prompt"] == "Janet has 3 eggs and buys 2. How many?\n"
     assert r["steps"] == ["She buys 2 more, 3 + 2 = 5.", "The answer is: 6"]
     assert r["labels"] == [True, False] and r["first_error"] == 1
 
@@ -119,7 +119,7 @@ def test_read_prm800k(tmp_path):
     bad_problem = {"question": {"problem": "?"}, "label": {"finish_reason": "bad_problem", "steps": []}}
     rows = read_prm800k(write_jsonl(tmp_path / "prm.jsonl", [found_error, human, bad_problem]))
     assert len(rows) == 2
-    assert rows[0]["prompt"] == "What is 2 + 3 * 4?"
+    assert rows[0]["prompt"] == "What is 2 + 3 * 4?\n"
     assert rows[0]["steps"] == ["I multiply first: 3 * 4 = 12.", "Let me think.", "Then 2 + 12 = 15."]
     assert rows[0]["labels"] == [1, 0, -1] and rows[0]["first_error"] == 2
     assert rows[1]["steps"] == ["1 + 1 = 2.", "# Answer\n\n2"] and rows[1]["labels"] == [1, 1]

@@ -105,7 +105,7 @@ def test_interrupted_evaluation_resumes_from_the_scores_cache(tiny_bert, tmp_pat
     from tests.conftest import PAIRS, write_jsonl
 
     rows = [dict(p, prompt=p["prompt"] + f" ({i})") for i, p in enumerate(PAIRS * 150)]  # 600 distinct rows
-    data, model = write_jsonl(tmp_path / "p.jsonl", rows), str(tmp_path / "m")  # 3 chunks of at most 256
+    data, model = write_jsonl(tmp_path / "p.jsonl", rows), str(tmp_path / "m")  # chunks sized by time, at most 256
     assert main(["train", "--model", tiny_bert, "--data", data, "--output", model, "--max-steps", "1"]) == 0
     capsys.readouterr()
     assert main(["eval", "--model", model, "--data", data, "--json"]) == 0
@@ -128,6 +128,39 @@ def test_interrupted_evaluation_resumes_from_the_scores_cache(tiny_bert, tmp_pat
     capsys.readouterr()
     assert main(["eval", "--model", model, "--data", data, "--json", "--scores-cache", str(cache)]) == 0
     out = capsys.readouterr()
-    assert "512 of 600 rows taken from" in out.err
+    assert f"{sum(calls)} of 600 rows taken from" in out.err and len(calls) == 2  # exactly the two written chunks
     resumed = json.loads(out.out)
     assert resumed["accuracy"] == full["accuracy"] and resumed["mean_margin"] == pytest.approx(full["mean_margin"])
+
+
+def test_a_subset_outside_the_benchmark_is_an_error_or_scored_apart(tiny_bert, tmp_path, capsys):
+    """A misspelled subset once left its section silently (Chat 0.28 -> 0.50 while the output
+    still counted every pair): now it stops before scoring, naming it and the known subsets, or
+    with --outside-categories is scored apart, said on the first line and outside the overall."""
+    from rewardlab.cli import main
+    from tests.conftest import PAIRS, write_jsonl
+
+    model = str(tmp_path / "m")
+    assert main(["train", "--model", tiny_bert, "--data", write_jsonl(tmp_path / "p.jsonl", PAIRS), "--output", model,
+                 "--max-steps", "1"]) == 0
+    rows = [dict(p, subset=s) for p in PAIRS for s in ("alpacaeval-easy", "donotanswer")]
+    rows.append(dict(PAIRS[0], subset="alpaca-easy"))
+    data = write_jsonl(tmp_path / "rb.jsonl", rows)
+    capsys.readouterr()
+    assert main(["eval", "--model", model, "--data", data, "--format", "rewardbench"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"rewardlab: error: {data}: row 9: subset 'alpaca-easy' is not one of the benchmark's (")
+    assert "alpacaeval-easy" in err and "--outside-categories" in err and len(err.splitlines()) == 1
+    assert main(["eval", "--model", model, "--data", data, "--format", "rewardbench", "--json"]) == 2
+    capsys.readouterr()
+    assert main(["eval", "--model", model, "--data", write_jsonl(tmp_path / "in.jsonl", rows[:-1]),
+                 "--format", "rewardbench", "--json"]) == 0
+    inside = json.loads(capsys.readouterr().out)
+    assert main(["eval", "--model", model, "--data", data, "--format", "rewardbench", "--outside-categories"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "(8 pairs)" in first and "+ 1 rows in subsets outside the benchmark" in first
+    assert main(["eval", "--model", model, "--data", data, "--format", "rewardbench", "--outside-categories",
+                 "--json"]) == 0
+    apart = json.loads(capsys.readouterr().out)
+    assert apart["overall"] == inside["overall"] and apart["sections"] == inside["sections"]
+    assert list(apart["outside"]) == ["alpaca-easy"] and apart["outside_rows"] == 1 and apart["n"] == 8

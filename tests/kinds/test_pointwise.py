@@ -12,7 +12,7 @@ from rewardlab.config import ObjectiveArgs, TrainConfig
 from rewardlab.data.pointwise import parse_orm, parse_prm, parse_regression, parse_value
 from rewardlab.errors import DataError
 from rewardlab.losses import discounted_returns, masked_regression, step_cross_entropy, token_bce, value_regression
-from rewardlab.models import RewardModel
+from rewardlab.inference import RewardModel
 from rewardlab.training import train
 
 STEPS = ["Add 2 and 3.", "That is 5.", "The answer is 5."]

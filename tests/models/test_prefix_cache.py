@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rewardlab.data import Text
-from rewardlab.models import RewardModel
+from rewardlab.inference import RewardModel
 from rewardlab.models.backbone import load_backbone
 from rewardlab.models.prefix_cache import PrefixCache
 from rewardlab.models.shared_prompt import group_by_prefix
@@ -91,12 +91,12 @@ def test_rewards_with_the_cache_equal_rewards_alone(name, budget, request):
              [p2 + " The Pacific, by far.", p1, "Something else entirely, with its own words."],
              [p2 + " The Atlantic."]]
     alone = {t: rm.score_texts([Text("", t)], share_prefixes=False)[0][0] for c in calls for t in c}
-    rm.prefix_cache = cache = PrefixCache(budget)
+    cache = PrefixCache(budget)
     for i, call in enumerate(calls):
-        got, _ = rm.score_texts([Text("", t) for t in call])
+        got, counts = rm.score_texts([Text("", t) for t in call], cache=cache)
         torch.testing.assert_close(torch.tensor(got), torch.tensor([alone[t] for t in call]), rtol=1e-5, atol=1e-5)
         if i and budget > 10000:
-            assert rm.last_tokens[0] < rm.last_tokens[1], i  # cached prompts were not encoded again
+            assert counts.processed < counts.sent, i  # cached prompts were not encoded again
     assert cache.hits >= (4 if budget > 10000 else 1) and cache.bytes <= budget
     assert budget > 10000 or cache.evicted > 0
 
@@ -113,13 +113,13 @@ def test_two_threads_share_one_cache_and_get_exact_rewards(tiny_llama):
                for i in range(4)]
     texts = [p + r for p in prompts for r in (" Eight.", " Eight legs, like every arachnid.", " Six?")]
     alone = [rm.score_texts([Text("", t)], share_prefixes=False)[0][0] for t in texts]
-    rm.prefix_cache = PrefixCache(2**24)
+    cache = PrefixCache(2**24)
     got: dict[int, list] = {}
 
     def work(k: int) -> None:
         order = texts if k == 0 else texts[::-1]
         for _ in range(3):
-            got.setdefault(k, []).append(dict(zip(order, (rm.score_texts([Text("", t)])[0][0] for t in order))))
+            got.setdefault(k, []).append(dict(zip(order, (rm.score_texts([Text("", t)], cache=cache)[0][0] for t in order))))
 
     threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
     for t in threads:
@@ -130,7 +130,7 @@ def test_two_threads_share_one_cache_and_get_exact_rewards(tiny_llama):
         for rewards in rounds:
             torch.testing.assert_close(torch.tensor([rewards[t] for t in texts]), torch.tensor(alone),
                                        rtol=1e-5, atol=1e-5)
-    assert rm.prefix_cache.hits > 0
+    assert cache.hits > 0
 
 
 def test_room_is_unbounded_until_a_token_has_a_known_cost():

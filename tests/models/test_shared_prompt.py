@@ -125,7 +125,7 @@ def test_independent_texts_with_a_common_start_are_found_and_scored_exactly(tiny
     """Whole texts (as an RL loop sends them, no prompt field): those that start with the same
     tokens share one encoding of it; rewards equal scoring each alone, including texts that are
     prefixes of each other and texts that share nothing."""
-    from rewardlab.models import RewardModel
+    from rewardlab.inference import RewardModel
     from rewardlab.models.shared_prompt import group_by_prefix
 
     model, tok = load_backbone(tiny_llama)
@@ -134,8 +134,8 @@ def test_independent_texts_with_a_common_start_are_found_and_scored_exactly(tiny
     prompt = "\n\nHuman: Tell me a joke about cats, please, and make it short.\n\nAssistant:"
     texts = [Text("", prompt + r) for r in (" Why?", " Why? Because cats.", " No.", " Cats sleep a lot.")]
     texts += [Text("", "Something else entirely, with its own words."), Text("", prompt)]
-    shared, _ = rm.score_texts(texts, share_prefixes=True)
-    assert rm.last_tokens[0] < rm.last_tokens[1]  # the prompt was encoded once, not six times
+    shared, counts = rm.score_texts(texts, share_prefixes=True)
+    assert counts.processed < counts.sent  # the prompt was encoded once, not six times
     alone = [rm.score_texts([t], share_prefixes=False)[0][0] for t in texts]
     torch.testing.assert_close(torch.tensor(shared), torch.tensor(alone), rtol=1e-5, atol=1e-5)
     # [1, 2] alone: a group's prefix leaves every member at least one token of its own

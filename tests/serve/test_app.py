@@ -16,6 +16,7 @@ from tests.conftest import PAIRS
 def served(tiny_llama, pairs_file_module):
     import uvicorn
 
+    from rewardlab.config import ServeConfig
     from rewardlab.serve import create_app
 
     out = pairs_file_module.parent / "rm"
@@ -25,7 +26,7 @@ def served(tiny_llama, pairs_file_module):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(rm, str(out), batch_size=3), host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(create_app(rm, ServeConfig(model=str(out), batch_size=3)), host="127.0.0.1", port=port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -125,6 +126,7 @@ def test_a_process_reward_model_serves_step_rewards(tiny_llama, tmp_path):
 
     import uvicorn
 
+    from rewardlab.config import ServeConfig
     from rewardlab.serve import create_app
 
     rows = [{"prompt": "Q: 2+3?", "steps": ["Add them.", f"It is {a}."], "labels": [True, a == 5]} for a in (5, 6)] * 2
@@ -137,7 +139,7 @@ def test_a_process_reward_model_serves_step_rewards(tiny_llama, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(rm, str(out)), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(rm, ServeConfig(model=str(out))), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -165,6 +167,7 @@ def test_reward_statistics_saved_at_training_normalise_served_rewards(tiny_llama
 
     from fastapi.testclient import TestClient
 
+    from rewardlab.config import ServeConfig
     from rewardlab.serve import create_app
 
     data = tmp_path / "pairs.jsonl"
@@ -177,13 +180,13 @@ def test_reward_statistics_saved_at_training_normalise_served_rewards(tiny_llama
     assert rm.settings["reward_stats_n"] == 16
     assert rm.settings["reward_mean"] == pytest.approx(statistics.mean(rewards), abs=1e-5)
     assert rm.settings["reward_std"] == pytest.approx(statistics.stdev(rewards), abs=1e-5)
-    with TestClient(create_app(rm, str(out), normalize=True)) as client:
+    with TestClient(create_app(rm, ServeConfig(model=str(out), normalize=True))) as client:
         query = PAIRS[0]["prompt"] + PAIRS[0]["chosen"]
         got = client.post("/get_reward", json={"query": [query]}).json()["rewards"][0]
     raw = rm.score([""], [query])[0]
     assert got == pytest.approx((raw - rm.settings["reward_mean"]) / rm.settings["reward_std"], abs=1e-5)
     with pytest.raises(Exception, match="--reward-stats"):
-        create_app(_without_stats(rm), normalize=True)
+        create_app(_without_stats(rm), ServeConfig(normalize=True))
 
 
 def _without_stats(rm):
@@ -198,14 +201,14 @@ def test_health_answers_while_a_batch_runs(served):
 
     url, rm = served
     release, entered = threading.Event(), threading.Event()
-    real = rm.score_texts
+    real = rm.score_details
 
     def slow(*args, **kwargs):
         entered.set()
         release.wait(30)  # the batch holds the model until the health check has been answered
         return real(*args, **kwargs)
 
-    rm.score_texts = slow
+    rm.score_details = slow
     answer = {}
     try:
         worker = threading.Thread(target=lambda: answer.update(httpx.post(
@@ -217,6 +220,6 @@ def test_health_answers_while_a_batch_runs(served):
         release.set()
         worker.join(60)
     finally:
-        rm.score_texts = real
+        rm.score_details = real
         release.set()
     assert answer["rewards"] == pytest.approx(rm.score([PAIRS[0]["prompt"]], [PAIRS[0]["chosen"]]), abs=1e-5)

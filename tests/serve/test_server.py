@@ -15,7 +15,7 @@ import pytest
 
 from rewardlab import RewardClient, RewardModel
 from rewardlab.cli import main
-from rewardlab.eval.score import score_rows
+from rewardlab.inference.rows import score_rows
 from tests.conftest import PAIRS
 
 KEY = "s3cret-token"

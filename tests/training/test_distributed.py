@@ -92,7 +92,7 @@ def test_fsdp_trains_like_one_process_saves_whole_model_and_resumes(tiny_llama, 
     import os
     import shutil
 
-    from rewardlab.models import RewardModel
+    from rewardlab.inference import RewardModel
 
     n = torch.cuda.device_count() if torch.cuda.device_count() in (1, 2, 4) else 1
     common = dict(model=tiny_llama, data=pairs_file, lr=1e-3, warmup_ratio=0.25, log_every=1)

@@ -25,6 +25,15 @@ SECTIONS = {
     "Reasoning": {"math-prm": 984, **{f"hep-{lang}": 164 for lang in ("cpp", "go", "java", "js", "python", "rust")}},
 }
 SECTIONS_OF = {subset: section for section, subsets in SECTIONS.items() for subset in subsets}
+CATEGORY, KNOWN = "subset", tuple(SECTIONS_OF)  # a row in another subset is an error (eval --outside-categories)
+
+
+def category_of(row: dict, path: str = "") -> str:
+    return str(row.get("subset"))
+
+
+def by_category(rows: list[dict], rewards: list[list[float]], path: str = "") -> dict[str, float]:
+    return score(rows, rewards, path)["subsets"]
 
 
 def texts(row: dict, where: str) -> list[Text]:

@@ -23,6 +23,18 @@ from ...data.text import Text
 from ...errors import DataError
 
 
+# The released subsets (allenai/reward-bench-2); a row in another subset is an error (eval --outside-categories).
+CATEGORY, KNOWN = "subset", ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")
+
+
+def category_of(row: dict, path: str = "") -> str:
+    return str(row.get("subset"))
+
+
+def by_category(rows: list[dict], rewards: list[list[float]], path: str = "") -> dict[str, float]:
+    return score(rows, rewards, path)["subsets"]
+
+
 def texts(row: dict, where: str) -> list[Text]:
     if not isinstance(row.get("prompt"), str) or not isinstance(row.get("subset"), str):
         raise DataError(f"{where}: rewardbench2 rows need 'prompt' and 'subset' as strings")

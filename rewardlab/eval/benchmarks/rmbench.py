@@ -18,6 +18,17 @@ from ...data.text import Text
 from ...errors import DataError
 
 
+CATEGORY, KNOWN = "domain", ("chat", "math", "code", "safety")  # another domain: eval --outside-categories
+
+
+def category_of(row: dict, path: str = "") -> str:
+    return domain_of(row, path)
+
+
+def by_category(rows: list[dict], rewards: list[list[float]], path: str = "") -> dict[str, float]:
+    return {d: v["score"] for d, v in score(rows, rewards, path)["domains"].items()}
+
+
 def texts(row: dict, where: str) -> list[Text]:
     if not isinstance(row.get("prompt"), str):
         raise DataError(f"{where}: rm-bench rows need 'prompt' as a string")

@@ -2,7 +2,7 @@
 
 Row forms: prompt + completion -> ``reward``; prompt + completions (a list) -> ``rewards``;
 chosen + rejected -> ``chosen_reward``, ``rejected_reward``; prompt + steps (process reward
-models) -> ``reward`` and ``step_rewards``. Models of the other kinds add what they read
+models) -> ``reward`` and ``step_rewards``. A model's kind adds what it reads
 (``step_rewards``, ``values``, ``attributes``, ``token_rewards``; as lists for ``completions``). Rows are written back in input
 order with all their fields. With ``skip_bad`` an invalid row is written back too, with an
 ``error`` field instead of rewards, and counted: nothing the user wrote is lost.
@@ -11,7 +11,8 @@ order with all their fields. With ``skip_bad`` an invalid row is written back to
 from __future__ import annotations
 
 from ..data.pointwise import steps_text
-from ..data.preference import check_pair, rename_columns
+from ..data.preference import check_group, check_pair, rename_columns
+from ..data.rows import BadRow
 from ..data.text import Text, to_text
 from ..errors import DataError
 
@@ -20,6 +21,8 @@ def row_texts(row: dict, tokenizer, at: str, allow_empty: bool = True,
               columns: dict[str, str] | None = None, chat: bool = False, marker: str = "\n") -> tuple[list[Text], str]:
     """One row -> the texts to score (sharing a prompt) and the field their rewards go to.
     ``marker``: what follows every step of a ``steps`` row (the PRM's saved step marker)."""
+    if isinstance(row, BadRow):
+        raise DataError(row.problem)  # a line that could not be read: written back with its text and the error
     if columns:
         row = rename_columns(row, columns)
     if "steps" in row and row["steps"] is not None:
@@ -30,6 +33,8 @@ def row_texts(row: dict, tokenizer, at: str, allow_empty: bool = True,
     if "completions" in row and row["completions"] is not None:
         if not isinstance(row["completions"], list) or not row["completions"]:
             raise DataError(f"{at}: 'completions' must be a non-empty list")
+        if "ranking" in row or "scores" in row:  # the same checks as training and eval (a ranking in range...)
+            check_group(row, tokenizer, at, 0, allow_empty, chat)
         return [to_text(row.get("prompt"), c, tokenizer, at, f"completion {k}", allow_empty, chat)
                 for k, c in enumerate(row["completions"])], "rewards"
     if "completion" in row and row["completion"] is not None:
@@ -72,7 +77,7 @@ def build_groups(rows, tokenizer, where: str, allow_empty: bool = True, skip_bad
 
 def add_rewards(row: dict, field: str, rewards: list, details: list[dict] | None = None) -> dict:
     """A copy of the row with its rewards; the user's fields are never changed. ``details``:
-    what a model of another kind read from each text (models/readout.py), reward included."""
+    what the model's kind read from each text (its ``readout``), reward included."""
     out = dict(row)
     if details and not field.startswith("error: "):
         extra = [{k: v for k, v in d.items() if k != "reward"} for d in details]
@@ -95,23 +100,14 @@ def add_rewards(row: dict, field: str, rewards: list, details: list[dict] | None
 
 
 def score_groups(rm, groups: list[list[Text]], batch_size: int, max_tokens: int, per_token: bool = False):
-    """Rewards per group (empty groups, bad rows, get none) and the truncation counts; for a
-    model of another kind than preference, (rewards, details) per group."""
+    """(rewards, what the kind read) per group (empty groups, bad rows, get none) and the
+    truncation counts."""
     todo = [i for i, g in enumerate(groups) if g]
-    if rm.kind != "preference":
-        flat, counts = rm.score_details([t for i in todo for t in groups[i]], per_token, batch_size, max_tokens) \
-            if todo else ([], None)
-        out: list = [([], []) for _ in groups]
-        pos = 0
-        for i in todo:
-            part = flat[pos:pos + len(groups[i])]
-            pos += len(groups[i])
-            out[i] = ([d["reward"] for d in part], part)
-        return out, counts
-    rewards, counts = rm.score_groups([groups[i] for i in todo], batch_size, max_tokens) if todo else ([], None)
-    out: list[list[float]] = [[] for _ in groups]
-    for i, r in zip(todo, rewards):
-        out[i] = r
+    details, counts = rm.group_details([groups[i] for i in todo], per_token, batch_size, max_tokens) \
+        if todo else ([], None)
+    out: list = [([], []) for _ in groups]
+    for i, part in zip(todo, details):
+        out[i] = ([d["reward"] for d in part], part)
     return out, counts
 
 
@@ -119,8 +115,5 @@ def score_rows(rm, rows, where: str, batch_size: int = 16, max_tokens: int = 163
                allow_empty: bool = True) -> tuple[list[dict], object]:
     """Score every row (see :func:`build_groups`) in one process."""
     groups, fields = build_groups(rows, rm.tokenizer, where, allow_empty, chat=rm.chat, marker=rm.step_marker or "\n")
-    if rm.kind != "preference":
-        scored, counts = score_groups(rm, groups, batch_size, max_tokens)
-        return [add_rewards(row, f, r, d) for row, f, (r, d) in zip(rows, fields, scored)], counts
-    rewards, counts = rm.score_groups(groups, batch_size, max_tokens)
-    return [add_rewards(row, f, r) for row, f, r in zip(rows, fields, rewards)], counts
+    scored, counts = score_groups(rm, groups, batch_size, max_tokens)
+    return [add_rewards(row, f, r, d) for row, f, (r, d) in zip(rows, fields, scored)], counts

@@ -1,4 +1,7 @@
-"""The :class:`RewardModel` scoring API: a trained reward model folder and its tokenizer."""
+"""The :class:`RewardModel` scoring API: a trained reward model folder and its tokenizer. What a
+scored text returns is its kind's (``read_mode`` / ``readout`` in rewardlab/kinds/); kinds whose
+reward is the head's one output (``ONE_REWARD_HEAD``) take the scalar path, where texts that
+start with the same tokens share one encoding of that prefix (and a server's prefix cache)."""
 
 from __future__ import annotations
 
@@ -7,16 +10,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .. import kinds
 from ..data.encode import Counts, encode_groups, encode_texts, fit_groups
 from ..data.pointwise import text_point
 from ..data.text import plain_text
-from ..errors import ModelError
-from .backbone import ensure_pad_token, score_sequences
-from .lora import load_adapter
-from .packed_encoder import score_packed, supports_packed_encoder
-from .readout import READ, read_fields, score_points
-from .shared_prompt import (can_use_prefix_cache, group_by_prefix, score_groups_shared, supports_shared_prompt,
-                            tokens_processed)
+from ..errors import ConfigError, ModelError
+from ..models.backbone import ensure_pad_token, score_sequences
+from ..models.lora import load_adapter
+from ..models.packed_encoder import score_packed, supports_packed_encoder
+from ..models.readout import as_json, score_points
+from ..models.shared_prompt import (can_use_prefix_cache, group_by_prefix, score_groups_shared,
+                                    supports_shared_prompt, tokens_processed)
 
 
 class RewardModel:
@@ -29,21 +33,18 @@ class RewardModel:
         self.max_length = max_length
         # Saved at training time: how to encode text and read the head (kind, step marker, ...).
         self.settings = dict(getattr(self.model.config, "rewardlab", None) or {})
-        self.kind = self.settings.get("kind", "preference")
+        self.kind = self.settings.get("kind", kinds.DEFAULT)
+        try:
+            self.rules = kinds.get(self.kind)  # the kind module: how texts are read and scored
+        except ConfigError as e:
+            raise ModelError(f"this model was trained as {e} (a newer rewardlab?)") from None
         # Plain-text rows go through the chat template when the model was trained that way.
         self.chat = bool(self.settings.get("apply_chat_template"))
-        self.last_tokens = (0, 0)  # (tokens the last score_texts processed, tokens it was given)
-        # A PrefixCache (models/prefix_cache.py) for a model that no longer trains (the server):
-        # prompts scored in one call are reused by the next ones.
-        self.prefix_cache = None
 
     @property
     def step_marker(self) -> str | None:
-        """A process reward model's step marker (separator or step token); None for other kinds."""
-        if self.kind != "prm":
-            return None
-        obj = self.settings.get("objective", {})
-        return obj.get("step_token") or obj.get("step_separator", "\n")
+        """What ends each step of a ``steps`` row (process reward models); None for other kinds."""
+        return self.rules.step_marker(self.settings)
 
     @classmethod
     def from_pretrained(cls, path: str, device: str | None = None, max_length: int = 0,
@@ -66,11 +67,13 @@ class RewardModel:
             model = auto.from_pretrained(path, trust_remote_code=trust_remote_code, **({"dtype": dtype} if dtype else {}))
         except (OSError, ValueError, KeyError) as e:
             raise ModelError(f"{path}: cannot load the reward model: {str(e).splitlines()[0]}") from None
-        kind = (getattr(model.config, "rewardlab", None) or {}).get("kind", "preference")
-        if kind == "preference" and model.config.num_labels != 1:
-            raise ModelError(f"{path}: a reward model has one output, this one has {model.config.num_labels}")
+        settings = getattr(model.config, "rewardlab", None) or {}
+        outputs = settings.get("num_labels", 1)  # a folder without rewardlab's settings: one reward
+        if model.config.num_labels != outputs:
+            raise ModelError(f"{path}: a reward model has {outputs} output{'s' if outputs > 1 else ''}, this one has "
+                             f"{model.config.num_labels}")
         ensure_pad_token(tokenizer, model)
-        trained = (getattr(model.config, "rewardlab", None) or {}).get("max_length", 512)
+        trained = settings.get("max_length", 512)
         return cls(model, tokenizer, max_length or trained, device)
 
     def save_pretrained(self, path: str) -> None:
@@ -81,59 +84,67 @@ class RewardModel:
         self.tokenizer.save_pretrained(path)
 
     def score_texts(self, texts: list, batch_size: int = 16, max_tokens: int = 16384, share_prefixes: bool = True,
-                    encoded: list | None = None):
-        """Rewards for :class:`rewardlab.data.Text` items, in input order, and the truncation counts.
+                    encoded: list | None = None, cache=None):
+        """Rewards for :class:`rewardlab.data.Text` items, in input order, and the counts
+        (truncated texts; ``sent`` and ``processed`` tokens).
 
         Sequences are sorted by length before batching, so the result does not depend on the
         batch size or on the order of the inputs. On causal backbones, texts that begin with the
         same tokens are found from their token ids and share one encoding of that prefix
         (``share_prefixes``; exact either way). ``encoded``: the texts already tokenized by
         :func:`rewardlab.data.encode.encode_texts` (the server does it to check lengths).
+        ``cache``: a :class:`rewardlab.models.prefix_cache.PrefixCache` (a server's) whose
+        prompts are reused and which keeps this call's.
         """
-        if self.kind != "preference":
-            details, counts = self.score_details(texts, batch_size=batch_size, max_tokens=max_tokens)
-            return [d["reward"] for d in details], counts
+        details, counts = self.score_details(texts, False, batch_size, max_tokens, share_prefixes, encoded, cache)
+        return [d["reward"] for d in details], counts
+
+    def score_details(self, texts: list, per_token: bool = False, batch_size: int = 16, max_tokens: int = 16384,
+                      share_prefixes: bool = True, encoded: list | None = None,
+                      cache=None) -> tuple[list[dict], Counts]:
+        """Everything the model's kind reads from each text (its ``readout``): ``reward``
+        always, and e.g. ``step_rewards`` (prm), ``values`` (value), ``attributes``
+        (regression), ``token_rewards`` (orm with ``per_token``); NaN as None."""
+        if self.rules.ONE_REWARD_HEAD:
+            rewards, counts = self._score_scalar(texts, batch_size, max_tokens, share_prefixes, encoded, cache)
+            return [as_json(self.rules.readout(torch.tensor([[r]]), self.settings, per_token)) for r in rewards], \
+                counts
+        points = [text_point(t, self.step_marker) for t in texts]
+        outputs, counts = score_points(self.model, self.tokenizer, points, self.max_length,
+                                       self.rules.read_mode(per_token), batch_size, max_tokens, share_prefixes)
+        return [as_json(self.rules.readout(o, self.settings, per_token)) for o in outputs], counts
+
+    def _score_scalar(self, texts: list, batch_size: int, max_tokens: int, share_prefixes: bool,
+                      encoded: list | None, cache) -> tuple[list[float], Counts]:
         if encoded is None:
             encoded = encode_texts(self.tokenizer, texts)
         elif len(encoded) != len(texts):
             raise ValueError(f"{len(encoded)} encodings for {len(texts)} texts")
         groups, counts = fit_groups([1] * len(texts), [e[:3] for e in encoded], self.max_length, cut_completion=True)
         seqs = [g.sequences[0] for g in groups]
-        cached = self.prefix_cache is not None and can_use_prefix_cache(self.model)
-        if share_prefixes and (len(seqs) > 1 or cached) and supports_shared_prompt(self.model):
-            return self._score_shared(seqs, batch_size, max_tokens), counts
-        self.last_tokens = (sum(map(len, seqs)),) * 2
+        cache = cache if cache is not None and can_use_prefix_cache(self.model) else None
+        if share_prefixes and (len(seqs) > 1 or cache is not None) and supports_shared_prompt(self.model):
+            return self._score_shared(seqs, batch_size, max_tokens, cache, counts), counts
+        counts.sent = counts.processed = sum(map(len, seqs))
         return self._score_flat(seqs, batch_size, max_tokens), counts
 
-    def _score_shared(self, seqs: list[list[int]], batch_size: int, max_tokens: int) -> list[float]:
+    def _score_shared(self, seqs: list[list[int]], batch_size: int, max_tokens: int, cache=None,
+                      counts: Counts | None = None) -> list[float]:
         """Independent texts that start with the same tokens (the samples of one prompt) go
         through the shared-prompt forward together, their common prefix encoded once."""
         found = group_by_prefix(seqs)
         processed, sent = tokens_processed([[seqs[i] for i in g] for g in found])
-        cache = self.prefix_cache
         reused = cache.reused_tokens if cache is not None else 0
         rewards = score_groups_shared(self.model, [[seqs[i] for i in g] for g in found], self.tokenizer.pad_token_id,
                                       batch_size, max_tokens, cache)
-        self.last_tokens = (processed - ((cache.reused_tokens if cache is not None else 0) - reused), sent)
+        if counts is not None:
+            counts.sent = sent
+            counts.processed = processed - ((cache.reused_tokens if cache is not None else 0) - reused)
         out = [0.0] * len(seqs)
         for g, r in zip(found, rewards):
             for i, x in zip(g, r):
                 out[i] = x
         return out
-
-    def score_details(self, texts: list, per_token: bool = False, batch_size: int = 16,
-                      max_tokens: int = 16384, share_prefixes: bool = True) -> tuple[list[dict], Counts]:
-        """Everything the model's kind reads from each text (see models/readout.py): ``reward``
-        always; ``step_rewards`` (prm), ``values`` (value), ``attributes`` (regression),
-        ``token_rewards`` (orm with ``per_token``)."""
-        if self.kind == "preference":
-            rewards, counts = self.score_texts(texts, batch_size, max_tokens, share_prefixes)
-            return [{"reward": r} for r in rewards], counts
-        read = "tokens" if self.kind == "orm" and per_token else READ[self.kind]
-        points = [text_point(t, self.step_marker) for t in texts]
-        outputs, counts = score_points(self.model, self.tokenizer, points, self.max_length, read, batch_size,
-                                       max_tokens, share_prefixes)
-        return [read_fields(self.kind, o, self.settings, per_token) for o in outputs], counts
 
     def _score_flat(self, seqs: list[list[int]], batch_size: int, max_tokens: int) -> list[float]:
         """Packed padding-free on BERT-style encoders (CPU), padded and length-sorted otherwise."""
@@ -143,27 +154,25 @@ class RewardModel:
 
     def score_groups(self, groups: list[list], batch_size: int = 16, max_tokens: int = 16384):
         """Rewards for groups of :class:`rewardlab.data.Text` that share a prompt (a pair, K
-        completions), as a list per group, and the truncation counts. On causal backbones each
-        prompt is encoded once for all its completions (exact, see shared_prompt.py)."""
-        if self.kind != "preference":
-            flat, counts = self.score_texts([t for g in groups for t in g], batch_size, max_tokens)
-            out, pos = [], 0
-            for g in groups:
-                out.append(flat[pos:pos + len(g)])
-                pos += len(g)
-            return out, counts
+        completions), as a list per group, and the truncation counts."""
+        details, counts = self.group_details(groups, False, batch_size, max_tokens)
+        return [[d["reward"] for d in g] for g in details], counts
+
+    def group_details(self, groups: list[list], per_token: bool = False, batch_size: int = 16,
+                      max_tokens: int = 16384) -> tuple[list[list[dict]], Counts]:
+        """:meth:`score_details` per group of texts that share a prompt. On the scalar path each
+        prompt is encoded once for all its completions, across rows too (exact, see
+        shared_prompt.py); truncation is counted per group."""
+        if not self.rules.ONE_REWARD_HEAD:
+            flat, counts = self.score_details([t for g in groups for t in g], per_token, batch_size, max_tokens)
+            return _split(flat, groups), counts
         encoded, counts = encode_groups(self.tokenizer, groups, self.max_length, cut_completion=True)
-        seqs = [g.sequences for g in encoded]
-        every = [s for g in seqs for s in g]
-        # Prefixes are found across rows too (the same prompt in several rows is encoded once).
+        every = [s for g in encoded for s in g.sequences]
         shared = len(every) > 1 and supports_shared_prompt(self.model)
         flat = self._score_shared(every, batch_size, max_tokens) if shared else \
             self._score_flat(every, batch_size, max_tokens)
-        out, pos = [], 0
-        for g in seqs:
-            out.append(flat[pos:pos + len(g)])
-            pos += len(g)
-        return out, counts
+        return _split([as_json(self.rules.readout(torch.tensor([[r]]), self.settings, per_token)) for r in flat],
+                      groups), counts
 
     def score(self, prompts: list[str], completions: list[str], batch_size: int = 16,
               max_tokens: int = 16384) -> list[float]:
@@ -173,3 +182,12 @@ class RewardModel:
             raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
         texts = [plain_text(p, c, self.tokenizer) for p, c in zip(prompts, completions)]
         return self.score_texts(texts, batch_size, max_tokens)[0]
+
+
+def _split(flat: list, groups: list[list]) -> list[list]:
+    """A flat list cut back into the sizes of ``groups``."""
+    out, pos = [], 0
+    for g in groups:
+        out.append(flat[pos:pos + len(g)])
+        pos += len(g)
+    return out

@@ -1,0 +1,107 @@
+"""The kind seam: every registered kind provides the whole interface (rewardlab/kinds/protocol.py),
+and no module outside rewardlab/kinds/ chooses behaviour by a kind's name."""
+
+import ast
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from rewardlab import kinds
+from rewardlab.kinds.protocol import Kind, members
+
+PACKAGE = Path(__file__).resolve().parents[2] / "rewardlab"
+BUILT_IN = ("preference", "orm", "prm", "value", "regression")
+
+
+def _toy():
+    from tests.kinds import test_toy_kind  # registers itself
+
+    return test_toy_kind
+
+
+@pytest.mark.parametrize("name", BUILT_IN + ("toy_mean",))
+def test_every_kind_provides_the_whole_interface(name):
+    if name == "toy_mean":
+        _toy()
+    kind = kinds.get(name)
+    assert isinstance(kind, Kind) and kind.NAME == name
+    missing, wrong = [], []
+    for member, is_function in members().items():
+        if not hasattr(kind, member):
+            missing.append(member)
+        elif is_function:
+            want = list(inspect.signature(getattr(Kind, member)).parameters)[1:]  # without self
+            try:  # callable as the seam calls it: every parameter of the protocol, positionally
+                inspect.signature(getattr(kind, member)).bind(*want)
+            except TypeError as e:
+                wrong.append(f"{member}: {e}")
+    assert not missing and not wrong, f"kind {name}: missing {missing}; other parameters: {wrong}"
+    assert isinstance(kind.OPTIONS, tuple) and isinstance(kind.STATS, tuple) and isinstance(kind.FORMATS, tuple)
+    assert isinstance(kind.ONE_REWARD_HEAD, bool) and callable(kind.forward_module)
+
+
+def test_each_option_belongs_to_one_kind_and_another_kinds_option_is_refused():
+    from rewardlab.config import ConfigError, ObjectiveArgs
+
+    owners = [name for k in kinds.KINDS.values() for name in k.OPTIONS]
+    assert len(owners) == len(set(owners))
+    assert set(owners) <= {f for f in ObjectiveArgs.__dataclass_fields__}
+    with pytest.raises(ConfigError, match="--gamma applies to kind value; kind orm does not use it"):
+        kinds.check_options(kinds.get("orm"), ObjectiveArgs(gamma=0.5))
+    with pytest.raises(ConfigError, match="--loss applies to kind preference"):
+        kinds.check_options(kinds.get("prm"), ObjectiveArgs(loss="davidson"))
+    kinds.check_options(kinds.get("value"), ObjectiveArgs(gamma=0.5))
+
+
+def _kind_name_uses(tree: ast.AST) -> list[int]:
+    """Lines where a kind's name is compared with something, or keys a table."""
+    def is_name(node):
+        return isinstance(node, ast.Constant) and node.value in BUILT_IN
+
+    def names_in(node):
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return any(is_name(e) for e in node.elts)
+        return is_name(node)
+
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and any(names_in(n) for n in [node.left, *node.comparators]):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Dict) and any(k is not None and is_name(k) for k in node.keys):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_no_module_outside_kinds_chooses_by_a_kind_name():
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE)
+        if rel.parts[0] == "kinds":
+            continue
+        found += [f"{rel}:{line}" for line in _kind_name_uses(ast.parse(path.read_text()))]
+    assert not found, "kind names compared outside rewardlab/kinds/: " + ", ".join(found)
+
+
+def test_the_issue_grep_prints_nothing():
+    pattern = re.compile(r"kind ?(==|!=|in) ?[\"'(]")
+    hits = [f"{p.relative_to(PACKAGE)}:{i}" for p in PACKAGE.rglob("*.py") if "kinds" not in p.parts
+            for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not hits, hits
+
+
+def test_kind_names_appear_as_literals_only_in_kinds_and_config_defaults():
+    """Outside kinds/ and the config's documented defaults, a kind's name is never a string
+    literal (a literal that happens to spell one, e.g. a table header, is listed here)."""
+    allowed = {("eval", "report.py", "value"), ("eval", "report_kinds.py", "value"),
+               ("models", "backbone.py", "regression")}  # a column header; transformers' problem_type
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE)
+        if rel.parts[0] in ("kinds", "config"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in BUILT_IN and (*rel.parts, node.value) not in allowed:
+                found.append(f"{rel}:{node.lineno} {node.value!r}")
+    assert not found, found
