@@ -263,29 +263,22 @@ def cmd_score(cfg: ScoreConfig) -> int:
 def _score_in_chunks(rm, groups: list, mine: list[int], cfg: ScoreConfig, show: bool) -> tuple[list, int]:
     """(row index, scored) for this process's rows, in chunks sized by time so a progress bar
     moves after a few seconds however few the rows; and how many rows were truncated."""
-    import time
-
     from tqdm.auto import tqdm
 
-    from .eval.cache import chunks_by_time
+    from .eval.cache import in_chunks_by_time
 
-    results, truncated = [], 0
-    bar = tqdm(total=len(mine), desc="score", file=sys.stderr, delay=2, disable=not show, dynamic_ncols=True)
-    parts = chunks_by_time(mine)
-    part = next(parts, None)
-    while part is not None:
-        started = time.perf_counter()
+    results, truncated = [], []
+
+    def work(part: list[int]) -> None:
         scored, counts = score_groups(rm, [groups[i] for i in part], cfg.batch_size, cfg.max_batch_tokens,
                                       cfg.per_token)
-        results += list(zip(part, scored))
-        truncated += counts.truncated if counts else 0
-        bar.update(len(part))
-        try:
-            part = parts.send(time.perf_counter() - started)
-        except StopIteration:
-            part = None
+        results.extend(zip(part, scored))
+        truncated.append(counts.truncated if counts else 0)
+
+    bar = tqdm(total=len(mine), desc="score", file=sys.stderr, delay=2, disable=not show, dynamic_ncols=True)
+    in_chunks_by_time(mine, work, bar)
     bar.close()
-    return results, truncated
+    return results, sum(truncated)
 
 
 def cmd_export(cfg: ExportConfig) -> int:

@@ -130,3 +130,14 @@ GROUP_ROWS = [
 def groups_file(tmp_path) -> str:
     """15 group rows (the five above, three times): K from 2 to 4, ties, a partial ranking, scores."""
     return write_jsonl(tmp_path / "groups.jsonl", GROUP_ROWS * 3)
+
+
+def train_tiny_rm(base: str, folder: Path, steps: int = 2) -> str:
+    """A preference model trained for a few steps on the test pairs (16 rows), as a folder."""
+    from rewardlab.cli import main
+
+    data = folder / "pairs.jsonl"
+    data.write_text("".join(json.dumps(p) + "\n" for p in PAIRS * 4))
+    assert main(["train", "--model", base, "--data", str(data), "--output", str(folder / "rm"),
+                 "--max-steps", str(steps), "--lr", "1e-2"]) == 0
+    return str(folder / "rm")

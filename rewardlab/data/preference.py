@@ -58,15 +58,10 @@ class Example:
         return len(self.completions) == 2 and self.tiers == [0, 1] and self.scores is None
 
     def strict_pairs(self) -> list[tuple[int, int]]:
-        """(better, worse) index pairs: a lower tier beats a higher one; a ranked completion
-        beats an unlisted one; two unlisted ones are not compared."""
-        t = self.tiers
-        return [(i, j) for i in range(len(t)) for j in range(len(t))
-                if t[i] is not None and (t[j] is None or t[i] < t[j])]
+        return strict_pairs(self.tiers)
 
     def tied_pairs(self) -> list[tuple[int, int]]:
-        t = self.tiers
-        return [(i, j) for i in range(len(t)) for j in range(i + 1, len(t)) if t[i] is not None and t[i] == t[j]]
+        return tied_pairs(self.tiers)
 
     def empty_completions(self) -> int:
         return sum(not c.strip() for c in self.completions)
@@ -86,8 +81,21 @@ def _number(value: Any, where: str, what: str) -> float:
 
 def tiers_from_scores(scores: list[float]) -> list[int]:
     """Higher score = better tier; equal scores share a tier (dense ranks: [0.2, 1, 1, 0] -> [1, 0, 0, 2])."""
-    levels = sorted(set(scores), reverse=True)
-    return [levels.index(s) for s in scores]
+    order = {s: t for t, s in enumerate(sorted(set(scores), reverse=True))}
+    return [order[s] for s in scores]
+
+
+def strict_pairs(tiers: list[int | None]) -> list[tuple[int, int]]:
+    """(better, worse) index pairs: a lower tier beats a higher one; a ranked completion beats an
+    unlisted one (None, a partial top-k); two unlisted ones are not compared."""
+    return [(i, j) for i, ti in enumerate(tiers) for j, tj in enumerate(tiers)
+            if ti is not None and (tj is None or ti < tj)]
+
+
+def tied_pairs(tiers: list[int | None]) -> list[tuple[int, int]]:
+    """(i, j) pairs with i < j, both ranked and in the same tier."""
+    return [(i, j) for i, ti in enumerate(tiers) for j in range(i + 1, len(tiers))
+            if ti is not None and ti == tiers[j]]
 
 
 def tiers_from_ranking(ranking: Any, k: int, partial: bool, where: str) -> list[int | None]:

@@ -66,8 +66,10 @@ def _read_source(path: str, keep_bad: bool = False) -> Rows:
         return _read_jsonl(p, keep_bad)
     if suffix == ".json":
         return Rows(_read_json(p))
-    if suffix in (".parquet", ".csv"):
-        return Rows(_read_with_datasets(p, suffix[1:]))
+    if suffix == ".csv":
+        return Rows(row for _, row in _iter_csv(p))
+    if suffix == ".parquet":
+        return Rows(_read_with_datasets(p, "parquet"))
     raise DataError(f"{path}: unsupported file type {suffix or '(none)'}: use .jsonl(.gz), .json, .parquet or .csv")
 
 
@@ -116,7 +118,10 @@ def iter_rows(path: str, keep_bad: bool = False):
     if suffix in (".jsonl", ".jsonl.gz") and p.exists():
         yield from iter_jsonl(p, keep_bad)
         return
-    if suffix in (".parquet", ".csv") and p.exists():
+    if suffix == ".csv" and p.exists():
+        yield from _iter_csv(p)
+        return
+    if suffix == ".parquet" and p.exists():
         import datasets
 
         try:
@@ -125,11 +130,46 @@ def iter_rows(path: str, keep_bad: bool = False):
         except DataError:
             raise
         except Exception as e:
-            raise DataError(f"{p}: cannot read as {suffix[1:]}: {str(e).splitlines()[0]}") from None
+            raise DataError(f"{p}: cannot read as {suffix[1:]}: {_cause(e)}") from None
         return
     rows = read_rows(path, keep_bad)  # folders, JSON, slices: already memory-mapped or small
     for i, row in enumerate(rows):
         yield rows.number(i), row
+
+
+TEXT_COLUMNS = ("prompt", "chosen", "rejected", "completion", "subset", "question", "problem", "answer")
+
+
+def _iter_csv(p: Path):
+    """(row number, row) of a CSV file, read as written: every cell a string (pandas' type
+    guessing turned a prompt "0" into the number 0 and an empty reply into a missing value).
+    Text columns stay strings unless they hold a JSON list (chat messages); any other cell that
+    is valid JSON (a number, a list such as ``completions`` or ``ranking``, an object such as
+    ``ratings``) is decoded; an empty cell of a non-text column is absent (null)."""
+    import csv
+
+    try:
+        with open(p, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            for n, row in enumerate(reader, 1):  # the n-th row under the header
+                yield n, {k: _csv_cell(k, v) for k, v in row.items() if k is not None}
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{p}: cannot read as csv: {e}") from None
+
+
+def _csv_cell(column: str, value: str | None):
+    if value is None:
+        return None
+    text = column in TEXT_COLUMNS
+    if not value.strip():
+        return value if text else None
+    if text and not value.lstrip().startswith("["):
+        return value
+    try:
+        decoded = json.loads(value)
+    except (ValueError, RecursionError):
+        return value
+    return value if text and not isinstance(decoded, list) else decoded
 
 
 def _read_jsonl(p: Path, keep_bad: bool = False) -> Rows:
@@ -170,8 +210,16 @@ def _read_with_datasets(p: Path, kind: str) -> list[dict]:
     try:
         ds = datasets.load_dataset(kind, data_files=str(p), split="train")
     except Exception as e:  # pyarrow and pandas raise many types; all mean "unreadable"
-        raise DataError(f"{p}: cannot read as {kind}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise DataError(f"{p}: cannot read as {kind}: {_cause(e)}") from None
     return ds.to_list()
+
+
+def _cause(e: BaseException) -> str:
+    """The innermost message of a chain of exceptions, on one line ("No columns to parse from
+    file", not datasets' "An error occurred while generating the dataset")."""
+    while (e.__cause__ or e.__context__) is not None:
+        e = e.__cause__ or e.__context__
+    return (str(e).splitlines() or [type(e).__name__])[0] or type(e).__name__
 
 
 def _read_dataset_folder(p: Path) -> list[dict]:

@@ -58,16 +58,22 @@ class ScoresCache:
                 f.flush()
 
 
-def chunks_by_time(todo: list[int], target_s: float = 2.0, most: int = 256):
-    """``todo`` in chunks sized so each takes about ``target_s`` seconds (from the time per item
-    measured so far): a slow model shows progress after a few rows, a fast one is not slowed by
-    tiny chunks. Send each chunk's elapsed seconds back (``generator.send``)."""
+def in_chunks_by_time(todo: list[int], work, bar=None, target_s: float = 2.0, most: int = 256) -> None:
+    """Call ``work(indices)`` on ``todo`` in chunks sized so each takes about ``target_s``
+    seconds (from the time per item measured so far, starting with 8): a slow model moves the
+    progress ``bar`` after a few rows, a fast one is not slowed by tiny chunks."""
+    import time
+
     size, start = 8, 0
     while start < len(todo):
         part = todo[start:start + size]
         start += len(part)
-        took = yield part
-        if took:
+        began = time.perf_counter()
+        work(part)
+        if bar is not None:
+            bar.update(len(part))
+        took = time.perf_counter() - began
+        if took > 0:
             size = max(1, min(most, int(len(part) * target_s / took)))
 
 
@@ -75,24 +81,14 @@ def score_cached(groups: list[list[Text]], score_chunk, identity: str, cache: Sc
                  desc: str = "score") -> tuple[list[list[float]], int]:
     """Rewards for every group (``score_chunk(indices) -> rewards per index``), reusing the cache;
     returns them and how many groups came from the cache. Progress shows once scoring has taken
-    two seconds, however few the rows (chunks sized by time, see :func:`chunks_by_time`)."""
-    import time
-
+    two seconds, however few the rows (chunks sized by time, see :func:`in_chunks_by_time`)."""
     from tqdm.auto import tqdm
 
     keys = [texts_key(identity, g) for g in groups]
     todo = [i for i, k in enumerate(keys) if k not in cache.known]
     bar = tqdm(total=len(groups), initial=len(groups) - len(todo), desc=desc, file=sys.stderr, delay=2,
                dynamic_ncols=True)
-    parts = chunks_by_time(todo, most=chunk)
-    part = next(parts, None)
-    while part is not None:
-        started = time.perf_counter()
-        cache.put({keys[i]: r for i, r in zip(part, score_chunk(part))})
-        bar.update(len(part))
-        try:
-            part = parts.send(time.perf_counter() - started)
-        except StopIteration:
-            part = None
+    in_chunks_by_time(todo, lambda part: cache.put({keys[i]: r for i, r in zip(part, score_chunk(part))}), bar,
+                      most=chunk)
     bar.close()
     return [cache.known[k] for k in keys], len(groups) - len(todo)

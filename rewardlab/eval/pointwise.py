@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from ..models.readout import aggregate_steps  # noqa: F401  (a PRM's reward from its steps, re-exported)
 from .diagnostics import expected_calibration_error, pearson
-from .ranking import _selection_metrics, average_ranks
+from .ranking import _fmt, _mean, _selection_metrics, average_ranks
 
 AGGREGATIONS = ("min", "prod", "last", "mean")
 
@@ -39,10 +39,6 @@ AGGREGATIONS = ("min", "prod", "last", "mean")
 def _same_length(a: list, b: list, what: str) -> None:
     if len(a) != len(b):
         raise ValueError(f"{what}: {len(a)} vs {len(b)} entries")
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
 
 
 def _variance(values: list[float]) -> float:
@@ -193,10 +189,6 @@ def regression_metrics(predictions: list[list[float | None]], targets: list[list
                             "pearson": pearson(pred, true), "n": len(true)}
     return {"attributes": attributes,
             "mse": _mean([m["mse"] for m in attributes.values() if m["mse"] is not None])}
-
-
-def _fmt(v) -> str:
-    return "n/a" if v is None else f"{v:.4f}"
 
 
 # (key, label, note) in display order; format_pointwise prints the ones present.

@@ -21,8 +21,9 @@ from collections import defaultdict
 from ..data.encode import Counts, encode_groups, example_texts
 from ..data.preference import Example
 from ..models.backbone import score_sequences
-from ..models.packed_encoder import score_packed, supports_packed_encoder
-from ..models.shared_prompt import score_groups_shared, supports_shared_prompt
+from ..models.packed_encoder import score_packed
+from ..models.heads import forward_path
+from ..models.shared_prompt import score_groups_shared
 from .diagnostics import best_of_n_curve, bias_diagnostics, pair_calibration
 from .ranking import format_group_metrics, group_metrics
 
@@ -53,10 +54,11 @@ def score_examples(model, tokenizer, examples: list[Example], max_length: int,
     dropped: a completion alone too long keeps its last ``max_length`` tokens (counted)."""
     encoded, counts = encode_groups(tokenizer, [example_texts(e) for e in examples], max_length, cut_completion=True)
     groups = [g.sequences for g in encoded]
-    if supports_shared_prompt(model):  # each prompt encoded once for all its completions (exact)
+    path = forward_path(model)
+    if path == "shared":  # each prompt encoded once for all its completions (exact)
         return score_groups_shared(model, groups, tokenizer.pad_token_id, batch_size), counts
     flat_seqs = [s for g in groups for s in g]
-    flat = score_packed(model, flat_seqs, 2 * batch_size) if supports_packed_encoder(model) else \
+    flat = score_packed(model, flat_seqs, 2 * batch_size) if path == "packed" else \
         score_sequences(model, flat_seqs, tokenizer.pad_token_id, 2 * batch_size)
     out, at = [], 0
     for g in groups:

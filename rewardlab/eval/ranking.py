@@ -34,11 +34,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-
-def tiers_from_scores(scores: list[float]) -> list[int]:
-    """Dense rank of scores, higher = better: equal scores tie. [0.2, 1, 1, 0] -> [1, 0, 0, 2]."""
-    order = {s: t for t, s in enumerate(sorted(set(scores), reverse=True))}
-    return [order[s] for s in scores]
+from ..data.preference import strict_pairs, tied_pairs, tiers_from_scores  # noqa: F401 (tiers_from_scores: API)
 
 
 def tiers_from_ranking(ranking: list, k: int) -> list[int | None]:
@@ -53,19 +49,6 @@ def tiers_from_ranking(ranking: list, k: int) -> list[int | None]:
                 raise ValueError(f"ranking {ranking!r}: index {i} is listed twice")
             tiers[i] = tier
     return tiers
-
-
-def strict_pairs(tiers: list[int | None]) -> list[tuple[int, int]]:
-    """(better, worse) pairs: i is better than j when both are ranked and tier_i < tier_j, or
-    i is ranked and j is not (None). Two unranked completions make no pair."""
-    return [(i, j) for i, ti in enumerate(tiers) for j, tj in enumerate(tiers)
-            if ti is not None and (tj is None or ti < tj)]
-
-
-def tied_pairs(tiers: list[int | None]) -> list[tuple[int, int]]:
-    """(i, j) pairs with i < j, both ranked and in the same tier."""
-    return [(i, j) for i, ti in enumerate(tiers) for j in range(i + 1, len(tiers))
-            if ti is not None and ti == tiers[j]]
 
 
 def _label_values(tiers: list[int | None]) -> list[float]:
@@ -126,7 +109,7 @@ def majority_answer(answers: list[str | None]) -> str | None:
     on GSM8K model_solutions (1,000 questions, 4 solutions each) this rule reproduces the
     published majority vote 0.443 when answers are compared as written after "A:"; the
     expected value over the tied answers gives 0.485. With numbers normalised ("3,000" ==
-    "3000", rewardlab.data_gsm8k.final_answer) the first-appearance rule gives 0.444."""
+    "3000", rewardlab.data.gsm8k.final_answer) the first-appearance rule gives 0.444."""
     counts = Counter(a for a in answers if a is not None)  # keeps first-appearance order
     if not counts:
         return None

@@ -17,10 +17,10 @@ from ..data.text import plain_text
 from ..errors import ConfigError, ModelError
 from ..models.backbone import ensure_pad_token, score_sequences
 from ..models.lora import load_adapter
-from ..models.packed_encoder import score_packed, supports_packed_encoder
+from ..models.heads import forward_path
+from ..models.packed_encoder import score_packed
 from ..models.readout import as_json, score_points
-from ..models.shared_prompt import (can_use_prefix_cache, group_by_prefix, score_groups_shared,
-                                    supports_shared_prompt, tokens_processed)
+from ..models.shared_prompt import can_use_prefix_cache, group_by_prefix, score_groups_shared, tokens_processed
 
 
 class RewardModel:
@@ -123,10 +123,11 @@ class RewardModel:
         groups, counts = fit_groups([1] * len(texts), [e[:3] for e in encoded], self.max_length, cut_completion=True)
         seqs = [g.sequences[0] for g in groups]
         cache = cache if cache is not None and can_use_prefix_cache(self.model) else None
-        if share_prefixes and (len(seqs) > 1 or cache is not None) and supports_shared_prompt(self.model):
+        path = forward_path(self.model)
+        if share_prefixes and (len(seqs) > 1 or cache is not None) and path == "shared":
             return self._score_shared(seqs, batch_size, max_tokens, cache, counts), counts
         counts.sent = counts.processed = sum(map(len, seqs))
-        return self._score_flat(seqs, batch_size, max_tokens), counts
+        return self._score_flat(seqs, batch_size, max_tokens, path), counts
 
     def _score_shared(self, seqs: list[list[int]], batch_size: int, max_tokens: int, cache=None,
                       counts: Counts | None = None) -> list[float]:
@@ -146,9 +147,9 @@ class RewardModel:
                 out[i] = x
         return out
 
-    def _score_flat(self, seqs: list[list[int]], batch_size: int, max_tokens: int) -> list[float]:
+    def _score_flat(self, seqs: list[list[int]], batch_size: int, max_tokens: int, path: str) -> list[float]:
         """Packed padding-free on BERT-style encoders (CPU), padded and length-sorted otherwise."""
-        if supports_packed_encoder(self.model):
+        if path == "packed":
             return score_packed(self.model, seqs, batch_size, max_tokens)
         return score_sequences(self.model, seqs, self.tokenizer.pad_token_id, batch_size, max_tokens)
 
@@ -168,9 +169,9 @@ class RewardModel:
             return _split(flat, groups), counts
         encoded, counts = encode_groups(self.tokenizer, groups, self.max_length, cut_completion=True)
         every = [s for g in encoded for s in g.sequences]
-        shared = len(every) > 1 and supports_shared_prompt(self.model)
-        flat = self._score_shared(every, batch_size, max_tokens) if shared else \
-            self._score_flat(every, batch_size, max_tokens)
+        path = forward_path(self.model)
+        flat = self._score_shared(every, batch_size, max_tokens) if len(every) > 1 and path == "shared" else \
+            self._score_flat(every, batch_size, max_tokens, path)
         return _split([as_json(self.rules.readout(torch.tensor([[r]]), self.settings, per_token)) for r in flat],
                       groups), counts
 

@@ -41,6 +41,8 @@ def row_texts(row: dict, tokenizer, at: str, allow_empty: bool = True,
         return [to_text(row.get("prompt"), row["completion"], tokenizer, at, "completion", allow_empty, chat)], "reward"
     if isinstance(row.get("chosen"), list) and isinstance(row.get("rejected"), list) and \
             all(isinstance(c, str) for c in row["chosen"] + row["rejected"]):  # RewardBench 2, RM-Bench rows
+        if not row["chosen"] or not row["rejected"]:  # found by the fuzz suite: nothing was scored, silently
+            raise DataError(f"{at}: 'chosen' and 'rejected' lists must each hold at least one completion")
         return [to_text(row.get("prompt"), c, tokenizer, at, "completion", allow_empty, chat)
                 for c in row["chosen"] + row["rejected"]], f"lists:{len(row['chosen'])}"
     if "chosen" in row or "rejected" in row:

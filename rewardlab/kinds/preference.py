@@ -29,7 +29,7 @@ from ..errors import DataError
 from ..eval.benchmarks import FORMATS as BENCHMARKS
 from ..eval.preference import example_metrics, format_metrics, score_examples
 from ..losses import balanced_bradley_terry, bradley_terry, davidson, plackett_luce, preference_strength
-from ..models.heads import CompletionRewards, make_batch
+from ..models.heads import completion_rewards, make_batch
 
 NAME = "preference"
 OPTIONS = ("loss", "balance", "margin", "margin_scale", "strength_map", "davidson_nu", "label_smoothing",
@@ -37,7 +37,7 @@ OPTIONS = ("loss", "balance", "margin", "margin_scale", "strength_map", "davidso
 STATS = ("correct", "pairs", "completions")  # summed over a step's micro-batches and processes
 ONE_REWARD_HEAD = True
 FORMATS = ("pairs", "groups", *BENCHMARKS)
-forward_module = CompletionRewards
+forward_module = completion_rewards
 format_eval = format_metrics
 texts = example_texts
 

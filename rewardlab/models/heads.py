@@ -70,7 +70,7 @@ class HeadOutputs(nn.Module):
         return out[:, 0] if self.scalar else out
 
 
-def CompletionRewards(model: nn.Module, attention: str = "auto") -> HeadOutputs:  # noqa: N802 - used as a class
+def completion_rewards(model: nn.Module, attention: str = "auto") -> HeadOutputs:
     """The preference kind's forward: one reward per completion."""
     return HeadOutputs(model, attention, scalar=True)
 

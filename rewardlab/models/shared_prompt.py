@@ -83,7 +83,6 @@ def _grouped_attention(module, query, key, value, groups, scaling, dropout: floa
     ``last``: (index of the last layer, per group the positions read in it); in that layer only
     those queries are computed (see last_layer.py), the rest of its output stays 0, unless a
     group reads more than half its tokens (the fused causal kernel is then cheaper)."""
-    from torch.nn.functional import scaled_dot_product_attention as sdpa
     from transformers.integrations.sdpa_attention import repeat_kv
 
     from .prefix_cache import cached_kv
@@ -99,44 +98,76 @@ def _grouped_attention(module, query, key, value, groups, scaling, dropout: floa
     for g, (row, start, p, lens) in enumerate(groups):
         q, k, v = (x[row, :, start:start + p + sum(lens)] for x in (query, key, value))  # (H, L, d)
         hit = cached_kv(past[g] if past else None, layer, n_rep)
-        c = 0 if hit is None else hit[0].shape[1]
         kp, vp = (k[:, :p], v[:, :p]) if hit is None else (torch.cat([hit[0], k[:, :p]], 1), torch.cat([hit[1], v[:, :p]], 1))
         if keep and keep[g] is not None:
-            new_k, new_v = raw_k[row, :, start:start + p], raw_v[row, :, start:start + p]
-            if past and past[g] is not None:
-                old_k, old_v = past[g][0].layers[layer]
-                n = past[g][1]
-                new_k, new_v = torch.cat([old_k[:, :n], new_k], 1), torch.cat([old_v[:, :n], new_v], 1)
-            keep[g].append((new_k.clone(), new_v.clone()))  # a view would keep the whole batch's keys alive
+            keep[g].append(_prompt_kv(raw_k, raw_v, row, start, p, past[g] if past else None, layer))
         reads = sorted(set(last[1][g])) if last is not None and layer == last[0] else None
-        if reads is not None and 2 * len(reads) <= p + sum(lens):  # only the read queries, each against what it may see
-            x = torch.tensor(reads, dtype=torch.long, device=q.device)
-            seg = torch.repeat_interleave(torch.arange(len(lens) + 1, device=q.device),
-                                          torch.tensor([p, *lens], device=q.device))
-            y = torch.arange(len(seg), device=q.device)
-            mask = (y[None] <= x[:, None]) & ((seg[None] == 0) | (seg[None] == seg[x][:, None]))
-            mask = torch.cat([mask.new_ones(len(x), c), mask], dim=1)[None, None]  # cached prefix: all visible
-            keys, values = torch.cat([kp, k[:, p:]], dim=1), torch.cat([vp, v[:, p:]], dim=1)
-            out[row][:, start + x] = sdpa(q[None, :, x], keys[None], values[None], attn_mask=mask, scale=scaling,
-                                          dropout_p=drop)[0].to(out.dtype)  # (autocast may give bf16)
+        span = out[row, :, start:start + p + sum(lens)]  # a view: the pieces write into ``out``
+        if reads is not None and 2 * len(reads) <= p + sum(lens):
+            _read_only_attention(span, q, k, v, kp, vp, p, lens, reads, scaling, drop)
             continue
-        if p and not c:
-            out[row, :, start:start + p] = sdpa(q[None, :, :p], k[None, :, :p], v[None, :, :p], is_causal=True,
-                                                scale=scaling, dropout_p=drop)[0]
-        elif p:  # the rest of the prompt: every cached token, then causally itself
-            tri = torch.ones(p, p, dtype=torch.bool, device=q.device).tril()
-            mask = torch.cat([tri.new_ones(p, c), tri], dim=1)
-            out[row, :, start:start + p] = sdpa(q[None, :, :p], kp[None], vp[None], attn_mask=mask,
-                                                scale=scaling, dropout_p=drop)[0]
-        tri = torch.ones(max(lens), max(lens), dtype=torch.bool, device=q.device).tril()
-        at = p
-        for n in lens:  # each completion alone: against the whole prompt, causally itself (no padding)
-            mask = torch.cat([tri.new_ones(n, c + p), tri[:n, :n]], dim=1)
-            keys, values = torch.cat([kp, k[:, at:at + n]], dim=1), torch.cat([vp, v[:, at:at + n]], dim=1)
-            out[row, :, start + at:start + at + n] = sdpa(q[None, :, at:at + n], keys[None], values[None],
-                                                          attn_mask=mask, scale=scaling, dropout_p=drop)[0]
-            at += n
+        _prompt_attention(span, q, k, v, kp, vp, p, scaling, drop)
+        _completion_attention(span, q, k, v, kp, vp, p, lens, scaling, drop)
     return out.transpose(1, 2).contiguous()
+
+
+def _prompt_kv(raw_k, raw_v, row: int, start: int, p: int, hit, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """This layer's keys and values of a group's whole prompt (a cached part first), copied: a
+    view would keep the whole batch's keys alive in the cache."""
+    new_k, new_v = raw_k[row, :, start:start + p], raw_v[row, :, start:start + p]
+    if hit is not None:
+        old_k, old_v = hit[0].layers[layer]
+        n = hit[1]
+        new_k, new_v = torch.cat([old_k[:, :n], new_k], 1), torch.cat([old_v[:, :n], new_v], 1)
+    return new_k.clone(), new_v.clone()
+
+
+def _prompt_attention(span, q, k, v, kp, vp, p: int, scaling, drop: float) -> None:
+    """The prompt causally: SDPA's fused causal kernel, or after a cached prefix (every cached
+    token visible, then causally itself)."""
+    from torch.nn.functional import scaled_dot_product_attention as sdpa
+
+    c = kp.shape[1] - p  # cached tokens in front
+    if p and not c:
+        span[:, :p] = sdpa(q[None, :, :p], k[None, :, :p], v[None, :, :p], is_causal=True, scale=scaling,
+                           dropout_p=drop)[0]
+    elif p:
+        tri = torch.ones(p, p, dtype=torch.bool, device=q.device).tril()
+        mask = torch.cat([tri.new_ones(p, c), tri], dim=1)
+        span[:, :p] = sdpa(q[None, :, :p], kp[None], vp[None], attn_mask=mask, scale=scaling, dropout_p=drop)[0]
+
+
+def _completion_attention(span, q, k, v, kp, vp, p: int, lens: list[int], scaling, drop: float) -> None:
+    """Each completion alone: against the whole prompt (cached part included), causally itself
+    (no padding, never a sibling)."""
+    from torch.nn.functional import scaled_dot_product_attention as sdpa
+
+    c = kp.shape[1] - p
+    tri = torch.ones(max(lens), max(lens), dtype=torch.bool, device=q.device).tril()
+    at = p
+    for n in lens:
+        mask = torch.cat([tri.new_ones(n, c + p), tri[:n, :n]], dim=1)
+        keys, values = torch.cat([kp, k[:, at:at + n]], dim=1), torch.cat([vp, v[:, at:at + n]], dim=1)
+        span[:, at:at + n] = sdpa(q[None, :, at:at + n], keys[None], values[None], attn_mask=mask, scale=scaling,
+                                  dropout_p=drop)[0]
+        at += n
+
+
+def _read_only_attention(span, q, k, v, kp, vp, p: int, lens: list[int], reads: list[int], scaling,
+                         drop: float) -> None:
+    """The last layer: only the read queries, each against what it may see (the prompt, cached
+    part included, and its own completion causally); the other positions stay 0."""
+    from torch.nn.functional import scaled_dot_product_attention as sdpa
+
+    c = kp.shape[1] - p
+    x = torch.tensor(reads, dtype=torch.long, device=q.device)
+    seg = torch.repeat_interleave(torch.arange(len(lens) + 1, device=q.device), torch.tensor([p, *lens], device=q.device))
+    y = torch.arange(len(seg), device=q.device)
+    mask = (y[None] <= x[:, None]) & ((seg[None] == 0) | (seg[None] == seg[x][:, None]))
+    mask = torch.cat([mask.new_ones(len(x), c), mask], dim=1)[None, None]  # cached prefix: all visible
+    keys, values = torch.cat([kp, k[:, p:]], dim=1), torch.cat([vp, v[:, p:]], dim=1)
+    span[:, x] = sdpa(q[None, :, x], keys[None], values[None], attn_mask=mask, scale=scaling,
+                      dropout_p=drop)[0].to(span.dtype)  # (autocast may give bf16)
 
 
 _COMPILED = {}
@@ -290,7 +321,7 @@ def layout(groups: list[list[list[int]]], reads: list[list[list[int]]] | None = 
 def build_batch(groups: list[list[list[int]]], pad_id: int, dtype: torch.dtype = torch.float32,
                 packed: bool = True, reads: list[list[list[int]]] | None = None,
                 hidden_reads: list[list[list[int]]] | None = None, skip: list[int] | None = None) -> dict:
-    """Tensors for :func:`shared_prompt_rewards`.
+    """Tensors for :func:`shared_prompt_outputs` (and :func:`shared_prompt_rewards`).
 
     ``packed=True`` (padding-free): every group of the batch goes into ONE row; groups cannot
     see each other (block attention) and their positions restart, so rewards are unchanged
@@ -447,7 +478,7 @@ def score_groups_shared(model: nn.Module, groups: list[list[list[int]]], pad_id:
     """Rewards for groups of sequences sharing a prompt, without gradients, in input order.
 
     Groups are sorted by their packed length and batched under a token budget, like
-    :func:`rewardlab.models.score_sequences`. ``cache``: a :class:`PrefixCache` (models/
+    :func:`rewardlab.models.backbone.score_sequences`. ``cache``: a :class:`PrefixCache` (models/
     prefix_cache.py) that prompts are looked up in and added to; used with the block attention.
     """
     was_training = model.training

@@ -37,8 +37,8 @@ from ..errors import DataError
 from ..data.stream import ExampleStream
 from ..models.backbone import disable_dropout, load_backbone
 from ..models.lora import apply_lora
-from ..models.packed_encoder import supports_packed_encoder
-from ..models.shared_prompt import pick_attention, supports_shared_prompt
+from ..models.heads import forward_path
+from ..models.shared_prompt import pick_attention
 from .checkpoint import CtrlC, gather_state, latest_checkpoint, load_checkpoint, save_checkpoint
 from .finish import evaluate_run, save_final
 from .schedule import epoch_order, lr_at, split_step
@@ -217,31 +217,33 @@ def _resume_folder(cfg: TrainConfig) -> Path | None:
     return folder
 
 
-def setup(cfg: TrainConfig) -> Run:
-    """Accelerator, backbone (+ LoRA), data, optimizer, resume: everything before the first step."""
-    from accelerate.utils import DistributedType, set_seed
+def _checked(cfg: TrainConfig, accelerator) -> tuple[TrainConfig, str, Path | None, bool]:
+    """The run's settings checked (one-line errors) and completed: (cfg with its learning rate,
+    where that rate comes from, the checkpoint to resume from, whether FSDP shards the model)."""
+    from accelerate.utils import DistributedType
 
-    validate_train(cfg)
     lr_from = "given"
     if not cfg.optim.lr:  # the default for the backbone, or for LoRA
         lr, lr_from = default_lr(cfg.backbone.model, cfg.backbone.lora_r)
         cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, lr=lr))
-    bb, out = cfg.backbone, Path(cfg.run.output)
-    kind = kinds.get(cfg.objective.kind)
-    kinds.check_options(kind, cfg.objective)
-    accelerator = _accelerator(cfg)
     resume_from = _resume_folder(cfg)
     if not cfg.run.resume and latest_checkpoint(cfg.run.output) is not None:
-        raise ConfigError(f"{out} already has checkpoints: pass --resume to continue, or choose a new --output")
+        raise ConfigError(f"{cfg.run.output} already has checkpoints: pass --resume to continue, or choose a new "
+                          "--output")
     if accelerator.distributed_type == DistributedType.DEEPSPEED:
         raise ConfigError("DeepSpeed is not supported by this training loop; shard with FSDP instead "
                           "(accelerate launch --config_file configs/accelerate_fsdp.yaml)")
     sharded = accelerator.distributed_type == DistributedType.FSDP
-    if sharded and (bb.lora_r or cfg.run.eval_every):
+    if sharded and (cfg.backbone.lora_r or cfg.run.eval_every):
         raise ConfigError("with FSDP, LoRA and --eval-every are not supported yet (the final evaluation runs on "
                           "the saved model)")
+    return cfg, lr_from, resume_from, sharded
 
-    set_seed(cfg.optim.seed)
+
+def _model(cfg: TrainConfig, kind) -> tuple[TrainConfig, Any, Any, int]:
+    """The backbone with the kind's head (+ LoRA), its settings saved in its config so eval,
+    score and serve encode text and read outputs as training did; (cfg, model, tokenizer, max_length)."""
+    bb = cfg.backbone
     spec = kind.head(cfg.objective, cfg.inputs.data)  # the head: per text or per token, its outputs
     if spec.get("fixed"):  # options the kind found in the data (output names...), fixed from here on
         cfg = dataclasses.replace(cfg, objective=dataclasses.replace(cfg.objective, **spec["fixed"]))
@@ -253,7 +255,6 @@ def setup(cfg: TrainConfig) -> Run:
     if bb.disable_dropout:
         disable_dropout(model)
     max_length = min(cfg.inputs.max_length, getattr(model.config, "max_position_embeddings", None) or 10**9)
-    # Saved with the model, so eval, score and serve encode text and read outputs as training did.
     model.config.rewardlab = {"max_length": max_length, "apply_chat_template": cfg.inputs.apply_chat_template,
                               "kind": cfg.objective.kind, "objective": dataclasses.asdict(cfg.objective),
                               "head": spec["head"], "num_labels": spec["num_labels"],
@@ -262,18 +263,35 @@ def setup(cfg: TrainConfig) -> Run:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if bb.lora_r:
         model = apply_lora(model, bb.lora_r, bb.lora_alpha, bb.lora_dropout, quantized=bb.load_in_4bit)
+    return cfg, model, tokenizer, max_length
 
+
+def _forward_path(model, bb, device) -> str:
+    """The training forward (models.heads.forward_path), a kernel that cannot run as a one-line error."""
+    try:
+        return forward_path(model, bb.shared_prompt, bb.attention, device, bb.bf16)
+    except RuntimeError as e:
+        raise ConfigError(str(e)) from None
+
+
+def setup(cfg: TrainConfig) -> Run:
+    """Accelerator, backbone (+ LoRA), data, optimizer, resume: everything before the first step."""
+    from accelerate.utils import set_seed
+
+    validate_train(cfg)
+    kind = kinds.get(cfg.objective.kind)
+    kinds.check_options(kind, cfg.objective)
+    accelerator = _accelerator(cfg)
+    cfg, lr_from, resume_from, sharded = _checked(cfg, accelerator)
+    set_seed(cfg.optim.seed)
+    cfg, model, tokenizer, max_length = _model(cfg, kind)
+    bb = cfg.backbone
     per_step = cfg.optim.batch_size * cfg.optim.grad_accum * accelerator.num_processes
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if accelerator.is_main_process else (lambda msg: None)
     data = _load_data(max_length, cfg, kind, tokenizer, say, per_step, accelerator)
     if resume_from is not None:
         _check_resume(resume_from, cfg, accelerator.num_processes, data["total"])
-    try:
-        shared = bb.shared_prompt and supports_shared_prompt(model, bb.attention, accelerator.device, bb.bf16)
-    except RuntimeError as e:
-        raise ConfigError(str(e)) from None
-    packed = not shared and bb.shared_prompt and supports_packed_encoder(model, accelerator.device)
-    path = "shared" if shared else "packed" if packed else "padded"
+    path = _forward_path(model, bb, accelerator.device)
     optimizer = _optimizer(model, cfg)
     prepared, optimizer = accelerator.prepare(kind.forward_module(model, bb.attention), optimizer)
     run = Run(cfg, kind, accelerator, prepared, model, tokenizer, optimizer, max_length, path=path,
@@ -286,17 +304,22 @@ def setup(cfg: TrainConfig) -> Run:
         run.say(f"resuming from {resume_from} at step {run.step}/{run.total}")
     if cfg.run.report_to:
         accelerator.init_trackers("rewardlab", config=to_dict(cfg))
-    out.mkdir(parents=True, exist_ok=True)
-    shown = {"shared": f"shared-prompt ({pick_attention(bb.attention, accelerator.device, model, bb.bf16)})",
-             "packed": "packed padding-free (blocks)", "padded": "padded"}[path]
-    o = cfg.optim
-    run.say(f"{bb.model}: {kind.describe(cfg.objective)}; "
+    Path(cfg.run.output).mkdir(parents=True, exist_ok=True)
+    _say_first_line(run, per_step, lr_from)
+    return run
+
+
+def _say_first_line(run: Run, per_step: int, lr_from: str) -> None:
+    """What the run will do, on one line: kind, data, steps, batch, lr and where it comes from, forward."""
+    cfg, bb, o = run.cfg, run.cfg.backbone, run.cfg.optim
+    shown = {"shared": f"shared-prompt ({pick_attention(bb.attention, run.accelerator.device, run.hf_model, bb.bf16)})",
+             "packed": "packed padding-free (blocks)", "padded": "padded"}[run.path]
+    run.say(f"{bb.model}: {run.kind.describe(cfg.objective)}; "
             f"{'a stream of' if run.stream else len(run.train_set)} examples, {run.total} steps of {per_step} "
             f"(batch {o.batch_size} x accumulation {o.grad_accum} x {run.world} process{'es' if run.world > 1 else ''}"
-            f"{', FSDP' if sharded else ''}), lr {o.lr:g} ({lr_from}), max_length={max_length}, {shown} forward")
+            f"{', FSDP' if run.sharded else ''}), lr {o.lr:g} ({lr_from}), max_length={run.max_length}, {shown} forward")
     if run.empty:
         run.say(f"note: kept {run.empty} empty completions (their reward is read right after the prompt)")
-    return run
 
 
 # ---------------------------------------------------------------- fit

@@ -162,3 +162,20 @@ def test_a_line_that_is_not_utf8_or_json_is_a_bad_row_like_any_other(tmp_path, t
     assert len(back) == 10 and back[2]["error"].startswith("line 3: not UTF-8") and back[2]["line"].startswith('{"prompt"')
     assert back[5]["error"].startswith("line 6: invalid JSON") and back[5]["line"] == "{not json"
     assert all("chosen_reward" in b for i, b in enumerate(back) if i not in (2, 5))
+
+
+def test_csv_cells_are_read_as_written(tmp_path):
+    """Found by the fuzz suite: pandas' type guessing read a prompt "\\r0" as the number 0 (and
+    "007" as 7, an empty reply as missing); cells are now strings, JSON decoded only where a
+    column holds numbers or lists."""
+    import csv
+
+    path = tmp_path / "p.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, ["prompt", "completions", "scores", "label", "completion"])
+        w.writeheader()
+        w.writerow({"prompt": "007", "completions": '["a", "b"]', "scores": "[1, 0]", "label": "1", "completion": ""})
+        w.writerow({"prompt": "\r0", "completions": "", "scores": "", "label": "0.5", "completion": "[not json"})
+    rows = read_rows(str(path))
+    assert rows[0] == {"prompt": "007", "completions": ["a", "b"], "scores": [1, 0], "label": 1, "completion": ""}
+    assert rows[1] == {"prompt": "\r0", "completions": None, "scores": None, "label": 0.5, "completion": "[not json"}

@@ -115,3 +115,26 @@ def test_a_last_layer_shared_with_an_earlier_one_is_left_whole(tiny_llama):
     assert last_layer(model) is not None
     model.model.layers[-1].mlp = model.model.layers[0].mlp  # looped / shared layers
     assert last_layer(model) is None
+
+
+def test_anything_but_a_plain_dense_mlp_is_left_whole(tiny_llama):
+    """Fail closed: a mixture-of-experts block (a router and experts) or any MLP made of other
+    parts than linear layers and activations runs at every token."""
+    from torch import nn
+
+    class Experts(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gate = nn.Linear(32, 2)
+            self.experts = nn.ModuleList([nn.Linear(32, 32), nn.Linear(32, 32)])
+
+        def forward(self, x):
+            weights = torch.softmax(self.gate(x), -1)
+            return sum(weights[..., i:i + 1] * e(x) for i, e in enumerate(self.experts))
+
+    model, _ = load_backbone(tiny_llama, num_labels=1)
+    model.model.layers[-1].mlp = Experts()
+    assert last_layer(model) is None
+    model, _ = load_backbone(tiny_llama, num_labels=1)
+    model.model.layers[-1].mlp = nn.Sequential(nn.Linear(32, 64), nn.LayerNorm(64), nn.Linear(64, 32))
+    assert last_layer(model) is None  # a norm with parameters inside: not a plain dense MLP

@@ -1,7 +1,6 @@
 """`rewardlab serve` as users run it: a uvicorn subprocess on loopback, real HTTP, a bearer
 token, limits, concurrent requests batched together, SIGTERM, and the client / TRL adapter."""
 
-import json
 import os
 import signal
 import socket
@@ -14,9 +13,8 @@ import httpx
 import pytest
 
 from rewardlab import RewardClient, RewardModel
-from rewardlab.cli import main
 from rewardlab.inference.rows import score_rows
-from tests.conftest import PAIRS
+from tests.conftest import PAIRS, train_tiny_rm
 
 KEY = "s3cret-token"
 
@@ -48,12 +46,7 @@ def _start(model: str, *flags: str):
 
 @pytest.fixture(scope="module")
 def model(tiny_llama, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("served")
-    data = folder / "pairs.jsonl"
-    data.write_text("".join(json.dumps(p) + "\n" for p in PAIRS * 4))
-    assert main(["train", "--model", tiny_llama, "--data", str(data), "--output", str(folder / "rm"),
-                 "--max-steps", "2", "--lr", "1e-2"]) == 0
-    return str(folder / "rm")
+    return train_tiny_rm(tiny_llama, tmp_path_factory.mktemp("served"))
 
 
 @pytest.fixture(scope="module")

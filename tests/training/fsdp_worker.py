@@ -17,7 +17,7 @@ from torch.distributed.fsdp import fully_shard
 from rewardlab.training.checkpoint import gather_state, load_checkpoint, save_checkpoint
 from rewardlab.losses import bradley_terry
 from rewardlab.models.backbone import disable_dropout, load_backbone
-from rewardlab.models.heads import CompletionRewards as PairRewards
+from rewardlab.models.heads import completion_rewards as PairRewards
 from tests.conftest import PAIRS
 
 
