@@ -170,14 +170,18 @@ def _check_categories(cfg: EvalConfig, benchmark, rows) -> list[int]:
     silently leave its section) is an error naming it and the known ones, before any scoring;
     with --outside-categories such rows are scored apart."""
     names = [benchmark.category_of(row, cfg.data) for row in rows]
-    outside = [i for i, name in enumerate(names) if name not in benchmark.KNOWN]
+    outside = [i for i, name in enumerate(names) if name is not None and name not in benchmark.KNOWN]
+    if outside and len(outside) == len(rows) and cfg.outside_categories:
+        raise DataError(f"{cfg.data}: no row is in one of the benchmark's {benchmark.CATEGORY}s "
+                        f"({', '.join(benchmark.KNOWN)}); nothing to score by its rule")
     if outside and not cfg.outside_categories:
         i = outside[0]
         others = sorted({names[j] for j in outside})
         raise DataError(f"{cfg.data}: row {rows.number(i)}: {benchmark.CATEGORY} {names[i]!r} is not one of the "
                         f"benchmark's ({', '.join(benchmark.KNOWN)}); {len(outside)} rows in {len(others)} such "
                         f"{benchmark.CATEGORY}s ({', '.join(others[:5])}); --outside-categories scores them apart")
-    return [i for i in range(len(rows)) if i not in set(outside)]
+    apart = set(outside)
+    return [i for i in range(len(rows)) if i not in apart]
 
 
 def _eval_benchmark(cfg: EvalConfig, rm, benchmark) -> int:
@@ -196,7 +200,8 @@ def _eval_benchmark(cfg: EvalConfig, rm, benchmark) -> int:
     rewards = _score_rows(cfg, rm, groups, score_chunk)
     metrics = benchmark.score([rows[i] for i in inside], [rewards[i] for i in inside], cfg.data)
     metrics["truncated"] = sum(truncated)
-    apart = [i for i in range(len(rows)) if i not in set(inside)]
+    kept = set(inside)
+    apart = [i for i in range(len(rows)) if i not in kept]
     text = benchmark.format_scores(metrics)
     if apart:  # said on the first line: these rows are in no section and not in the overall
         metrics["outside"] = benchmark.by_category([rows[i] for i in apart], [rewards[i] for i in apart], cfg.data)
@@ -261,11 +266,12 @@ def cmd_score(cfg: ScoreConfig) -> int:
 
 
 def _score_in_chunks(rm, groups: list, mine: list[int], cfg: ScoreConfig, show: bool) -> tuple[list, int]:
-    """(row index, scored) for this process's rows, in chunks sized by time so a progress bar
-    moves after a few seconds however few the rows; and how many rows were truncated."""
+    """(row index, scored) for this process's rows, in growing chunks (a progress bar moves after
+    a few rows; from 4 x --batch-size rows up to 4,096, so batches stay full and prompts are
+    shared across many rows); and how many rows were truncated."""
     from tqdm.auto import tqdm
 
-    from .eval.cache import in_chunks_by_time
+    from .eval.cache import in_chunks
 
     results, truncated = [], []
 
@@ -276,7 +282,7 @@ def _score_in_chunks(rm, groups: list, mine: list[int], cfg: ScoreConfig, show: 
         truncated.append(counts.truncated if counts else 0)
 
     bar = tqdm(total=len(mine), desc="score", file=sys.stderr, delay=2, disable=not show, dynamic_ncols=True)
-    in_chunks_by_time(mine, work, bar)
+    in_chunks(mine, work, bar, first=4 * cfg.batch_size, most=4096)
     bar.close()
     return results, sum(truncated)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..errors import ConfigError
 from .groups import ColumnArgs, _f, check_choices
 
 
@@ -95,7 +96,7 @@ class ServeConfig:
 
     model: str = _f("", "A reward model folder written by `rewardlab train` (or an adapter folder).")
     host: str = _f("127.0.0.1", "Interface to listen on (0.0.0.0: every interface).")
-    port: int = _f(5000, "TCP port (5000, as OpenRLHF's reward server).", low=0)
+    port: int = _f(5000, "TCP port (5000, as OpenRLHF's reward server; 0 to 65535).", low=0)
     batch_size: int = _f(16, "Most sequences per forward pass.", low=1)
     max_batch_tokens: int = _f(16384, "Token budget of a batch: concurrent requests are scored together up to it.", low=1)
     max_wait_ms: float = _f(5.0, "How long a batch waits after its first request for more to arrive.", low=0)
@@ -118,6 +119,8 @@ class ServeConfig:
 
     def __post_init__(self):
         check_choices(self)
+        if self.port > 65535:
+            raise ConfigError(f"port must be <= 65535, got {self.port}")
 
 
 @dataclass

@@ -91,6 +91,21 @@ def iter_jsonl(p: Path, keep_bad: bool = False):
         raise DataError(f"{p}: cannot read: {e}") from None
 
 
+class _Duplicate(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object, refused when a key repeats (JSON readers keep the last value, so the first
+    would be lost without a word). The check is ``dict``'s own; the key is looked for only then."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise _Duplicate(f"duplicate key {key!r} in one object")
+    return out
+
+
 def _parse_line(p: Path, n: int, raw: bytes) -> dict | None:
     try:
         line = raw.decode("utf-8")
@@ -100,11 +115,13 @@ def _parse_line(p: Path, n: int, raw: bytes) -> dict | None:
     if not line.strip():
         return None
     try:
-        row = json.loads(line)
+        row = json.loads(line, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as e:
         return BadRow(f"{p}: line {n}: invalid JSON: {e.msg} (column {e.colno})", line.rstrip("\r\n"))
+    except _Duplicate as e:
+        return BadRow(f"{p}: line {n}: {e}", line.rstrip("\r\n"))
     except RecursionError:
-        return BadRow(f"{p}: line {n}: invalid JSON: nested too deeply", line[:200])
+        return BadRow(f"{p}: line {n}: invalid JSON: nested too deeply", line.rstrip("\r\n"))
     if not isinstance(row, dict):
         return BadRow(f"{p}: line {n}: expected a JSON object, got {type(row).__name__}", line.rstrip("\r\n"))
     return row
@@ -138,21 +155,30 @@ def iter_rows(path: str, keep_bad: bool = False):
 
 
 TEXT_COLUMNS = ("prompt", "chosen", "rejected", "completion", "subset", "question", "problem", "answer")
+NUMBER_COLUMNS = ("label", "reward", "margin", "correct", "partial", "num_correct")
 
 
 def _iter_csv(p: Path):
-    """(row number, row) of a CSV file, read as written: every cell a string (pandas' type
-    guessing turned a prompt "0" into the number 0 and an empty reply into a missing value).
-    Text columns stay strings unless they hold a JSON list (chat messages); any other cell that
-    is valid JSON (a number, a list such as ``completions`` or ``ranking``, an object such as
-    ``ratings``) is decoded; an empty cell of a non-text column is absent (null)."""
+    """(row number, row) of a CSV file, read as written (pandas' type guessing turned a prompt
+    "0" into the number 0 and an empty reply into a missing value): every cell is a string,
+    except that a list or object cell (``completions``, ``ranking``, ``scores``, ``ratings``;
+    chat messages in a text column) is decoded from JSON, and the number columns (``label``,
+    ``reward``, ``margin``...) read numbers and true/false. Empty cells of other columns than
+    text ones are absent. A repeated header or a row longer than the header is an error."""
     import csv
 
+    csv.field_size_limit(2**31 - 1)  # a long prompt or conversation is one cell
     try:
-        with open(p, newline="", encoding="utf-8") as f:
+        with open(p, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark
             reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            if len(set(header)) != len(header):
+                twice = sorted({h for h in header if header.count(h) > 1})
+                raise DataError(f"{p}: line 1: column {twice[0]!r} appears twice in the header")
             for n, row in enumerate(reader, 1):  # the n-th row under the header
-                yield n, {k: _csv_cell(k, v) for k, v in row.items() if k is not None}
+                if None in row:
+                    raise DataError(f"{p}: row {n}: {len(row[None])} more cells than the header has columns")
+                yield n, {k: _csv_cell(k, v) for k, v in row.items()}
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise DataError(f"{p}: cannot read as csv: {e}") from None
 
@@ -160,16 +186,25 @@ def _iter_csv(p: Path):
 def _csv_cell(column: str, value: str | None):
     if value is None:
         return None
-    text = column in TEXT_COLUMNS
-    if not value.strip():
-        return value if text else None
-    if text and not value.lstrip().startswith("["):
-        return value
-    try:
-        decoded = json.loads(value)
-    except (ValueError, RecursionError):
-        return value
-    return value if text and not isinstance(decoded, list) else decoded
+    if not value.strip():  # an empty reply is real data; an empty cell elsewhere is an absent value
+        return value if column in TEXT_COLUMNS else None
+    stripped = value.strip()
+    if stripped[0] in "[{":
+        try:
+            decoded = json.loads(stripped)
+        except (ValueError, RecursionError):
+            return value
+        messages = isinstance(decoded, list) and bool(decoded) and all(isinstance(m, dict) and "role" in m
+                                                                        for m in decoded)
+        return decoded if column not in TEXT_COLUMNS or messages else value
+    if column in NUMBER_COLUMNS:
+        if stripped.lower() in ("true", "false"):
+            return stripped.lower() == "true"
+        try:
+            return json.loads(stripped)
+        except ValueError:
+            return value
+    return value
 
 
 def _read_jsonl(p: Path, keep_bad: bool = False) -> Rows:
@@ -183,11 +218,13 @@ def _read_jsonl(p: Path, keep_bad: bool = False) -> Rows:
 
 def _read_json(p: Path) -> list[dict]:
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = json.loads(p.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicates)
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{p}: cannot read: {e}") from None
     except json.JSONDecodeError as e:
         raise DataError(f"{p}: line {e.lineno}: invalid JSON: {e.msg}") from None
+    except _Duplicate as e:
+        raise DataError(f"{p}: {e}") from None
     if isinstance(data, dict):  # {"train": [...]} or {"data": [...]} or column-oriented
         lists = [v for v in data.values() if isinstance(v, list)]
         if len(data) == 1 and lists:

@@ -26,7 +26,7 @@ def model_identity(path: str, max_length: int) -> str:
 def texts_key(identity: str, texts: list[Text]) -> str:
     h = hashlib.sha256(identity.encode())
     for t in texts:
-        for part in (t.prompt, t.completion, str(t.templated)):
+        for part in (t.prompt, t.completion, str(t.templated), str(t.ends or "")):  # a PRM's step ends too
             h.update(b"\0" + part.encode("utf-8"))
         h.update(b"\1")
     return h.hexdigest()
@@ -58,37 +58,32 @@ class ScoresCache:
                 f.flush()
 
 
-def in_chunks_by_time(todo: list[int], work, bar=None, target_s: float = 2.0, most: int = 256) -> None:
-    """Call ``work(indices)`` on ``todo`` in chunks sized so each takes about ``target_s``
-    seconds (from the time per item measured so far, starting with 8): a slow model moves the
-    progress ``bar`` after a few rows, a fast one is not slowed by tiny chunks."""
-    import time
-
-    size, start = 8, 0
+def in_chunks(todo: list[int], work, bar=None, first: int = 16, most: int = 256) -> None:
+    """Call ``work(indices)`` on ``todo`` in chunks of ``first``, then twice as many each time up
+    to ``most``: a slow model moves the progress ``bar`` after a few rows, a fast one soon works
+    in large chunks, and the chunks (so the batches, so the rewards' last bits) are the same on
+    every run."""
+    size, start = max(1, first), 0
     while start < len(todo):
         part = todo[start:start + size]
         start += len(part)
-        began = time.perf_counter()
         work(part)
         if bar is not None:
             bar.update(len(part))
-        took = time.perf_counter() - began
-        if took > 0:
-            size = max(1, min(most, int(len(part) * target_s / took)))
+        size = min(most, 2 * size)
 
 
 def score_cached(groups: list[list[Text]], score_chunk, identity: str, cache: ScoresCache, chunk: int = 256,
                  desc: str = "score") -> tuple[list[list[float]], int]:
     """Rewards for every group (``score_chunk(indices) -> rewards per index``), reusing the cache;
     returns them and how many groups came from the cache. Progress shows once scoring has taken
-    two seconds, however few the rows (chunks sized by time, see :func:`in_chunks_by_time`)."""
+    two seconds, however few the rows (growing chunks, see :func:`in_chunks`)."""
     from tqdm.auto import tqdm
 
     keys = [texts_key(identity, g) for g in groups]
     todo = [i for i, k in enumerate(keys) if k not in cache.known]
     bar = tqdm(total=len(groups), initial=len(groups) - len(todo), desc=desc, file=sys.stderr, delay=2,
                dynamic_ncols=True)
-    in_chunks_by_time(todo, lambda part: cache.put({keys[i]: r for i, r in zip(part, score_chunk(part))}), bar,
-                      most=chunk)
+    in_chunks(todo, lambda part: cache.put({keys[i]: r for i, r in zip(part, score_chunk(part))}), bar, most=chunk)
     bar.close()
     return [cache.known[k] for k in keys], len(groups) - len(todo)

@@ -104,11 +104,11 @@ class RewardModel:
                       cache=None) -> tuple[list[dict], Counts]:
         """Everything the model's kind reads from each text (its ``readout``): ``reward``
         always, and e.g. ``step_rewards`` (prm), ``values`` (value), ``attributes``
-        (regression), ``token_rewards`` (orm with ``per_token``); NaN as None."""
+        (regression), ``token_rewards`` (orm with ``per_token``); on the other kinds' paths a read
+        cut off by truncation is None (JSON has no NaN)."""
         if self.rules.ONE_REWARD_HEAD:
             rewards, counts = self._score_scalar(texts, batch_size, max_tokens, share_prefixes, encoded, cache)
-            return [as_json(self.rules.readout(torch.tensor([[r]]), self.settings, per_token)) for r in rewards], \
-                counts
+            return [self.rules.readout(torch.tensor([[r]]), self.settings, per_token) for r in rewards], counts
         points = [text_point(t, self.step_marker) for t in texts]
         outputs, counts = score_points(self.model, self.tokenizer, points, self.max_length,
                                        self.rules.read_mode(per_token), batch_size, max_tokens, share_prefixes)
@@ -172,8 +172,8 @@ class RewardModel:
         path = forward_path(self.model)
         flat = self._score_shared(every, batch_size, max_tokens) if len(every) > 1 and path == "shared" else \
             self._score_flat(every, batch_size, max_tokens, path)
-        return _split([as_json(self.rules.readout(torch.tensor([[r]]), self.settings, per_token)) for r in flat],
-                      groups), counts
+        return _split([self.rules.readout(torch.tensor([[r]]), self.settings, per_token) for r in flat], groups), \
+            counts
 
     def score(self, prompts: list[str], completions: list[str], batch_size: int = 16,
               max_tokens: int = 16384) -> list[float]:

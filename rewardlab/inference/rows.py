@@ -11,7 +11,7 @@ order with all their fields. With ``skip_bad`` an invalid row is written back to
 from __future__ import annotations
 
 from ..data.pointwise import steps_text
-from ..data.preference import check_group, check_pair, rename_columns
+from ..data.preference import _number, check_pair, rename_columns, tiers_from_ranking
 from ..data.rows import BadRow
 from ..data.text import Text, to_text
 from ..errors import DataError
@@ -33,8 +33,7 @@ def row_texts(row: dict, tokenizer, at: str, allow_empty: bool = True,
     if "completions" in row and row["completions"] is not None:
         if not isinstance(row["completions"], list) or not row["completions"]:
             raise DataError(f"{at}: 'completions' must be a non-empty list")
-        if "ranking" in row or "scores" in row:  # the same checks as training and eval (a ranking in range...)
-            check_group(row, tokenizer, at, 0, allow_empty, chat)
+        _check_order(row, len(row["completions"]), at)
         return [to_text(row.get("prompt"), c, tokenizer, at, f"completion {k}", allow_empty, chat)
                 for k, c in enumerate(row["completions"])], "rewards"
     if "completion" in row and row["completion"] is not None:
@@ -50,6 +49,21 @@ def row_texts(row: dict, tokenizer, at: str, allow_empty: bool = True,
         return [Text(pair.prompt, c, pair.templated) for c in pair.completions], "pair"
     raise DataError(f"{at}: expected 'prompt' + 'completion', 'prompt' + 'completions' (a list), 'prompt' + "
                     f"'steps', or 'chosen' + 'rejected'; found columns: {', '.join(row) or 'none'}")
+
+
+def _check_order(row: dict, k: int, at: str) -> None:
+    """A group row's ``ranking`` or ``scores``, checked as training checks them (an index out of
+    range or repeated, a ranking that leaves completions out without ``partial``, scores of the
+    wrong length or not numbers); the rules of a loss (two distinct completions...) do not apply
+    to scoring."""
+    if row.get("ranking") is not None:
+        tiers_from_ranking(row["ranking"], k, bool(row.get("partial")), at)
+    if row.get("scores") is not None:
+        scores = row["scores"]
+        if not isinstance(scores, list) or len(scores) != k:
+            raise DataError(f"{at}: 'scores' must be a list of {k} numbers, one per completion")
+        for s in scores:
+            _number(s, at, "each of 'scores'")
 
 
 SKIP_HINT = " (--skip-bad-rows writes such rows back with an 'error' field)"

@@ -15,7 +15,7 @@ FORMATS: tuple[str, ...] = ()  # eval reads the kind's own rows; a kind that sco
 
 
 def texts(point: Point) -> list[Text]:
-    return [Text(point.prompt, point.completion, point.templated)]
+    return [Text(point.prompt, point.completion, point.templated, point.ends)]
 
 
 def no_options(obj) -> None:

@@ -78,25 +78,22 @@ ALIASES = ("minilm", "smollm2")
 
 
 def resolve(name: str) -> str:
-    """Alias -> local folder; a local folder or hub name is returned as it is. A name that is
-    neither (a typo of an alias, a folder that does not exist, any hub name while offline) is a
-    one-line ModelError, not the hub client's connection error."""
+    """Alias -> local folder; a local folder or hub name is returned as it is. A typo of an
+    alias or a path that does not exist is a one-line ModelError, not the hub client's
+    connection error or repo-id jargon."""
     if name == "minilm":
         return minilm_path()
     if name == "smollm2":
         return smollm2_path()
     if Path(name).expanduser().exists():
-        return name
+        return str(Path(name).expanduser())
     import difflib
 
     close = difflib.get_close_matches(name, ALIASES, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]}?" if close else f" (bundled: {', '.join(ALIASES)})"
     path_like = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-    if close or path_like or offline:
-        where = "no such folder or bundled model" + ("" if path_like else " (offline: hub names are not looked up)"
-                                                     if offline else "")
-        raise ModelError(f"{name}: {where}{hint}")
+    if close or path_like:  # a hub name (cached, or online) is left to transformers
+        raise ModelError(f"{name}: no such folder or bundled model{hint}")
     return name
 
 

@@ -49,12 +49,18 @@ def last_layer(model: nn.Module) -> tuple[int, list[nn.Module]] | None:
     q, o = getattr(attn, "q_proj", None), getattr(attn, "o_proj", None)
     if not all(isinstance(m, nn.Module) for m in (attn, mlp, q, o)) or getattr(attn, "layer_idx", None) is None:
         return None
-    if not (isinstance(q, nn.Linear) and isinstance(o, nn.Linear) and _dense(mlp)):
+    if not (_linear(q) and _linear(o) and _dense(mlp)):
         return None  # fail closed: only plain projections and a plain dense MLP are pruned
     earlier = {id(m) for layer in layers[:-1] for m in layer.modules()}
     if any(id(m) in earlier for m in (q, o, mlp)):
         return None
     return attn.layer_idx, [q, o, mlp]
+
+
+def _linear(module: nn.Module) -> bool:
+    """A linear layer, or a LoRA-wrapped one (peft keeps the original as ``base_layer``; the
+    adapter acts on each token alone too)."""
+    return isinstance(module, nn.Linear) or isinstance(getattr(module, "base_layer", None), nn.Linear)
 
 
 def _dense(mlp: nn.Module) -> bool:
@@ -64,7 +70,7 @@ def _dense(mlp: nn.Module) -> bool:
     children = dict(mlp.named_children())
     if not children or any(name in ("gate", "router", "experts", "shared_expert") for name in children):
         return False
-    return all(isinstance(m, nn.Linear) or not any(True for _ in m.parameters()) for m in children.values())
+    return all(_linear(m) or not any(True for _ in m.parameters()) for m in children.values())
 
 
 def _checkpointed(model: nn.Module) -> bool:

@@ -153,7 +153,7 @@ class Service:
         if self.norm is not None:
             mean, std = self.norm
             for d in details:
-                d["reward"] = (d["reward"] - mean) / std
+                d["reward"] = None if d["reward"] is None else (d["reward"] - mean) / std  # None: nothing read
         return details
 
     def on_batch(self, jobs, started: float) -> None:

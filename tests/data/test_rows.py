@@ -179,3 +179,11 @@ def test_csv_cells_are_read_as_written(tmp_path):
     rows = read_rows(str(path))
     assert rows[0] == {"prompt": "007", "completions": ["a", "b"], "scores": [1, 0], "label": 1, "completion": ""}
     assert rows[1] == {"prompt": "\r0", "completions": None, "scores": None, "label": 0.5, "completion": "[not json"}
+
+
+def test_a_repeated_key_is_a_bad_row_not_a_silent_overwrite(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps(PAIRS[0]) + '\n{"prompt": "p", "chosen": "a", "chosen": "b", "rejected": "c"}\n')
+    with pytest.raises(DataError, match=r"d\.jsonl: line 2: duplicate key 'chosen' in one object"):
+        load_examples(str(path), None)
+    assert len(load_examples(str(path), None, skip_bad=True)) == 1

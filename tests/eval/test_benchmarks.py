@@ -164,3 +164,10 @@ def test_a_subset_outside_the_benchmark_is_an_error_or_scored_apart(tiny_bert, t
     apart = json.loads(capsys.readouterr().out)
     assert apart["overall"] == inside["overall"] and apart["sections"] == inside["sections"]
     assert list(apart["outside"]) == ["alpaca-easy"] and apart["outside_rows"] == 1 and apart["n"] == 8
+
+
+def test_rm_bench_domains_come_from_the_rows_or_a_known_file_name():
+    assert rmbench.category_of({"domain": "chat"}) == "chat"
+    assert rmbench.category_of({"domain": "chatt"}) == "chatt"  # checked: not a benchmark domain
+    assert rmbench.category_of({}, "data/code_filtered.json") == "code"
+    assert rmbench.category_of({}, "data/rm_bench.json") is None  # one domain, named by the file: not checked

@@ -138,3 +138,15 @@ def test_anything_but_a_plain_dense_mlp_is_left_whole(tiny_llama):
     model, _ = load_backbone(tiny_llama, num_labels=1)
     model.model.layers[-1].mlp = nn.Sequential(nn.Linear(32, 64), nn.LayerNorm(64), nn.Linear(64, 32))
     assert last_layer(model) is None  # a norm with parameters inside: not a plain dense MLP
+
+
+def test_lora_wrapped_projections_are_still_pruned(tiny_llama):
+    """peft wraps q/o and the MLP's linear layers (``base_layer`` inside); the adapter acts on
+    each token alone, so the last layer of a LoRA model is pruned like a plain one."""
+    from rewardlab.models.backbone import hf_model
+    from rewardlab.models.lora import apply_lora
+
+    model, _ = load_backbone(tiny_llama, num_labels=1)
+    inner = hf_model(apply_lora(model, 4, 8, 0.0))  # what the shared-prompt forward prunes
+    assert not isinstance(inner.model.layers[-1].self_attn.q_proj, torch.nn.Linear)  # peft's wrapper
+    assert last_layer(inner) is not None

@@ -5,7 +5,8 @@ is wrong). A section is the mean of its subsets' accuracies weighted by each sub
 count in the released benchmark (``rewardbench/constants.py`` EXAMPLE_COUNTS in
 allenai/reward-bench; math-prm's 984 on purpose equals the six code subsets together, so math
 and code weigh the same in Reasoning). A section with none of its subsets present scores 0;
-overall = mean of the four sections. Subsets outside the benchmark are reported, not weighted.
+overall = mean of the four sections. A subset outside the benchmark is an error, or with
+``eval --outside-categories`` scored apart (rewardlab/cli.py).
 """
 
 from __future__ import annotations

@@ -21,8 +21,11 @@ from ...errors import DataError
 CATEGORY, KNOWN = "domain", ("chat", "math", "code", "safety")  # another domain: eval --outside-categories
 
 
-def category_of(row: dict, path: str = "") -> str:
-    return domain_of(row, path)
+def category_of(row: dict, path: str = "") -> str | None:
+    """The row's domain when the row or the file name names one of the benchmark's; None (a
+    file whose name names no domain, e.g. rm_bench.json: its rows form one domain) is not checked."""
+    domain = domain_of(row, path)
+    return domain if row.get("domain") or domain in KNOWN else None
 
 
 def by_category(rows: list[dict], rewards: list[list[float]], path: str = "") -> dict[str, float]:
