@@ -78,3 +78,16 @@ def test_prm_data_separates_the_question_from_the_first_step(tmp_path):
     assert main(["prm-data", "--input", data, "--output", str(tmp_path / "s.jsonl"), "--corrupt-share", "0"]) == 0
     row = json.loads((tmp_path / "s.jsonl").read_text().splitlines()[0])
     assert (row["prompt"] + row["steps"][0]).startswith("How many in May?\nNatalia sold 48.")
+
+
+def test_a_lone_surrogate_is_a_bad_row_not_a_tokenizer_traceback(tmp_path):
+    """Found by the fuzz suite: JSON's "\\ud800" escape reached the tokenizer, which raised a
+    TypeError (a 500 from the server)."""
+    from rewardlab.data import load_examples
+    from rewardlab.errors import DataError
+
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps(PAIRS[0]) + "\n" + json.dumps({"prompt": "q", "chosen": "a\ud800", "rejected": "b"}) + "\n")
+    with pytest.raises(DataError, match=r"s\.jsonl: row 2: chosen completion holds a lone surrogate \(\\ud800"):
+        load_examples(str(path), None)
+    assert len(load_examples(str(path), None, skip_bad=True)) == 1

@@ -68,6 +68,16 @@ def render_chat(prompt_msgs: list[dict], completion_msgs: list[dict], tokenizer,
     return prompt, full[len(prompt):].rstrip()
 
 
+def check_unicode(text: str, where: str, name: str) -> None:
+    """A lone surrogate (JSON's "\\ud800" escape) is not a character: the tokenizer fails on it
+    with a TypeError, so it is refused here with the row's name (found by the fuzz suite)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise DataError(f"{where}: {name} holds a lone surrogate (\\u{ord(text[e.start]):04x} at character "
+                        f"{e.start}), which is not valid Unicode") from None
+
+
 def template_opening(tokenizer) -> str | None:
     """The special token a chat template's rendering starts with (SmolLM2 and Qwen:
     ``<|im_start|>``; Llama 3: ``<|begin_of_text|>``), or the BOS token; None when neither."""
@@ -115,6 +125,11 @@ def to_text(prompt: Any, completion: Any, tokenizer, where: str, name: str = "co
     as a user turn and an assistant turn with the chat template."""
     if prompt is None:
         prompt = [] if _is_messages(completion) else ""
+    for value, what in ((prompt, "'prompt'"), (completion, name)):
+        for part in ([value] if isinstance(value, str) else
+                     [m.get("content") for m in value if isinstance(m, dict)] if isinstance(value, list) else []):
+            if isinstance(part, str):
+                check_unicode(part, where, what)
     if isinstance(completion, str) and isinstance(prompt, str) and not chat:
         if not completion.strip() and not allow_empty:
             raise DataError(f"{where}: empty {name} (accepted unless --no-allow-empty)")

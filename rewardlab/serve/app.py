@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data.encode import encode_texts
-from ..data.text import Text, plain_text
+from ..data.text import Text, check_unicode, plain_text
 from ..errors import ConfigError, DataError
 from ..inference import RewardModel
 from ..inference.rows import add_rewards, build_groups
@@ -45,6 +45,7 @@ def split_query(query: str, prompt: str | None, tokenizer) -> Text:
     by the chat template is read as training read it (see data.text.plain_text)."""
     if prompt is not None and not query.startswith(prompt):
         raise DataError("query does not start with its prompt")
+    check_unicode(query, "text", "the query")
     prompt = prompt or ""
     return plain_text(prompt, query[len(prompt):], tokenizer)
 

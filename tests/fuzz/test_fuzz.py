@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz.fuzz_readers import anything, rows, text
@@ -59,6 +59,8 @@ bodies = st.one_of(anything, st.fixed_dictionaries({"query": st.one_of(st.lists(
 
 @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(body=bodies, endpoint=st.sampled_from(["/get_reward", "/score"]))
+@example(body={"query": ["\ud800 lone surrogate"]}, endpoint="/get_reward")  # found: a 500 from the tokenizer
+@example(body={"rows": [{"prompt": "q", "completion": "\udfff"}]}, endpoint="/score")
 def test_any_request_gets_an_answer_for_every_item_or_one_line(client, body, endpoint):
     """Whatever JSON arrives, the answer is 200 with a result per query or row, or a 4xx with
     one line naming what is wrong; never a 500, and the next good request still works."""
