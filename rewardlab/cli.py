@@ -67,9 +67,8 @@ def cmd_eval(cfg: EvalConfig) -> int:
                           f"(its formats: {', '.join(('auto',) + kind.FORMATS)})")
     if (benchmark := _benchmark_format(cfg, kind)) is not None:
         return _eval_benchmark(cfg, rm, benchmark)
-    obj = dataclasses.replace(kinds.objective_of(rm.settings), tie_threshold=cfg.tie_threshold)
-    if cfg.threshold:
-        obj = dataclasses.replace(obj, prm_threshold=cfg.threshold)
+    obj = kinds.objective_of(rm.settings, tie_threshold=cfg.tie_threshold,
+                             **({"prm_threshold": cfg.threshold} if cfg.threshold else {}))
     examples = load_examples(cfg.data, rm.tokenizer, cfg.skip_bad_rows, lambda m: print(m, file=sys.stderr),
                              cfg.allow_empty, chat=rm.chat, columns=cfg.columns.mapping(), parse=kind.parser(obj))
     truncated = []
@@ -131,7 +130,7 @@ def _eval_compare(cfg: EvalConfig, models: list[str]) -> int:
         if not rm.rules.ONE_REWARD_HEAD:
             raise ConfigError(f"several --model compares models with one reward per completion on pairs; {name} is a "
                               f"model of kind {rm.kind}: evaluate it alone")
-        obj = dataclasses.replace(kinds.objective_of(rm.settings), tie_threshold=cfg.tie_threshold)
+        obj = kinds.objective_of(rm.settings, tie_threshold=cfg.tie_threshold)
         examples = load_examples(cfg.data, rm.tokenizer, cfg.skip_bad_rows, None, cfg.allow_empty, chat=rm.chat,
                                  columns=cfg.columns.mapping(), parse=rm.rules.parser(obj))
         rewards, _ = rm.rules.score(rm.model, rm.tokenizer, examples, rm.max_length, cfg.batch_size, obj)
@@ -395,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=cls.__doc__, description=cls.__doc__)
         p.add_argument("config", nargs="?", default=None, help="optional YAML file; flags override its values")
         # Training options that belong to one kind are listed under it; --kind takes the registered kinds.
-        add_arguments(p, cls, kinds.option_groups(), {"kind": tuple(kinds.KINDS)})
+        add_arguments(p, cls, {"kind": tuple(kinds.KINDS)})
     for name, what in DATA_COMMANDS.items():  # listed in --help; main() hands them their own flags
         sub.add_parser(name, help=what.capitalize() + f"; see rewardlab {name} --help.")
     return parser

@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 
 from rewardlab.cli import build_parser
-from rewardlab.config import ConfigError, TrainConfig, load_config
+from rewardlab.config import ConfigError, TrainConfig, _leaves, load_config
 
 
 def test_yaml_then_flags_win(tmp_path):
@@ -39,8 +39,9 @@ def test_help_documents_every_field(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    fields = [f for g in dataclasses.fields(TrainConfig) for f in dataclasses.fields(g.default_factory)]
+    fields = [leaf.field for leaf in _leaves(TrainConfig).values()]  # each kind's options included
     assert len(fields) > 40
+    assert "kind prm:" in text and "kind value:" in text  # grouped under their kind
     for f in fields:
         assert "--" + f.name.replace("_", "-") in text
         assert " ".join(f.metadata["help"].split())[:40] in text
@@ -57,7 +58,7 @@ def test_yaml_may_be_grouped_and_resume_true_means_latest(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("optim:\n  lr: 1e-5\n  batch_size: 4\nloss: plackett_luce\nresume: true\n")
     cfg = load_config(TrainConfig, str(path))
-    assert (cfg.optim.lr, cfg.optim.batch_size, cfg.objective.loss, cfg.run.resume) == (1e-5, 4, "plackett_luce", "latest")
+    assert (cfg.optim.lr, cfg.optim.batch_size, cfg.objective.of("preference").loss, cfg.run.resume) == (1e-5, 4, "plackett_luce", "latest")
     path.write_text("optim:\n  loss: bt\n")
     with pytest.raises(ConfigError, match="unknown key 'optim.loss'"):
         load_config(TrainConfig, str(path))

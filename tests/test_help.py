@@ -15,7 +15,7 @@ def test_help_is_clean(command, capsys):
     flat = " ".join(text.split())
     for bad in ("option_strings", "{'", "%(", "(default: '')", "(default: None)", "(default: False)"):
         assert bad not in flat, f"{command} --help shows {bad!r}"
-    for name, (_, f, _) in _leaves(COMMANDS[command][0]).items():
+    for name, (_, f, *_) in _leaves(COMMANDS[command][0]).items():
         flag = "--" + name.replace("_", "-")
         assert flag in flat, flag
         if f.metadata.get("choices"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, NamedTuple, get_type_hints
 
 import yaml
 
@@ -19,15 +19,46 @@ def _groups(cls: type) -> dict[str, type]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls) if dataclasses.is_dataclass(hints[f.name])}
 
 
-def _leaves(cls: type) -> dict[str, tuple[str | None, dataclasses.Field, type]]:
-    """Flat field name -> (its group, or None for a top-level field; the field; its type)."""
+class Leaf(NamedTuple):
+    """One flag: its group (None: a top-level field), the field, its type, and the sub-group it
+    sits in (a kind's options inside ``objective``; None elsewhere)."""
+
+    group: str | None
+    field: dataclasses.Field
+    type: type
+    sub: str | None = None
+
+
+def _subgroups(group_cls: type) -> tuple[str | None, dict[str, type]]:
+    """A group's field that holds sub-groups (``ObjectiveArgs.options``: each kind's options
+    dataclass, by kind) and those sub-groups; (None, {}) for a plain group."""
+    for f in dataclasses.fields(group_cls):
+        if "groups" in f.metadata:
+            return f.name, dict(f.metadata["groups"])
+    return None, {}
+
+
+def _leaves(cls: type) -> dict[str, Leaf]:
+    """Flat field name -> where it sits; every flag and YAML key of ``cls``."""
     groups, hints, out = _groups(cls), get_type_hints(cls), {}
+
+    def add(name: str, leaf: Leaf) -> None:
+        assert name not in out, f"field {name} is defined twice"
+        out[name] = leaf
+
     for f in dataclasses.fields(cls):
-        inner = [(f.name, g, get_type_hints(groups[f.name])) for g in dataclasses.fields(groups[f.name])] \
-            if f.name in groups else [(None, f, hints)]
-        for group, leaf, leaf_hints in inner:
-            assert leaf.name not in out, f"field {leaf.name} is defined twice"
-            out[leaf.name] = (group, leaf, leaf_hints[leaf.name])
+        if f.name not in groups:
+            add(f.name, Leaf(None, f, hints[f.name]))
+            continue
+        holder, subs = _subgroups(groups[f.name])
+        group_hints = get_type_hints(groups[f.name])
+        for g in dataclasses.fields(groups[f.name]):
+            if g.name != holder:
+                add(g.name, Leaf(f.name, g, group_hints[g.name]))
+        for sub, sub_cls in subs.items():
+            sub_hints = get_type_hints(sub_cls)
+            for g in dataclasses.fields(sub_cls):
+                add(g.name, Leaf(f.name, g, sub_hints[g.name], sub))
     return out
 
 
@@ -35,18 +66,18 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type, split: dict[str, tuple[str, ...]] | None = None,
-                  choices: dict[str, tuple] | None = None) -> None:
+def add_arguments(parser: argparse.ArgumentParser, cls: type, choices: dict[str, tuple] | None = None) -> None:
     """One flag per field, with the field's doc as help, in one argparse group per config
-    group. Defaults are left unset (None) so we can tell which flags the user typed.
-    ``split``: section title -> fields shown in a section of their own (each kind's options);
-    ``choices``: allowed values of fields whose list is not known here (``--kind``)."""
+    group (each kind's options in a section of their own). Defaults are left unset (None) so
+    we can tell which flags the user typed. ``choices``: allowed values of fields whose list
+    is not known here (``--kind``: the registered kinds)."""
     sections = {g: parser.add_argument_group(g, sub.__doc__) for g, sub in _groups(cls).items()}
-    own = {name: title for title, names in (split or {}).items() for name in names}
-    sections.update({title: parser.add_argument_group(title) for title in (split or {})})
+    for sub_cls in _groups(cls).values():
+        for sub, options in _subgroups(sub_cls)[1].items():
+            sections[sub] = parser.add_argument_group(f"kind {sub}", options.__doc__)
     leaves = _leaves(cls)
-    for name, (group, f, kind) in leaves.items():
-        target = sections.get(own.get(name, group), parser)
+    for name, (group, f, kind, sub) in leaves.items():
+        target = sections.get(sub or group, parser)
         default = f.default
         printed = repr(default) if isinstance(default, str) and not default.isprintable() else default  # "\\n"
         shown = "" if default in ("", None) or kind is bool and default is False else f" (default: {printed})"
@@ -108,9 +139,20 @@ def load_config(cls: type, yaml_path: str | None, args: argparse.Namespace | dic
             raise ConfigError(f"unknown option {key!r}")
     parts: dict[str | None, dict] = {g: {} for g in groups}
     parts[None] = {}
+    subs: dict[str, dict[str, dict]] = {g: {} for g in groups}
     for key, value in values.items():
-        parts[leaves[key][0]][key] = value
-    return cls(**parts[None], **{g: groups[g](**parts[g]) for g in groups})
+        leaf = leaves[key]
+        if leaf.sub is None:
+            parts[leaf.group][key] = value
+        else:
+            subs[leaf.group].setdefault(leaf.sub, {})[key] = value
+    built = {}
+    for g, group_cls in groups.items():
+        holder, sub_classes = _subgroups(group_cls)
+        if holder is not None:  # every kind's options, from the values given for it
+            parts[g][holder] = {sub: sub_classes[sub](**vals) for sub, vals in subs[g].items()}
+        built[g] = group_cls(**parts[g])
+    return cls(**parts[None], **built)
 
 
 def _coerce(value: Any, typ: type, where: str, bare: bool = False) -> Any:
@@ -135,12 +177,15 @@ def _coerce(value: Any, typ: type, where: str, bare: bool = False) -> Any:
 def to_dict(config) -> dict[str, Any]:
     """Flat ``{field: value}``, whatever the grouping (what checkpoints and trackers record)."""
     out = {}
-    for name, (group, _, _) in _leaves(type(config)).items():
-        out[name] = getattr(getattr(config, group) if group else config, name)
+    for name, leaf in _leaves(type(config)).items():
+        holder = getattr(config, leaf.group) if leaf.group else config
+        if leaf.sub is not None:
+            holder = holder.of(leaf.sub)
+        out[name] = getattr(holder, name)
     return out
 
 
 def resume_values(config) -> dict[str, Any]:
     """The fields marked ``resume``: a resumed run must have the same values."""
     flat = to_dict(config)
-    return {name: flat[name] for name, (_, f, _) in _leaves(type(config)).items() if f.metadata.get("resume")}
+    return {name: flat[name] for name, leaf in _leaves(type(config)).items() if leaf.field.metadata.get("resume")}

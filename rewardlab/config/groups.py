@@ -40,7 +40,6 @@ def check_choices(obj) -> None:
             raise ConfigError(f"{f.name} must be > {above:g}, got {value:g}")
 
 
-LOSSES = ("bt", "scaled_bt", "plackett_luce", "davidson")
 RECOMMENDED_LR = {"minilm": 1e-4}  # measured on HH-RLHF (README, recipes); other backbones: DEFAULT_LR
 DEFAULT_LR = 2e-5
 LORA_LR = 2e-4  # measured on HH-RLHF (README, Defaults): 2e-5 learned nothing in 30 steps; PEFT practice 1e-4 to 2e-4
@@ -156,86 +155,35 @@ class InputArgs:
             raise ConfigError("--group-by-length needs the whole data set; it cannot be used with --streaming")
 
 
+KIND_OPTIONS: dict[str, type] = {}
+"""Each kind's option group, by kind name: the ``Options`` dataclass in ``rewardlab/kinds/<kind>.py``
+(documented ``_f`` fields; its ``__post_init__`` holds the kind's own rules). Filled by
+``rewardlab.kinds.register``: config sits below the kinds, so the kinds tell it their options."""
+
+
 @dataclass
 class ObjectiveArgs:
-    """What the model learns: its kind and its loss (formulas in rewardlab/losses/preference.py)."""
+    """What the model learns: its kind, and every kind's own options (flat flags and YAML keys,
+    grouped under each kind in ``--help``). A kind reads only its own group: ``of(kind)``."""
 
     kind: str = _f("preference", "Model kind (the registered kinds, rewardlab/kinds/; each one's options are "
                    "grouped below under its name).", resume=True)
-    loss: str = _f("bt", "bt: Bradley-Terry on every strict pair implied by the row; scaled_bt: pairs weighted by "
-                   "preference strength |score difference| (HelpSteer2-Preference); plackett_luce: K-wise "
-                   "ranking likelihood (ties by Breslow's rule); davidson: Bradley-Terry with ties, which also "
-                   "learns from tied pairs.", choices=LOSSES, resume=True)
-    balance: bool = _f(False, "InstructGPT balancing (bt, scaled_bt): average each prompt's pair losses so every "
-                       "prompt weighs the same whatever its number of completions K.", resume=True)
-    margin: str = _f("column", "Llama 2 margin: column (a pair row's `margin` column, 0 if absent), score_diff "
-                     "(score difference x --margin-scale, for rows with scores) or none.",
-                     choices=("column", "score_diff", "none"), resume=True)
-    margin_scale: float = _f(1.0, "Multiplies the score difference with --margin score_diff.", resume=True, low=0)
-    strength_map: str = _f("", "scaled_bt: remap |score difference| to a strength, e.g. '1:1,2:3,3:10' (INF-ORM); "
-                           "empty: the difference itself.", resume=True)
-    davidson_nu: float = _f(1.0, "davidson: the tie parameter nu > 0 (P(tie) grows with it; fixed during training).",
-                            resume=True, above=0)
-    label_smoothing: float = _f(0.0, "bt, scaled_bt: conservative Bradley-Terry, eps in [0, 0.5): each pair is "
-                                "taken as mislabelled with probability eps.", resume=True)
-    center_rewards_coefficient: float = _f(0.0, "bt, scaled_bt: adds c * (r_better + r_worse)^2 per pair to keep "
-                                           "rewards centred (TRL's option).", resume=True, low=0)
-    tie_threshold: float = _f(0.1, "Evaluation: a tied pair counts as predicted tied when its rewards differ by at "
-                              "most this many standard deviations of the model's rewards.", low=0)
-    orm_loss_on: str = _f("all_tokens", "orm: label every completion token (Cobbe et al.) or the last token only.",
-                          choices=("all_tokens", "last_token"), resume=True)
-    lm_coef: float = _f(0.0, "orm: adds lm_coef x the next-token cross-entropy of every completion token (Cobbe "
-                        "et al.'s joint objective; causal backbones whose output embeddings are their input "
-                        "embeddings, as SmolLM2's).", resume=True, low=0)
-    prm_labels: str = _f("binary", "prm: step labels as binary (true/false, 0/1), ternary (PRM800K's -1/0/+1, a "
-                         "3-class head) or soft (floats in [0, 1], kept as floats).",
-                         choices=("binary", "ternary", "soft"), resume=True)
-    step_separator: str = _f("\n", "prm: text appended to every step; the step's label is read at its last token.",
-                             resume=True)
-    step_token: str = _f("", "prm: a dedicated token appended to every step instead of the separator (e.g. "
-                         "<extra_0>); added to the tokenizer if absent.", resume=True)
-    last_step_only: bool = _f(False, "prm: train on each solution's last step only.", resume=True)
-    aggregate: str = _f("min", "prm: a solution's reward from its step scores: min (Math-Shepherd), prod (PRM800K), "
-                        "last or mean.", choices=("min", "prod", "last", "mean"))
-    prm_threshold: float = _f(0.0, "prm evaluation: the step-score threshold of ProcessBench's first-error rule (0: "
-                              "chosen on half of the eval rows, reported on the other half).", low=0)
-    value_loss: str = _f("mse", "value: regression loss.", choices=("mse", "huber"), resume=True)
-    huber_delta: float = _f(1.0, "value: the Huber loss's delta.", resume=True, above=0)
-    gamma: float = _f(1.0, "value: discount of the return over completion tokens (1: every token's target is the "
-                      "final reward).", resume=True)
-    attributes: str = _f("", "regression: attribute names, comma-separated, in output order (empty: every "
-                         "attribute the training data rates, in order of first appearance).", resume=True)
-    weights: str = _f("", "regression: the reward's weight per attribute, comma-separated (empty: the mean).")
+    options: dict = field(default_factory=dict, metadata={"groups": KIND_OPTIONS})
 
     def __post_init__(self):
         check_choices(self)
-        if not 0.0 <= self.label_smoothing < 0.5:
-            raise ConfigError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
-        if self.davidson_nu <= 0:
-            raise ConfigError(f"davidson_nu must be > 0, got {self.davidson_nu}")
-        if self.balance and self.loss not in ("bt", "scaled_bt"):
-            raise ConfigError(f"--balance applies to bt and scaled_bt; {self.loss} already weighs each prompt once")
-        if (self.label_smoothing or self.center_rewards_coefficient) and self.loss not in ("bt", "scaled_bt"):
-            raise ConfigError(f"label_smoothing and center_rewards_coefficient apply to bt and scaled_bt, not {self.loss}")
-        if self.strength_map:
-            self.strength_table()
-            if self.loss != "scaled_bt":
-                raise ConfigError("--strength-map applies to --loss scaled_bt")
-        if self.margin != "column" and self.loss in ("plackett_luce", "davidson"):
-            raise ConfigError(f"--margin applies to bt and scaled_bt; {self.loss} has no margin")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ConfigError(f"gamma must be in [0, 1], got {self.gamma}")
-        if self.huber_delta <= 0:
-            raise ConfigError(f"huber_delta must be > 0, got {self.huber_delta}")
+        unknown = set(self.options) - set(KIND_OPTIONS)
+        if unknown:
+            raise ConfigError(f"options of unknown kinds: {', '.join(sorted(unknown))}")
+        self.options = {name: self.options.get(name) or cls() for name, cls in KIND_OPTIONS.items()}
 
-    def strength_table(self) -> dict[float, float] | None:
-        """'1:1,2:3' -> {1.0: 1.0, 2.0: 3.0}."""
-        if not self.strength_map:
-            return None
-        try:
-            return {float(k): float(v) for k, v in (part.split(":") for part in self.strength_map.split(","))}
-        except ValueError:
-            raise ConfigError(f"strength_map must look like '1:1,2:3,3:10', got {self.strength_map!r}") from None
+    def of(self, kind: str):
+        """The options of one kind (its ``Options`` dataclass)."""
+        return self.options[kind]
+
+    def replaced(self, kind: str, **values) -> "ObjectiveArgs":
+        """A copy with some of one kind's options changed."""
+        return ObjectiveArgs(self.kind, {**self.options, kind: dataclasses.replace(self.options[kind], **values)})
 
 
 @dataclass

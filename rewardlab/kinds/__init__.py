@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..config import ConfigError, ObjectiveArgs
+from ..config import KIND_OPTIONS, ConfigError, ObjectiveArgs
 from . import orm, preference, prm, regression, value
 from .protocol import Kind
 
@@ -22,8 +22,10 @@ KINDS: dict[str, Kind] = {}
 
 
 def register(kind: Kind) -> None:
-    """Add a kind (a module providing every member of :class:`Kind`)."""
+    """Add a kind (a module providing every member of :class:`Kind`); its ``Options`` become
+    flags and YAML keys of ``train``."""
     KINDS[kind.NAME] = kind
+    KIND_OPTIONS[kind.NAME] = kind.Options
 
 
 for _module in (preference, orm, prm, value, regression):
@@ -38,25 +40,25 @@ def get(name: str) -> Kind:
     return KINDS[name]
 
 
-def check_options(kind: Kind, obj: ObjectiveArgs) -> None:
-    """Another kind's option set away from its default is an error naming its kind (a typo'd
-    ``--kind`` never silently ignores the options that were meant for it); then the kind's own rules."""
-    defaults = ObjectiveArgs()
-    for other in KINDS.values():
-        for name in other.OPTIONS:
-            if name not in kind.OPTIONS and getattr(obj, name) != getattr(defaults, name):
-                raise ConfigError(f"--{name.replace('_', '-')} applies to kind {other.NAME}; kind {kind.NAME} "
+def options(kind: Kind, objective: ObjectiveArgs):
+    """The kind's own options from a run's objective. Another kind's option set away from its
+    default is an error naming that kind (a typo'd ``--kind`` never silently ignores the
+    options that were meant for it)."""
+    for name, given in objective.options.items():
+        if name == kind.NAME:
+            continue
+        default = KIND_OPTIONS[name]()
+        for f in dataclasses.fields(given):
+            if getattr(given, f.name) != getattr(default, f.name):
+                raise ConfigError(f"--{f.name.replace('_', '-')} applies to kind {name}; kind {kind.NAME} "
                                   "does not use it")
-    kind.validate(obj)
+    return objective.of(kind.NAME)
 
 
-def objective_of(settings: dict) -> ObjectiveArgs:
-    """The objective a model was trained with (saved in its settings; unknown keys from another
-    version are left out)."""
-    known = {f.name for f in dataclasses.fields(ObjectiveArgs)}
-    return ObjectiveArgs(**{k: v for k, v in settings.get("objective", {}).items() if k in known})
-
-
-def option_groups() -> dict[str, tuple[str, ...]]:
-    """``--help`` sections: each kind's options under its name."""
-    return {f"kind {k.NAME}": k.OPTIONS for k in KINDS.values() if k.OPTIONS}
+def objective_of(settings: dict, **overrides):
+    """The options a model of this kind was trained with (saved in its settings; keys from
+    another version or another kind are left out), with ``overrides`` for the fields this kind has."""
+    cls = get(settings.get("kind", DEFAULT)).Options
+    known = {f.name for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in {**settings.get("objective", {}), **overrides}.items() if k in known}
+    return cls(**values)

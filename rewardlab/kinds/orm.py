@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import torch
 
-from ..config import ConfigError, ObjectiveArgs
+from dataclasses import dataclass
+
+from ..config import ConfigError, check_choices, option
 from ..data.pointwise import parse_orm
 from ..eval.pointwise import format_pointwise, orm_metrics
 from ..losses import token_bce
@@ -23,7 +25,6 @@ from ..models.heads import HeadOutputs, make_batch
 from . import points
 
 NAME = "orm"
-OPTIONS = ("orm_loss_on", "lm_coef")
 STATS = ("correct", "examples")
 ONE_REWARD_HEAD, FORMATS = points.ONE_REWARD_HEAD, points.FORMATS
 forward_module = HeadOutputs
@@ -32,9 +33,20 @@ step_marker = points.no_marker
 format_eval = format_pointwise
 
 
-def validate(obj: ObjectiveArgs) -> None:
-    if obj.lm_coef and obj.orm_loss_on != "all_tokens":
-        raise ConfigError("--lm-coef applies to kind orm with --orm-loss-on all_tokens")
+@dataclass
+class Options:
+    """Outcome reward model: which tokens carry the label, and the joint language-model loss."""
+
+    orm_loss_on: str = option("all_tokens", "orm: label every completion token (Cobbe et al.) or the last token only.",
+                              choices=("all_tokens", "last_token"), resume=True)
+    lm_coef: float = option(0.0, "orm: adds lm_coef x the next-token cross-entropy of every completion token (Cobbe "
+                            "et al.'s joint objective; causal backbones whose output embeddings are their input "
+                            "embeddings, as SmolLM2's).", resume=True, low=0)
+
+    def __post_init__(self):
+        check_choices(self)
+        if self.lm_coef and self.orm_loss_on != "all_tokens":
+            raise ConfigError("--lm-coef applies to kind orm with --orm-loss-on all_tokens")
 
 
 def read_mode(per_token: bool) -> str:
@@ -53,15 +65,15 @@ def report(path: str, metrics: dict, examples: list, outputs: list, model: str, 
     return points.report_page(path, NAME, metrics, orm_sections(examples, outputs), model, data)
 
 
-def describe(obj: ObjectiveArgs) -> str:
+def describe(obj: Options) -> str:
     return f"kind orm (outcome reward model), BCE on {obj.orm_loss_on.replace('_', ' ')}"
 
 
-def parser(obj: ObjectiveArgs):
+def parser(obj: Options):
     return parse_orm
 
 
-def encode(tokenizer, examples, max_length: int, obj: ObjectiveArgs, num_proc: int = 1, cache_dir: str = ""):
+def encode(tokenizer, examples, max_length: int, obj: Options, num_proc: int = 1, cache_dir: str = ""):
     items, counts = points.encoder("tokens" if obj.orm_loss_on == "all_tokens" else "last")(tokenizer, examples,
                                                                                             max_length)
     if obj.lm_coef:  # each completion token predicted from the position before it
@@ -76,7 +88,7 @@ def batch(items: list, pad_id: int, path: str, device) -> dict:
                       reads=[enc.reads for _, enc in items], hidden_reads=lm)
 
 
-def loss(outputs, items: list, obj: ObjectiveArgs) -> tuple[torch.Tensor, dict[str, float]]:
+def loss(outputs, items: list, obj: Options) -> tuple[torch.Tensor, dict[str, float]]:
     lm_logits = None
     if isinstance(outputs, tuple):
         outputs, lm_logits = outputs
@@ -95,13 +107,13 @@ def summarize(sums: dict[str, float]) -> dict[str, float]:
     return {"accuracy": sums["correct"] / sums["examples"] if sums["examples"] else float("nan")}
 
 
-def score(model, tokenizer, examples, max_length: int, batch_size: int = 16, obj: ObjectiveArgs | None = None):
+def score(model, tokenizer, examples, max_length: int, batch_size: int = 16, obj: Options | None = None):
     """P(correct) at each completion's last token, one float per example."""
     outputs, counts = points.score(model, tokenizer, examples, max_length, batch_size, "last")
     return [float(torch.sigmoid(o[-1, 0])) for o in outputs], counts
 
 
-def metrics(examples, probs: list[float], obj: ObjectiveArgs) -> dict:
+def metrics(examples, probs: list[float], obj: Options) -> dict:
     answers = [e.answer for e in examples]
     return orm_metrics(probs, [e.target for e in examples], points.groups_of(examples),
                        answers if all(a is not None for a in answers) else None)

@@ -3,6 +3,8 @@ one completion per example, outputs read at the positions that carry a label."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ..data.pointwise import Point, encode_points
@@ -18,8 +20,9 @@ def texts(point: Point) -> list[Text]:
     return [Text(point.prompt, point.completion, point.templated, point.ends)]
 
 
-def no_options(obj) -> None:
-    """No rules across this kind's options beyond their own ranges."""
+@dataclass
+class NoOptions:
+    """This kind has no options of its own."""
 
 
 def no_marker(settings: dict) -> None:

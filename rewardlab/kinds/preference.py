@@ -22,7 +22,9 @@ import math
 
 import torch
 
-from ..config import ObjectiveArgs
+from dataclasses import dataclass
+
+from ..config import ConfigError, check_choices, option
 from ..data.encode import encode_examples, example_texts
 from ..data.preference import Example, check_example
 from ..errors import DataError
@@ -32,18 +34,66 @@ from ..losses import balanced_bradley_terry, bradley_terry, davidson, plackett_l
 from ..models.heads import completion_rewards, make_batch
 
 NAME = "preference"
-OPTIONS = ("loss", "balance", "margin", "margin_scale", "strength_map", "davidson_nu", "label_smoothing",
-           "center_rewards_coefficient", "tie_threshold")
+LOSSES = ("bt", "scaled_bt", "plackett_luce", "davidson")
+
+
+@dataclass
+class Options:
+    """The loss (formulas in rewardlab/losses/preference.py) and how ties are read in evaluation."""
+
+    loss: str = option("bt", "bt: Bradley-Terry on every strict pair implied by the row; scaled_bt: pairs weighted by "
+                       "preference strength |score difference| (HelpSteer2-Preference); plackett_luce: K-wise "
+                       "ranking likelihood (ties by Breslow's rule); davidson: Bradley-Terry with ties, which also "
+                       "learns from tied pairs.", choices=LOSSES, resume=True)
+    balance: bool = option(False, "InstructGPT balancing (bt, scaled_bt): average each prompt's pair losses so every "
+                           "prompt weighs the same whatever its number of completions K.", resume=True)
+    margin: str = option("column", "Llama 2 margin: column (a pair row's `margin` column, 0 if absent), score_diff "
+                         "(score difference x --margin-scale, for rows with scores) or none.",
+                         choices=("column", "score_diff", "none"), resume=True)
+    margin_scale: float = option(1.0, "Multiplies the score difference with --margin score_diff.", resume=True, low=0)
+    strength_map: str = option("", "scaled_bt: remap |score difference| to a strength, e.g. '1:1,2:3,3:10' (INF-ORM); "
+                               "empty: the difference itself.", resume=True)
+    davidson_nu: float = option(1.0, "davidson: the tie parameter nu > 0 (P(tie) grows with it; fixed during "
+                                "training).", resume=True, above=0)
+    label_smoothing: float = option(0.0, "bt, scaled_bt: conservative Bradley-Terry, eps in [0, 0.5): each pair is "
+                                    "taken as mislabelled with probability eps.", resume=True, low=0)
+    center_rewards_coefficient: float = option(0.0, "bt, scaled_bt: adds c * (r_better + r_worse)^2 per pair to "
+                                               "keep rewards centred (TRL's option).", resume=True, low=0)
+    tie_threshold: float = option(0.1, "Evaluation: a tied pair counts as predicted tied when its rewards differ by "
+                                  "at most this many standard deviations of the model's rewards.", low=0)
+
+    def __post_init__(self):
+        check_choices(self)
+        if self.label_smoothing >= 0.5:
+            raise ConfigError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        pairwise = self.loss in ("bt", "scaled_bt")
+        if self.balance and not pairwise:
+            raise ConfigError(f"--balance applies to bt and scaled_bt; {self.loss} already weighs each prompt once")
+        if (self.label_smoothing or self.center_rewards_coefficient) and not pairwise:
+            raise ConfigError(f"label_smoothing and center_rewards_coefficient apply to bt and scaled_bt, not {self.loss}")
+        if self.strength_map:
+            self.strength_table()
+            if self.loss != "scaled_bt":
+                raise ConfigError("--strength-map applies to --loss scaled_bt")
+        if self.margin != "column" and not pairwise:
+            raise ConfigError(f"--margin applies to bt and scaled_bt; {self.loss} has no margin")
+
+    def strength_table(self) -> dict[float, float] | None:
+        """'1:1,2:3' -> {1.0: 1.0, 2.0: 3.0}."""
+        if not self.strength_map:
+            return None
+        try:
+            return {float(k): float(v) for k, v in (part.split(":") for part in self.strength_map.split(","))}
+        except ValueError:
+            raise ConfigError(f"strength_map must look like '1:1,2:3,3:10', got {self.strength_map!r}") from None
+
+
 STATS = ("correct", "pairs", "completions")  # summed over a step's micro-batches and processes
 ONE_REWARD_HEAD = True
 FORMATS = ("pairs", "groups", *BENCHMARKS)
 forward_module = completion_rewards
 format_eval = format_metrics
 texts = example_texts
-
-
-def validate(obj: ObjectiveArgs) -> None:
-    """The loss options' rules among themselves are checked where they are parsed (ObjectiveArgs)."""
 
 
 def read_mode(per_token: bool) -> str:
@@ -65,36 +115,36 @@ def report(path: str, metrics: dict, examples: list, outputs: list, model: str, 
     return write_report(path, metrics, examples, outputs, model, data)
 
 
-def head(obj: ObjectiveArgs, data_path: str = "") -> dict:
+def head(obj: Options, data_path: str = "") -> dict:
     return {"head": "sequence", "num_labels": 1}
 
 
-def parser(obj: ObjectiveArgs):
+def parser(obj: Options):
     return check_example
 
 
-def encode(tokenizer, examples: list[Example], max_length: int, obj: ObjectiveArgs, num_proc: int = 1,
+def encode(tokenizer, examples: list[Example], max_length: int, obj: Options, num_proc: int = 1,
            cache_dir: str = ""):
     return encode_examples(tokenizer, examples, max_length, num_proc, cache_dir)
 
 
 def score(model, tokenizer, examples: list[Example], max_length: int, batch_size: int = 16,
-          obj: ObjectiveArgs | None = None):
+          obj: Options | None = None):
     """The reward of every completion, one list per example."""
     return score_examples(model, tokenizer, examples, max_length, batch_size)
 
 
-def metrics(examples: list[Example], rewards: list[list[float]], obj: ObjectiveArgs) -> dict:
+def metrics(examples: list[Example], rewards: list[list[float]], obj: Options) -> dict:
     return example_metrics(examples, rewards, obj.tie_threshold)
 
 
-def describe(obj: ObjectiveArgs) -> str:
+def describe(obj: Options) -> str:
     extra = [name for name, on in (("balanced", obj.balance), (f"margin {obj.margin}", obj.margin != "column"),
                                    (f"label smoothing {obj.label_smoothing}", obj.label_smoothing)) if on]
     return f"kind preference, loss {obj.loss}" + (f" ({', '.join(extra)})" if extra else "")
 
 
-def check(example: Example, where: str, obj: ObjectiveArgs) -> None:
+def check(example: Example, where: str, obj: Options) -> None:
     """What the chosen loss needs of a row, as a one-line DataError."""
     if not example.strict_pairs() and not example.tied_pairs():
         raise DataError(f"{where}: the row compares nothing (no completion is ranked above or tied with another)")
@@ -111,7 +161,7 @@ def check(example: Example, where: str, obj: ObjectiveArgs) -> None:
             raise DataError(f"{where}: {e}") from None
 
 
-def units(item, obj: ObjectiveArgs) -> int:
+def units(item, obj: Options) -> int:
     example = item[0]
     if obj.loss == "plackett_luce" or obj.balance:
         return 1
@@ -124,7 +174,7 @@ def batch(items: list, pad_id: int, path: str, device) -> dict:
     return make_batch([g.sequences for _, g in items], pad_id, path, device)
 
 
-def _pairs(examples: list[Example], obj: ObjectiveArgs, device):
+def _pairs(examples: list[Example], obj: Options, device):
     """Index tensors into the flat rewards: better, worse, group, margin, strength, tied."""
     better, worse, group, margin, strength, tied = [], [], [], [], [], []
     offset = 0
@@ -150,7 +200,7 @@ def _pairs(examples: list[Example], obj: ObjectiveArgs, device):
             strength, t(tied, torch.bool))
 
 
-def loss(rewards: torch.Tensor, items: list, obj: ObjectiveArgs) -> tuple[torch.Tensor, dict[str, float]]:
+def loss(rewards: torch.Tensor, items: list, obj: Options) -> tuple[torch.Tensor, dict[str, float]]:
     """Summed loss over the items' units, and the step statistics (correct / strict pairs)."""
     examples = [e for e, _ in items]
     b, w, group, margin, strength, tied = _pairs(examples, obj, rewards.device)
@@ -173,7 +223,7 @@ def loss(rewards: torch.Tensor, items: list, obj: ObjectiveArgs) -> tuple[torch.
     return value, stats
 
 
-def _strengths(diffs: list, obj: ObjectiveArgs, device) -> torch.Tensor:
+def _strengths(diffs: list, obj: Options, device) -> torch.Tensor:
     """Preference strength per pair from the score difference; pairs of rows without scores weigh 1."""
     scored = [i for i, d in enumerate(diffs) if d is not None]
     out = torch.ones(len(diffs), device=device)

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import torch
 
-from ..config import ConfigError, ObjectiveArgs
+from dataclasses import dataclass
+
+from ..config import ConfigError, check_choices, option
 from ..data.pointwise import parse_prm
 from ..errors import DataError
 from ..eval.pointwise import best_threshold, format_pointwise, orm_metrics, processbench, step_f1
@@ -28,7 +30,6 @@ from ..models.readout import aggregate_steps, step_scores
 from . import points
 
 NAME = "prm"
-OPTIONS = ("prm_labels", "step_separator", "step_token", "last_step_only", "aggregate", "prm_threshold")
 STATS = ("correct", "steps")
 ONE_REWARD_HEAD = points.ONE_REWARD_HEAD
 FORMATS = ("processbench",)
@@ -37,13 +38,31 @@ batch = points.batch
 units, texts = points.units, points.texts
 
 
-def marker(obj: ObjectiveArgs) -> str:
+def marker(obj: Options) -> str:
     return obj.step_token or obj.step_separator
 
 
-def validate(obj: ObjectiveArgs) -> None:
-    if not (obj.step_token or obj.step_separator):
-        raise ConfigError("kind prm needs --step-separator or --step-token to mark where each step ends")
+@dataclass
+class Options:
+    """Process reward model: step labels, where a step ends, and how steps make a reward."""
+
+    prm_labels: str = option("binary", "prm: step labels as binary (true/false, 0/1), ternary (PRM800K's -1/0/+1, a "
+                             "3-class head) or soft (floats in [0, 1], kept as floats).",
+                             choices=("binary", "ternary", "soft"), resume=True)
+    step_separator: str = option("\n", "prm: text appended to every step; the step's label is read at its last "
+                                 "token.", resume=True)
+    step_token: str = option("", "prm: a dedicated token appended to every step instead of the separator (e.g. "
+                             "<extra_0>); added to the tokenizer if absent.", resume=True)
+    last_step_only: bool = option(False, "prm: train on each solution's last step only.", resume=True)
+    aggregate: str = option("min", "prm: a solution's reward from its step scores: min (Math-Shepherd), prod "
+                            "(PRM800K), last or mean.", choices=("min", "prod", "last", "mean"))
+    prm_threshold: float = option(0.0, "prm evaluation: the step-score threshold of ProcessBench's first-error rule "
+                                  "(0: chosen on half of the eval rows, reported on the other half).", low=0)
+
+    def __post_init__(self):
+        check_choices(self)
+        if not (self.step_token or self.step_separator):
+            raise ConfigError("kind prm needs --step-separator or --step-token to mark where each step ends")
 
 
 def step_marker(settings: dict) -> str:
@@ -72,30 +91,30 @@ def report(path: str, metrics: dict, examples: list, outputs: list, model: str, 
                               model, data)
 
 
-def head(obj: ObjectiveArgs, data_path: str = "") -> dict:
+def head(obj: Options, data_path: str = "") -> dict:
     return {"head": "token", "num_labels": 3 if obj.prm_labels == "ternary" else 1,
             "new_tokens": (obj.step_token,) if obj.step_token else ()}
 
 
-def describe(obj: ObjectiveArgs) -> str:
+def describe(obj: Options) -> str:
     where = f"step token {obj.step_token!r}" if obj.step_token else f"separator {obj.step_separator!r}"
     return (f"kind prm (process reward model), {obj.prm_labels} step labels read at the {where}"
             + (", last step only" if obj.last_step_only else ""))
 
 
-def parser(obj: ObjectiveArgs):
+def parser(obj: Options):
     def parse(row, tokenizer, where, n, allow_empty=True, chat=False):
         return parse_prm(row, tokenizer, where, n, marker(obj), obj.prm_labels, allow_empty, chat)
     return parse
 
 
-def check(example, where: str, obj: ObjectiveArgs) -> None:
+def check(example, where: str, obj: Options) -> None:
     if example.target is None:
         raise DataError(f"{where}: training needs step labels ('labels' or 'label'); 'correct' alone grades the "
                         "outcome only")
 
 
-def encode(tokenizer, examples, max_length: int, obj: ObjectiveArgs, num_proc: int = 1, cache_dir: str = ""):
+def encode(tokenizer, examples, max_length: int, obj: Options, num_proc: int = 1, cache_dir: str = ""):
     items, counts = points.encoder("steps")(tokenizer, examples, max_length)
     if obj.last_step_only:
         for _, enc in items:
@@ -103,11 +122,11 @@ def encode(tokenizer, examples, max_length: int, obj: ObjectiveArgs, num_proc: i
     return items, counts
 
 
-def _targets(items: list, obj: ObjectiveArgs) -> list[float]:
+def _targets(items: list, obj: Options) -> list[float]:
     return [t for p, enc in items for t in p.target[len(p.target) - len(enc.reads[0]):]]
 
 
-def loss(outputs: torch.Tensor, items: list, obj: ObjectiveArgs) -> tuple[torch.Tensor, dict[str, float]]:
+def loss(outputs: torch.Tensor, items: list, obj: Options) -> tuple[torch.Tensor, dict[str, float]]:
     targets = torch.tensor(_targets(items, obj), device=outputs.device)
     scores = step_scores(outputs.detach())
     good = targets >= 0 if obj.prm_labels == "ternary" else targets >= 0.5
@@ -121,7 +140,7 @@ def summarize(sums: dict[str, float]) -> dict[str, float]:
     return {"step_accuracy": sums["correct"] / sums["steps"] if sums["steps"] else float("nan")}
 
 
-def score(model, tokenizer, examples, max_length: int, batch_size: int = 16, obj: ObjectiveArgs | None = None):
+def score(model, tokenizer, examples, max_length: int, batch_size: int = 16, obj: Options | None = None):
     """The score of every step, one list per example (NaN where truncation cut a step off)."""
     outputs, counts = points.score(model, tokenizer, examples, max_length, batch_size, "steps")
     return [step_scores(o).tolist() for o in outputs], counts
@@ -131,7 +150,7 @@ def _is_good(label: float, scheme: str) -> bool:
     return label >= 0 if scheme == "ternary" else label >= 0.5
 
 
-def metrics(examples, scores: list[list[float]], obj: ObjectiveArgs) -> dict:
+def metrics(examples, scores: list[list[float]], obj: Options) -> dict:
     """Step F1 (both classes) and ProcessBench first-error F1 on rows with step labels, and,
     when several solutions share a prompt, best-of-N with the aggregate (a solution is right
     when its ``correct`` says so, else when every step is). ProcessBench's threshold:

@@ -9,8 +9,9 @@ registered kind provides all of it, with these parameter names.
 
 Words used below: a *row* is what the user wrote (a dict); an *example* is what the kind's
 parser makes of it; an *item* is an (example, encoding) pair the training loop batches;
-*outputs* are the head's outputs; *obj* is the run's ``ObjectiveArgs``; *settings* is what
-training saved with the model (``config.rewardlab``: the kind, the objective, head settings).
+*outputs* are the head's outputs; *obj* is the kind's own ``Options`` (from the run's flags, or
+as saved with a model); *settings* is what training saved with the model (``config.rewardlab``:
+the kind, its options, head settings).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from typing import Any, Callable, Protocol, runtime_checkable
 class Kind(Protocol):
     NAME: str
     """The name in ``--kind`` and in a saved model's ``config.rewardlab["kind"]``."""
-    OPTIONS: tuple[str, ...]
-    """The ``ObjectiveArgs`` fields this kind reads (its option group in ``--help``); setting
-    another kind's option is an error (:func:`rewardlab.kinds.check_options`)."""
+    Options: type
+    """The kind's option group: a dataclass of documented fields (``rewardlab.config.option``),
+    flat flags and YAML keys of ``train``, under the kind's name in ``--help``; its
+    ``__post_init__`` holds the rules among them. Setting another kind's option is an error
+    (:func:`rewardlab.kinds.options`)."""
     STATS: tuple[str, ...]
     """Step statistics the loss returns, summed over a step's micro-batches and processes."""
     ONE_REWARD_HEAD: bool
@@ -36,13 +39,10 @@ class Kind(Protocol):
     """``forward_module(model, attention)``: the ``nn.Module`` the training loop wraps; called
     on a batch it returns the outputs the loss reads."""
 
-    def validate(self, obj) -> None:
-        """Cross-option rules of this kind, as a one-line ``ConfigError``."""
-
     def head(self, obj, data_path: str = "") -> dict:
         """The head: ``{"head": "sequence" | "token", "num_labels": N}``, optionally
         ``new_tokens`` (added to the tokenizer), ``labels`` (output names), ``settings`` (saved
-        with the model) and ``fixed`` (``ObjectiveArgs`` fields fixed from the data)."""
+        with the model) and ``fixed`` (``Options`` fields fixed from the data)."""
 
     def describe(self, obj) -> str:
         """One line for the start of a run."""

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import torch
 
-from ..config import ConfigError, ObjectiveArgs
+from dataclasses import dataclass
+
+from ..config import ConfigError, check_choices, option
 from ..data.pointwise import parse_regression
 from ..data.rows import iter_rows
 from ..eval.pointwise import format_pointwise, regression_metrics
@@ -23,12 +25,23 @@ from ..models.heads import HeadOutputs, make_batch
 from . import points
 
 NAME = "regression"
-OPTIONS = ("attributes", "weights")
 STATS = ("sq_err", "rated")
 ONE_REWARD_HEAD, FORMATS = points.ONE_REWARD_HEAD, points.FORMATS
 forward_module = HeadOutputs
 format_eval = format_pointwise
-check, texts, validate, step_marker = points.no_check, points.texts, points.no_options, points.no_marker
+check, texts, step_marker = points.no_check, points.texts, points.no_marker
+
+
+@dataclass
+class Options:
+    """Attribute regression: which attributes, and how they weigh in the reward."""
+
+    attributes: str = option("", "regression: attribute names, comma-separated, in output order (empty: every "
+                             "attribute the training data rates, in order of first appearance).", resume=True)
+    weights: str = option("", "regression: the reward's weight per attribute, comma-separated (empty: the mean).")
+
+    def __post_init__(self):
+        check_choices(self)
 
 
 def read_mode(per_token: bool) -> str:
@@ -56,7 +69,7 @@ def report(path: str, metrics: dict, examples: list, outputs: list, model: str, 
     return points.report_page(path, NAME, metrics, sections, model, data)
 
 
-def attributes(obj: ObjectiveArgs, data_path: str = "") -> list[str]:
+def attributes(obj: Options, data_path: str = "") -> list[str]:
     """``--attributes`` in its order, else every attribute the data rates, in order of first
     appearance (one pass over the rows, before the model is built)."""
     if obj.attributes:
@@ -70,7 +83,7 @@ def attributes(obj: ObjectiveArgs, data_path: str = "") -> list[str]:
     return list(names)
 
 
-def weights(obj: ObjectiveArgs, names: list[str]) -> list[float]:
+def weights(obj: Options, names: list[str]) -> list[float]:
     if not obj.weights:
         return [1.0 / len(names)] * len(names)
     w = [float(x) for x in obj.weights.split(",")]
@@ -79,28 +92,28 @@ def weights(obj: ObjectiveArgs, names: list[str]) -> list[float]:
     return w
 
 
-def head(obj: ObjectiveArgs, data_path: str = "") -> dict:
+def head(obj: Options, data_path: str = "") -> dict:
     names = attributes(obj, data_path)
     return {"head": "sequence", "num_labels": len(names), "labels": names,
             "settings": {"attributes": names, "weights": weights(obj, names)},
             "fixed": {} if obj.attributes else {"attributes": ",".join(names)}}
 
 
-def describe(obj: ObjectiveArgs) -> str:
+def describe(obj: Options) -> str:
     return "kind regression (one output per rated attribute), masked MSE"
 
 
-def parser(obj: ObjectiveArgs, names: list[str] | None = None):
+def parser(obj: Options, names: list[str] | None = None):
     def parse(row, tokenizer, where, n, allow_empty=True, chat=False):
         return parse_regression(row, tokenizer, where, n, names or attributes(obj), allow_empty, chat)
     return parse
 
 
-def encode(tokenizer, examples, max_length: int, obj: ObjectiveArgs, num_proc: int = 1, cache_dir: str = ""):
+def encode(tokenizer, examples, max_length: int, obj: Options, num_proc: int = 1, cache_dir: str = ""):
     return points.encoder("last")(tokenizer, examples, max_length)
 
 
-def units(item, obj: ObjectiveArgs) -> int:
+def units(item, obj: Options) -> int:
     return sum(v is not None for v in item[0].target)
 
 
@@ -114,7 +127,7 @@ def _targets(items: list, device) -> tuple[torch.Tensor, torch.Tensor]:
     return values, mask
 
 
-def loss(outputs: torch.Tensor, items: list, obj: ObjectiveArgs) -> tuple[torch.Tensor, dict[str, float]]:
+def loss(outputs: torch.Tensor, items: list, obj: Options) -> tuple[torch.Tensor, dict[str, float]]:
     targets, mask = _targets(items, outputs.device)
     value = masked_regression(outputs, targets.to(outputs.dtype), mask, reduction="sum")
     return value, {"sq_err": float(value.detach()), "rated": float(mask.sum())}
@@ -124,12 +137,12 @@ def summarize(sums: dict[str, float]) -> dict[str, float]:
     return {"mse": sums["sq_err"] / sums["rated"] if sums["rated"] else float("nan")}
 
 
-def score(model, tokenizer, examples, max_length: int, batch_size: int = 16, obj: ObjectiveArgs | None = None):
+def score(model, tokenizer, examples, max_length: int, batch_size: int = 16, obj: Options | None = None):
     """Every attribute's predicted rating, one list per example."""
     outputs, counts = points.score(model, tokenizer, examples, max_length, batch_size, "sequence")
     return [o[0].tolist() for o in outputs], counts
 
 
-def metrics(examples, predictions: list[list[float]], obj: ObjectiveArgs) -> dict:
+def metrics(examples, predictions: list[list[float]], obj: Options) -> dict:
     names = attributes(obj) if obj.attributes else [f"attribute_{i}" for i in range(len(predictions[0]))]
     return regression_metrics(predictions, [e.target for e in examples], names)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import torch
 
-from ..config import ObjectiveArgs
+from dataclasses import dataclass
+
+from ..config import ConfigError, check_choices, option
 from ..data.pointwise import parse_value
 from ..eval.pointwise import format_pointwise, value_metrics
 from ..losses import discounted_returns, value_regression
@@ -20,14 +22,28 @@ from ..models.heads import HeadOutputs
 from . import points
 
 NAME = "value"
-OPTIONS = ("value_loss", "huber_delta", "gamma")
 STATS = ("sq_err_last", "examples")
 ONE_REWARD_HEAD, FORMATS = points.ONE_REWARD_HEAD, points.FORMATS
 forward_module = HeadOutputs
 batch = points.batch
 head, check, units, texts = points.token_head, points.no_check, points.units, points.texts
-validate, step_marker = points.no_options, points.no_marker
+step_marker = points.no_marker
 format_eval = format_pointwise
+
+
+@dataclass
+class Options:
+    """Value function: the regression loss and the discount of the return."""
+
+    value_loss: str = option("mse", "value: regression loss.", choices=("mse", "huber"), resume=True)
+    huber_delta: float = option(1.0, "value: the Huber loss's delta.", resume=True, above=0)
+    gamma: float = option(1.0, "value: discount of the return over completion tokens (1: every token's target is "
+                          "the final reward).", resume=True, low=0)
+
+    def __post_init__(self):
+        check_choices(self)
+        if self.gamma > 1.0:
+            raise ConfigError(f"gamma must be in [0, 1], got {self.gamma}")
 
 
 def read_mode(per_token: bool) -> str:
@@ -47,15 +63,15 @@ def report(path: str, metrics: dict, examples: list, outputs: list, model: str, 
     return points.report_page(path, NAME, metrics, [section], model, data)
 
 
-def describe(obj: ObjectiveArgs) -> str:
+def describe(obj: Options) -> str:
     return f"kind value, {obj.value_loss} on discounted returns (gamma {obj.gamma:g})"
 
 
-def parser(obj: ObjectiveArgs):
+def parser(obj: Options):
     return parse_value
 
 
-def encode(tokenizer, examples, max_length: int, obj: ObjectiveArgs, num_proc: int = 1, cache_dir: str = ""):
+def encode(tokenizer, examples, max_length: int, obj: Options, num_proc: int = 1, cache_dir: str = ""):
     return points.encoder("tokens")(tokenizer, examples, max_length)
 
 
@@ -63,7 +79,7 @@ def returns_of(items: list, gamma: float) -> torch.Tensor:
     return torch.cat([discounted_returns(p.target, len(enc.reads[0]), gamma) for p, enc in items])
 
 
-def loss(outputs: torch.Tensor, items: list, obj: ObjectiveArgs) -> tuple[torch.Tensor, dict[str, float]]:
+def loss(outputs: torch.Tensor, items: list, obj: Options) -> tuple[torch.Tensor, dict[str, float]]:
     targets = returns_of(items, obj.gamma).to(outputs.device)
     last = torch.stack([o[-1, 0] for o in points.split(outputs.detach(), items)])
     rewards = torch.tensor([p.target for p, _ in items], device=outputs.device, dtype=last.dtype)
@@ -75,13 +91,13 @@ def summarize(sums: dict[str, float]) -> dict[str, float]:
     return {"mse_last": sums["sq_err_last"] / sums["examples"] if sums["examples"] else float("nan")}
 
 
-def score(model, tokenizer, examples, max_length: int, batch_size: int = 16, obj: ObjectiveArgs | None = None):
+def score(model, tokenizer, examples, max_length: int, batch_size: int = 16, obj: Options | None = None):
     """The value of every completion token, one list per example (NaN where truncation cut it)."""
     outputs, counts = points.score(model, tokenizer, examples, max_length, batch_size, "tokens")
     return [o[:, 0].tolist() for o in outputs], counts
 
 
-def metrics(examples, values: list[list[float]], obj: ObjectiveArgs) -> dict:
+def metrics(examples, values: list[list[float]], obj: Options) -> dict:
     """MSE and explained variance of the last token's value against the return, and the MSE
     of every token against its discounted return."""
     out = value_metrics([v[-1] for v in values], [e.target for e in examples])

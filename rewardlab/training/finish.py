@@ -26,7 +26,7 @@ def evaluate_run(run) -> dict | None:
         return None
     mine = run.eval_examples[run.accelerator.process_index::run.world]
     outputs, _ = run.kind.score(run.hf_model, run.tokenizer, mine, run.max_length, run.cfg.run.eval_batch_size,
-                                run.cfg.objective) if mine else ([], None)
+                                run.obj) if mine else ([], None)
     scored = list(zip(mine, outputs))
     if run.world > 1:
         from accelerate.utils import gather_object
@@ -34,7 +34,7 @@ def evaluate_run(run) -> dict | None:
         scored = gather_object(scored)
     if not run.main:
         return None
-    metrics = run.kind.metrics([e for e, _ in scored], [o for _, o in scored], run.cfg.objective)
+    metrics = run.kind.metrics([e for e, _ in scored], [o for _, o in scored], run.obj)
     _log_eval(run, metrics)
     return metrics
 
@@ -52,7 +52,7 @@ def reward_statistics(run) -> dict:
                           "read whole (not --streaming), and no FSDP")
     mine = [e for e, _ in run.train_set][run.accelerator.process_index::run.world]
     rewards, _ = run.kind.score(run.hf_model, run.tokenizer, mine, run.max_length, run.cfg.run.eval_batch_size,
-                                run.cfg.objective) if mine else ([], None)
+                                run.obj) if mine else ([], None)
     flat = [r for group in rewards for r in group]
     if run.world > 1:
         from accelerate.utils import gather_object
@@ -95,8 +95,8 @@ def save_final(run) -> dict | None:
     if run.main and run.eval_examples:
         rm = RewardModel.from_pretrained(str(out))
         outputs, _ = run.kind.score(rm.model, rm.tokenizer, run.eval_examples, run.max_length, cfg.run.eval_batch_size,
-                                    cfg.objective)
-        final = run.kind.metrics(run.eval_examples, outputs, cfg.objective)
+                                    run.obj)
+        final = run.kind.metrics(run.eval_examples, outputs, run.obj)
         _log_eval(run, final)
     run.accelerator.wait_for_everyone()
     return final

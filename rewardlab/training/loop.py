@@ -50,6 +50,7 @@ class Run:
 
     cfg: TrainConfig
     kind: Any
+    obj: Any  # the kind's own options (cfg.objective.of(kind))
     accelerator: Any
     model: Any  # the prepared forward module (DDP/FSDP-wrapped)
     hf_model: Any  # the transformers model inside it (peft-wrapped with LoRA)
@@ -140,9 +141,9 @@ def _check_resume(folder: Path, cfg: TrainConfig, world: int, total: int) -> Non
         raise ConfigError(f"--resume: {', '.join(changed)} differ from the checkpointed run; resume with the same settings")
 
 
-def _load_data(max_length: int, cfg: TrainConfig, kind, tokenizer, say, per_step: int, accelerator) -> dict:
+def _load_data(max_length: int, cfg: TrainConfig, kind, obj, tokenizer, say, per_step: int, accelerator) -> dict:
     """Training items (or a stream), the number of steps, and the evaluation examples."""
-    inputs, obj = cfg.inputs, cfg.objective
+    inputs = cfg.inputs
     check = lambda example, where: kind.check(example, where, obj)  # noqa: E731
     rows = dict(chat=inputs.apply_chat_template, columns=cfg.columns.mapping(), parse=kind.parser(obj))
     # Evaluation takes every row the metrics can use, whatever the loss: all-tied prompts count
@@ -240,13 +241,14 @@ def _checked(cfg: TrainConfig, accelerator) -> tuple[TrainConfig, str, Path | No
     return cfg, lr_from, resume_from, sharded
 
 
-def _model(cfg: TrainConfig, kind) -> tuple[TrainConfig, Any, Any, int]:
+def _model(cfg: TrainConfig, kind, obj) -> tuple[TrainConfig, Any, Any, Any, int]:
     """The backbone with the kind's head (+ LoRA), its settings saved in its config so eval,
-    score and serve encode text and read outputs as training did; (cfg, model, tokenizer, max_length)."""
+    score and serve encode text and read outputs as training did; (cfg, obj, model, tokenizer, max_length)."""
     bb = cfg.backbone
-    spec = kind.head(cfg.objective, cfg.inputs.data)  # the head: per text or per token, its outputs
+    spec = kind.head(obj, cfg.inputs.data)  # the head: per text or per token, its outputs
     if spec.get("fixed"):  # options the kind found in the data (output names...), fixed from here on
-        cfg = dataclasses.replace(cfg, objective=dataclasses.replace(cfg.objective, **spec["fixed"]))
+        obj = dataclasses.replace(obj, **spec["fixed"])
+        cfg = dataclasses.replace(cfg, objective=cfg.objective.replaced(kind.NAME, **spec["fixed"]))
     model, tokenizer = load_backbone(bb.model, bb.trust_remote_code, bb.load_in_4bit, spec["head"], spec["num_labels"],
                                      spec.get("new_tokens", ()))
     if spec.get("labels"):
@@ -256,14 +258,14 @@ def _model(cfg: TrainConfig, kind) -> tuple[TrainConfig, Any, Any, int]:
         disable_dropout(model)
     max_length = min(cfg.inputs.max_length, getattr(model.config, "max_position_embeddings", None) or 10**9)
     model.config.rewardlab = {"max_length": max_length, "apply_chat_template": cfg.inputs.apply_chat_template,
-                              "kind": cfg.objective.kind, "objective": dataclasses.asdict(cfg.objective),
+                              "kind": kind.NAME, "objective": dataclasses.asdict(obj),
                               "head": spec["head"], "num_labels": spec["num_labels"],
                               **spec.get("settings", {})}
     if bb.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if bb.lora_r:
         model = apply_lora(model, bb.lora_r, bb.lora_alpha, bb.lora_dropout, quantized=bb.load_in_4bit)
-    return cfg, model, tokenizer, max_length
+    return cfg, obj, model, tokenizer, max_length
 
 
 def _forward_path(model, bb, device) -> str:
@@ -280,21 +282,21 @@ def setup(cfg: TrainConfig) -> Run:
 
     validate_train(cfg)
     kind = kinds.get(cfg.objective.kind)
-    kinds.check_options(kind, cfg.objective)
+    obj = kinds.options(kind, cfg.objective)
     accelerator = _accelerator(cfg)
     cfg, lr_from, resume_from, sharded = _checked(cfg, accelerator)
     set_seed(cfg.optim.seed)
-    cfg, model, tokenizer, max_length = _model(cfg, kind)
+    cfg, obj, model, tokenizer, max_length = _model(cfg, kind, obj)
     bb = cfg.backbone
     per_step = cfg.optim.batch_size * cfg.optim.grad_accum * accelerator.num_processes
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if accelerator.is_main_process else (lambda msg: None)
-    data = _load_data(max_length, cfg, kind, tokenizer, say, per_step, accelerator)
+    data = _load_data(max_length, cfg, kind, obj, tokenizer, say, per_step, accelerator)
     if resume_from is not None:
         _check_resume(resume_from, cfg, accelerator.num_processes, data["total"])
     path = _forward_path(model, bb, accelerator.device)
     optimizer = _optimizer(model, cfg)
     prepared, optimizer = accelerator.prepare(kind.forward_module(model, bb.attention), optimizer)
-    run = Run(cfg, kind, accelerator, prepared, model, tokenizer, optimizer, max_length, path=path,
+    run = Run(cfg, kind, obj, accelerator, prepared, model, tokenizer, optimizer, max_length, path=path,
               sharded=sharded, **data)
     if resume_from is not None:  # after prepare: under FSDP each process loads its own shard
         try:
@@ -314,7 +316,7 @@ def _say_first_line(run: Run, per_step: int, lr_from: str) -> None:
     cfg, bb, o = run.cfg, run.cfg.backbone, run.cfg.optim
     shown = {"shared": f"shared-prompt ({pick_attention(bb.attention, run.accelerator.device, run.hf_model, bb.bf16)})",
              "packed": "packed padding-free (blocks)", "padded": "padded"}[run.path]
-    run.say(f"{bb.model}: {run.kind.describe(cfg.objective)}; "
+    run.say(f"{bb.model}: {run.kind.describe(run.obj)}; "
             f"{'a stream of' if run.stream else len(run.train_set)} examples, {run.total} steps of {per_step} "
             f"(batch {o.batch_size} x accumulation {o.grad_accum} x {run.world} process{'es' if run.world > 1 else ''}"
             f"{', FSDP' if run.sharded else ''}), lr {o.lr:g} ({lr_from}), max_length={run.max_length}, {shown} forward")
@@ -352,7 +354,7 @@ def train_step(run: Run, items: list) -> dict[str, float]:
     """Forward and backward over this process's micro-batches, then one optimizer step.
     Returns the step's summed loss, units and statistics over all processes, and the stop flag."""
     cfg, kind, acc = run.cfg, run.kind, run.accelerator
-    n_units = sum(kind.units(item, cfg.objective) for item in items)
+    n_units = sum(kind.units(item, run.obj) for item in items)
     micro = split_step(items, cfg.optim.batch_size, acc.process_index, run.world)
     # Every process runs as many micro-batches as the busiest one: under FSDP each forward and
     # backward is a collective. A process short of examples runs one with weight 0.
@@ -364,7 +366,7 @@ def train_step(run: Run, items: list) -> dict[str, float]:
         batch = items[:1] if dummy else micro[i]
         inputs = kind.batch(batch, run.tokenizer.pad_token_id, run.path, acc.device)
         with acc.no_sync(run.model) if i < n_micro - 1 else nullcontext():
-            loss_sum, stats = kind.loss(run.model(inputs), batch, cfg.objective)
+            loss_sum, stats = kind.loss(run.model(inputs), batch, run.obj)
             # DDP averages gradients over processes, hence the factor world.
             acc.backward(loss_sum * (0.0 if dummy else run.world / max(n_units, 1)))
         if not dummy:

@@ -8,7 +8,7 @@ import torch
 from transformers import AutoTokenizer
 
 from rewardlab import kinds
-from rewardlab.config import ObjectiveArgs, TrainConfig
+from rewardlab.config import TrainConfig
 from rewardlab.data.pointwise import parse_orm, parse_prm, parse_regression, parse_value
 from rewardlab.errors import DataError
 from rewardlab.losses import discounted_returns, masked_regression, step_cross_entropy, token_bce, value_regression
@@ -29,7 +29,7 @@ def _items(kind, obj, points, tok):
 
 
 def test_orm_labels_every_completion_token_and_no_prompt_token(tok):
-    obj = ObjectiveArgs(kind="orm")
+    obj = kinds.orm.Options()
     points = [parse_orm({"prompt": "Q: 2+3?", "completion": " 5", "label": 1}, tok, "w", 1),
               parse_orm({"prompt": "Q: 2+3? Think.", "completion": " It is 6.", "label": 0.25}, tok, "w", 2)]
     items = _items(kinds.orm, obj, points, tok)
@@ -40,12 +40,12 @@ def test_orm_labels_every_completion_token_and_no_prompt_token(tok):
     targets = torch.tensor([1.0] * n[0] + [0.25] * n[1])
     torch.testing.assert_close(loss, token_bce(logits[:, 0], targets))
     assert stats["examples"] == 2
-    last = kinds.orm.encode(tok, points, 256, ObjectiveArgs(kind="orm", orm_loss_on="last_token"))[0]
+    last = kinds.orm.encode(tok, points, 256, kinds.orm.Options(orm_loss_on="last_token"))[0]
     assert [kinds.orm.units(i, obj) for i in last] == [1, 1]
 
 
 def test_value_targets_are_discounted_returns_on_completion_tokens(tok):
-    obj = ObjectiveArgs(kind="value", gamma=0.5, value_loss="huber")
+    obj = kinds.value.Options(gamma=0.5, value_loss="huber")
     points = [parse_value({"prompt": "Q", "completion": " a b c", "reward": 2.0}, tok, "w", 1)]
     items = _items(kinds.value, obj, points, tok)
     n = kinds.value.units(items[0], obj)
@@ -58,12 +58,12 @@ def test_value_targets_are_discounted_returns_on_completion_tokens(tok):
 
 def test_prm_ternary_soft_and_last_step_only(tok):
     row = {"prompt": "Q:", "steps": STEPS}
-    tern = ObjectiveArgs(kind="prm", prm_labels="ternary")
+    tern = kinds.prm.Options(prm_labels="ternary")
     items = _items(kinds.prm, tern, [parse_prm({**row, "labels": [1, 0, -1]}, tok, "w", 1, "\n", "ternary")], tok)
     logits = torch.randn(3, 3)
     loss, _ = kinds.prm.loss(logits, items, tern)
     torch.testing.assert_close(loss, step_cross_entropy(logits, torch.tensor([2, 1, 0])))
-    soft = ObjectiveArgs(kind="prm", prm_labels="soft", last_step_only=True)
+    soft = kinds.prm.Options(prm_labels="soft", last_step_only=True)
     items = _items(kinds.prm, soft, [parse_prm({**row, "labels": [1, 0.6, 0.3]}, tok, "w", 1, "\n", "soft")], tok)
     assert kinds.prm.units(items[0], soft) == 1
     logit = torch.randn(1, 1)
@@ -73,7 +73,7 @@ def test_prm_ternary_soft_and_last_step_only(tok):
 
 
 def test_regression_masks_missing_attributes(tok):
-    obj = ObjectiveArgs(kind="regression", attributes="a,b")
+    obj = kinds.regression.Options(attributes="a,b")
     points = [parse_regression({"prompt": "Q", "completion": " x", "ratings": {"a": 3}}, tok, "w", 1, ["a", "b"]),
               parse_regression({"prompt": "Q", "completion": " y", "ratings": {"a": 1, "b": 2}}, tok, "w", 2, ["a", "b"])]
     items = _items(kinds.regression, obj, points, tok)
@@ -158,7 +158,7 @@ def test_orm_joint_language_model_loss_is_the_causal_lms_own(request, backbone, 
     from rewardlab.models.backbone import load_backbone
     from rewardlab.models.heads import HeadOutputs
 
-    obj = ObjectiveArgs(kind="orm", lm_coef=0.5)
+    obj = kinds.orm.Options(lm_coef=0.5)
     rows = [{"prompt": "Q: 2+3?", "completion": " It is 5.", "label": 1},
             {"prompt": "Q: name a colour", "completion": " Blue, I think.", "label": 0}]
     folder = request.getfixturevalue(backbone)
@@ -167,7 +167,7 @@ def test_orm_joint_language_model_loss_is_the_causal_lms_own(request, backbone, 
     items = _items(kinds.orm, obj, [parse_orm(r, tok2, "w", i) for i, r in enumerate(rows)], tok2)
     outputs = HeadOutputs(model)(kinds.orm.batch(items, tok2.pad_token_id, path, "cpu"))
     both, _ = kinds.orm.loss(outputs, items, obj)
-    bce, _ = kinds.orm.loss(outputs[0], items, ObjectiveArgs(kind="orm"))
+    bce, _ = kinds.orm.loss(outputs[0], items, kinds.orm.Options())
     causal = AutoModelForCausalLM.from_pretrained(folder).eval()
     expected = 0.0
     for _, enc in items:
@@ -184,7 +184,7 @@ def test_orm_joint_language_model_loss_is_the_causal_lms_own(request, backbone, 
 def test_prm_metrics_keep_splits_aligned_with_their_rows(tok):
     """Rows without step labels (outcome only) and rows cut by truncation are left out of the
     step metrics without shifting which split the others belong to."""
-    obj = ObjectiveArgs(kind="prm", prm_threshold=0.5)
+    obj = kinds.prm.Options(prm_threshold=0.5)
     rows = [{"prompt": "Q", "steps": ["a", "b"], "correct": True, "split": "x"},
             {"prompt": "Q", "steps": ["a", "b"], "labels": [1, 0], "split": "math"},
             {"prompt": "Q", "steps": ["a", "b"], "labels": [1, 1], "split": "gsm8k"}]

@@ -2,6 +2,7 @@
 and no module outside rewardlab/kinds/ chooses behaviour by a kind's name."""
 
 import ast
+import dataclasses
 import inspect
 import re
 from pathlib import Path
@@ -38,21 +39,23 @@ def test_every_kind_provides_the_whole_interface(name):
             except TypeError as e:
                 wrong.append(f"{member}: {e}")
     assert not missing and not wrong, f"kind {name}: missing {missing}; other parameters: {wrong}"
-    assert isinstance(kind.OPTIONS, tuple) and isinstance(kind.STATS, tuple) and isinstance(kind.FORMATS, tuple)
+    assert dataclasses.is_dataclass(kind.Options) and isinstance(kind.STATS, tuple) and isinstance(kind.FORMATS, tuple)
+    kind.Options()  # the defaults are valid
     assert isinstance(kind.ONE_REWARD_HEAD, bool) and callable(kind.forward_module)
 
 
 def test_each_option_belongs_to_one_kind_and_another_kinds_option_is_refused():
-    from rewardlab.config import ConfigError, ObjectiveArgs
+    from rewardlab.config import ConfigError, TrainConfig, _leaves
 
-    owners = [name for k in kinds.KINDS.values() for name in k.OPTIONS]
+    owners = [f.name for k in kinds.KINDS.values() for f in dataclasses.fields(k.Options)]
     assert len(owners) == len(set(owners))
-    assert set(owners) <= {f for f in ObjectiveArgs.__dataclass_fields__}
+    flags = _leaves(TrainConfig)  # each kind's options are flat flags of train, in the kind's group
+    assert all(flags[name].sub is not None for name in owners)
     with pytest.raises(ConfigError, match="--gamma applies to kind value; kind orm does not use it"):
-        kinds.check_options(kinds.get("orm"), ObjectiveArgs(gamma=0.5))
+        kinds.options(kinds.get("orm"), TrainConfig.flat(kind="orm", gamma=0.5).objective)
     with pytest.raises(ConfigError, match="--loss applies to kind preference"):
-        kinds.check_options(kinds.get("prm"), ObjectiveArgs(loss="davidson"))
-    kinds.check_options(kinds.get("value"), ObjectiveArgs(gamma=0.5))
+        kinds.options(kinds.get("prm"), TrainConfig.flat(kind="prm", loss="davidson").objective)
+    assert kinds.options(kinds.get("value"), TrainConfig.flat(kind="value", gamma=0.5).objective).gamma == 0.5
 
 
 def _kind_name_uses(tree: ast.AST) -> list[int]:

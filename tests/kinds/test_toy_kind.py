@@ -21,13 +21,13 @@ from rewardlab.kinds import points
 from rewardlab.models.heads import HeadOutputs
 
 NAME = "toy_mean"
-OPTIONS = ()
+Options = points.NoOptions
 STATS = ("sq_err", "examples")
 ONE_REWARD_HEAD = False
 FORMATS = ()
 forward_module = HeadOutputs
 head, check, units, batch, texts = points.token_head, points.no_check, points.units, points.batch, points.texts
-validate, step_marker = points.no_options, points.no_marker
+step_marker = points.no_marker
 
 
 def describe(obj) -> str:
