@@ -36,7 +36,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from rewardlab import kinds  # noqa: E402
 from rewardlab.config import TrainConfig  # noqa: E402
 from rewardlab.data.gsm8k import solution_rows, solution_step_rows  # noqa: E402
-from rewardlab.data.preference import load_examples  # noqa: E402
+from rewardlab.data.loader import load_examples  # noqa: E402
 from rewardlab.data.steps import gsm8k_step_rows, read_champ  # noqa: E402
 from rewardlab.inference import RewardModel  # noqa: E402
 from rewardlab.training import train  # noqa: E402

@@ -66,7 +66,7 @@ def grpo_queries(n_prompts: int, samples: int, shuffle: bool = False, seed: int 
     taken from other dialogues), as whole texts. In GRPO a prompt's samples are generated in one
     call and sent together, so they arrive in prompt order; ``shuffle``: in any order. Also the
     samples of one more prompt, to warm a server up with (not measured, not in the cache)."""
-    from rewardlab.data.preference import load_examples
+    from rewardlab.data.loader import load_examples
 
     pairs = load_examples(str(DATA), None, skip_bad=True, allow_empty=False)
     rng = random.Random(seed)

@@ -89,7 +89,7 @@ def prepare(args, work: Path) -> tuple[str, str, dict]:
         groups = [fits[i][1].sequences for i in order[s * args.batch_size:(s + 1) * args.batch_size]]
         width = max(len(x) for g in groups for x in g)
         trl_tokens += 2 * len(groups) * width
-        from rewardlab.models.shared_prompt import common_prefix_length
+        from rewardlab.models.layout import common_prefix_length
         ours_tokens += sum(sum(len(x) for x in g) - common_prefix_length(g) for g in groups)
         real_tokens += sum(len(x) for g in groups for x in g)
     stats = {"trl_tokens": trl_tokens, "unique_tokens": ours_tokens, "real_tokens": real_tokens,

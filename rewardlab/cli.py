@@ -13,7 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from .config import EvalConfig, ExportConfig, JudgeConfig, ScoreConfig, ServeConfig, TrainConfig, add_arguments, load_config
+from .config import (EvalConfig, ExportConfig, JudgeConfig, PrmDataConfig, ScoreConfig, ServeConfig, TrainConfig,
+                     add_arguments, load_config)
 from .data.rows import read_rows
 from .errors import ConfigError, DataError, ModelError, RewardlabError
 from .inference.rows import SKIP_HINT, add_rewards, build_groups, score_groups
@@ -46,7 +47,7 @@ def cmd_eval(cfg: EvalConfig) -> int:
     benchmark formats by their own rules (kinds that score them list them in ``FORMATS``)."""
     from . import kinds
     from .data.encode import Counts
-    from .data.preference import load_examples
+    from .data.loader import load_examples
     from .inference import RewardModel
 
     models = [m for m in (cfg.model if isinstance(cfg.model, list) else [cfg.model]) if m]
@@ -117,7 +118,7 @@ def _eval_compare(cfg: EvalConfig, models: list[str]) -> int:
     """Several models on the same rows: each one's metrics, and for every pair of models the
     difference in pairwise accuracy with a paired bootstrap interval (resampling the pairs)."""
     from . import kinds
-    from .data.preference import load_examples
+    from .data.loader import load_examples
     from .eval.diagnostics import paired_bootstrap
     from .inference import RewardModel
 
@@ -302,6 +303,22 @@ def cmd_export(cfg: ExportConfig) -> int:
     return 0
 
 
+def cmd_prm_data(cfg: PrmDataConfig) -> int:
+    from .data.steps import prm_rows
+
+    _need(cfg.output, "--output")
+    if cfg.format != "champ":
+        _need(cfg.input, "--input")
+    rows, summary = prm_rows(cfg.input, cfg.format, cfg.seed, cfg.corrupt_share, cfg.limit or None)
+    try:
+        with open(cfg.output, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    except OSError as e:
+        raise ConfigError(f"{cfg.output}: cannot write: {e.strerror or e}") from None
+    print(f"wrote {len(rows)} rows to {cfg.output}: {summary}", file=sys.stderr)
+    return 0
+
+
 def cmd_judge(cfg: JudgeConfig) -> int:
     from .judge.backends import LocalJudge, OpenAIJudge
     from .judge.data import output_rows, read_items
@@ -382,6 +399,7 @@ COMMANDS = {
     "export": (ExportConfig, cmd_export),
     "judge": (JudgeConfig, cmd_judge),
     "serve": (ServeConfig, cmd_serve),
+    "prm-data": (PrmDataConfig, cmd_prm_data),
 }
 
 
@@ -395,22 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("config", nargs="?", default=None, help="optional YAML file; flags override its values")
         # Training options that belong to one kind are listed under it; --kind takes the registered kinds.
         add_arguments(p, cls, {"kind": tuple(kinds.KINDS)})
-    for name, what in DATA_COMMANDS.items():  # listed in --help; main() hands them their own flags
-        sub.add_parser(name, help=what.capitalize() + f"; see rewardlab {name} --help.")
     return parser
-
-
-# Commands that turn data into rewardlab rows; each parses its own flags.
-DATA_COMMANDS = {"prm-data": "process-supervision rows from GSM8K solutions (one arithmetic step corrupted in a "
-                             "seeded share)"}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] == "prm-data":
-        from .data.steps import prm_data_main
-
-        return prm_data_main(argv[1:])
     args = build_parser().parse_args(argv)
     cls, fn = COMMANDS[args.command]
     resume = getattr(args, "resume", None)

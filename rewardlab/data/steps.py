@@ -16,16 +16,14 @@ ratings -1 / 0 / +1. CHAMP gives ProcessBench-style evaluation rows ``{"problem"
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import random
 import re
-import sys
 from decimal import Decimal
 from pathlib import Path
 
-from ..errors import ConfigError, DataError, RewardlabError
+from ..errors import ConfigError, DataError
 from .rows import iter_rows
 
 # A calculator annotation "<<48/2=24>>"; the result is what follows the last "=".
@@ -122,45 +120,18 @@ def gsm8k_step_rows(path: str, seed: int = 0, corrupt_share: float = 0.5,
     return rows, counts
 
 
-def prm_data_main(argv: list[str] | None = None) -> int:
-    """``rewardlab prm-data``: write GSM8K reference solutions as PRM rows (JSONL)."""
-    ap = argparse.ArgumentParser(prog="rewardlab prm-data", description=(
-        "Write process-supervision rows {prompt, steps, labels} as JSONL. From GSM8K reference solutions "
-        "(--format gsm8k): a seeded share of them gets one wrong calculator result, labelled wrong from that step "
-        "on. Or convert PRM800K, Math-Shepherd, or the CHAMP human annotations of the first wrong step."))
-    ap.add_argument("--input", default="", help="the source file (GSM8K: train.jsonl or test.jsonl; champ: optional, "
-                    "default the installed champ-dataset package's v0.json)")
-    ap.add_argument("--output", required=True, help="JSONL file to write the PRM rows to")
-    ap.add_argument("--format", default="gsm8k", choices=("gsm8k", "prm800k", "math-shepherd", "champ"),
-                    help="what --input is (default gsm8k)")
-    ap.add_argument("--seed", type=int, default=0, help="gsm8k: random seed choosing which solutions and steps to "
-                    "corrupt")
-    ap.add_argument("--limit", type=int, default=None, help="gsm8k: read only the first N rows")
-    ap.add_argument("--corrupt-share", type=float, default=0.5,
-                    help="gsm8k: fraction of solutions, 0 to 1, drawn for a wrong step (default 0.5)")
-    args = ap.parse_args(argv)
-    if args.format != "champ" and not args.input:
-        ap.error(f"--input is needed for --format {args.format}")
-    try:
-        if args.format == "gsm8k":
-            rows, counts = gsm8k_step_rows(args.input, args.seed, args.corrupt_share, args.limit)
-            summary = (f"{counts['corrupted']} with a wrong step, {counts['all_correct']} all correct "
-                       f"({counts['no_annotation']} had no calculator result to change)")
-        else:
-            reader = {"prm800k": read_prm800k, "math-shepherd": read_math_shepherd, "champ": read_champ}[args.format]
-            rows = reader(args.input or None)
-            wrong = sum(r.get("label", r.get("first_error", -1)) != -1 for r in rows)
-            summary = f"{wrong} with a wrong step, {len(rows) - wrong} all correct"
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    except OSError as e:
-        print(f"rewardlab: error: {args.output}: cannot write: {e.strerror or e}", file=sys.stderr)
-        return 2
-    except RewardlabError as e:
-        print(f"rewardlab: error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {len(rows)} rows to {args.output}: {summary}", file=sys.stderr)
-    return 0
+def prm_rows(source: str, fmt: str = "gsm8k", seed: int = 0, corrupt_share: float = 0.5,
+             limit: int | None = None) -> tuple[list[dict], str]:
+    """``rewardlab prm-data``: PRM rows from ``source`` (see :class:`rewardlab.config.PrmDataConfig`)
+    and a one-line summary of them."""
+    if fmt == "gsm8k":
+        rows, counts = gsm8k_step_rows(source, seed, corrupt_share, limit)
+        return rows, (f"{counts['corrupted']} with a wrong step, {counts['all_correct']} all correct "
+                      f"({counts['no_annotation']} had no calculator result to change)")
+    reader = {"prm800k": read_prm800k, "math-shepherd": read_math_shepherd, "champ": read_champ}[fmt]
+    rows = reader(source or None)
+    wrong = sum(r.get("label", r.get("first_error", -1)) != -1 for r in rows)
+    return rows, f"{wrong} with a wrong step, {len(rows) - wrong} all correct"
 
 
 # --- PRM800K and Math-Shepherd ---------------------------------------------------------------

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from ..errors import DataError
 from .encode import Counts, Group, encode_examples
-from .preference import SKIP_HINT, parse_row
+from .loader import checked_rows, example_parser
 from .rows import iter_rows
 
 
@@ -38,20 +38,14 @@ class ExampleStream:
     def _examples(self) -> Iterator[tuple]:
         """One pass over the file: checked, tokenized examples in file order."""
         empty = True
-        for n, row in iter_rows(self.path, keep_bad=True):
+        one = example_parser(self.tokenizer, self.allow_empty, self.check, self.chat, self.columns, self.parse)
+        for _, example, problem in checked_rows(iter_rows(self.path, keep_bad=True), self.path, one, self.skip_bad):
             empty = False
-            where = f"{self.path}: row {n}"
-            try:
-                example = parse_row(row, self.tokenizer, where, n, self.allow_empty, self.chat, self.columns,
-                                    self.parse)
-                if self.check is not None:
-                    self.check(example, where)
-            except DataError as e:
-                if not self.skip_bad:
-                    raise DataError(str(e) + SKIP_HINT) from None
-                self.bad_rows += 1
-                if self.report and self.epoch == 0:
-                    self.report(f"note: skipped (--skip-bad-rows): {e}")
+            if problem is not None:
+                if self.epoch == 0:
+                    self.bad_rows += 1
+                    if self.report:
+                        self.report(f"note: skipped (--skip-bad-rows): {problem}")
                 continue
             kept, counts = self.encode(self.tokenizer, [example], self.max_length)
             if self.epoch == 0:

@@ -28,8 +28,10 @@ from .diagnostics import best_of_n_curve, bias_diagnostics, pair_calibration
 from .ranking import format_group_metrics, group_metrics
 
 
-def pairwise_metrics(chosen: list[float], rejected: list[float], subsets: list[str | None] | None = None) -> dict:
-    """accuracy, ties, mean_margin (r_c - r_r), n, and per-subset accuracy when subsets are given."""
+def pair_metrics(chosen: list[float], rejected: list[float], subsets: list[str | None] | None = None) -> dict:
+    """The evaluation's pair metrics, in float64 over Python lists: accuracy, ties, mean_margin
+    (r_c - r_r), n, and per-subset accuracy when subsets are given. (Training's step statistics
+    on tensors are :func:`rewardlab.losses.pairwise_metrics`.)"""
     n = len(chosen)
     if n == 0:
         return {"accuracy": 0.0, "ties": 0, "mean_margin": 0.0, "n": 0}
@@ -75,7 +77,7 @@ def example_metrics(examples: list[Example], rewards: list[list[float]], tie_thr
     ``tie_threshold_std`` the number given."""
     subsets = [e.subset for e in examples]
     if all(e.is_pair for e in examples):
-        out = pairwise_metrics([r[0] for r in rewards], [r[1] for r in rewards], subsets)
+        out = pair_metrics([r[0] for r in rewards], [r[1] for r in rewards], subsets)
         if examples:  # what the accuracy hides: length and markdown bias, calibration
             out.update(bias_diagnostics([e.chosen for e in examples], [e.rejected for e in examples],
                                         [r[0] for r in rewards], [r[1] for r in rewards]))

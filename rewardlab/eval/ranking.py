@@ -34,21 +34,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from ..data.preference import strict_pairs, tied_pairs, tiers_from_scores  # noqa: F401 (tiers_from_scores: API)
-
-
-def tiers_from_ranking(ranking: list, k: int) -> list[int | None]:
-    """Tiers of k completions from a best-first ranking of their indices, where a nested list
-    is a tie group: [2, [0, 3], 1] -> [1, 2, 0, 1]. Indices not listed get None (partial top-k)."""
-    tiers: list[int | None] = [None] * k
-    for tier, entry in enumerate(ranking):
-        for i in entry if isinstance(entry, (list, tuple)) else [entry]:
-            if not isinstance(i, int) or not 0 <= i < k:
-                raise ValueError(f"ranking {ranking!r}: index {i!r} is not in 0..{k - 1}")
-            if tiers[i] is not None:
-                raise ValueError(f"ranking {ranking!r}: index {i} is listed twice")
-            tiers[i] = tier
-    return tiers
+from ..data.preference import strict_pairs, tied_pairs, tiers_from_ranking, tiers_from_scores  # noqa: F401 (API)
 
 
 def _label_values(tiers: list[int | None]) -> list[float]:

@@ -12,7 +12,6 @@ from torch import nn
 
 from .. import kinds
 from ..data.encode import Counts, encode_groups, encode_texts, fit_groups
-from ..data.pointwise import text_point
 from ..data.text import plain_text
 from ..errors import ConfigError, ModelError
 from ..models.backbone import ensure_pad_token, score_sequences
@@ -20,7 +19,8 @@ from ..models.lora import load_adapter
 from ..models.heads import forward_path
 from ..models.packed_encoder import score_packed
 from ..models.readout import as_json, score_points
-from ..models.shared_prompt import can_use_prefix_cache, group_by_prefix, score_groups_shared, tokens_processed
+from ..models.layout import group_by_prefix, tokens_processed
+from ..models.shared_prompt import can_use_prefix_cache, score_groups_shared
 
 
 class RewardModel:
@@ -51,8 +51,8 @@ class RewardModel:
                         trust_remote_code: bool = False, dtype: torch.dtype | None = None) -> "RewardModel":
         """Load a reward model folder (or a LoRA adapter folder); ``dtype`` e.g. torch.bfloat16
         for a large model on a GPU (default: as saved, fp32 for rewardlab's own folders)."""
-        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, \
-            AutoTokenizer
+        from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification,
+                                  AutoModelForTokenClassification, AutoTokenizer)
 
         if Path(path, "adapter_config.json").exists():
             model, tokenizer, trained = load_adapter(path, trust_remote_code)
@@ -62,14 +62,19 @@ class RewardModel:
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
             config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-            per_token = any(a.endswith("ForTokenClassification") for a in (config.architectures or []))
-            auto = AutoModelForTokenClassification if per_token else AutoModelForSequenceClassification
+            archs = config.architectures or []
+            auto = AutoModelForTokenClassification if any(a.endswith("ForTokenClassification") for a in archs) else \
+                AutoModelForCausalLM if any(a.endswith("ForCausalLM") for a in archs) else \
+                AutoModelForSequenceClassification
             model = auto.from_pretrained(path, trust_remote_code=trust_remote_code, **({"dtype": dtype} if dtype else {}))
         except (OSError, ValueError, KeyError) as e:
             raise ModelError(f"{path}: cannot load the reward model: {str(e).splitlines()[0]}") from None
         settings = getattr(model.config, "rewardlab", None) or {}
+        if auto is AutoModelForCausalLM and not settings:
+            raise ModelError(f"{path}: a causal language model without rewardlab's settings is not a reward model; "
+                             "judge with it (`rewardlab judge`) or train a generative verifier (--kind genrm)")
         outputs = settings.get("num_labels", 1)  # a folder without rewardlab's settings: one reward
-        if model.config.num_labels != outputs:
+        if settings.get("head") != "lm" and model.config.num_labels != outputs:
             raise ModelError(f"{path}: a reward model has {outputs} output{'s' if outputs > 1 else ''}, this one has "
                              f"{model.config.num_labels}")
         ensure_pad_token(tokenizer, model)
@@ -109,7 +114,7 @@ class RewardModel:
         if self.rules.ONE_REWARD_HEAD:
             rewards, counts = self._score_scalar(texts, batch_size, max_tokens, share_prefixes, encoded, cache)
             return [self.rules.readout(torch.tensor([[r]]), self.settings, per_token) for r in rewards], counts
-        points = [text_point(t, self.step_marker) for t in texts]
+        points = [self.rules.scored_point(t, self.settings) for t in texts]
         outputs, counts = score_points(self.model, self.tokenizer, points, self.max_length,
                                        self.rules.read_mode(per_token), batch_size, max_tokens, share_prefixes)
         return [as_json(self.rules.readout(o, self.settings, per_token)) for o in outputs], counts

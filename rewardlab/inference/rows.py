@@ -11,8 +11,9 @@ order with all their fields. With ``skip_bad`` an invalid row is written back to
 from __future__ import annotations
 
 from ..data.pointwise import steps_text
-from ..data.preference import _number, check_pair, rename_columns, tiers_from_ranking
-from ..data.rows import BadRow
+from ..data.loader import checked_rows
+from ..data.preference import _number, check_pair, tiers_from_ranking
+from ..data.rows import BadRow, rename_columns
 from ..data.text import Text, to_text
 from ..errors import DataError
 
@@ -78,14 +79,10 @@ def build_groups(rows, tokenizer, where: str, allow_empty: bool = True, skip_bad
     groups: list[list[Text]] = []
     fields: list[str] = []
     number = getattr(rows, "number", lambda i: i + 1)  # plain lists are numbered from 1
-    for n, row in enumerate(rows):
-        at = f"{where}: row {number(n)}"
-        try:
-            texts, field = row_texts(row, tokenizer, at, allow_empty, columns, chat, marker)
-        except DataError as e:
-            if not skip_bad:
-                raise DataError(str(e) + hint) from None
-            texts, field = [], "error: " + str(e).split(": ", 1)[-1]
+    numbered = ((number(i), row) for i, row in enumerate(rows))
+    parse = lambda row, at, n: row_texts(row, tokenizer, at, allow_empty, columns, chat, marker)  # noqa: E731
+    for _, parsed, problem in checked_rows(numbered, where, parse, skip_bad, hint=hint):
+        texts, field = parsed if problem is None else ([], "error: " + problem.split(": ", 1)[-1])
         groups.append(texts)
         fields.append(field)
     return groups, fields

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data.pointwise import Point, encode_points
+from ..data.pointwise import Point, encode_points, text_point
 from ..data.text import Text
 from ..models.heads import make_batch
 from ..models.readout import score_points
@@ -27,6 +27,11 @@ class NoOptions:
 
 def no_marker(settings: dict) -> None:
     return None
+
+
+def scored_point(text: Text, settings: dict) -> Point:
+    """A text scored as it is (a ``steps`` row keeps its own step ends)."""
+    return text_point(text)
 
 
 def report_page(path: str, name: str, metrics: dict, sections: list[str], model: str, data: str) -> str:

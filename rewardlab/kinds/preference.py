@@ -109,6 +109,13 @@ def step_marker(settings: dict) -> None:
     return None
 
 
+def scored_point(text, settings: dict):
+    """Not used: this kind's reward is its head's one output (RewardModel's scalar path)."""
+    from ..data.pointwise import text_point
+
+    return text_point(text)
+
+
 def report(path: str, metrics: dict, examples: list, outputs: list, model: str, data: str, obj) -> str:
     from ..eval.report import write_report
 

@@ -21,7 +21,7 @@ import torch
 from dataclasses import dataclass
 
 from ..config import ConfigError, check_choices, option
-from ..data.pointwise import parse_prm
+from ..data.pointwise import parse_prm, text_point
 from ..errors import DataError
 from ..eval.pointwise import best_threshold, format_pointwise, orm_metrics, processbench, step_f1
 from ..losses import step_cross_entropy, token_bce
@@ -69,6 +69,11 @@ def step_marker(settings: dict) -> str:
     """The saved step marker (separator or step token)."""
     obj = settings.get("objective", {})
     return obj.get("step_token") or obj.get("step_separator", "\n")
+
+
+def scored_point(text, settings: dict):
+    """A text's steps marked with the saved marker (a ``steps`` row keeps its own ends)."""
+    return text_point(text, step_marker(settings))
 
 
 def read_mode(per_token: bool) -> str:

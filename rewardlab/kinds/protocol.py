@@ -40,9 +40,10 @@ class Kind(Protocol):
     on a batch it returns the outputs the loss reads."""
 
     def head(self, obj, data_path: str = "") -> dict:
-        """The head: ``{"head": "sequence" | "token", "num_labels": N}``, optionally
+        """The head: ``{"head": "sequence" | "token" | "lm", "num_labels": N}``, optionally
         ``new_tokens`` (added to the tokenizer), ``labels`` (output names), ``settings`` (saved
-        with the model) and ``fixed`` (``Options`` fields fixed from the data)."""
+        with the model), ``token_settings`` (a function of the tokenizer giving more settings:
+        token ids) and ``fixed`` (``Options`` fields fixed from the data)."""
 
     def describe(self, obj) -> str:
         """One line for the start of a run."""
@@ -92,6 +93,10 @@ class Kind(Protocol):
         """One scored text's answer from its head outputs (reads x labels; NaN rows were cut off
         by truncation): always ``reward``, plus the fields this kind adds to a scored row and a
         served answer (``step_rewards``, ``values``, ``attributes``, ``token_rewards``...)."""
+
+    def scored_point(self, text, settings: dict):
+        """The ``Point`` a ``Text`` sent to be scored becomes (its steps marked, a question
+        appended...); ``readout`` reads its outputs."""
 
     def step_marker(self, settings: dict) -> str | None:
         """The text that ends each step of a ``steps`` row (process reward models), else None."""

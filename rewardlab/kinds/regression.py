@@ -29,7 +29,7 @@ STATS = ("sq_err", "rated")
 ONE_REWARD_HEAD, FORMATS = points.ONE_REWARD_HEAD, points.FORMATS
 forward_module = HeadOutputs
 format_eval = format_pointwise
-check, texts, step_marker = points.no_check, points.texts, points.no_marker
+check, texts, step_marker, scored_point = points.no_check, points.texts, points.no_marker, points.scored_point
 
 
 @dataclass

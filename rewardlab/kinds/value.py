@@ -27,7 +27,7 @@ ONE_REWARD_HEAD, FORMATS = points.ONE_REWARD_HEAD, points.FORMATS
 forward_module = HeadOutputs
 batch = points.batch
 head, check, units, texts = points.token_head, points.no_check, points.units, points.texts
-step_marker = points.no_marker
+step_marker, scored_point = points.no_marker, points.scored_point
 format_eval = format_pointwise
 
 

@@ -134,18 +134,22 @@ def load_backbone(name: str, trust_remote_code: bool = False, load_in_4bit: bool
     """A fresh model (head randomly initialised) and its tokenizer.
 
     ``head``: 'sequence' (``AutoModelForSequenceClassification``: one output vector per text, a
-    reward or N attribute ratings) or 'token' (``AutoModelForTokenClassification``: one per token,
-    for outcome, process and value models). ``new_tokens``: special tokens to add (a PRM step
-    token), the embeddings resized to match."""
-    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+    reward or N attribute ratings), 'token' (``AutoModelForTokenClassification``: one per token,
+    for outcome, process and value models) or 'lm' (``AutoModelForCausalLM``: the backbone's own
+    language-model head, for generative verifiers). ``new_tokens``: special tokens to add (a PRM
+    step token), the embeddings resized to match."""
+    from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoModelForTokenClassification,
+                              AutoTokenizer)
 
-    auto = AutoModelForTokenClassification if head == "token" else AutoModelForSequenceClassification
+    auto = {"token": AutoModelForTokenClassification, "lm": AutoModelForCausalLM}.get(head,
+                                                                                      AutoModelForSequenceClassification)
     path = resolve(name)
     quantized = {"quantization_config": quantization_4bit()} if load_in_4bit else {}
+    labels = {} if head == "lm" else {"num_labels": num_labels}
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        model = auto.from_pretrained(path, num_labels=num_labels, dtype=torch.float32,
-                                     trust_remote_code=trust_remote_code, **quantized)
+        model = auto.from_pretrained(path, dtype=torch.float32, trust_remote_code=trust_remote_code, **labels,
+                                     **quantized)
     except (OSError, ValueError) as e:
         raise ModelError(f"cannot load model {name!r}: {str(e).splitlines()[0]}") from None
     if not tokenizer.is_fast:
@@ -183,6 +187,11 @@ def reads_last_token(model: nn.Module) -> bool:
     return isinstance(getattr(hf_model(model), "score", None), nn.Module)
 
 
+def has_lm_head(model: nn.Module) -> bool:
+    """A causal language model (``...ForCausalLM``): its head is the language-model head."""
+    return type(hf_model(model)).__name__.endswith("ForCausalLM")
+
+
 def hf_model(model: nn.Module) -> nn.Module:
     """The transformers model inside a peft wrapper (LoRA layers are injected in place)."""
     get_base = getattr(model, "get_base_model", None)
@@ -210,8 +219,14 @@ def compute_rewards(model: nn.Module, input_ids: torch.Tensor, attention_mask: t
 def token_outputs(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                   rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """A token-classification model's outputs (R, num_labels) at (row, column) positions of
-    right-padded rows: the model's own forward, as plain transformers computes it."""
-    return hf_model(model)(input_ids=input_ids, attention_mask=attention_mask).logits[rows, cols]
+    right-padded rows: the model's own forward, as plain transformers computes it. A causal
+    language model's head runs at those positions only (a full-vocabulary projection at every
+    token would dominate the cost)."""
+    inner = hf_model(model)
+    if has_lm_head(inner):
+        hidden = inner.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        return inner.get_output_embeddings()(hidden[rows, cols])
+    return inner(input_ids=input_ids, attention_mask=attention_mask).logits[rows, cols]
 
 
 def length_batches(lengths: list[int], batch_size: int, max_tokens: int, padded: bool = True) -> list[list[int]]:

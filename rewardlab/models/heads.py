@@ -4,7 +4,7 @@ A micro-batch is a list of groups, one per prompt, each with its K sequences (K 
 prompt to prompt; K = 1 for the pointwise kinds). Outputs come back flat, group by group,
 sequence by sequence, read position by read position, whichever path computed them:
 - the shared-prompt packed forward (causal backbones): each prompt encoded once for its K
-  completions, see shared_prompt.py;
+  completions, see shared_prompt.py (rows: layout.py);
 - the packed forward (BERT-style encoders on CPU): every sequence in one padding-free row,
   attention within each sequence only, see packed_encoder.py;
 - the padded forward (anything else, or --no-shared-prompt): one right-padded row per sequence.
@@ -25,26 +25,29 @@ from ..data.encode import collate
 from ..errors import ConfigError
 from .backbone import compute_outputs, hf_model, length_batches, token_outputs
 from .packed_encoder import build_packed, packed_encoder_outputs, per_token, supports_packed_encoder
-from .shared_prompt import (build_batch, group_by_prefix, head_of, layout, shared_prompt_outputs, supports_shared_prompt,
-                            to_device)
+from .batch import PackedBatch, PaddedBatch, SharedBatch
+from .layout import build_batch, group_by_prefix, layout
+from .shared_prompt import head_of, shared_prompt_outputs, supports_shared_prompt
 
 
-def head_outputs(model: nn.Module, batch: dict, attention: str = "auto"):
-    """(R, num_labels) for a batch from :func:`make_batch`; with ``hidden_reads`` in it, also the
+Batch = SharedBatch | PackedBatch | PaddedBatch
+
+
+def head_outputs(model: nn.Module, batch: Batch, attention: str = "auto"):
+    """(R, num_labels) for a batch from :func:`make_batch`; with hidden reads in it, also the
     hidden states (R2, H) at those positions (causal token models)."""
-    if "reward_rows" in batch:
+    if isinstance(batch, SharedBatch):
         return shared_prompt_outputs(model, batch, attention)
-    if "packed_ids" in batch:
+    if isinstance(batch, PackedBatch):
         return packed_encoder_outputs(model, batch)
-    if "hidden_rows" in batch:  # padded rows, a causal token model: its base, then its own head
+    if batch.hidden_rows is not None:  # padded rows, a causal token model: its base, then its own head
         inner = hf_model(model)
-        hidden = inner.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+        hidden = inner.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                                   use_cache=False).last_hidden_state
-        return head_of(inner)(hidden[batch["read_rows"], batch["read_cols"]]), \
-            hidden[batch["hidden_rows"], batch["hidden_cols"]]
-    if "read_rows" in batch:
-        return token_outputs(model, batch["input_ids"], batch["attention_mask"], batch["read_rows"], batch["read_cols"])
-    return compute_outputs(model, batch["input_ids"], batch["attention_mask"])
+        return head_of(inner)(hidden[batch.read_rows, batch.read_cols]), hidden[batch.hidden_rows, batch.hidden_cols]
+    if batch.read_rows is not None:
+        return token_outputs(model, batch.input_ids, batch.attention_mask, batch.read_rows, batch.read_cols)
+    return compute_outputs(model, batch.input_ids, batch.attention_mask)
 
 
 class HeadOutputs(nn.Module):
@@ -58,7 +61,7 @@ class HeadOutputs(nn.Module):
         # FSDP's transformer-based wrapping looks for the layer classes here.
         self._no_split_modules = getattr(model, "_no_split_modules", None)
 
-    def forward(self, batch: dict):
+    def forward(self, batch: Batch):
         out = head_outputs(self.model, batch, self.attention)
         if isinstance(out, tuple):  # next-token logits for a joint language-model loss
             inner = hf_model(self.model)
@@ -76,7 +79,7 @@ def completion_rewards(model: nn.Module, attention: str = "auto") -> HeadOutputs
 
 
 def make_batch(groups: list[list[list[int]]], pad_id: int, path: str, device,
-               reads: list[list[list[int]]] | None = None, hidden_reads: list[list[list[int]]] | None = None) -> dict:
+               reads: list[list[list[int]]] | None = None, hidden_reads: list[list[list[int]]] | None = None) -> Batch:
     """Micro-batch tensors for :func:`head_outputs` (``path``: shared, packed or padded);
     outputs come back as [g0 s0 reads, g0 s1 reads, ..., g1 s0 reads, ...] on every path.
     ``reads``: per group, per sequence, the token indices to read (token-classification
@@ -89,16 +92,18 @@ def make_batch(groups: list[list[list[int]]], pad_id: int, path: str, device,
         batch = build_packed([s for g in groups for s in g], reads=None if reads is None else
                              [r for g in reads for r in g])
     else:
-        batch = collate([s for g in groups for s in g], pad_id)
-        if reads is not None:
-            flat = [r for g in reads for r in g]
-            batch["read_rows"] = torch.tensor([k for k, r in enumerate(flat) for _ in r], dtype=torch.long)
-            batch["read_cols"] = torch.tensor([i for r in flat for i in r], dtype=torch.long)
-        if hidden_reads is not None:
-            flat = [r for g in hidden_reads for r in g]
-            batch["hidden_rows"] = torch.tensor([k for k, r in enumerate(flat) for _ in r], dtype=torch.long)
-            batch["hidden_cols"] = torch.tensor([i for r in flat for i in r], dtype=torch.long)
-    return to_device(batch, device)
+        padded = collate([s for g in groups for s in g], pad_id)
+        batch = PaddedBatch(padded["input_ids"], padded["attention_mask"], *_positions(reads), *_positions(hidden_reads))
+    return batch.to(device)
+
+
+def _positions(reads: list[list[list[int]]] | None) -> tuple:
+    """(rows, columns) of the read positions of padded rows (one row per sequence), or (None, None)."""
+    if reads is None:
+        return None, None
+    flat = [r for g in reads for r in g]
+    return (torch.tensor([k for k, r in enumerate(flat) for _ in r], dtype=torch.long),
+            torch.tensor([i for r in flat for i in r], dtype=torch.long))
 
 
 def forward_path(model: nn.Module, shared_prompt: bool = True, attention: str = "auto", device=None,

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from .backbone import hf_model, length_batches, score_in_batches
-from .shared_prompt import use_block_attention
+from .attention import use_block_attention
+from .batch import PackedBatch
 
 
 def per_token(model: nn.Module) -> bool:
@@ -52,7 +53,7 @@ def supports_packed_encoder(model: nn.Module, device: torch.device | None = None
 
 
 def build_packed(sequences: list[list[int]], dtype: torch.dtype = torch.float32,
-                 reads: list[list[int]] | None = None) -> dict:
+                 reads: list[list[int]] | None = None) -> PackedBatch:
     """One padding-free row: ids, restarting positions, the first-token index of each sequence
     and one attention block per sequence (all allowed: bidirectional). ``reads[k]``: token
     indices of sequence k whose per-token outputs are wanted (token-classification models)."""
@@ -64,30 +65,27 @@ def build_packed(sequences: list[list[int]], dtype: torch.dtype = torch.float32,
         blocks.append((0, len(ids), len(ids) + len(s), torch.zeros((1, 1, len(s), len(s)), dtype=dtype)))
         ids += s
         pos += range(len(s))
-    out = {"packed_ids": torch.tensor([ids]), "packed_positions": torch.tensor([pos]),
-           "packed_starts": torch.tensor(starts), "blocks": blocks}
-    if reads is not None:
-        out["packed_reads"] = torch.tensor(cols, dtype=torch.long)
-    return out
+    return PackedBatch(torch.tensor([ids]), torch.tensor([pos]), torch.tensor(starts), blocks,
+                       torch.tensor(cols, dtype=torch.long) if reads is not None else None)
 
 
-def packed_encoder_outputs(model: nn.Module, batch: dict) -> torch.Tensor:
+def packed_encoder_outputs(model: nn.Module, batch: PackedBatch) -> torch.Tensor:
     """Head outputs of the packed sequences, in order; equal to the padded forward: (N, labels)
     from the pooler, or (R, labels) at ``packed_reads`` for a token-classification model."""
     model = hf_model(model)
     use_block_attention(model)
-    device = batch["packed_ids"].device
-    blocks = [(r, s, e, m.to(device)) for r, s, e, m in batch["blocks"]]
-    hidden = model.bert(input_ids=batch["packed_ids"], position_ids=batch["packed_positions"],
-                        token_type_ids=torch.zeros_like(batch["packed_ids"]), rewardlab_blocks=blocks).last_hidden_state
-    if "packed_reads" in batch:
-        return model.classifier(model.dropout(hidden[0, batch["packed_reads"].to(device)]))
-    first = hidden[0, batch["packed_starts"].to(device)].unsqueeze(1)  # (N, 1, H): each sequence's [CLS]
+    device = batch.ids.device
+    blocks = [(r, s, e, m.to(device)) for r, s, e, m in batch.blocks]
+    hidden = model.bert(input_ids=batch.ids, position_ids=batch.positions,
+                        token_type_ids=torch.zeros_like(batch.ids), rewardlab_blocks=blocks).last_hidden_state
+    if batch.reads is not None:
+        return model.classifier(model.dropout(hidden[0, batch.reads.to(device)]))
+    first = hidden[0, batch.starts.to(device)].unsqueeze(1)  # (N, 1, H): each sequence's [CLS]
     pooled = model.bert.pooler(first)
     return model.classifier(model.dropout(pooled))
 
 
-def packed_encoder_rewards(model: nn.Module, batch: dict) -> torch.Tensor:
+def packed_encoder_rewards(model: nn.Module, batch: PackedBatch) -> torch.Tensor:
     """Rewards (N,) of the packed sequences, in order; equal to the padded forward."""
     return packed_encoder_outputs(model, batch)[:, 0]
 
@@ -100,7 +98,7 @@ def score_packed(model: nn.Module, sequences: list[list[int]], batch_size: int =
 
     def rewards_of(idx):
         batch = build_packed([sequences[i] for i in idx])
-        return packed_encoder_rewards(model, {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()})
+        return packed_encoder_rewards(model, batch.to(device))
 
     batches = length_batches([len(s) for s in sequences], batch_size, max_tokens, padded=False)
     return score_in_batches(model, len(sequences), batches, rewards_of)

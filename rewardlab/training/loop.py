@@ -32,13 +32,12 @@ import torch
 
 from .. import kinds
 from ..config import ConfigError, TrainConfig, default_lr, resume_values, to_dict, validate_train
-from ..data.preference import SKIP_HINT, load_examples
-from ..errors import DataError
+from ..data.loader import load_examples, usable
 from ..data.stream import ExampleStream
 from ..models.backbone import disable_dropout, load_backbone
 from ..models.lora import apply_lora
 from ..models.heads import forward_path
-from ..models.shared_prompt import pick_attention
+from ..models.attention import pick_attention
 from .checkpoint import CtrlC, gather_state, latest_checkpoint, load_checkpoint, save_checkpoint
 from .finish import evaluate_run, save_final
 from .schedule import epoch_order, lr_at, split_step
@@ -164,7 +163,7 @@ def _load_data(max_length: int, cfg: TrainConfig, kind, obj, tokenizer, say, per
         examples = [e for i, e in enumerate(examples) if i not in held]
         say(f"note: --eval-split {inputs.eval_split}: {len(eval_examples)} of {len(examples) + len(eval_examples)} "
             "rows held out for evaluation")
-    examples = _usable(examples, check, inputs.data, inputs.skip_bad_rows, say)
+    examples = usable(examples, check, inputs.data, inputs.skip_bad_rows, say)
     with accelerator.main_process_first() if inputs.tokenized_cache else nullcontext():
         train_set, counts = kind.encode(tokenizer, examples, max_length, obj, inputs.num_proc,
                                         inputs.tokenized_cache)
@@ -178,24 +177,6 @@ def _load_data(max_length: int, cfg: TrainConfig, kind, obj, tokenizer, say, per
         total = min(total, cfg.optim.max_steps)
     return {"train_set": train_set, "counts": counts, "total": total, "steps_per_epoch": steps_per_epoch,
             "eval_examples": eval_examples, "empty": sum(e.empty_completions() for e, _ in train_set)}
-
-
-def _usable(examples: list, check, path: str, skip_bad: bool, say) -> list:
-    """The examples the loss can learn from (see the kind's ``check``); the others stop the run
-    with one line, or with --skip-bad-rows are left out and counted."""
-    kept, problems = [], []
-    for e in examples:
-        try:
-            check(e, f"{path}: row {e.row}")
-            kept.append(e)
-        except DataError as err:
-            if not skip_bad:
-                raise DataError(str(err) + SKIP_HINT) from None
-            problems.append(str(err).split(": ", 1)[-1])
-    if problems:
-        say(f"note: skipped {len(problems)} of {len(examples)} rows the loss cannot use (--skip-bad-rows): "
-            + "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else ""))
-    return kept
 
 
 def _resume_folder(cfg: TrainConfig) -> Path | None:
@@ -260,7 +241,8 @@ def _model(cfg: TrainConfig, kind, obj) -> tuple[TrainConfig, Any, Any, Any, int
     model.config.rewardlab = {"max_length": max_length, "apply_chat_template": cfg.inputs.apply_chat_template,
                               "kind": kind.NAME, "objective": dataclasses.asdict(obj),
                               "head": spec["head"], "num_labels": spec["num_labels"],
-                              **spec.get("settings", {})}
+                              **spec.get("settings", {}),
+                              **(spec["token_settings"](tokenizer) if "token_settings" in spec else {})}
     if bb.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if bb.lora_r:

@@ -5,7 +5,12 @@ import re
 
 import pytest
 
-from rewardlab.data.steps import gsm8k_step_rows, prm_data_main, read_champ, read_math_shepherd, read_prm800k
+from rewardlab.cli import main
+from rewardlab.data.steps import gsm8k_step_rows, read_champ, read_math_shepherd, read_prm800k
+
+
+def prm_data_main(argv):
+    return main(["prm-data", *argv])
 from rewardlab.errors import DataError
 from tests.conftest import shared_data, write_jsonl
 

@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from rewardlab.errors import DataError
 from rewardlab.eval.ranking import (average_ranks, format_group_metrics, group_metrics, kendall_tau_b,
                                     majority_answer, spearman_rho, strict_pairs, tied_pairs, tiers_from_ranking,
                                     tiers_from_scores)
@@ -22,14 +23,14 @@ def test_tiers_from_scores_dense_rank():
 
 def test_tiers_from_ranking_nested_and_partial():
     # best first: 2 (tier 0), then 0 and 3 tied (tier 1), then 1 (tier 2)
-    assert tiers_from_ranking([2, [0, 3], 1], 4) == [1, 2, 0, 1]
+    assert tiers_from_ranking([2, [0, 3], 1], 4, False, "w") == [1, 2, 0, 1]
     # top-2 only, tied: 1 and 2 are tier 0, the others unranked
-    assert tiers_from_ranking([[1, 2]], 4) == [None, 0, 0, None]
-    assert tiers_from_ranking([3, (0,)], 4) == [1, None, None, 0]
-    with pytest.raises(ValueError, match="twice"):
-        tiers_from_ranking([0, [1, 0]], 3)
-    with pytest.raises(ValueError, match="not in 0..2"):
-        tiers_from_ranking([3], 3)
+    assert tiers_from_ranking([[1, 2]], 4, True, "w") == [None, 0, 0, None]
+    assert tiers_from_ranking([3, [0]], 4, True, "w") == [1, None, None, 0]
+    with pytest.raises(DataError, match="twice"):
+        tiers_from_ranking([0, [1, 0]], 3, False, "w")
+    with pytest.raises(DataError, match="out of range for 3"):
+        tiers_from_ranking([3], 3, False, "w")
 
 
 def test_strict_and_tied_pairs_with_partial_ranking():

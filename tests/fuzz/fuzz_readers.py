@@ -17,8 +17,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from rewardlab.config import ObjectiveArgs
-from rewardlab.data.preference import load_examples
+from rewardlab.data.loader import load_examples
 from rewardlab.errors import DataError
 from rewardlab.inference.rows import build_groups
 
@@ -95,7 +94,7 @@ def _parsers(tok):
 
     out = {}
     for name, kind in kinds.KINDS.items():
-        obj = ObjectiveArgs(kind=name, attributes="helpfulness,safety" if name == "regression" else "")
+        obj = kind.Options(**({"attributes": "helpfulness,safety"} if name == "regression" else {}))
         out[name] = (kind.parser(obj), lambda e, where, k=kind, o=obj: k.check(e, where, o))
     return out
 

@@ -27,7 +27,7 @@ ONE_REWARD_HEAD = False
 FORMATS = ()
 forward_module = HeadOutputs
 head, check, units, batch, texts = points.token_head, points.no_check, points.units, points.batch, points.texts
-step_marker = points.no_marker
+step_marker, scored_point = points.no_marker, points.scored_point
 
 
 def describe(obj) -> str:

@@ -9,7 +9,8 @@ from rewardlab.data import Text
 from rewardlab.data.encode import collate, encode_groups
 from rewardlab.models.backbone import compute_rewards, load_backbone
 from rewardlab.models.last_layer import last_layer, reads_only
-from rewardlab.models.shared_prompt import build_batch, shared_prompt_outputs, shared_prompt_rewards
+from rewardlab.models.layout import build_batch
+from rewardlab.models.shared_prompt import shared_prompt_outputs, shared_prompt_rewards
 
 GROUPS = [
     [Text("\n\nHuman: What is the capital of France?\n\nAssistant:", c) for c in (" Paris.", " I won't say.")],
@@ -46,7 +47,7 @@ def test_last_layer_runs_at_the_read_positions_only(llama):
             h1.remove()
             h2.remove()
     assert index == len(model.model.layers) - 1 and parts[-1] is last
-    assert seen_first == [torch.Size([1, batch["input_ids"].shape[1]])]  # every token below the last layer
+    assert seen_first == [torch.Size([1, batch.input_ids.shape[1]])]  # every token below the last layer
     assert seen_last == [torch.Size([1, 6])]  # one token per completion
     plain = compute_rewards(model, **collate([s for g in groups for s in g], tok.pad_token_id))
     assert torch.allclose(rewards, plain, atol=1e-5)

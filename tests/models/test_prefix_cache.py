@@ -7,7 +7,7 @@ from rewardlab.data import Text
 from rewardlab.inference import RewardModel
 from rewardlab.models.backbone import load_backbone
 from rewardlab.models.prefix_cache import PrefixCache
-from rewardlab.models.shared_prompt import group_by_prefix
+from rewardlab.models.layout import group_by_prefix
 
 
 def _layers(n: int, value: float = 0.0):

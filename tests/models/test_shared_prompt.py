@@ -4,8 +4,8 @@ import torch
 from rewardlab.data import Text
 from rewardlab.data.encode import collate, encode_groups
 from rewardlab.models.backbone import compute_rewards, load_backbone
-from rewardlab.models.shared_prompt import (build_batch, common_prefix_length, shared_prompt_rewards, supports_shared_prompt,
-                                     to_device)
+from rewardlab.models.layout import build_batch, common_prefix_length
+from rewardlab.models.shared_prompt import shared_prompt_rewards, supports_shared_prompt
 
 # On a GPU machine these tests run on CUDA.
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -34,9 +34,9 @@ def _plain_and_shared(model, tok, packed=True, attention="blocks"):
     encoded, _ = encode_groups(tok, GROUPS, 256)
     seqs = [s for g in encoded for s in g.sequences]
     model.to(DEVICE)
-    plain = compute_rewards(model, **to_device(collate(seqs, tok.pad_token_id), DEVICE))
+    plain = compute_rewards(model, **{k: v.to(DEVICE) for k, v in collate(seqs, tok.pad_token_id).items()})
     batch = build_batch([g.sequences for g in encoded], tok.pad_token_id, packed=packed)
-    shared = shared_prompt_rewards(model, to_device(batch, DEVICE), attention)
+    shared = shared_prompt_rewards(model, batch.to(DEVICE), attention)
     return plain, shared
 
 
@@ -106,7 +106,7 @@ def test_scoring_groups_equals_scoring_each_text(llama):
 
 
 def test_kernel_choice(llama, tiny_llama):
-    from rewardlab.models.shared_prompt import pick_attention
+    from rewardlab.models.attention import pick_attention
 
     small, _ = load_backbone(tiny_llama)  # head dimension 8
     wide, _ = llama
@@ -126,7 +126,7 @@ def test_independent_texts_with_a_common_start_are_found_and_scored_exactly(tiny
     tokens share one encoding of it; rewards equal scoring each alone, including texts that are
     prefixes of each other and texts that share nothing."""
     from rewardlab.inference import RewardModel
-    from rewardlab.models.shared_prompt import group_by_prefix
+    from rewardlab.models.layout import group_by_prefix
 
     model, tok = load_backbone(tiny_llama)
     torch.nn.init.normal_(model.score.weight, std=1.0)

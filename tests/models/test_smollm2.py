@@ -25,7 +25,8 @@ def test_shared_prompt_is_exact_on_real_smollm2():
 
     from rewardlab.data.encode import collate, encode_groups
     from rewardlab.models.backbone import compute_rewards, load_backbone
-    from rewardlab.models.shared_prompt import build_batch, shared_prompt_rewards
+    from rewardlab.models.layout import build_batch
+    from rewardlab.models.shared_prompt import shared_prompt_rewards
     from tests.models.test_shared_prompt import GROUPS
 
     model, tok = load_backbone("smollm2")

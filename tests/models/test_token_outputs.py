@@ -1,5 +1,5 @@
-"""Per-token heads (orm, prm, value): every forward path reads the same outputs as plain
-transformers' token-classification forward of each sequence alone."""
+"""Per-token heads (orm, prm, value) and the language-model head (genrm): every forward path reads
+the same outputs as plain transformers' forward of each sequence alone."""
 
 import pytest
 import torch
@@ -21,9 +21,11 @@ def _reads(groups):
     return [[list(range(1, len(s))) for s in g] for g in groups]
 
 
-@pytest.mark.parametrize("fixture,labels", [("tiny_llama", 1), ("tiny_llama", 3), ("tiny_bert", 1)])
-def test_every_path_reads_what_plain_transformers_gives(request, fixture, labels):
-    model, tok = load_backbone(request.getfixturevalue(fixture), head="token", num_labels=labels)
+@pytest.mark.parametrize("fixture,labels,head", [("tiny_llama", 1, "token"), ("tiny_llama", 3, "token"),
+                                                 ("tiny_bert", 1, "token"), ("tiny_llama", 1, "lm")])
+def test_every_path_reads_what_plain_transformers_gives(request, fixture, labels, head):
+    """A language-model head (kind genrm) too: its vocabulary logits at the read positions."""
+    model, tok = load_backbone(request.getfixturevalue(fixture), head=head, num_labels=labels)
     model.eval()
     encoded, _ = encode_groups(tok, GROUPS, 256)
     groups = [g.sequences for g in encoded]

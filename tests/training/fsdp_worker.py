@@ -14,6 +14,7 @@ import torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 
+from rewardlab.models.batch import PaddedBatch
 from rewardlab.training.checkpoint import gather_state, load_checkpoint, save_checkpoint
 from rewardlab.losses import bradley_terry
 from rewardlab.models.backbone import disable_dropout, load_backbone
@@ -35,7 +36,7 @@ def build(folder, mesh):
 def step(model, tok, optimizer):
     texts = [p["prompt"] + c + tok.eos_token for p in PAIRS for c in (p["chosen"], p["rejected"])]
     enc = tok(texts, padding=True, return_tensors="pt", add_special_tokens=False)
-    rewards = model({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}).view(-1, 2)
+    rewards = model(PaddedBatch(enc["input_ids"], enc["attention_mask"])).view(-1, 2)
     loss, _ = bradley_terry(rewards[:, 0], rewards[:, 1])
     optimizer.zero_grad()
     loss.backward()
