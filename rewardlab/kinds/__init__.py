@@ -4,7 +4,8 @@
 - orm: outcome reward model, per-token P(correct) (Cobbe et al. 2021);
 - prm: process reward model, a label per reasoning step (Lightman et al. 2023);
 - value: per-token value function regressed on the (discounted) return;
-- regression: N attribute ratings per completion (HelpSteer, ArmoRM's first stage).
+- regression: N attribute ratings per completion (HelpSteer, ArmoRM's first stage);
+- genrm: a generative verifier, p(Yes) after a verification question (Zhang et al. 2024).
 
 Training, scoring, serving and evaluation ask the kind a model was trained as (saved in its
 ``config.rewardlab["kind"]``) what to do; nothing outside this package names a kind.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..config import KIND_OPTIONS, ConfigError, ObjectiveArgs
-from . import orm, preference, prm, regression, value
+from . import genrm, orm, preference, prm, regression, value
 from .protocol import Kind
 
 KINDS: dict[str, Kind] = {}
@@ -28,7 +29,7 @@ def register(kind: Kind) -> None:
     KIND_OPTIONS[kind.NAME] = kind.Options
 
 
-for _module in (preference, orm, prm, value, regression):
+for _module in (preference, orm, prm, value, regression, genrm):
     register(_module)
 
 DEFAULT = preference.NAME  # a Hugging Face reward model saved without rewardlab's settings

@@ -39,7 +39,12 @@ def apply_lora(model: nn.Module, r: int, alpha: int, dropout: float = 0.0, quant
     if quantized:  # freezes the 4-bit weights, keeps norms and head in fp32, lets inputs carry grads
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
-    task = TaskType.TOKEN_CLS if type(model).__name__.endswith("ForTokenClassification") else TaskType.SEQ_CLS
+    name = type(model).__name__
+    if name.endswith("ForCausalLM"):  # a generative verifier: LoRA everywhere, the (tied) LM head as it is
+        config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=r, lora_alpha=alpha, lora_dropout=dropout,
+                            target_modules="all-linear")
+        return get_peft_model(model, config)
+    task = TaskType.TOKEN_CLS if name.endswith("ForTokenClassification") else TaskType.SEQ_CLS
     config = LoraConfig(task_type=task, r=r, lora_alpha=alpha, lora_dropout=dropout,
                         target_modules="all-linear", modules_to_save=[head_name(model)])
     return get_peft_model(model, config)
@@ -60,7 +65,8 @@ def load_adapter(folder: str, trust_remote_code: bool = False, full_precision: b
     import json
 
     from peft import PeftModel
-    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+    from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoModelForTokenClassification,
+                              AutoTokenizer)
 
     base_name = json.loads(Path(folder, "adapter_config.json").read_text())["base_model_name_or_path"]
     settings_file = Path(folder, SETTINGS_FILE)
@@ -69,9 +75,11 @@ def load_adapter(folder: str, trust_remote_code: bool = False, full_precision: b
         if settings.get("load_in_4bit") and not full_precision else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
-        auto = AutoModelForTokenClassification if settings.get("head") == "token" else AutoModelForSequenceClassification
-        base = auto.from_pretrained(resolve(base_name), num_labels=settings.get("num_labels", 1), dtype=torch.float32,
-                                    trust_remote_code=trust_remote_code, **quantized)
+        auto = {"token": AutoModelForTokenClassification, "lm": AutoModelForCausalLM}.get(
+            settings.get("head"), AutoModelForSequenceClassification)
+        labels = {} if settings.get("head") == "lm" else {"num_labels": settings.get("num_labels", 1)}
+        base = auto.from_pretrained(resolve(base_name), dtype=torch.float32, trust_remote_code=trust_remote_code,
+                                    **labels, **quantized)
     except (OSError, ValueError, KeyError) as e:
         raise ModelError(f"{folder}: cannot load the adapter's base model {base_name!r}: "
                          f"{str(e).splitlines()[0]}") from None

@@ -1,0 +1,144 @@
+"""Kind genrm (a generative verifier, Zhang et al. 2024): the loss in closed form, and end to end
+on a tiny causal model: train -> score -> eval -> serve, the saved folder a plain causal language
+model whose p(Yes) / (p(Yes) + p(No)) after the question is the reward rewardlab gives."""
+
+import json
+import math
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from rewardlab.cli import main
+from rewardlab.data.pointwise import Encoded, Point
+from rewardlab.kinds import genrm
+from tests.test_cli_kinds import _rows, _write
+
+
+def test_loss_is_the_next_token_cross_entropy_of_the_verdict():
+    vocab, yes, no = 6, 2, 4
+    outputs = torch.tensor([[0.0, 1.0, 2.0, 0.5, -1.0, 0.0], [1.0, 0.0, -2.0, 0.0, 3.0, 0.0]])
+    one_read = Encoded([[0]], [[0]])
+    items = [(Point("q", "a", genrm.Verdict(1.0, yes, no)), one_read),
+             (Point("q", "b", genrm.Verdict(0.25, yes, no)), one_read)]
+    logp = torch.log_softmax(outputs, -1)
+    want = -(logp[0, yes]) - (0.25 * logp[1, yes] + 0.75 * logp[1, no])
+    value, stats = genrm.loss(outputs, items, genrm.Options())
+    assert value.item() == pytest.approx(want.item(), rel=1e-6)
+    # row 0: Yes more likely, label 1 -> right; row 1: No more likely, label 0.25 -> right
+    assert stats == {"correct": 2.0, "examples": 2.0}
+    # logits 2.0 (Yes) and -1.0 (No): p(Yes) / (p(Yes) + p(No)) = sigmoid(2.0 - (-1.0))
+    assert genrm.p_yes(outputs[:1], [yes, no]) == pytest.approx(1 / (1 + math.exp(-3.0)))
+
+
+def test_a_template_file_is_read_and_an_empty_one_refused(tmp_path):
+    from rewardlab.config import ConfigError
+
+    path = tmp_path / "q.txt"
+    path.write_text("\nVerify: is it right (Yes/No)?")
+    assert genrm.Options(genrm_template=str(path)).question() == "\nVerify: is it right (Yes/No)?"
+    path.write_text("  ")
+    with pytest.raises(ConfigError, match="empty"):
+        genrm.Options(genrm_template=str(path))
+
+
+def _p_yes_plain(tok, model, prompt: str, completion: str, question: str) -> float:
+    ids = tok(prompt + completion + question, return_tensors="pt").input_ids
+    yes, no = (tok.encode(v, add_special_tokens=False)[0] for v in (" Yes", " No"))
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0, -1]
+    return torch.softmax(logits[[yes, no]], -1)[0].item()
+
+
+def test_genrm_end_to_end(tiny_llama, tmp_path, capsys):
+    data = _write(tmp_path / "orm.jsonl", _rows("orm"))
+    out = str(tmp_path / "genrm")
+    assert main(["train", "--model", tiny_llama, "--kind", "genrm", "--data", data, "--eval-data", data,
+                 "--output", out, "--batch-size", "4", "--lr", "1e-3", "--save-every", "0", "--epochs", "3"]) == 0
+    first = json.loads((tmp_path / "genrm" / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["loss"] > 5  # the verdict starts as one token of the whole vocabulary: ~log(49152) = 10.8
+    scored = tmp_path / "scored.jsonl"
+    assert main(["score", "--model", out, "--data", data, "--output", str(scored)]) == 0
+    rows = [json.loads(x) for x in scored.read_text().splitlines()]
+    tok, model = AutoTokenizer.from_pretrained(out), AutoModelForCausalLM.from_pretrained(out).eval()
+    assert model.config.rewardlab["kind"] == "genrm" and model.config.rewardlab["head"] == "lm"
+    for row in rows:  # README: p(Yes) / (p(Yes) + p(No)) at the last token of the question, plain transformers
+        assert row["reward"] == pytest.approx(_p_yes_plain(tok, model, row["prompt"], row["completion"],
+                                                           genrm.QUESTION), abs=1e-5)
+    capsys.readouterr()
+    assert main(["eval", "--model", out, "--data", data, "--json"]) == 0
+    m = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert m["kind"] == "genrm" and m["n"] == 8 and {"auroc", "brier", "ece", "best_of_n"} <= set(m)
+    assert m["accuracy"] >= 0.5
+
+
+def test_genrm_is_served(tiny_llama, tmp_path):
+    import httpx
+
+    from rewardlab.config import ServeConfig
+    from rewardlab.inference import RewardModel
+    from rewardlab.serve import create_app
+    from tests.conftest import serving
+
+    data = _write(tmp_path / "orm.jsonl", _rows("orm"))
+    out = str(tmp_path / "genrm")
+    assert main(["train", "--model", tiny_llama, "--kind", "genrm", "--data", data, "--output", out,
+                 "--batch-size", "4", "--max-steps", "2", "--save-every", "0"]) == 0
+    rm = RewardModel.from_pretrained(out, device="cpu")
+    rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in _rows("orm")[:4]]
+    local = [d["reward"] for d in rm.score_details([rm_text(rm, r) for r in rows])[0]]
+    with serving(create_app(rm, ServeConfig(model=out))) as url:
+        got = httpx.post(f"{url}/score", json={"rows": rows}, timeout=60).json()["rows"]
+        body = {"query": [r["prompt"] + r["completion"] for r in rows], "prompts": [r["prompt"] for r in rows]}
+        rewards = httpx.post(f"{url}/get_reward", json=body, timeout=60).json()["rewards"]
+    assert [g["reward"] for g in got] == pytest.approx(local, abs=1e-6)
+    assert rewards == pytest.approx(local, abs=1e-5)
+    assert all(0.0 < r < 1.0 for r in local)
+
+
+def rm_text(rm, row):
+    from rewardlab.data.text import Text
+
+    return Text(row["prompt"], row["completion"])
+
+
+def test_lora_genrm_reloads_as_trained(tiny_llama_wide, tmp_path):
+    from rewardlab.inference import RewardModel
+
+    data = _write(tmp_path / "orm.jsonl", _rows("orm"))
+    out = tmp_path / "lora"
+    assert main(["train", "--model", tiny_llama_wide, "--kind", "genrm", "--data", data, "--output", str(out),
+                 "--lora-r", "4", "--max-steps", "2", "--save-every", "0"]) == 0
+    texts = [rm_text(None, r) for r in _rows("orm")[:4]]
+    merged = [d["reward"] for d in RewardModel.from_pretrained(str(out)).score_details(texts)[0]]
+    adapter = [d["reward"] for d in RewardModel.from_pretrained(str(out / "adapter")).score_details(texts)[0]]
+    assert merged == pytest.approx(adapter, abs=1e-5)
+
+
+def test_only_the_verdict_is_supervised_and_sft_adds_the_correct_completions_tokens(smol_tokenizer_dir):
+    tok = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
+    rows = [{"prompt": "What is 2 + 3?", "completion": " The sum is 5.", "label": 1},
+            {"prompt": "What is 2 + 3?", "completion": " The sum is 6.", "label": 0}]
+    parse = genrm.parser(genrm.Options())
+    points = [parse(r, tok, "f: row 1", 1) for r in rows]
+    items, _ = genrm.encode(tok, points, 256, genrm.Options())
+    yes, no = genrm.verdict_ids(tok)
+    for (p, enc), row in zip(items, rows):
+        ids = enc.sequences[0]
+        (read,) = enc.reads[0]  # one supervised position: the question's last token, the verdict comes next
+        assert tok.decode(ids[:read + 1], skip_special_tokens=True) == row["prompt"] + row["completion"] + genrm.QUESTION
+        assert (p.target.yes, p.target.no, p.target.sft) == (yes, no, [])
+    items, _ = genrm.encode(tok, points, 256, genrm.Options(sft_coef=0.5))
+    (right, enc), (wrong, enc_wrong) = items
+    assert len(enc_wrong.reads[0]) == 1 and wrong.target.sft == []  # a wrong completion is not imitated
+    ids, reads = enc.sequences[0], enc.reads[0]
+    assert tok.decode(right.target.sft) == rows[0]["completion"]  # exactly the completion's tokens
+    assert [ids[r + 1] for r in reads[:-1]] == right.target.sft  # each read predicts the next token
+    # the loss: the verdict term plus 0.5 x the mean next-token cross-entropy of the completion
+    outputs = torch.randn(len(reads) + 1, len(tok))
+    value, _ = genrm.loss(outputs, items, genrm.Options(sft_coef=0.5))
+    logp = torch.log_softmax(outputs, -1)
+    n = len(reads) - 1
+    sft = -logp[torch.arange(n), torch.tensor(right.target.sft)].mean()
+    want = 0.5 * sft - logp[n, yes] - logp[n + 1, no]
+    assert value.item() == pytest.approx(want.item(), rel=1e-5)
