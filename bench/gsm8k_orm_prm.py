@@ -54,10 +54,7 @@ def write(path: Path, rows: list[dict]) -> str:
 def evaluate(model_dir: str, data: str, batch_size: int = 32) -> dict:
     """What `rewardlab eval --model DIR --data FILE --json` prints."""
     rm = RewardModel.from_pretrained(model_dir, device="cpu")
-    kind = kinds.get(rm.kind)
-    from rewardlab.config import ObjectiveArgs
-
-    obj = ObjectiveArgs(**rm.settings["objective"])
+    kind, obj = kinds.get(rm.kind), kinds.objective_of(rm.settings)
     examples = load_examples(data, rm.tokenizer, parse=kind.parser(obj))
     outputs, counts = kind.score(rm.model, rm.tokenizer, examples, rm.max_length, batch_size, obj)
     return {**kind.metrics(examples, outputs, obj), "truncated": counts.truncated}

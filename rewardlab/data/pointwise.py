@@ -41,9 +41,10 @@ class Point:
     subset: str | None = None
     row: int = 0
     outcome: float | None = None  # prm: whether the whole solution is right, when a row says (``correct``)
+    suffix: int = 0  # characters a kind appended after the user's completion (a verifier's question)
 
     def empty_completions(self) -> int:
-        return int(not self.completion.strip())
+        return int(not self.completion[:len(self.completion) - self.suffix].strip())
 
 
 @dataclass

@@ -62,9 +62,10 @@ class RewardModel:
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
             config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-            archs = config.architectures or []
-            auto = AutoModelForTokenClassification if any(a.endswith("ForTokenClassification") for a in archs) else \
-                AutoModelForCausalLM if any(a.endswith("ForCausalLM") for a in archs) else \
+            archs, head = config.architectures or [], (getattr(config, "rewardlab", None) or {}).get("head")
+            auto = AutoModelForCausalLM if head == "lm" else AutoModelForTokenClassification \
+                if head == "token" or any(a.endswith("ForTokenClassification") for a in archs) else \
+                AutoModelForCausalLM if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs) else \
                 AutoModelForSequenceClassification
             model = auto.from_pretrained(path, trust_remote_code=trust_remote_code, **({"dtype": dtype} if dtype else {}))
         except (OSError, ValueError, KeyError) as e:

@@ -10,10 +10,12 @@ completion, " No" for a wrong one (a soft label y in [0, 1] weighs the two: -(y 
     r = p(Yes) / (p(Yes) + p(No))    at the verdict position,
 
 the probability it gives to "correct" among the two verdicts. Rows are the ORM's:
-``{"prompt", "completion", "label"}``. Only the verdict position goes through the language-model
-head (a full-vocabulary projection at every token would dominate the cost). The saved folder is a
+``{"prompt", "completion", "label"}``. Only the positions that are read go through the
+language-model head (a full-vocabulary projection at every token would dominate the cost): the
+verdict position, and with ``sft_coef`` a correct completion's tokens. The saved folder is a
 plain causal language model (``AutoModelForCausalLM``) whose ``config.rewardlab`` holds the
-question and the two verdict token ids. Unit: an example.
+question and the two verdict token ids. Unit: an example. Encoders are refused: they see the
+whole text, so they make no next-token prediction to read.
 
 With ``sft_coef`` the paper's joint objective adds sft_coef x the mean next-token cross-entropy
 of each correct completion's tokens (the verifier keeps generating correct solutions).
@@ -51,21 +53,29 @@ class Options:
     """Generative verifier: the question the model answers with Yes or No after each completion."""
 
     genrm_template: str = option("", "genrm: a text file holding the verification question put after each "
-                                 "completion (default: Zhang et al.'s '\\n\\nIs the answer correct (Yes/No)?'); "
-                                 "saved with the model.", resume=True)
+                                 "completion (default: Zhang et al.'s '\\n\\nIs the answer correct (Yes/No)?'; "
+                                 "trailing newlines are dropped: the verdict follows the question's last character).",
+                                 resume=True)
+    genrm_question: str = option("", "genrm: the verification question itself, instead of --genrm-template; a "
+                                 "trained model keeps its question here, so evaluation asks what training asked.",
+                                 resume=True)
     sft_coef: float = option(0.0, "genrm: adds sft_coef x the next-token cross-entropy of each correct completion "
                              "(its mean over the completion's tokens; Zhang et al.'s joint objective).",
                              resume=True, low=0)
 
     def __post_init__(self):
         check_choices(self)
-        self.question()
+        if self.genrm_template and self.genrm_question:
+            raise ConfigError("give --genrm-template or --genrm-question, not both")
 
     def question(self) -> str:
+        """The question: given, read from the template file (where training runs), or the default."""
+        if self.genrm_question:
+            return self.genrm_question
         if not self.genrm_template:
             return QUESTION
         try:
-            text = Path(self.genrm_template).read_text(encoding="utf-8")
+            text = Path(self.genrm_template).read_text(encoding="utf-8").rstrip("\r\n")
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"--genrm-template {self.genrm_template}: cannot read it: {e}") from None
         if not text.strip():
@@ -95,12 +105,16 @@ def verdict_ids(tokenizer) -> list[int]:
 def asked(point: Point, question: str) -> Point:
     """The point with the question after its completion, read where the question ends."""
     completion = point.completion + question
-    return replace(point, completion=completion, ends=[len(completion)])
+    return replace(point, completion=completion, ends=[len(completion)], suffix=len(question))
 
 
 def head(obj: Options, data_path: str = "") -> dict:
-    return {"head": "lm", "num_labels": 1, "settings": {"genrm_question": obj.question()},
-            "token_settings": lambda tokenizer: {"verdict_ids": verdict_ids(tokenizer)}}
+    """The language-model head; the question is fixed as text (saved with the model: evaluation
+    and scoring elsewhere need no template file)."""
+    question = obj.question()
+    return {"head": "lm", "num_labels": 1, "settings": {"genrm_question": question},
+            "token_settings": lambda tokenizer: {"verdict_ids": verdict_ids(tokenizer)},
+            "fixed": {"genrm_template": "", "genrm_question": question}}
 
 
 def describe(obj: Options) -> str:
@@ -122,14 +136,15 @@ def encode(tokenizer, examples, max_length: int, obj: Options, num_proc: int = 1
     items, counts = points.encoder("steps")(tokenizer, examples, max_length)
     if not obj.sft_coef:
         return [(replace(p, target=Verdict(p.target, yes, no)), enc) for p, enc in items], counts
-    cut = len(obj.question())
-    ends = [replace(p, ends=[len(p.completion) - cut]) for p, _ in items]  # the completion's own last token
-    last = {id(p): enc.reads[0][0] for p, (_, enc) in zip(ends, encode_points(tokenizer, ends, max_length, "steps")[0])}
+    # The same texts encoded twice more (so the same points are kept): where the completion's own
+    # tokens start, and its last token (before the question).
+    ends = [replace(p, ends=[len(p.completion) - p.suffix]) for p, _ in items]
+    last = encode_points(tokenizer, ends, max_length, "steps")[0]
     first = encode_points(tokenizer, ends, max_length, "tokens")[0]
     out = []
-    for (p, enc), q, (_, toks) in zip(items, ends, first):
-        ids, start, end = enc.sequences[0], toks.reads[0][0], last[id(q)]
-        wanted = p.target >= 0.5 and start is not None and end is not None and len(q.completion.strip()) > 0
+    for (p, enc), (_, at_end), (_, toks) in zip(items, last, first, strict=True):
+        ids, start, end = enc.sequences[0], toks.reads[0][0], at_end.reads[0][0]
+        wanted = p.target >= 0.5 and start is not None and end is not None and not p.empty_completions()
         sft = list(range(max(start, 1), end + 1)) if wanted else []
         reads = [[r - 1 for r in sft] + enc.reads[0]]
         out.append((replace(p, target=Verdict(p.target, yes, no, [ids[r] for r in sft])),
@@ -186,7 +201,11 @@ def scored_point(text, settings: dict) -> Point:
 
 
 def readout(outputs: torch.Tensor, settings: dict, per_token: bool = False) -> dict:
-    return {"reward": p_yes(outputs, settings["verdict_ids"])}
+    """The reward, and the two verdicts' probabilities over the whole vocabulary (how sure the
+    model is that the next token is a verdict at all)."""
+    ids = settings["verdict_ids"]
+    probs = torch.softmax(outputs[-1].float(), -1)[ids].tolist()
+    return {"reward": p_yes(outputs, ids), "p_yes": probs[0], "p_no": probs[1]}
 
 
 def score(model, tokenizer, examples, max_length: int, batch_size: int = 16, obj: Options | None = None):

@@ -1,4 +1,4 @@
-"""What the pointwise kinds (orm, prm, value, regression) share: items are (Point, Encoded),
+"""What the pointwise kinds (orm, prm, value, regression, genrm) share: items are (Point, Encoded),
 one completion per example, outputs read at the positions that carry a label."""
 
 from __future__ import annotations

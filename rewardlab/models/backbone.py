@@ -111,13 +111,14 @@ def ensure_pad_token(tokenizer, model) -> None:
 
 def quantization_4bit():
     """QLoRA's storage (Dettmers et al. 2023): NF4 with double quantization, computing in fp32;
-    the reward head is never quantized."""
+    the reward head (or a verifier's language-model head) is never quantized."""
     from transformers import BitsAndBytesConfig
 
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ModelError("4-bit loading (QLoRA) needs bitsandbytes: pip install bitsandbytes")
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=torch.float32, llm_int8_skip_modules=["score", "classifier"])
+                              bnb_4bit_compute_dtype=torch.float32,
+                              llm_int8_skip_modules=["score", "classifier", "lm_head"])
 
 
 def keep_4bit_training_format(model: nn.Module) -> None:
@@ -152,6 +153,9 @@ def load_backbone(name: str, trust_remote_code: bool = False, load_in_4bit: bool
                                      **quantized)
     except (OSError, ValueError) as e:
         raise ModelError(f"cannot load model {name!r}: {str(e).splitlines()[0]}") from None
+    if head == "lm" and not is_causal(model):
+        raise ModelError(f"model {name!r} is not a causal language model: a generative verifier reads its next-token "
+                         "prediction, which an encoder that sees the whole text does not make")
     if not tokenizer.is_fast:
         raise ModelError(f"model {name!r}: rewardlab needs a fast (Rust) tokenizer for exact truncation offsets")
     missing = [t for t in new_tokens if t not in tokenizer.get_vocab()]
@@ -188,8 +192,18 @@ def reads_last_token(model: nn.Module) -> bool:
 
 
 def has_lm_head(model: nn.Module) -> bool:
-    """A causal language model (``...ForCausalLM``): its head is the language-model head."""
-    return type(hf_model(model)).__name__.endswith("ForCausalLM")
+    """A language model (``AutoModelForCausalLM``'s classes, GPT-2's ``...LMHeadModel`` too): its
+    head is the language-model head, not a reward head."""
+    model = hf_model(model)
+    if any(isinstance(getattr(model, name, None), nn.Module) for name in ("score", "classifier")):
+        return False
+    get = getattr(model, "get_output_embeddings", None)
+    return callable(get) and isinstance(get(), nn.Module)
+
+
+def is_causal(model: nn.Module) -> bool:
+    """No attention module says it sees the whole text (BERT-style encoders do: ``is_causal=False``)."""
+    return not any(getattr(m, "is_causal", None) is False for m in hf_model(model).modules())
 
 
 def hf_model(model: nn.Module) -> nn.Module:

@@ -19,7 +19,7 @@ How: forward hooks on the last layer's ``self_attn.q_proj``, ``self_attn.o_proj`
 ``mlp`` (every decoder layer in ``transformers`` that has them applies them token by token)
 give them the read rows only and scatter their outputs back into zeros; the block attention
 (CPU) is told the read positions and computes only those queries (see ``_grouped_attention``
-in shared_prompt.py; the flex kernel still computes every query). The hooks are
+in attention.py; the flex kernel still computes every query). The hooks are
 installed once per model and do nothing unless :func:`reads_only` is active in the calling
 thread, so a model scored from two threads, or trained, is never affected by another call.
 """

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from .backbone import ensure_pad_token, keep_4bit_training_format, quantization_4bit, resolve
+from .backbone import ensure_pad_token, has_lm_head, keep_4bit_training_format, quantization_4bit, resolve
 
 SETTINGS_FILE = "rewardlab.json"
 
@@ -40,7 +40,7 @@ def apply_lora(model: nn.Module, r: int, alpha: int, dropout: float = 0.0, quant
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
     name = type(model).__name__
-    if name.endswith("ForCausalLM"):  # a generative verifier: LoRA everywhere, the (tied) LM head as it is
+    if has_lm_head(model):  # a generative verifier: LoRA everywhere, the (tied) LM head as it is
         config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=r, lora_alpha=alpha, lora_dropout=dropout,
                             target_modules="all-linear")
         return get_peft_model(model, config)

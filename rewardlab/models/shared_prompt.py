@@ -84,7 +84,7 @@ def shared_prompt_outputs(model: nn.Module, batch: SharedBatch, attention: str =
     ``attention``: 'blocks' (one SDPA call per group; best on CPU), 'flex' (one block-sparse
     flex_attention kernel per layer; best on GPU) or 'auto'. Both give the same outputs.
     ``past``/``keep``: prefix-cache hits and prompts to cache, per group (blocks only; see
-    :func:`_grouped_attention`)."""
+    attention.py: ``_grouped_attention``)."""
     device = batch.input_ids.device
     model = hf_model(model)
     use_block_attention(model)

@@ -202,9 +202,20 @@ class Service:
         texts = query_texts(body, self.rm.tokenizer)
         items = await self.admit(texts, [f"query {i + 1}" for i in range(len(texts))])
         tokens = sum(len(e[0]) for _, e in items)
-        rewards = [d["reward"] for d in await self.batcher.submit(items, tokens)] if texts else []
-        # OpenRLHF reads "scores" first, then "rewards" (older versions: "score").
-        return {"rewards": rewards, "scores": rewards, "score": rewards, "extra_logs": {}}
+        details = await self.batcher.submit(items, tokens) if texts else []
+        rewards = [d["reward"] for d in details]
+        # OpenRLHF reads "scores" first, then "rewards" (older versions: "score"); it logs the
+        # mean of each extra_logs list: here every number the model's kind reads besides the reward.
+        return {"rewards": rewards, "scores": rewards, "score": rewards, "extra_logs": extra_logs(details)}
+
+
+def extra_logs(details: list[dict]) -> dict[str, list]:
+    """Per-item numbers of the kind's readout other than the reward (a verifier's p_yes and p_no,
+    ...), one list each, for an RL loop's logs; lists and strings (step rewards, names) are left out."""
+    def number(v):
+        return v is None or isinstance(v, (int, float)) and not isinstance(v, bool)
+    keys = [k for k in (details[0] if details else {}) if k != "reward"]
+    return {k: [d.get(k) for d in details] for k in keys if all(number(d.get(k)) for d in details)}
 
 
 def create_app(rm, cfg=None, api_key: str | None = None):

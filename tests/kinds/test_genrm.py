@@ -35,11 +35,18 @@ def test_a_template_file_is_read_and_an_empty_one_refused(tmp_path):
     from rewardlab.config import ConfigError
 
     path = tmp_path / "q.txt"
-    path.write_text("\nVerify: is it right (Yes/No)?")
+    path.write_text("\nVerify: is it right (Yes/No)?\n")  # an editor's final newline is dropped
     assert genrm.Options(genrm_template=str(path)).question() == "\nVerify: is it right (Yes/No)?"
+    # training fixes the question as text, so a model evaluates elsewhere without the file
+    spec = genrm.head(genrm.Options(genrm_template=str(path)))
+    assert spec["fixed"] == {"genrm_template": "", "genrm_question": "\nVerify: is it right (Yes/No)?"}
+    path.unlink()
+    assert genrm.Options(**spec["fixed"]).question() == "\nVerify: is it right (Yes/No)?"
     path.write_text("  ")
     with pytest.raises(ConfigError, match="empty"):
-        genrm.Options(genrm_template=str(path))
+        genrm.Options(genrm_template=str(path)).question()
+    with pytest.raises(ConfigError, match="not both"):
+        genrm.Options(genrm_template=str(path), genrm_question="Right?")
 
 
 def _p_yes_plain(tok, model, prompt: str, completion: str, question: str) -> float:
@@ -90,7 +97,10 @@ def test_genrm_is_served(tiny_llama, tmp_path):
     with serving(create_app(rm, ServeConfig(model=out))) as url:
         got = httpx.post(f"{url}/score", json={"rows": rows}, timeout=60).json()["rows"]
         body = {"query": [r["prompt"] + r["completion"] for r in rows], "prompts": [r["prompt"] for r in rows]}
-        rewards = httpx.post(f"{url}/get_reward", json=body, timeout=60).json()["rewards"]
+        answer = httpx.post(f"{url}/get_reward", json=body, timeout=60).json()
+    rewards, logs = answer["rewards"], answer["extra_logs"]
+    assert set(logs) == {"p_yes", "p_no"} and len(logs["p_yes"]) == 4  # the verdicts' probabilities, per item
+    assert all(abs(r - y / (y + n)) < 1e-5 for r, y, n in zip(rewards, logs["p_yes"], logs["p_no"]))
     assert [g["reward"] for g in got] == pytest.approx(local, abs=1e-6)
     assert rewards == pytest.approx(local, abs=1e-5)
     assert all(0.0 < r < 1.0 for r in local)
@@ -142,3 +152,11 @@ def test_only_the_verdict_is_supervised_and_sft_adds_the_correct_completions_tok
     sft = -logp[torch.arange(n), torch.tensor(right.target.sft)].mean()
     want = 0.5 * sft - logp[n, yes] - logp[n + 1, no]
     assert value.item() == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_an_encoder_is_refused_with_one_line(tiny_bert, tmp_path, capsys):
+    data = _write(tmp_path / "orm.jsonl", _rows("orm"))
+    assert main(["train", "--model", tiny_bert, "--kind", "genrm", "--data", data, "--output",
+                 str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("rewardlab: error: model") and "not a causal language model" in err
