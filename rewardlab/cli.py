@@ -161,7 +161,8 @@ def _benchmark_format(cfg: EvalConfig, kind):
         return None
     name = cfg.format if cfg.format != "auto" else detect(read_rows(cfg.data), cfg.data)
     if cfg.format == "auto":
-        print(f"format: {name or 'pairs/groups'} (detected from the columns; --format sets it)", file=sys.stderr)
+        own = "pairs/groups" if "pairs" in kind.FORMATS else f"the {kind.NAME} kind's own rows"
+        print(f"format: {name or own} (detected from the columns; --format sets it)", file=sys.stderr)
     return FORMATS[name] if name else None
 
 

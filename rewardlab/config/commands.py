@@ -63,13 +63,14 @@ class EvalConfig:
     batch_size: int = _f(16, "Prompts per forward pass.", low=1)
     format: str = _f("auto", "Data layout and scoring rule: pairs / groups (rewardlab's rows), rewardbench "
                      "(sections, v1 weighting), rewardbench2 (best-of-N, Ties rule), rm-bench (style matrix), "
-                     "processbench (a process reward model's first-error F1); auto detects it from the columns "
-                     "and says which.",
-                     choices=("auto", "pairs", "groups", "rewardbench", "rewardbench2", "rm-bench", "processbench"))
+                     "judgebench (net vote over both orders, per category; any kind with a reward), processbench "
+                     "(a process reward model's first-error F1); auto detects it from the columns and says which.",
+                     choices=("auto", "pairs", "groups", "rewardbench", "rewardbench2", "rm-bench", "judgebench",
+                              "processbench"))
     threshold: float = _f(0.0, "Process reward models: the step-score threshold of ProcessBench's first-error rule "
                           "(0: the model's saved one if any, else chosen on the even rows and reported on the odd).", low=0)
-    outside_categories: bool = _f(False, "Benchmark formats (rewardbench, rewardbench2, rm-bench): score rows whose "
-                                  "subset or domain is not one of the benchmark's apart, under their own name, "
+    outside_categories: bool = _f(False, "Benchmark formats (rewardbench, rewardbench2, rm-bench, judgebench): score "
+                                  "rows whose subset, domain or source is not one of the benchmark's apart, under their own name, "
                                   "outside the sections and the overall (said on the first line). Without it such "
                                   "a row is an error naming it and the known ones.")
     tie_threshold: float = _f(0.1, "A tied pair counts as predicted tied when its rewards differ by at most this "

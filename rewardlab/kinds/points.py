@@ -13,7 +13,7 @@ from ..models.heads import make_batch
 from ..models.readout import score_points
 
 ONE_REWARD_HEAD = False  # rewards come from the kind's readout, not one output
-FORMATS: tuple[str, ...] = ()  # eval reads the kind's own rows; a kind that scores a benchmark format adds it
+FORMATS: tuple[str, ...] = ("judgebench",)  # eval reads the kind's own rows, or a benchmark that needs only a reward
 
 
 def texts(point: Point) -> list[Text]:

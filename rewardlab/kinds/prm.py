@@ -32,7 +32,7 @@ from . import points
 NAME = "prm"
 STATS = ("correct", "steps")
 ONE_REWARD_HEAD = points.ONE_REWARD_HEAD
-FORMATS = ("processbench",)
+FORMATS = ("processbench", *points.FORMATS)
 forward_module = HeadOutputs
 batch = points.batch
 units, texts = points.units, points.texts

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from rewardlab.eval.benchmarks import detect, rewardbench, rewardbench2, rmbench
+from rewardlab.eval.benchmarks import detect, judgebench, rewardbench, rewardbench2, rmbench
 
 
 def test_rewardbench_sections_weight_subsets_by_their_benchmark_counts():
@@ -64,6 +64,7 @@ def test_formats_are_detected_from_columns():
     assert detect([{"prompt": "p", "chosen": ["a"], "rejected": ["b", "c", "d"], "num_correct": 1}]) == "rewardbench2"
     assert detect([{"prompt": "p", "chosen": "a", "rejected": "b", "subset": "donotanswer"}]) == "rewardbench"
     assert detect([{"prompt": "p", "chosen": "a", "rejected": "b"}]) is None
+    assert detect([{"question": "q", "response_A": "a", "response_B": "b", "label": "A>B", "source": "x"}]) == "judgebench"
 
 
 def test_rm_bench_file_end_to_end_equals_the_matrix_of_score_output(tiny_bert, tmp_path, capsys):
@@ -171,3 +172,45 @@ def test_rm_bench_domains_come_from_the_rows_or_a_known_file_name():
     assert rmbench.category_of({"domain": "chatt"}) == "chatt"  # checked: not a benchmark domain
     assert rmbench.category_of({}, "data/code_filtered.json") == "code"
     assert rmbench.category_of({}, "data/rm_bench.json") is None  # one domain, named by the file: not checked
+
+
+def test_judgebench_net_vote_over_both_orders_and_categories_by_source_prefix():
+    # the benchmark's rule: +1 per decision matching the label, -1 per decision against it
+    assert judgebench.pair_correct("A>B", "A>B", "A>B") and judgebench.pair_correct("A>B", "A>B", "A=B")
+    assert not judgebench.pair_correct("A>B", "A>B", "B>A")  # inconsistent: net 0
+    assert not judgebench.pair_correct("B>A", "A=B", "A=B")
+    rows = [{"label": "A>B", "source": "mmlu-pro-law"}, {"label": "B>A", "source": "livebench-math"},
+            {"label": "B>A", "source": "livecodebench-v3"}, {"label": "A>B", "source": "livebench-reasoning"}]
+    rewards = [[1.0, 0.0], [0.5, 0.9], [0.3, 0.3], [0.0, 2.0]]  # right, right, a tie (wrong), wrong
+    m = judgebench.score(rows, rewards)
+    assert m["overall"] == 0.5 and m["n"] == 4 and m["ties"] == 1
+    assert m["categories"] == {"coding": 0.0, "knowledge": 1.0, "math": 1.0, "reasoning": 0.0}
+
+
+def test_judgebench_file_evaluates_any_kind_with_a_reward(tiny_llama, tmp_path, capsys):
+    """A preference model and a generative verifier both score JudgeBench rows by the same rule."""
+    from rewardlab.cli import main
+    from tests.conftest import PAIRS, write_jsonl
+    from tests.test_cli_kinds import _rows
+
+    rows = [{"pair_id": str(i), "question": p["prompt"], "response_A": a, "response_B": b, "label": label,
+             "source": source} for i, (p, source) in enumerate(zip(PAIRS, ["mmlu-pro-x", "livebench-math", "livecodebench"]))
+            for a, b, label in [(p["chosen"], p["rejected"], "A>B")]]
+    data = write_jsonl(tmp_path / "jb.jsonl", rows)
+    bt, verifier = str(tmp_path / "bt"), str(tmp_path / "genrm")
+    assert main(["train", "--model", tiny_llama, "--data", write_jsonl(tmp_path / "p.jsonl", PAIRS), "--output", bt,
+                 "--max-steps", "1"]) == 0
+    assert main(["train", "--model", tiny_llama, "--kind", "genrm", "--data",
+                 write_jsonl(tmp_path / "o.jsonl", _rows("orm")), "--output", verifier, "--max-steps", "1"]) == 0
+    for model in (bt, verifier):
+        capsys.readouterr()
+        assert main(["eval", "--model", model, "--data", data, "--json"]) == 0
+        out = capsys.readouterr()
+        m = json.loads(out.out)
+        assert "format: judgebench (detected" in out.err and m["n"] == len(rows)
+        scored = tmp_path / "s.jsonl"
+        plain = write_jsonl(tmp_path / "plain.jsonl", [{"prompt": r["question"] + "\n", "completions": [r["response_A"],
+                                                        r["response_B"]]} for r in rows])
+        assert main(["score", "--model", model, "--data", plain, "--output", str(scored)]) == 0
+        back = [json.loads(x)["rewards"] for x in scored.read_text().splitlines()]
+        assert m["overall"] == pytest.approx(sum(a > b for a, b in back) / len(back))

@@ -4,14 +4,16 @@ their prompt). ``FORMATS`` is the plain list; :func:`detect` tells a file's form
 columns.
 """
 
-from . import rewardbench, rewardbench2, rmbench
+from . import judgebench, rewardbench, rewardbench2, rmbench
 
-FORMATS = {"rewardbench": rewardbench, "rewardbench2": rewardbench2, "rm-bench": rmbench}
+FORMATS = {"rewardbench": rewardbench, "rewardbench2": rewardbench2, "rm-bench": rmbench, "judgebench": judgebench}
 
 
 def detect(rows: list[dict], path: str = "") -> str | None:
     """The benchmark format of ``rows`` from their columns, or None for plain pairs/groups."""
     first = rows[0] if rows else {}
+    if "response_A" in first and "response_B" in first:
+        return "judgebench"
     if isinstance(first.get("chosen"), list) and isinstance(first.get("rejected"), list) \
             and all(isinstance(x, str) for x in first["chosen"] + first["rejected"]):
         return "rewardbench2" if "num_correct" in first or len(first["chosen"]) != 3 else "rm-bench"
