@@ -89,8 +89,13 @@ def test_genrm_is_served(tiny_llama, tmp_path):
 
     data = _write(tmp_path / "orm.jsonl", _rows("orm"))
     out = str(tmp_path / "genrm")
+    template = tmp_path / "question.txt"
+    template.write_text("\nVerdict, is the sum right (Yes/No)?\n")
     assert main(["train", "--model", tiny_llama, "--kind", "genrm", "--data", data, "--output", out,
-                 "--batch-size", "4", "--max-steps", "2", "--save-every", "0"]) == 0
+                 "--batch-size", "4", "--max-steps", "2", "--save-every", "0", "--genrm-template", str(template)]) == 0
+    template.unlink()  # the question travels with the model, not the file
+    tok, plain = AutoTokenizer.from_pretrained(out), AutoModelForCausalLM.from_pretrained(out).eval()
+    assert plain.config.rewardlab["genrm_question"] == "\nVerdict, is the sum right (Yes/No)?"
     rm = RewardModel.from_pretrained(out, device="cpu")
     rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in _rows("orm")[:4]]
     local = [d["reward"] for d in rm.score_details([rm_text(rm, r) for r in rows])[0]]
@@ -104,6 +109,8 @@ def test_genrm_is_served(tiny_llama, tmp_path):
     assert [g["reward"] for g in got] == pytest.approx(local, abs=1e-6)
     assert rewards == pytest.approx(local, abs=1e-5)
     assert all(0.0 < r < 1.0 for r in local)
+    assert local == pytest.approx([_p_yes_plain(tok, plain, r["prompt"], r["completion"],
+                                                "\nVerdict, is the sum right (Yes/No)?") for r in rows], abs=1e-5)
 
 
 def rm_text(rm, row):
