@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gsm8k_orm_prm import SHARED, write  # noqa: E402 (it puts the repo on sys.path and stays offline)
 
 from rewardlab import kinds  # noqa: E402
 from rewardlab.config import TrainConfig  # noqa: E402
@@ -33,15 +30,6 @@ from rewardlab.data.loader import load_examples  # noqa: E402
 from rewardlab.eval.pointwise import auroc  # noqa: E402
 from rewardlab.inference import RewardModel  # noqa: E402
 from rewardlab.training import train  # noqa: E402
-
-SHARED = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "gsm8k"
-
-
-def write(path: Path, rows: list[dict]) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
-    return str(path)
 
 
 def within_question_auroc(examples: list, probs: list[float]) -> tuple[float | None, int]:

@@ -9,7 +9,7 @@ import pytest
 
 from rewardlab import RewardModel
 from rewardlab.cli import main
-from tests.conftest import PAIRS
+from tests.conftest import PAIRS, serving
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +124,6 @@ def test_a_process_reward_model_serves_step_rewards(tiny_llama, tmp_path):
     aggregate; /get_reward on a plain query splits it at the saved separator, as training did."""
     import json
 
-    import uvicorn
-
     from rewardlab.config import ServeConfig
     from rewardlab.serve import create_app
 
@@ -136,27 +134,13 @@ def test_a_process_reward_model_serves_step_rewards(tiny_llama, tmp_path):
     assert main(["train", "--model", tiny_llama, "--kind", "prm", "--data", str(data), "--output", str(out),
                  "--max-steps", "2", "--lr", "1e-2"]) == 0
     rm = RewardModel.from_pretrained(str(out), device="cpu")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(rm, ServeConfig(model=str(out))), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            time.sleep(0.05)
-        url = f"http://127.0.0.1:{port}"
+    with serving(create_app(rm, ServeConfig(model=str(out)))) as url:
         scored = httpx.post(f"{url}/score", json={"rows": rows[:2]}).json()["rows"]
         assert [len(r["step_rewards"]) for r in scored] == [2, 2]
         assert all(r["reward"] == min(r["step_rewards"]) and r["aggregate"] == "min" for r in scored)
         query = [r["prompt"] + "\n".join(r["steps"]) for r in rows[:2]]
         rewards = httpx.post(f"{url}/get_reward", json={"query": query, "prompts": ["Q: 2+3?"] * 2}).json()["rewards"]
         assert rewards == pytest.approx([r["reward"] for r in scored], abs=1e-6)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_reward_statistics_saved_at_training_normalise_served_rewards(tiny_llama, tmp_path):
