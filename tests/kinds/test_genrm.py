@@ -167,3 +167,26 @@ def test_an_encoder_is_refused_with_one_line(tiny_bert, tmp_path, capsys):
                  str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("rewardlab: error: model") and "not a causal language model" in err
+
+
+def test_candidates_of_one_prompt_share_its_forward(tiny_llama, tmp_path):
+    """N solutions of one question sent as whole texts: the question is encoded once (the
+    shared-prompt forward), and each reward equals the text scored alone."""
+    from rewardlab.data.text import Text
+    from rewardlab.inference import RewardModel
+
+    data = _write(tmp_path / "orm.jsonl", _rows("orm"))
+    out = str(tmp_path / "genrm")
+    assert main(["train", "--model", tiny_llama, "--kind", "genrm", "--data", data, "--output", out,
+                 "--max-steps", "1", "--save-every", "0"]) == 0
+    rm = RewardModel.from_pretrained(out, device="cpu")
+    question = "Natalia sold clips to 48 of her friends in April, and then she sold half as many in May. " * 3
+    texts = [Text(question, f" She sold {n} clips altogether.") for n in (72, 71, 96, 48)]
+    seen = []
+    hook = rm.model.get_input_embeddings().register_forward_hook(lambda m, args, out: seen.append(args[0].numel()))
+    together = [d["reward"] for d in rm.score_details(texts)[0]]
+    hook.remove()
+    alone = [rm.score_details([t])[0][0]["reward"] for t in texts]
+    assert together == pytest.approx(alone, abs=1e-5)
+    each = [len(rm.tokenizer(t.prompt + t.completion + genrm.QUESTION).input_ids) for t in texts]
+    assert sum(seen) < 0.5 * sum(each)  # the question's tokens went through the model once, not four times
