@@ -18,7 +18,6 @@ from ..models.backbone import ensure_pad_token, score_sequences
 from ..models.lora import load_adapter
 from ..models.heads import forward_path
 from ..models.packed_encoder import score_packed
-from ..models.readout import as_json, score_points
 from ..models.layout import group_by_prefix, tokens_processed
 from ..models.shared_prompt import can_use_prefix_cache, score_groups_shared
 
@@ -115,10 +114,7 @@ class RewardModel:
         if self.rules.ONE_REWARD_HEAD:
             rewards, counts = self._score_scalar(texts, batch_size, max_tokens, share_prefixes, encoded, cache)
             return [self.rules.readout(torch.tensor([[r]]), self.settings, per_token) for r in rewards], counts
-        points = [self.rules.scored_point(t, self.settings) for t in texts]
-        outputs, counts = score_points(self.model, self.tokenizer, points, self.max_length,
-                                       self.rules.read_mode(per_token), batch_size, max_tokens, share_prefixes)
-        return [as_json(self.rules.readout(o, self.settings, per_token)) for o in outputs], counts
+        return self.rules.score_texts(self, texts, per_token, batch_size, max_tokens, share_prefixes)
 
     def _score_scalar(self, texts: list, batch_size: int, max_tokens: int, share_prefixes: bool,
                       encoded: list | None, cache) -> tuple[list[float], Counts]:

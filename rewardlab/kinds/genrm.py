@@ -46,6 +46,7 @@ forward_module = HeadOutputs
 format_eval = format_pointwise
 check, units, batch, texts = points.no_check, lambda item, obj: 1, points.batch, points.texts
 step_marker = points.no_marker
+score_texts, prepare = points.score_texts, points.no_prepare
 
 
 @dataclass

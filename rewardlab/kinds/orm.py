@@ -30,6 +30,7 @@ ONE_REWARD_HEAD, FORMATS = points.ONE_REWARD_HEAD, points.FORMATS
 forward_module = HeadOutputs
 head, check, units, texts = points.token_head, points.no_check, points.units, points.texts
 step_marker, scored_point = points.no_marker, points.scored_point
+score_texts, prepare = points.score_texts, points.no_prepare
 format_eval = format_pointwise
 
 

@@ -10,7 +10,7 @@ import torch
 from ..data.pointwise import Point, encode_points, text_point
 from ..data.text import Text
 from ..models.heads import make_batch
-from ..models.readout import score_points
+from ..models.readout import as_json, score_points
 
 ONE_REWARD_HEAD = False  # rewards come from the kind's readout, not one output
 FORMATS: tuple[str, ...] = ("judgebench",)  # eval reads the kind's own rows, or a benchmark that needs only a reward
@@ -32,6 +32,21 @@ def no_marker(settings: dict) -> None:
 def scored_point(text: Text, settings: dict) -> Point:
     """A text scored as it is (a ``steps`` row keeps its own step ends)."""
     return text_point(text)
+
+
+def score_texts(rm, texts: list, per_token: bool, batch_size: int, max_tokens: int, share_prefixes: bool):
+    """Each text scored alone: the kind's ``scored_point``, the forward at its ``read_mode``'s
+    positions, the kind's ``readout`` (NaN reads as None)."""
+    rules = rm.rules
+    pts = [rules.scored_point(t, rm.settings) for t in texts]
+    outputs, counts = score_points(rm.model, rm.tokenizer, pts, rm.max_length, rules.read_mode(per_token),
+                                   batch_size, max_tokens, share_prefixes)
+    return [as_json(rules.readout(o, rm.settings, per_token)) for o in outputs], counts
+
+
+def no_prepare(model, items: list, obj, device) -> list:
+    """Items need nothing from the model."""
+    return items
 
 
 def report_page(path: str, name: str, metrics: dict, sections: list[str], model: str, data: str) -> str:

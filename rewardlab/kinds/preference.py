@@ -32,6 +32,7 @@ from ..eval.benchmarks import FORMATS as BENCHMARKS
 from ..eval.preference import example_metrics, format_metrics, score_examples
 from ..losses import balanced_bradley_terry, bradley_terry, davidson, plackett_luce, preference_strength
 from ..models.heads import completion_rewards, make_batch
+from . import points
 
 NAME = "preference"
 LOSSES = ("bt", "scaled_bt", "plackett_luce", "davidson")
@@ -103,6 +104,10 @@ def read_mode(per_token: bool) -> str:
 def readout(outputs: torch.Tensor, settings: dict, per_token: bool = False) -> dict:
     """The reward: the head's one output."""
     return {"reward": float(outputs[0, 0])}
+
+
+# The scalar path (RewardModel, ONE_REWARD_HEAD) scores this kind; texts scored one by one read the last token.
+score_texts, prepare = points.score_texts, points.no_prepare
 
 
 def step_marker(settings: dict) -> None:

@@ -36,6 +36,7 @@ FORMATS = ("processbench", *points.FORMATS)
 forward_module = HeadOutputs
 batch = points.batch
 units, texts = points.units, points.texts
+score_texts, prepare = points.score_texts, points.no_prepare
 
 
 def marker(obj: Options) -> str:

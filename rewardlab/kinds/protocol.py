@@ -98,6 +98,19 @@ class Kind(Protocol):
         """The ``Point`` a ``Text`` sent to be scored becomes (its steps marked, a question
         appended...); ``readout`` reads its outputs."""
 
+    def score_texts(self, rm, texts: list, per_token: bool, batch_size: int, max_tokens: int,
+                    share_prefixes: bool) -> tuple[list, Any]:
+        """How a :class:`rewardlab.inference.RewardModel` (``rm``: its model, tokenizer,
+        settings) scores texts when ``ONE_REWARD_HEAD`` is False: one answer per text (what
+        ``readout`` gives) and the truncation ``Counts``. Most kinds score each text alone
+        (``points.score_texts``: ``scored_point`` -> forward -> ``readout``); a pairwise judge
+        compares the texts of one prompt, an implicit PRM also runs its reference model."""
+
+    def prepare(self, model, items: list, obj, device) -> list:
+        """Training items once the model is built, before the first step (on resume too,
+        before the checkpoint is loaded): an implicit PRM adds the reference model's
+        log-probabilities here. Most kinds return the items as they are."""
+
     def step_marker(self, settings: dict) -> str | None:
         """The text that ends each step of a ``steps`` row (process reward models), else None."""
 

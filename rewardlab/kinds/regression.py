@@ -30,6 +30,7 @@ ONE_REWARD_HEAD, FORMATS = points.ONE_REWARD_HEAD, points.FORMATS
 forward_module = HeadOutputs
 format_eval = format_pointwise
 check, texts, step_marker, scored_point = points.no_check, points.texts, points.no_marker, points.scored_point
+score_texts, prepare = points.score_texts, points.no_prepare
 
 
 @dataclass

@@ -28,6 +28,7 @@ forward_module = HeadOutputs
 batch = points.batch
 head, check, units, texts = points.token_head, points.no_check, points.units, points.texts
 step_marker, scored_point = points.no_marker, points.scored_point
+score_texts, prepare = points.score_texts, points.no_prepare
 format_eval = format_pointwise
 
 

@@ -239,7 +239,7 @@ def _model(cfg: TrainConfig, kind, obj) -> tuple[TrainConfig, Any, Any, Any, int
         disable_dropout(model)
     max_length = min(cfg.inputs.max_length, getattr(model.config, "max_position_embeddings", None) or 10**9)
     model.config.rewardlab = {"max_length": max_length, "apply_chat_template": cfg.inputs.apply_chat_template,
-                              "kind": kind.NAME, "objective": dataclasses.asdict(obj),
+                              "kind": kind.NAME, "objective": dataclasses.asdict(obj), "backbone": bb.model,
                               "head": spec["head"], "num_labels": spec["num_labels"],
                               **spec.get("settings", {}),
                               **(spec["token_settings"](tokenizer) if "token_settings" in spec else {})}
@@ -273,6 +273,8 @@ def setup(cfg: TrainConfig) -> Run:
     per_step = cfg.optim.batch_size * cfg.optim.grad_accum * accelerator.num_processes
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if accelerator.is_main_process else (lambda msg: None)
     data = _load_data(max_length, cfg, kind, obj, tokenizer, say, per_step, accelerator)
+    if "train_set" in data:  # before any checkpoint is loaded: the model is still the backbone as it starts
+        data["train_set"] = kind.prepare(model, data["train_set"], obj, accelerator.device)
     if resume_from is not None:
         _check_resume(resume_from, cfg, accelerator.num_processes, data["total"])
     path = _forward_path(model, bb, accelerator.device)

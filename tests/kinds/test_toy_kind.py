@@ -28,6 +28,7 @@ FORMATS = ()
 forward_module = HeadOutputs
 head, check, units, batch, texts = points.token_head, points.no_check, points.units, points.batch, points.texts
 step_marker, scored_point = points.no_marker, points.scored_point
+score_texts, prepare = points.score_texts, points.no_prepare
 
 
 def describe(obj) -> str:
