@@ -323,13 +323,15 @@ def cmd_prm_data(cfg: PrmDataConfig) -> int:
 def cmd_judge(cfg: JudgeConfig) -> int:
     from .judge.backends import LocalJudge, OpenAIJudge
     from .judge.data import output_rows, read_items
-    from .judge.prompts import load_template
+    from .judge.prompts import load_template, trained_template
     from .judge.run import Cache, Runner, agreement, judge_items
 
     _need(cfg.data, "--data"), _need(cfg.output, "--output")
     if cfg.soft and (cfg.backend != "local" or cfg.mode != "pairwise"):
         raise ConfigError("--soft needs --backend local and --mode pairwise (it reads next-token probabilities)")
-    template = load_template(cfg.template, cfg.mode, cfg.reference)
+    template = trained_template(cfg.model) if cfg.backend == "local" and cfg.mode == "pairwise" and not cfg.template \
+        else None
+    template = template or load_template(cfg.template, cfg.mode, cfg.reference)
     items = read_items(cfg.data, cfg.mode, template.needs_reference)  # every row checked before any call
     if cfg.eval and not all(i.labelled for i in items):
         raise ConfigError("--eval needs human labels: chosen/rejected rows")

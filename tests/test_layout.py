@@ -6,8 +6,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "rewardlab"
 
 # Lower layers never import higher ones; equal layers never import each other.
-LAYERS = {"errors": 0, "config": 1, "data": 2, "models": 3, "losses": 3, "eval": 4, "kinds": 5, "inference": 6,
-          "training": 7, "judge": 7, "serve": 8, "cli": 9, "__init__": 10, "__main__": 10}
+LAYERS = {"errors": 0, "config": 1, "data": 2, "models": 3, "losses": 3, "eval": 4, "judge": 4, "kinds": 5,
+          "inference": 6, "training": 7, "serve": 8, "cli": 9, "__init__": 10, "__main__": 10}
 
 
 def _part(module: str) -> str:

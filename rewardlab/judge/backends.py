@@ -39,6 +39,21 @@ class _Steps:
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
+def render(tokenizer, conversation: list[dict], name: str = "", answer: str | None = None) -> str:
+    """The conversation through the model's chat template, ending where the judge's answer
+    starts (or, given ``answer``, with that assistant turn written out and closed). Templates
+    that refuse a system turn (Gemma) get the system text at the head of the first user turn."""
+    turns = conversation + ([{"role": "assistant", "content": answer}] if answer is not None else [])
+    try:
+        return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=answer is None)
+    except Exception as e:  # jinja's TemplateError
+        if conversation and conversation[0]["role"] == "system" and len(conversation) > 1:
+            first = {"role": conversation[1]["role"],
+                     "content": conversation[0]["content"] + "\n\n" + conversation[1]["content"]}
+            return render(tokenizer, [first] + conversation[2:], name, answer)
+        raise JudgeError(f"judge model {name!r}: its chat template failed: {str(e).splitlines()[0]}") from None
+
+
 class LocalJudge:
     """A causal LM with a chat template, greedy (temperature 0) batched generation."""
 
@@ -69,15 +84,7 @@ class LocalJudge:
         self.identity = f"local:{name}:{_files_fingerprint(path)}"
 
     def _render(self, conversation: list[dict]) -> str:
-        try:
-            return self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
-        except Exception as e:  # jinja's TemplateError: some templates (Gemma) refuse a system turn
-            if conversation and conversation[0]["role"] == "system" and len(conversation) > 1:
-                first = {"role": conversation[1]["role"],
-                         "content": conversation[0]["content"] + "\n\n" + conversation[1]["content"]}
-                return self._render([first] + conversation[2:])
-            raise JudgeError(f"judge model {self.name!r}: its chat template failed: {str(e).splitlines()[0]}") \
-                from None
+        return render(self.tokenizer, conversation, self.name)
 
     def _encode(self, conversations: list[list[dict]], suffix: str = "") -> list[list[int]]:
         texts = [self._render(c) + suffix for c in conversations]

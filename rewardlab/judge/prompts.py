@@ -175,6 +175,22 @@ def load_template(name_or_path: str, mode: str, reference: bool = False) -> Temp
     return check_template(t, f"template {t.name}")
 
 
+def trained_template(model: str) -> Template | None:
+    """The pairwise template a judge was trained with (``train --kind judge`` saves it in the
+    folder's ``config.json``), so ``rewardlab judge --model DIR`` asks what training asked."""
+    path = Path(model) / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        saved = (json.loads(path.read_text(encoding="utf-8")).get("rewardlab") or {}).get("objective") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(saved.get("judge_user"), str) or not saved["judge_user"]:
+        return None
+    return check_template(Template("trained", "pairwise", saved["judge_user"], saved.get("judge_system") or ""),
+                          f"{path}: the trained judge's template")
+
+
 # ---------------------------------------------------------------- parsing
 
 _QUOTES = {'"': '"', "'": "'", "`": "`", "\u201c": "\u201d", "\u2018": "\u2019"}

@@ -5,7 +5,8 @@
 - prm: process reward model, a label per reasoning step (Lightman et al. 2023);
 - value: per-token value function regressed on the (discounted) return;
 - regression: N attribute ratings per completion (HelpSteer, ArmoRM's first stage);
-- genrm: a generative verifier, p(Yes) after a verification question (Zhang et al. 2024).
+- genrm: a generative verifier, p(Yes) after a verification question (Zhang et al. 2024);
+- judge: a pairwise judge trained on MT-Bench's prompt, both orders ([[A]] / [[B]] / [[C]]).
 
 Training, scoring, serving and evaluation ask the kind a model was trained as (saved in its
 ``config.rewardlab["kind"]``) what to do; nothing outside this package names a kind.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..config import KIND_OPTIONS, ConfigError, ObjectiveArgs
-from . import genrm, orm, preference, prm, regression, value
+from . import genrm, judge, orm, preference, prm, regression, value
 from .protocol import Kind
 
 KINDS: dict[str, Kind] = {}
@@ -29,7 +30,7 @@ def register(kind: Kind) -> None:
     KIND_OPTIONS[kind.NAME] = kind.Options
 
 
-for _module in (preference, orm, prm, value, regression, genrm):
+for _module in (preference, orm, prm, value, regression, genrm, judge):
     register(_module)
 
 DEFAULT = preference.NAME  # a Hugging Face reward model saved without rewardlab's settings

@@ -38,6 +38,7 @@ from ..models.heads import HeadOutputs
 from . import points
 
 NAME = "genrm"
+COMPARES = False  # a text's reward does not depend on the texts scored with it
 QUESTION = "\n\nIs the answer correct (Yes/No)?"  # Zhang et al. 2024
 VERDICTS = (" Yes", " No")
 STATS = ("correct", "examples")

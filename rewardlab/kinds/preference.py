@@ -35,6 +35,7 @@ from ..models.heads import completion_rewards, make_batch
 from . import points
 
 NAME = "preference"
+COMPARES = False  # a text's reward does not depend on the texts scored with it
 LOSSES = ("bt", "scaled_bt", "plackett_luce", "davidson")
 
 

@@ -30,6 +30,7 @@ from ..models.readout import aggregate_steps, step_scores
 from . import points
 
 NAME = "prm"
+COMPARES = False  # a text's reward does not depend on the texts scored with it
 STATS = ("correct", "steps")
 ONE_REWARD_HEAD = points.ONE_REWARD_HEAD
 FORMATS = ("processbench", *points.FORMATS)

@@ -33,6 +33,10 @@ class Kind(Protocol):
     ONE_REWARD_HEAD: bool
     """True when the head's single output at a text's last token is its reward: scoring then
     takes the scalar path (prompts shared across rows, the server's prefix cache)."""
+    COMPARES: bool
+    """True when a text's reward depends on the other completions of its prompt scored with it
+    (a pairwise judge): the server then scores each request on its own, never batched with
+    another request's texts."""
     FORMATS: tuple[str, ...]
     """``eval --format`` values this kind's models are scored with (besides ``auto``)."""
     forward_module: Callable

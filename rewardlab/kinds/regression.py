@@ -25,6 +25,7 @@ from ..models.heads import HeadOutputs, make_batch
 from . import points
 
 NAME = "regression"
+COMPARES = False  # a text's reward does not depend on the texts scored with it
 STATS = ("sq_err", "rated")
 ONE_REWARD_HEAD, FORMATS = points.ONE_REWARD_HEAD, points.FORMATS
 forward_module = HeadOutputs

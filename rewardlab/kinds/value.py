@@ -22,6 +22,7 @@ from ..models.heads import HeadOutputs
 from . import points
 
 NAME = "value"
+COMPARES = False  # a text's reward does not depend on the texts scored with it
 STATS = ("sq_err_last", "examples")
 ONE_REWARD_HEAD, FORMATS = points.ONE_REWARD_HEAD, points.FORMATS
 forward_module = HeadOutputs

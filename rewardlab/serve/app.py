@@ -143,8 +143,9 @@ class Service:
         self.cache = PrefixCache(int(cfg.prefix_cache_mb * 2**20)) \
             if cfg.prefix_sharing and cfg.prefix_cache_mb > 0 else None
         self.last_counts = None  # the model thread's last batch (tokens sent and processed), for metrics
-        self.batcher = Batcher(self.run_batch, cfg.max_batch_tokens, cfg.max_wait_ms / 1000, cfg.batching,
-                               self.on_batch)
+        # A judge's rewards depend on the completions sent together: never mix two requests' texts.
+        self.batcher = Batcher(self.run_batch, cfg.max_batch_tokens, cfg.max_wait_ms / 1000,
+                               cfg.batching and not rm.rules.COMPARES, self.on_batch)
 
     def run_batch(self, items: list) -> list[dict]:
         """``items``: (text, its encoding) from :meth:`admit`: the model thread does not tokenize again."""

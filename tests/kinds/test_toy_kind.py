@@ -21,6 +21,7 @@ from rewardlab.kinds import points
 from rewardlab.models.heads import HeadOutputs
 
 NAME = "toy_mean"
+COMPARES = False  # a text's reward does not depend on the texts scored with it
 Options = points.NoOptions
 STATS = ("sq_err", "examples")
 ONE_REWARD_HEAD = False

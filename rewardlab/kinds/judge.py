@@ -1,0 +1,432 @@
+"""Kind ``judge``: a pairwise judge trained as a reward model (MT-Bench's pairwise prompt; in the
+line of GenRM, Mahan et al. 2024, arXiv 2410.12832, and Prometheus).
+
+The model keeps its language-model head. Each training pair is shown with MT-Bench's pairwise
+prompt (``rewardlab judge``'s ``pair-v2``, or ``--judge-template``) through the backbone's
+chat template, in BOTH orders, and the model is trained with next-token cross-entropy on its
+answer ``[[A]]`` / ``[[B]]`` (``[[C]]`` for pairs the data ties) and the end of its turn:
+
+    loss(pair) = sum over the two orders, over the answer's tokens t of  -log p(t | prompt, t<)
+
+The verdict letter is what is measured (``accuracy``: its arg-max among A, B, C); the format
+tokens around it are trained too, so the folder *generates* a parsable verdict in
+``rewardlab judge --model DIR`` (and ``--soft`` reads the letter after "[[" exactly where
+training supervised it). Unit: one order of one pair.
+
+Rewards for an RL loop: the K completions of one prompt are compared in every ordered pair
+(K (K - 1) forwards that share the prompt's tokens). With P(x beats y) = (p_A + p_C / 2) when x
+is shown first (letters renormalised over A, B, C), averaged with the swapped order, a
+completion's reward is (``--judge-reward``)
+
+- ``win_rate``: the mean over the others y of P(x beats y), in [0, 1] (NeMo-RL's pairwise
+  GenRM environment averages its pairwise scores in the same way);
+- ``bradley_terry``: strengths s maximising sum_{x != y} P(x beats y) log sigma(s_x - s_y),
+  a small ridge keeping them finite, centred at 0.
+
+A prompt with one completion has nothing to be compared with: scoring it is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import permutations
+
+import torch
+
+from ..config import ConfigError, check_choices, option
+from ..data.encode import Counts
+from ..data.pointwise import Encoded
+from ..data.preference import check_example
+from ..data.text import Text
+from ..errors import DataError, JudgeError, ModelError
+from ..judge.backends import render
+from ..judge.data import question_text
+from ..judge.prompts import Template, check_template, load_template
+from ..models.heads import HeadOutputs, score_outputs
+from . import points
+
+NAME = "judge"
+COMPARES = True  # a completion is rewarded against the other completions of its prompt
+STATS = ("correct", "orders")
+ONE_REWARD_HEAD, FORMATS = False, points.FORMATS
+LETTERS = ("A", "B", "C")
+OPEN = "[["  # the answer starts with it; --soft in `rewardlab judge` reads the letter after it
+forward_module = HeadOutputs
+batch, step_marker, prepare = points.batch, points.no_marker, points.no_prepare
+
+
+@dataclass
+class Options:
+    """Trained pairwise judge: the judge prompt, and how K completions' verdicts become rewards."""
+
+    judge_template: str = option("", "judge: the pairwise prompt, a built-in name (pair-v2, pair-ref) or a template file "
+                                 "as `rewardlab judge --template` reads it (default MT-Bench's pair-v2).", resume=True)
+    judge_system: str = option("", "judge: the template's system text; a trained model keeps its template here "
+                               "(with --judge-user), so evaluation and scoring ask what training asked.", resume=True)
+    judge_user: str = option("", "judge: the template's user text (placeholders {question}, {answer_a}, {answer_b}, "
+                             "{reference}); set with --judge-system by training.", resume=True)
+    judge_reward: str = option("win_rate", "judge scoring: one reward per completion of a prompt from its pairwise "
+                               "verdicts: win_rate (mean probability of beating each other completion, both orders, "
+                               "ties half) or bradley_terry (strengths fitted to those probabilities, mean 0).",
+                               choices=("win_rate", "bradley_terry"))
+
+    def __post_init__(self):
+        check_choices(self)
+        if self.judge_template and (self.judge_user or self.judge_system):
+            raise ConfigError("give --judge-template or --judge-system/--judge-user, not both")
+
+    def template(self) -> Template:
+        try:
+            if self.judge_user:
+                return check_template(Template("trained", "pairwise", self.judge_user, self.judge_system),
+                                      "the judge's template")
+            return load_template(self.judge_template or "pair-v2", "pairwise")
+        except JudgeError as e:
+            raise ConfigError(str(e)) from None
+
+
+@dataclass
+class Comparison:
+    """One row: a question, its answers, and the verdict of each pair (i, j) shown in that
+    order: "A" (i better), "B" (j better) or "C" (tied in the data)."""
+
+    question: str
+    answers: list[str]
+    pairs: list[tuple[int, int, str]]
+    reference: str = ""
+    row: int = 0
+
+    def empty_completions(self) -> int:
+        return sum(not a.strip() for a in self.answers)
+
+
+@dataclass
+class Target:
+    """A training item: one pair of a comparison, the answer tokens of each order and where
+    the verdict letter is among them."""
+
+    comparison: Comparison
+    pair: tuple[int, int, str]
+    tokens: list[list[int]] = field(default_factory=list)
+    letter_at: list[int] = field(default_factory=list)
+    letters: list[int] = field(default_factory=list)
+
+    def empty_completions(self) -> int:
+        return sum(not self.comparison.answers[k].strip() for k in self.pair[:2])
+
+
+def swapped(verdict: str) -> str:
+    return {"A": "B", "B": "A"}.get(verdict, verdict)
+
+
+def letter_ids(tokenizer) -> list[int]:
+    """The ids of A, B and C right after "[[" (each one token there), as the local judge reads them."""
+    base = tokenizer("x" + OPEN, add_special_tokens=False)["input_ids"]
+    ids = []
+    for letter in LETTERS:
+        full = tokenizer("x" + OPEN + letter, add_special_tokens=False)["input_ids"]
+        if full[:len(base)] != base or len(full) != len(base) + 1:
+            raise ConfigError(f"kind judge needs {letter!r} to be one token after {OPEN!r} in this tokenizer")
+        ids.append(full[-1])
+    return ids
+
+
+class Prompts:
+    """Token ids of the judge's prompts and answers for one tokenizer and template."""
+
+    def __init__(self, tokenizer, template: Template):
+        if not getattr(tokenizer, "chat_template", None):
+            raise ConfigError("kind judge needs a backbone with a chat template (an instruction-tuned model)")
+        self.tok, self.template, self.letters = tokenizer, template, letter_ids(tokenizer)
+        probe = template.messages(question="q", answer_a="a", answer_b="b", reference="r")
+        start = render(tokenizer, probe)
+        turn = render(tokenizer, probe, answer=f"{OPEN}A]]")
+        if not turn.startswith(start) or not turn[len(start):].startswith(f"{OPEN}A]]"):
+            raise ConfigError("kind judge: this chat template does not write an assistant answer after the prompt")
+        rest = turn[len(start) + len(OPEN) + 1:]  # "]]" and the template's end of turn
+        eos = tokenizer.eos_token or ""
+        if eos and eos in rest:  # up to the end of turn, not the newline after it
+            rest = rest[:rest.index(eos) + len(eos)]
+        self.rest = tokenizer(rest, add_special_tokens=False)["input_ids"]
+
+    def prompt(self, question: str, a: str, b: str, reference: str) -> tuple[list[int], int]:
+        """The ids of the prompt followed by "[[" (as ``rewardlab judge --soft`` encodes it) and
+        how many of them are the prompt's own."""
+        text = render(self.tok, self.template.messages(question=question, answer_a=a, answer_b=b, reference=reference))
+        own = self.tok(text, add_special_tokens=False)["input_ids"]
+        ids = self.tok(text + OPEN, add_special_tokens=False)["input_ids"]
+        return ids, len(own) if ids[:len(own)] == own else len(ids)
+
+    def answer(self, ids: list[int], own: int, verdict: str) -> tuple[list[int], list[int], list[int], int]:
+        """(sequence, reads, targets, index of the letter among the reads): each answer token
+        is read at the position before it."""
+        letter = self.letters[LETTERS.index(verdict)]
+        seq = ids + [letter] + self.rest
+        targets = ids[own:] + [letter] + self.rest
+        reads = list(range(own - 1, len(seq) - 1))
+        return seq, reads, targets, len(ids) - own
+
+
+def head(obj: Options, data_path: str = "") -> dict:
+    t = obj.template()
+    return {"head": "lm", "num_labels": 1,
+            "token_settings": lambda tokenizer: {"judge_letters": Prompts(tokenizer, t).letters},
+            "fixed": {"judge_template": "", "judge_system": t.system, "judge_user": t.user}}
+
+
+def describe(obj: Options) -> str:
+    return "kind judge (pairwise judge: next-token loss on [[A]] / [[B]] / [[C]], both orders of every pair)"
+
+
+def parser(obj: Options):
+    needs_reference = obj.template().needs_reference
+
+    def parse(row, tokenizer, where, n, allow_empty=True, chat=False):
+        ex = check_example(row, tokenizer, where, n, allow_empty, chat=False)  # the judge's template does the chat
+        reference = row.get("reference", "")
+        if needs_reference and (not isinstance(reference, str) or not reference.strip()):
+            raise DataError(f"{where}: the judge template uses {{reference}} but the row has no 'reference' string")
+        tiers, pairs = ex.tiers, []
+        for i in range(len(tiers)):
+            for j in range(i + 1, len(tiers)):
+                if tiers[i] is not None and tiers[j] is not None:
+                    pairs.append((i, j, "A" if tiers[i] < tiers[j] else "B" if tiers[i] > tiers[j] else "C"))
+        return Comparison(question_text(ex.prompt), [c.strip() for c in ex.completions], pairs,
+                          reference.strip() if needs_reference else "", ex.row or n)
+    return parse
+
+
+def check(example: Comparison, where: str, obj) -> None:
+    if not example.pairs:
+        raise DataError(f"{where}: no two completions are ranked against each other")
+
+
+def encode(tokenizer, examples: list[Comparison], max_length: int, obj: Options, num_proc: int = 1,
+           cache_dir: str = ""):
+    """One item per pair, holding both orders; a pair longer than ``max_length`` in either
+    order is skipped and counted (cutting it would cut the question or an answer)."""
+    p = Prompts(tokenizer, obj.template())
+    items, counts = [], Counts(total=sum(len(e.pairs) for e in examples))
+    for e in examples:
+        for i, j, verdict in e.pairs:
+            t, seqs, reads = Target(e, (i, j, verdict), letters=p.letters), [], []
+            for a, b, v in ((i, j, verdict), (j, i, swapped(verdict))):
+                seq, read, target, at = p.answer(*p.prompt(e.question, e.answers[a], e.answers[b], e.reference), v)
+                seqs.append(seq), reads.append(read), t.tokens.append(target), t.letter_at.append(at)
+            if max(map(len, seqs)) > max_length:
+                counts.skipped += 1
+                continue
+            items.append((t, Encoded(seqs, reads)))
+    return items, counts
+
+
+def units(item, obj) -> int:
+    return 2  # the two orders
+
+
+def loss(outputs: torch.Tensor, items: list, obj: Options) -> tuple[torch.Tensor, dict[str, float]]:
+    """Summed next-token cross-entropy of each order's answer tokens; ``correct`` counts the
+    orders whose most likely letter (among A, B, C) is the target's."""
+    targets, letter_rows, at = [], [], 0
+    for t, _ in items:
+        for tokens, k in zip(t.tokens, t.letter_at):
+            targets += tokens
+            letter_rows.append(at + k)
+            at += len(tokens)
+    outputs = outputs.float()
+    value = torch.nn.functional.cross_entropy(outputs, torch.tensor(targets, device=outputs.device), reduction="sum")
+    letters = torch.tensor(items[0][0].letters, device=outputs.device)
+    picked = letters[outputs[letter_rows][:, letters].argmax(-1)]
+    wanted = torch.tensor([targets[r] for r in letter_rows], device=outputs.device)
+    return value, {"correct": float((picked == wanted).sum()), "orders": float(len(letter_rows))}
+
+
+def summarize(sums: dict[str, float]) -> dict[str, float]:
+    return {"accuracy": sums["correct"] / sums["orders"] if sums["orders"] else float("nan")}
+
+
+# ---------------------------------------------------------------- scoring
+
+def letter_probs(logits: torch.Tensor, ids: list[int]) -> list[float]:
+    """p(A), p(B), p(C) renormalised over the three letters, from one read's vocabulary logits."""
+    return torch.softmax(logits.float()[ids], -1).tolist()
+
+
+def read_mode(per_token: bool) -> str:
+    return "last"
+
+
+def readout(outputs: torch.Tensor, settings: dict, per_token: bool = False) -> dict:
+    """One order's verdict: the three letters' probabilities (the reward of a completion comes
+    from all its pairs, see ``score_texts``)."""
+    pa, pb, pc = letter_probs(outputs[-1], settings["judge_letters"])
+    return {"reward": pa + pc / 2, "p_a": pa, "p_b": pb, "p_c": pc}
+
+
+def scored_point(text, settings: dict):
+    raise ModelError("a pairwise judge scores a completion against the other completions of its prompt; "
+                     "send two or more completions of each prompt")
+
+
+def _verdicts(model, prompts: Prompts, comparisons: list[tuple[str, list[str], str]], max_length: int,
+              batch_size: int, share_prefixes: bool = True) -> tuple[list[dict], int]:
+    """Letter probabilities of every ordered pair of each (question, answers, reference), all
+    orders of one question in one group (its prompt's tokens shared); ``{(i, j): [pA, pB, pC]}``
+    per question, and how many orders were too long (left out)."""
+    groups, reads, keys, too_long = [], [], [], 0
+    for question, answers, reference in comparisons:
+        seqs, ks = [], []
+        for i, j in permutations(range(len(answers)), 2):
+            ids, _ = prompts.prompt(question, answers[i], answers[j], reference)
+            if len(ids) > max_length:
+                too_long += 1
+                continue
+            seqs.append(ids), ks.append((i, j))
+        groups.append(seqs), reads.append([[len(s) - 1] for s in seqs]), keys.append(ks)
+    todo = [k for k, g in enumerate(groups) if g]
+    values = score_outputs(model, [groups[k] for k in todo], prompts.tok.pad_token_id, [reads[k] for k in todo],
+                           batch_size, share_prefixes=share_prefixes)
+    out = [{} for _ in comparisons]
+    for k, v in zip(todo, values):
+        out[k] = {key: letter_probs(x[0], prompts.letters) for key, x in zip(keys[k], v)}
+    return out, too_long
+
+
+def beats(probs: dict, i: int, j: int) -> float | None:
+    """P(i beats j): averaged over the orders that fit, a tie counting half."""
+    seen = []
+    if (i, j) in probs:
+        pa, _, pc = probs[(i, j)]
+        seen.append(pa + pc / 2)
+    if (j, i) in probs:
+        _, pb, pc = probs[(j, i)]
+        seen.append(pb + pc / 2)
+    return sum(seen) / len(seen) if seen else None
+
+
+def bradley_terry_fit(wins: torch.Tensor, ridge: float = 1e-2, steps: int = 200) -> torch.Tensor:
+    """Strengths s (mean 0) maximising sum_{i != j} w_ij log sigma(s_i - s_j) - ridge/2 |s|^2
+    (Newton's method: the objective is concave; NaN entries of ``wins`` are left out)."""
+    w = torch.nan_to_num(wins.double(), nan=0.0)
+    w.fill_diagonal_(0)
+    s = torch.zeros(len(w), dtype=torch.float64)
+    for _ in range(steps):
+        p = torch.sigmoid(s[:, None] - s[None, :])
+        grad = (w * (1 - p)).sum(1) - (w.T * p).sum(1) - ridge * s
+        c = (w + w.T) * p * (1 - p)
+        hess = c - torch.diag(c.sum(1)) - ridge * torch.eye(len(w), dtype=torch.float64)
+        step = torch.linalg.pinv(hess) @ grad  # without a ridge, shifting every s changes nothing
+        s = s - step
+        if step.abs().max() < 1e-10:
+            break
+    return s - s.mean()
+
+
+def rewards_of(probs: dict, k: int, how: str) -> list[dict]:
+    """One answer per completion of a prompt from its ordered pairs' letter probabilities."""
+    wins = torch.full((k, k), float("nan"))
+    for i, j in permutations(range(k), 2):
+        b = beats(probs, i, j)
+        wins[i, j] = float("nan") if b is None else b
+    rate = [float(torch.nanmean(wins[i][torch.arange(k) != i])) for i in range(k)]
+    strengths = bradley_terry_fit(wins).tolist() if how == "bradley_terry" else None
+    first = [sum(v[0] + v[2] / 2 for v in probs.values()) / len(probs)] * k if probs else [float("nan")] * k
+    return [{"reward": strengths[i] if strengths else rate[i], "win_rate": rate[i], "compared": k - 1,
+             "p_first": first[i]} for i in range(k)]
+
+
+def score_texts(rm, texts: list, per_token: bool, batch_size: int, max_tokens: int, share_prefixes: bool):
+    """The texts of each prompt compared with one another (every ordered pair); rewards as
+    ``--judge-reward`` says. Texts keep their order; a prompt seen once is an error."""
+    from ..models.readout import as_json
+
+    obj = _options(rm.settings)
+    by: dict[str, list[int]] = {}
+    for n, t in enumerate(texts):
+        by.setdefault(t.prompt, []).append(n)
+    alone = [ns[0] for ns in by.values() if len(ns) < 2]
+    if alone:
+        raise DataError(f"a pairwise judge compares completions of one prompt: text {alone[0] + 1} is the only "
+                         f"completion of its prompt ({len(alone)} such); send two or more per prompt")
+    prompts = Prompts(rm.tokenizer, obj.template())
+    members = list(by.values())
+    probs, too_long = _verdicts(rm.model, prompts, [(question_text(texts[ns[0]].prompt),
+                                                     [texts[n].completion.strip() for n in ns], "") for ns in members],
+                                rm.max_length, batch_size, share_prefixes)
+    out: list[dict] = [{} for _ in texts]
+    for ns, p in zip(members, probs):
+        for n, answer in zip(ns, rewards_of(p, len(ns), obj.judge_reward)):
+            out[n] = as_json({**answer, "reward_from": obj.judge_reward})
+    counts = Counts(total=len(texts))
+    counts.truncated = too_long
+    return out, counts
+
+
+def _options(settings: dict) -> Options:
+    from . import objective_of
+
+    return objective_of(settings)
+
+
+# ---------------------------------------------------------------- evaluation
+
+def texts(example: Comparison) -> list[Text]:
+    return [Text(example.question, a) for a in example.answers]
+
+
+def score(model, tokenizer, examples: list[Comparison], max_length: int, batch_size: int = 16,
+          obj: Options | None = None):
+    """Letter probabilities of both orders of every pair of each example."""
+    prompts = Prompts(tokenizer, (obj or Options()).template())
+    probs, too_long = _verdicts(model, prompts, [(e.question, e.answers, e.reference) for e in examples],
+                                max_length, batch_size)
+    counts = Counts(total=sum(2 * len(e.pairs) for e in examples))
+    counts.truncated = too_long
+    return probs, counts
+
+
+def metrics(examples: list[Comparison], outputs: list[dict], obj: Options) -> dict:
+    """Over the pairs the data ranks (both orders fitting): ``agreement`` (P(better beats worse),
+    averaged over the orders, above 1/2), ``agreement_both_orders`` (FastChat's rule: both
+    orders pick the better answer; a split or a tie is not agreement), ``position_consistency``
+    (both orders pick the same answer), ``prefers_first`` (the share of orders whose pick is
+    the answer shown first: 0.5 is unbiased) and ``tie_accuracy`` on tied pairs."""
+    soft, both, consistent, first, orders, tie_right, ties, pairs = 0, 0, 0, 0, 0, 0, 0, 0
+    for e, probs in zip(examples, outputs):
+        for i, j, verdict in e.pairs:
+            if (i, j) not in probs or (j, i) not in probs:
+                continue
+            picks = [LETTERS[max(range(3), key=probs[o].__getitem__)] for o in ((i, j), (j, i))]
+            first += sum(p == "A" for p in picks)
+            orders += 2
+            if verdict == "C":
+                ties += 1
+                tie_right += picks == ["C", "C"]
+                continue
+            better, worse = (i, j) if verdict == "A" else (j, i)
+            pairs += 1
+            soft += beats(probs, better, worse) > 0.5
+            answer = [{"A": i, "B": j}.get(picks[0]), {"A": j, "B": i}.get(picks[1])]
+            both += answer == [better, better]
+            consistent += answer[0] is not None and answer[0] == answer[1]
+    share = lambda a, b: a / b if b else float("nan")  # noqa: E731
+    out = {"agreement": share(soft, pairs), "agreement_both_orders": share(both, pairs),
+           "position_consistency": share(consistent, pairs), "prefers_first": share(first, orders), "pairs": pairs}
+    if ties:
+        out.update(tie_accuracy=share(tie_right, ties), tied_pairs=ties)
+    return out
+
+
+def format_eval(m: dict) -> str:
+    lines = [f"agreement with the data      {m['agreement']:.4f}  ({m['pairs']} pairs; P(better wins) over both orders)",
+             f"agreement, both orders      {m['agreement_both_orders']:.4f}  (FastChat: a split or a tie counts against)",
+             f"position consistency        {m['position_consistency']:.4f}",
+             f"prefers the first shown     {m['prefers_first']:.4f}  (0.5 = no position bias)"]
+    if "tie_accuracy" in m:
+        lines.append(f"tie accuracy                {m['tie_accuracy']:.4f}  ({m['tied_pairs']} tied pairs)")
+    return "\n".join(lines)
+
+
+def report(path: str, metrics: dict, examples: list, outputs: list, model: str, data: str, obj) -> str:
+    return points.report_page(path, NAME, metrics, [], model, data)
+
