@@ -194,9 +194,12 @@ def _eval_benchmark(cfg: EvalConfig, rm, benchmark) -> int:
     truncated = []
 
     def score_chunk(idx):
-        rewards, counts = rm.score_groups([groups[i] for i in idx], cfg.batch_size)
+        details, counts = rm.group_details([groups[i] for i in idx], False, cfg.batch_size)
         truncated.append(counts.truncated)
-        return rewards
+        # A benchmark that counts a judge's votes over both orders (JudgeBench) gets them from a kind that votes.
+        key = "votes" if getattr(benchmark, "VOTES", False) and all("votes" in d for g in details for d in g) \
+            else "reward"
+        return [[d[key] for d in g] for g in details]
 
     rewards = _score_rows(cfg, rm, groups, score_chunk)
     metrics = benchmark.score([rows[i] for i in inside], [rewards[i] for i in inside], cfg.data)

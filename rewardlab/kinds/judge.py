@@ -331,8 +331,19 @@ def rewards_of(probs: dict, k: int, how: str) -> list[dict]:
     rate = [float(torch.nanmean(wins[i][torch.arange(k) != i])) for i in range(k)]
     strengths = bradley_terry_fit(wins).tolist() if how == "bradley_terry" else None
     first = [sum(v[0] + v[2] / 2 for v in probs.values()) / len(probs)] * k if probs else [float("nan")] * k
-    return [{"reward": strengths[i] if strengths else rate[i], "win_rate": rate[i], "compared": k - 1,
-             "p_first": first[i]} for i in range(k)]
+    return [{"reward": strengths[i] if strengths else rate[i], "win_rate": rate[i], "votes": votes(probs, i),
+             "compared": k - 1, "p_first": first[i]} for i in range(k)]
+
+
+def votes(probs: dict, i: int) -> int:
+    """Net discrete votes for completion i: each order it is judged in gives +1 when its letter
+    is the most likely, -1 when the other's is, 0 for a tie (JudgeBench's rule over both orders)."""
+    net = 0
+    for (a, b), p in probs.items():
+        if i in (a, b):
+            pick = max(range(3), key=p.__getitem__)
+            net += 0 if pick == 2 else 1 if (pick == 0) == (i == a) else -1
+    return net
 
 
 def score_texts(rm, texts: list, per_token: bool, batch_size: int, max_tokens: int, share_prefixes: bool):

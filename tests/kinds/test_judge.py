@@ -156,6 +156,17 @@ def test_judge_end_to_end(tiny_chat, tmp_path, capsys):
     m = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert m["kind"] == "judge" and m["pairs"] == 4
     assert {"agreement", "agreement_both_orders", "position_consistency", "prefers_first"} <= set(m)
+    # JudgeBench: the net vote over both orders, the benchmark's own rule
+    bench = [{"question": r["prompt"], "response_A": a, "response_B": b, "label": label, "source": "mmlu-pro-x"}
+             for r in ROWS for a, b, label in ((r["chosen"], r["rejected"], "A>B"), (r["rejected"], r["chosen"], "B>A"))]
+    assert main(["eval", "--model", out, "--data", write_jsonl(tmp_path / "jb.jsonl", bench), "--format",
+                 "judgebench", "--json"]) == 0
+    jb = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    votes = [[d["votes"] for d in g] for g in rm.group_details(
+        [[Text(b["question"] + "\n", b["response_A"]), Text(b["question"] + "\n", b["response_B"])] for b in bench])[0]]
+    assert all(v[0] == -v[1] and -2 <= v[0] <= 2 for v in votes)
+    want = sum((v[0] > 0) if b["label"] == "A>B" else (v[0] < 0) for v, b in zip(votes, bench)) / len(bench)
+    assert jb["overall"] == pytest.approx(want) and jb["n"] == 8
     # served: a request's completions are compared with one another, as RewardModel does
     score_rows = [{"prompt": "What is 2 + 3?", "completions": answers}]
     with serving(create_app(rm, ServeConfig(model=out))) as url:

@@ -11,7 +11,9 @@ label counts +1, each that matches the opposite -1, a tie 0; a pair is correct w
 positive. Accuracy is the share of correct pairs, overall and per category (the source
 prefixes of ``run_judge.py``). A scalar reward model decides by comparing r(A) and r(B), the
 same in both orders: a pair is correct when the correct response's reward is higher, and a tie
-of rewards is not correct. Reported as fractions (the benchmark prints percentages). Each
+of rewards is not correct. A trained pairwise judge (``--kind judge``) gives each response its net
+vote over both orders (+1 per order it wins, -1 per order it loses, 0 for [[C]]), which the same
+comparison turns into exactly the benchmark's rule. Reported as fractions (the benchmark prints percentages). Each
 response is scored after the question and a newline.
 """
 
@@ -24,6 +26,7 @@ from ...errors import DataError
 
 CATEGORIES = {"mmlu-pro": "knowledge", "livebench-reasoning": "reasoning", "livebench-math": "math",
               "livecodebench": "coding"}
+VOTES = True  # a pairwise judge's net votes over both orders stand in for rewards (the rule below)
 CATEGORY, KNOWN = "source", tuple(CATEGORIES.values())  # a source outside them: eval --outside-categories
 LABELS = ("A>B", "B>A")
 

@@ -1,0 +1,200 @@
+"""Generative-verifier training throughput: rewardlab's ``--kind genrm`` vs TRL's SFTTrainer on the
+same verdict-formatted tokens (the nearest peer path: TRL has no verifier trainer).
+
+    pip install -e '.[bench]'          # TRL
+    python bench/genrm_vs_trl_sft.py --layers 4 --steps 12 --repeats 3
+    python bench/genrm_vs_trl_sft.py --layers 0 --steps 6 --repeats 3      # all 30 layers of SmolLM2-135M
+
+Both trainers get the same initial weights (SmolLM2-135M-Instruct, cut to --layers), the same
+token sequences (rewardlab's encoding of GSM8K model solutions: question, solution, then "Is the
+answer correct (Yes/No)?"), the same order, batch size and loss: the next-token cross-entropy of
+the verdict (" Yes" for a correct solution, " No" otherwise), its mean over the batch. TRL gets the
+sequences pre-tokenized with the verdict as the only completion token (``completion_mask``,
+``skip_prepare_dataset``), so it adds no EOS and trains exactly those positions. fp32, fused
+AdamW, same learning rate, no warmup, linear decay, clipping 1.0, dropout off, no gradient
+checkpointing. Runs alternate, each in a fresh process; the first --warmup steps are left out of
+the timing. Printed: median examples/s, peak RSS, the ratio and both losses per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DATA = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "gsm8k" / "model_solutions.jsonl.gz"
+
+
+def prepare(args, work: Path) -> tuple[str, str, str]:
+    """The cut backbone folder, rewardlab's rows in visiting order, and TRL's tokenized rows."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rewardlab.data.gsm8k import solution_rows
+    from rewardlab.kinds import genrm
+    from rewardlab.models.backbone import resolve
+
+    path = resolve(args.backbone)
+    tok, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    if args.layers:
+        model.model.layers = model.model.layers[: args.layers]
+        model.config.num_hidden_layers = args.layers
+        if getattr(model.config, "layer_types", None):
+            model.config.layer_types = model.config.layer_types[: args.layers]
+    folder = work / "backbone"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+
+    n = args.steps * args.batch_size
+    rows = [{"prompt": r["prompt"], "completion": r["completion"], "label": r["label"]}
+            for r in solution_rows(str(DATA))[:n]]
+    obj = genrm.Options()
+    parse = genrm.parser(obj)
+    points = [parse(r, tok, f"row {i}", i + 1) for i, r in enumerate(rows)]
+    items, counts = genrm.encode(tok, points, args.max_length, obj)
+    if len(items) < n:
+        raise SystemExit(f"only {len(items)} of {n} solutions fit max_length={args.max_length}")
+    # rewardlab visits rows in a seeded permutation (its step batches); TRL gets that order.
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(args.seed)).tolist()
+    data = work / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    trl_rows = []
+    for i in order:
+        p, enc = items[i]
+        ids = enc.sequences[0]
+        verdict = p.target.yes if p.target.label >= 0.5 else p.target.no
+        trl_rows.append({"input_ids": ids + [verdict], "completion_mask": [0] * len(ids) + [1]})
+    tokenized = work / "trl_rows.jsonl"
+    tokenized.write_text("".join(json.dumps(r) + "\n" for r in trl_rows))
+    return str(folder), str(data), str(tokenized)
+
+
+def worker_rewardlab(args) -> dict:
+    from rewardlab.config import TrainConfig
+    from rewardlab.training import train
+
+    out = Path(args.work) / f"rl-{time.time_ns()}"
+    train(TrainConfig.flat(kind="genrm", model=args.folder, data=args.data, output=str(out),
+                           batch_size=args.batch_size, max_steps=args.steps, lr=args.lr, warmup_ratio=0.0,
+                           max_length=args.max_length, seed=args.seed, save_every=0, log_every=1))
+    logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {"times": [r["elapsed_s"] for r in logs], "losses": [r["loss"] for r in logs]}
+
+
+def worker_trl(args) -> dict:
+    import datasets
+    from torch.utils.data import SequentialSampler
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    class InOrder(SFTTrainer):
+        def _get_train_sampler(self, *a, **k):  # feed rewardlab's order
+            return SequentialSampler(self.train_dataset)
+
+    class Clock(TrainerCallback):
+        def __init__(self):
+            self.times, self.losses, self.t0 = [], [], time.perf_counter()
+
+        def on_step_end(self, *a, **k):
+            self.times.append(time.perf_counter() - self.t0)
+
+        def on_log(self, _args, _state, _control, logs=None, **k):
+            if logs and "loss" in logs:
+                self.losses.append(logs["loss"])
+
+    tok = AutoTokenizer.from_pretrained(args.folder)
+    model = AutoModelForCausalLM.from_pretrained(args.folder, dtype=torch.float32)
+    ds = datasets.load_dataset("json", data_files=args.ordered, split="train")
+    config = SFTConfig(output_dir=str(Path(args.work) / f"trl-{time.time_ns()}"),
+                       per_device_train_batch_size=args.batch_size, max_steps=args.steps, learning_rate=args.lr,
+                       lr_scheduler_type="linear", warmup_steps=0, max_grad_norm=1.0, weight_decay=0.0,
+                       logging_steps=1, save_strategy="no", report_to=[], max_length=args.max_length,
+                       seed=args.seed, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
+                       disable_tqdm=True, bf16=False, gradient_checkpointing=False, optim="adamw_torch_fused",
+                       completion_only_loss=True, packing=False, dataset_kwargs={"skip_prepare_dataset": True})
+    model.config.attention_dropout = 0.0
+    clock = Clock()
+    trainer = InOrder(model=model, args=config, train_dataset=ds, processing_class=tok, callbacks=[clock])
+    clock.t0 = time.perf_counter()
+    trainer.train()
+    return {"times": clock.times, "losses": clock.losses}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backbone", default="smollm2")
+    p.add_argument("--layers", type=int, default=4, help="keep the first N layers (0: all 30)")
+    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1, help="leading steps left out of the timing")
+    p.add_argument("--worker", choices=["rewardlab", "trl"], help=argparse.SUPPRESS)
+    for hidden in ("work", "folder", "data", "ordered"):
+        p.add_argument(f"--{hidden}", help=argparse.SUPPRESS)
+    args = p.parse_args()
+
+    if args.worker:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        result = (worker_rewardlab if args.worker == "rewardlab" else worker_trl)(args)
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if torch.cuda.is_available():
+            result["peak_rss_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        print("RESULT " + json.dumps(result))
+        return
+
+    if not DATA.exists():
+        raise SystemExit(f"needs {DATA} (set REWARDLAB_SHARED_DATA)")
+    work = Path(tempfile.mkdtemp(prefix="rl-genrm-bench-"))
+    folder, data, ordered = prepare(args, work)
+    runs: dict[str, list[dict]] = {"rewardlab": [], "trl": []}
+    for r in range(args.repeats):
+        for name in runs:
+            cmd = [sys.executable, __file__, "--worker", name, "--work", str(work), "--folder", folder,
+                   "--data", data, "--ordered", ordered, "--steps", str(args.steps), "--batch-size",
+                   str(args.batch_size), "--max-length", str(args.max_length), "--lr", str(args.lr),
+                   "--seed", str(args.seed)]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+            if out.returncode or not line:
+                raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
+            res = json.loads(line[0][7:])
+            t, w = res["times"], args.warmup
+            res["examples_s"] = (len(t) - w) * args.batch_size / (t[-1] - t[w - 1])
+            runs[name].append(res)
+            print(f"run {r + 1} {name:9s} {res['examples_s']:6.2f} examples/s  peak {res['peak_rss_mb']:6.0f} MB  "
+                  f"final loss {res['losses'][-1]:.4f}", flush=True)
+    med = {w: {k: statistics.median(x[k] for x in runs[w]) for k in ("examples_s", "peak_rss_mb")} for w in runs}
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    print(f"\nbackbone {args.backbone} ({args.layers or 'all'} layers), {args.steps} steps x {args.batch_size} "
+          f"solutions, max_length {args.max_length}, fp32, {args.repeats} runs each, device {device}, "
+          f"torch threads {torch.get_num_threads()}")
+    print(f"{'':12s}{'examples/s':>12s}{'peak MB':>10s}{'loss@end':>10s}")
+    for w in runs:
+        print(f"{w:12s}{med[w]['examples_s']:12.2f}{med[w]['peak_rss_mb']:10.0f}{runs[w][0]['losses'][-1]:10.4f}")
+    print(f"ratio rewardlab/TRL: {med['rewardlab']['examples_s'] / med['trl']['examples_s']:.2f}x examples/s, "
+          f"{med['rewardlab']['peak_rss_mb'] / med['trl']['peak_rss_mb']:.2f}x peak memory")
+    a, b = runs["rewardlab"][0]["losses"], runs["trl"][0]["losses"]
+    n = min(len(a), len(b))
+    print(f"loss per step, max |rewardlab - TRL| over {n} steps: {max(abs(x - y) for x, y in zip(a[:n], b[:n])):.2e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""A trained pairwise judge against the untrained judge and a Bradley-Terry reward model on
+real HH-RLHF preference pairs.
+
+    python bench/hh_judge.py [--model smollm2] [--train-pairs 400] [--eval-pairs 400]
+
+The bundled SmolLM2-135M, prompted with MT-Bench's pairwise prompt, agrees with the human label
+0.0 of the time in `rewardlab judge` (it always prefers the first answer). Here the same model is
+trained as a judge (``--kind judge``: both orders of every pair, next-token loss on [[A]]/[[B]])
+and as a Bradley-Terry reward model, on the same first N pairs of
+../shared/data/hh-rlhf-harmless/pairs.jsonl.gz with the same learning rate, batch and one epoch,
+and both are evaluated on the last M pairs. For judges: agreement with the human label (the
+probability that the chosen answer wins, averaged over both orders, above 1/2), FastChat's
+both-orders agreement, position consistency and the share of orders won by the answer shown
+first. For the reward model: accuracy. Beside them: random (0.5), and the simplest baselines,
+"the longer answer" and "the shorter answer". Every number is printed and written to
+OUT/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded
+SHARED = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf-harmless"
+
+from rewardlab import kinds  # noqa: E402
+from rewardlab.config import TrainConfig  # noqa: E402
+from rewardlab.data.loader import load_examples  # noqa: E402
+from rewardlab.inference import RewardModel  # noqa: E402
+from rewardlab.training import train  # noqa: E402
+
+
+def write(path: Path, rows: list[dict]) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def evaluate(model, tokenizer, kind, obj, data: str, max_length: int, batch_size: int) -> dict:
+    examples = load_examples(data, tokenizer, parse=kind.parser(obj))
+    t0 = time.perf_counter()
+    outputs, counts = kind.score(model, tokenizer, examples, max_length, batch_size, obj)
+    return {**kind.metrics(examples, outputs, obj), "eval_s": round(time.perf_counter() - t0, 1),
+            "truncated": counts.truncated}
+
+
+def untrained_judge(name: str, data: str, max_length: int, batch_size: int) -> dict:
+    """The backbone as it ships, read exactly as a trained judge is (letters after "[[")."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rewardlab.models.backbone import resolve
+
+    path = resolve(name)
+    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path).eval()
+    kind = kinds.get("judge")
+    return evaluate(model, tokenizer, kind, kind.Options(), data, max_length, batch_size)
+
+
+def length_baselines(rows: list[dict]) -> dict:
+    from rewardlab.data.text import split_shared_prefix
+
+    longer = shorter = 0
+    for r in rows:
+        _, chosen, rejected = split_shared_prefix(r["chosen"], r["rejected"])
+        longer += len(chosen) > len(rejected)
+        shorter += len(chosen) < len(rejected)
+    return {"random": 0.5, "longer_answer": longer / len(rows), "shorter_answer": shorter / len(rows)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="smollm2")
+    p.add_argument("--kinds", default="judge,preference")
+    p.add_argument("--train-pairs", type=int, default=400, help="the first N pairs train")
+    p.add_argument("--eval-pairs", type=int, default=400, help="the last M of the 2,000 pairs evaluate")
+    p.add_argument("--lr", type=float, default=2e-5)
+    p.add_argument("--batch-size", type=int, default=8, help="pairs per step")
+    p.add_argument("--max-length", type=int, default=2048)
+    p.add_argument("--skip-untrained", action="store_true")
+    p.add_argument("--out", default="runs/hh-judge")
+    args = p.parse_args()
+    source = SHARED / "pairs.jsonl.gz"
+    if not source.exists():
+        sys.exit(f"{source} not found: set REWARDLAB_SHARED_DATA to the folder holding hh-rlhf-harmless/")
+    with gzip.open(source, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    out, results = Path(args.out), {"settings": vars(args)}
+    train_file = write(out / "data" / "train.jsonl", rows[:args.train_pairs])
+    eval_rows = rows[len(rows) - args.eval_pairs:]
+    eval_file = write(out / "data" / "eval.jsonl", eval_rows)
+    results["baselines"] = length_baselines(eval_rows)
+    print("baselines", json.dumps(results["baselines"]), flush=True)
+    if not args.skip_untrained:
+        results["untrained_judge"] = untrained_judge(args.model, eval_file, args.max_length, 8)
+        print("untrained_judge", json.dumps(results["untrained_judge"]), flush=True)
+    for name in args.kinds.split(","):
+        shutil.rmtree(out / name, ignore_errors=True)
+        t0 = time.perf_counter()
+        r = train(TrainConfig.flat(kind=name, model=args.model, data=train_file, output=str(out / name), lr=args.lr,
+                                   batch_size=args.batch_size, max_length=args.max_length, save_every=0, log_every=10))
+        rm = RewardModel.from_pretrained(str(out / name), device="cpu")
+        kind, obj = kinds.get(rm.kind), kinds.objective_of(rm.settings)
+        results[name] = {"train_items": r["train_examples"], "train_s": round(time.perf_counter() - t0, 1),
+                         "eval": evaluate(rm.model, rm.tokenizer, kind, obj, eval_file, rm.max_length, 8)}
+        print(name, json.dumps(results[name]), flush=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
