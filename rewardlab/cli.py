@@ -69,7 +69,8 @@ def cmd_eval(cfg: EvalConfig) -> int:
     if (benchmark := _benchmark_format(cfg, kind)) is not None:
         return _eval_benchmark(cfg, rm, benchmark)
     obj = kinds.objective_of(rm.settings, tie_threshold=cfg.tie_threshold,
-                             **({"prm_threshold": cfg.threshold} if cfg.threshold else {}))
+                             **({"prm_threshold": cfg.threshold, "implicit_threshold": cfg.threshold}
+                                if cfg.threshold else {}))
     examples = load_examples(cfg.data, rm.tokenizer, cfg.skip_bad_rows, lambda m: print(m, file=sys.stderr),
                              cfg.allow_empty, chat=rm.chat, columns=cfg.columns.mapping(), parse=kind.parser(obj))
     truncated = []

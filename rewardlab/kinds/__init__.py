@@ -6,7 +6,8 @@
 - value: per-token value function regressed on the (discounted) return;
 - regression: N attribute ratings per completion (HelpSteer, ArmoRM's first stage);
 - genrm: a generative verifier, p(Yes) after a verification question (Zhang et al. 2024);
-- judge: a pairwise judge trained on MT-Bench's prompt, both orders ([[A]] / [[B]] / [[C]]).
+- judge: a pairwise judge trained on MT-Bench's prompt, both orders ([[A]] / [[B]] / [[C]]);
+- implicit_prm: implicit process rewards beta log(pi / pi_ref) from outcome labels (Yuan et al. 2024).
 
 Training, scoring, serving and evaluation ask the kind a model was trained as (saved in its
 ``config.rewardlab["kind"]``) what to do; nothing outside this package names a kind.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..config import KIND_OPTIONS, ConfigError, ObjectiveArgs
-from . import genrm, judge, orm, preference, prm, regression, value
+from . import genrm, implicit_prm, judge, orm, preference, prm, regression, value
 from .protocol import Kind
 
 KINDS: dict[str, Kind] = {}
@@ -30,7 +31,7 @@ def register(kind: Kind) -> None:
     KIND_OPTIONS[kind.NAME] = kind.Options
 
 
-for _module in (preference, orm, prm, value, regression, genrm, judge):
+for _module in (preference, orm, prm, value, regression, genrm, judge, implicit_prm):
     register(_module)
 
 DEFAULT = preference.NAME  # a Hugging Face reward model saved without rewardlab's settings

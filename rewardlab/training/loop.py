@@ -427,8 +427,8 @@ def fit(run: Run, on_step: Callable[[Run], None] | None = None) -> None:
                 "plus --resume")
         raise
     finally:
+        bar.close()  # also when a step raises: the error line is not redrawn around the bar
         run.ctrl_c.restore()
-    bar.close()
     run.wall_s = time.perf_counter() - run.started
 
 
