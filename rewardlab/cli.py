@@ -240,6 +240,10 @@ def cmd_score(cfg: ScoreConfig) -> int:
     rows = read_rows(cfg.data, keep_bad=True)  # unreadable lines: an error, or written back with it
     if cfg.aggregate != "saved":
         rm.settings.setdefault("objective", {})["aggregate"] = cfg.aggregate
+    if cfg.samples >= 0:
+        rm.settings.setdefault("objective", {})["genrm_samples"] = cfg.samples
+    if cfg.sample_temperature:
+        rm.settings.setdefault("objective", {})["genrm_temperature"] = cfg.sample_temperature
     groups, fields = build_groups(rows, rm.tokenizer, cfg.data, cfg.allow_empty, cfg.skip_bad_rows, SKIP_HINT,
                                   cfg.columns.mapping(), rm.chat, rm.step_marker or "\n")
     mine = list(range(state.process_index, len(rows), state.num_processes))

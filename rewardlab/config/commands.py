@@ -41,6 +41,10 @@ class ScoreConfig:
     aggregate: str = _f("saved", "prm models: a solution's reward from its step scores: min, prod, last, mean, or "
                         "saved (the model's own).", choices=("saved", "min", "prod", "last", "mean"))
     bf16: bool = _f(False, "Load the weights in bf16 (halves memory; rewards differ from fp32 by rounding).")
+    samples: int = _f(-1, "genrm models: sample N rationales per completion and average p(Yes) over them "
+                      "(GenRM-CoT; 0: the verdict right after the question; -1: the model's saved setting).", low=-1)
+    sample_temperature: float = _f(0.0, "genrm models with --samples: the sampling temperature (0: the saved one).",
+                                   low=0)
     columns: ColumnArgs = field(default_factory=ColumnArgs)
 
     def __post_init__(self):

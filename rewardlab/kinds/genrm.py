@@ -20,18 +20,25 @@ whole text, so they make no next-token prediction to read.
 With ``sft_coef`` the paper's joint objective adds sft_coef x the mean next-token cross-entropy
 of each correct completion's tokens (the verifier keeps generating correct solutions).
 
-Not built yet (issue 19): chain-of-thought rationales (GenRM-CoT) and the majority vote over
-sampled rationales.
+GenRM-CoT: a row with a ``rationale`` (a verification written out, e.g. "Let's check: 48 / 2 =
+24 ...") is shown as completion + CUE + rationale + question, and the rationale's tokens are
+trained too (their mean next-token cross-entropy, added to the verdict's). Scoring with
+``genrm_samples`` N > 0 samples N rationales after completion + CUE at ``genrm_temperature``
+(seeded from ``genrm_seed`` and the text, so a text scores the same in any batch), each cut where
+the model starts the question, and the reward is the mean of their p(Yes) (the paper's majority
+vote, as an average of probabilities); the rationales are returned with the reward.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+import zlib
 from pathlib import Path
 
 import torch
 
 from ..config import ConfigError, check_choices, option
+from ..errors import DataError
 from ..data.pointwise import Point, encode_points, parse_orm, text_point
 from ..eval.pointwise import format_pointwise, orm_metrics
 from ..models.heads import HeadOutputs
@@ -40,6 +47,7 @@ from . import points
 NAME = "genrm"
 COMPARES = False  # a text's reward does not depend on the texts scored with it
 QUESTION = "\n\nIs the answer correct (Yes/No)?"  # Zhang et al. 2024
+CUE = "\n\nLet's verify step by step.\n"  # GenRM-CoT: what precedes a rationale
 VERDICTS = (" Yes", " No")
 STATS = ("correct", "examples")
 ONE_REWARD_HEAD, FORMATS = points.ONE_REWARD_HEAD, points.FORMATS
@@ -47,7 +55,7 @@ forward_module = HeadOutputs
 format_eval = format_pointwise
 check, units, batch, texts = points.no_check, lambda item, obj: 1, points.batch, points.texts
 step_marker = points.no_marker
-score_texts, prepare = points.score_texts, points.no_prepare
+prepare = points.no_prepare
 
 
 @dataclass
@@ -64,6 +72,12 @@ class Options:
     sft_coef: float = option(0.0, "genrm: adds sft_coef x the next-token cross-entropy of each correct completion "
                              "(its mean over the completion's tokens; Zhang et al.'s joint objective).",
                              resume=True, low=0)
+    genrm_samples: int = option(0, "genrm scoring: sample N rationales after each completion (GenRM-CoT) and "
+                                "average p(Yes) over them; 0 reads the verdict right after the question.", low=0)
+    genrm_temperature: float = option(0.7, "genrm scoring: the sampling temperature of the rationales.", above=0)
+    genrm_rationale_tokens: int = option(256, "genrm scoring: most tokens of a sampled rationale.", low=1)
+    genrm_seed: int = option(0, "genrm scoring: the seed of the sampled rationales (with the text itself, so a "
+                             "text gets the same rationales in any batch).")
 
     def __post_init__(self):
         check_choices(self)
@@ -87,13 +101,15 @@ class Options:
 
 @dataclass
 class Verdict:
-    """A training target: the label, the token ids of the two verdicts, and with ``sft_coef``
-    the completion's own tokens (predicted from the reads before the verdict's)."""
+    """A training target: the label, the token ids of the two verdicts, with ``sft_coef`` the
+    completion's own tokens and with a rationale its tokens (each predicted from the read before
+    it; reads: SFT tokens, rationale tokens, then the verdict)."""
 
     label: float
     yes: int
     no: int
     sft: list[int] = field(default_factory=list)
+    rationale: list[int] = field(default_factory=list)
 
 
 def verdict_ids(tokenizer) -> list[int]:
@@ -104,10 +120,12 @@ def verdict_ids(tokenizer) -> list[int]:
     return [i[0] for i in ids]
 
 
-def asked(point: Point, question: str) -> Point:
-    """The point with the question after its completion, read where the question ends."""
-    completion = point.completion + question
-    return replace(point, completion=completion, ends=[len(completion)], suffix=len(question))
+def asked(point: Point, question: str, rationale: str | None = None) -> Point:
+    """The point with (the cue and a rationale, then) the question after its completion, read
+    where the question ends."""
+    added = (CUE + rationale if rationale is not None else "") + question
+    completion = point.completion + added
+    return replace(point, completion=completion, ends=[len(completion)], suffix=len(added))
 
 
 def head(obj: Options, data_path: str = "") -> dict:
@@ -127,31 +145,52 @@ def parser(obj: Options):
     question = obj.question()
 
     def parse(row, tokenizer, where, n, allow_empty=True, chat=False):
-        return asked(parse_orm(row, tokenizer, where, n, allow_empty, chat), question)
+        rationale = row.get("rationale")
+        if rationale is not None and (not isinstance(rationale, str) or not rationale.strip()):
+            raise DataError(f"{where}: 'rationale' must be a non-empty string, got {rationale!r:.40}")
+        return asked(parse_orm(row, tokenizer, where, n, allow_empty, chat), question,
+                     rationale.strip() if rationale is not None else None)
     return parse
 
 
 def encode(tokenizer, examples, max_length: int, obj: Options, num_proc: int = 1, cache_dir: str = ""):
-    """Items read at the verdict position; with ``sft_coef``, a correct completion's tokens are
-    read too (each predicted from the position before it), before the verdict."""
+    """Items read at the verdict position; with ``sft_coef`` a correct completion's tokens, and a
+    rationale's tokens, are read too (each predicted from the position before it)."""
     yes, no = verdict_ids(tokenizer)
     items, counts = points.encoder("steps")(tokenizer, examples, max_length)
-    if not obj.sft_coef:
-        return [(replace(p, target=Verdict(p.target, yes, no)), enc) for p, enc in items], counts
-    # The same texts encoded twice more (so the same points are kept): where the completion's own
-    # tokens start, and its last token (before the question).
-    ends = [replace(p, ends=[len(p.completion) - p.suffix]) for p, _ in items]
-    last = encode_points(tokenizer, ends, max_length, "steps")[0]
-    first = encode_points(tokenizer, ends, max_length, "tokens")[0]
+    question = len(obj.question())
+    spans = []  # per item: the completion's span (SFT) and the rationale's, as character ranges of the completion
+    for p, _ in items:
+        own = len(p.completion) - p.suffix
+        sft = (0, own) if obj.sft_coef and p.target >= 0.5 and not p.empty_completions() else None
+        rationale = (own + len(CUE), len(p.completion) - question) if p.suffix > question + len(CUE) else None
+        spans.append((sft, rationale))
+    wanted = [(k, span) for k, pair in enumerate(spans) for span in pair if span is not None]
+    tokens = _token_ranges(tokenizer, [items[k][0] for k, _ in wanted], [span for _, span in wanted], max_length)
+    ranges = {}
+    for (k, span), found in zip(wanted, tokens):
+        ranges[(k, span)] = found
     out = []
-    for (p, enc), (_, at_end), (_, toks) in zip(items, last, first, strict=True):
-        ids, start, end = enc.sequences[0], toks.reads[0][0], at_end.reads[0][0]
-        wanted = p.target >= 0.5 and start is not None and end is not None and not p.empty_completions()
-        sft = list(range(max(start, 1), end + 1)) if wanted else []
-        reads = [[r - 1 for r in sft] + enc.reads[0]]
-        out.append((replace(p, target=Verdict(p.target, yes, no, [ids[r] for r in sft])),
+    for k, ((p, enc), (sft_span, why_span)) in enumerate(zip(items, spans)):
+        ids = enc.sequences[0]
+        sft = ranges.get((k, sft_span), []) if sft_span else []
+        why = ranges.get((k, why_span), []) if why_span else []
+        reads = [[r - 1 for r in sft + why] + enc.reads[0]]
+        out.append((replace(p, target=Verdict(p.target, yes, no, [ids[r] for r in sft], [ids[r] for r in why])),
                     replace(enc, reads=reads)))
     return out, counts
+
+
+def _token_ranges(tokenizer, pts: list[Point], spans: list[tuple[int, int]], max_length: int) -> list[list[int]]:
+    """The token indices (in the encoded sequence) of each point's completion characters [a, b);
+    the points are encoded as training encodes them, so the indices match its sequences."""
+    starts = encode_points(tokenizer, [replace(p, ends=[a + 1]) for p, (a, _) in zip(pts, spans)], max_length, "steps")[0]
+    ends = encode_points(tokenizer, [replace(p, ends=[b]) for p, (_, b) in zip(pts, spans)], max_length, "steps")[0]
+    out = []
+    for (_, s), (_, e) in zip(starts, ends):
+        first, last = s.reads[0][0], e.reads[0][0]
+        out.append([] if first is None or last is None else list(range(max(first, 1), last + 1)))
+    return out
 
 
 def _verdict_logits(outputs: torch.Tensor, yes: torch.Tensor, no: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -163,15 +202,19 @@ def _verdict_logits(outputs: torch.Tensor, yes: torch.Tensor, no: torch.Tensor) 
 
 def loss(outputs: torch.Tensor, items: list, obj: Options) -> tuple[torch.Tensor, dict[str, float]]:
     """-(y log p(Yes) + (1 - y) log p(No)) per example, plus sft_coef x the mean next-token
-    cross-entropy of a correct completion's tokens; summed over the items."""
+    cross-entropy of a correct completion's tokens, plus the mean next-token cross-entropy of a
+    rationale's tokens; summed over the items."""
     device = outputs.device
     at, verdict, value = 0, [], outputs.new_zeros((), dtype=torch.float32)
-    for p, enc in items:  # each item's reads: its SFT positions, then the verdict
-        n = len(enc.reads[0])
+    for p, enc in items:  # each item's reads: its SFT positions, its rationale's, then the verdict
+        n, k = len(enc.reads[0]), len(p.target.sft)
         if p.target.sft:
-            sft = torch.nn.functional.cross_entropy(outputs[at:at + n - 1].float(),
+            sft = torch.nn.functional.cross_entropy(outputs[at:at + k].float(),
                                                     torch.tensor(p.target.sft, device=device))
             value = value + obj.sft_coef * sft
+        if p.target.rationale:
+            value = value + torch.nn.functional.cross_entropy(outputs[at + k:at + n - 1].float(),
+                                                              torch.tensor(p.target.rationale, device=device))
         verdict.append(at + n - 1)
         at += n
     outputs = outputs[verdict]
@@ -211,10 +254,77 @@ def readout(outputs: torch.Tensor, settings: dict, per_token: bool = False) -> d
 
 
 def score(model, tokenizer, examples, max_length: int, batch_size: int = 16, obj: Options | None = None):
-    """p(Yes) of each example (its question already asked by the parser), and the counts."""
+    """p(Yes) of each example (its question already asked by the parser; with ``genrm_samples``,
+    the mean over sampled rationales), and the counts."""
+    obj = obj or Options()
     ids = verdict_ids(tokenizer)
+    if obj.genrm_samples:
+        found, counts = sampled_verdicts(model, tokenizer, examples, max_length, batch_size, obj)
+        return [f["reward"] for f in found], counts
     outputs, counts = points.score(model, tokenizer, examples, max_length, batch_size, "steps")
     return [p_yes(o, ids) for o in outputs], counts
+
+
+def score_texts(rm, texts: list, per_token: bool, batch_size: int, max_tokens: int, share_prefixes: bool):
+    """Each text alone; with ``genrm_samples`` its sampled rationales' mean p(Yes), and the rationales."""
+    from . import objective_of
+
+    obj = objective_of(rm.settings)
+    if not obj.genrm_samples:
+        return points.score_texts(rm, texts, per_token, batch_size, max_tokens, share_prefixes)
+    from ..models.readout import as_json
+
+    found, counts = sampled_verdicts(rm.model, rm.tokenizer, [scored_point(t, rm.settings) for t in texts],
+                                     rm.max_length, batch_size, obj)
+    return [as_json(f) for f in found], counts
+
+
+def rationales(model, tokenizer, point: Point, obj: Options, max_length: int) -> list[str]:
+    """``genrm_samples`` rationales sampled after the point's completion and the cue, each cut
+    where the model starts the question (or at the end of its text), seeded by ``genrm_seed``
+    and the text: the same text gets the same rationales in any batch and order."""
+    from ..data.encode import encode_texts
+    from ..data.text import Text
+    from ..models.backbone import hf_model
+
+    inner = hf_model(model)
+    own = point.completion[:len(point.completion) - point.suffix]
+    ids = encode_texts(tokenizer, [Text(point.prompt, own + CUE, point.templated)])[0][0]
+    ids = ids[-max(1, max_length - obj.genrm_rationale_tokens - 32):]  # room for the rationale and the question
+    device = next(inner.parameters()).device
+    torch.manual_seed(obj.genrm_seed + zlib.crc32((point.prompt + "\0" + own).encode("utf-8")))
+    eos = tokenizer.eos_token_id
+    with torch.no_grad():
+        new = inner.generate(torch.tensor([ids], device=device), attention_mask=torch.ones(1, len(ids), dtype=torch.long,
+                                                                                             device=device),
+                             do_sample=True, temperature=obj.genrm_temperature, top_k=0, top_p=1.0,
+                             max_new_tokens=obj.genrm_rationale_tokens, num_return_sequences=obj.genrm_samples,
+                             pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos,
+                             eos_token_id=eos)[:, len(ids):]
+    question = obj.question().strip()
+    out = []
+    for text in tokenizer.batch_decode(new, skip_special_tokens=True):
+        cut = text.find(question) if question else -1
+        out.append((text[:cut] if cut >= 0 else text).strip())
+    return out
+
+
+def sampled_verdicts(model, tokenizer, pts: list[Point], max_length: int, batch_size: int, obj: Options):
+    """Per point: the mean p(Yes) over its sampled rationales (``reward``), each sample's p(Yes)
+    and its rationale; the counts of the rationale-conditioned texts."""
+    ids, question = verdict_ids(tokenizer), obj.question()
+    drawn = [rationales(model, tokenizer, p, obj, max_length) for p in pts]
+    asked_all = [asked(replace(p, completion=p.completion[:len(p.completion) - p.suffix], suffix=0), question, r)
+                 for p, rs in zip(pts, drawn) for r in rs]
+    outputs, counts = points.score(model, tokenizer, asked_all, max_length, batch_size, "steps")
+    found, at = [], 0
+    for rs in drawn:
+        each = [p_yes(o, ids) for o in outputs[at:at + len(rs)]]
+        at += len(rs)
+        known = [x for x in each if x == x]
+        found.append({"reward": sum(known) / len(known) if known else float("nan"), "sample_rewards": each,
+                      "rationales": rs})
+    return found, counts
 
 
 def metrics(examples, probs: list[float], obj: Options) -> dict:

@@ -190,3 +190,57 @@ def test_candidates_of_one_prompt_share_its_forward(tiny_llama, tmp_path):
     assert together == pytest.approx(alone, abs=1e-5)
     each = [len(rm.tokenizer(t.prompt + t.completion + genrm.QUESTION).input_ids) for t in texts]
     assert sum(seen) < 0.5 * sum(each)  # the question's tokens went through the model once, not four times
+
+
+def test_a_rationale_is_trained_before_the_verdict(smol_tokenizer_dir):
+    """GenRM-CoT rows: completion, the cue, the rationale, then the question; the rationale's
+    tokens and the verdict are the supervised positions, the loss adds the rationale's mean
+    next-token cross-entropy."""
+    tok = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
+    rows = [{"prompt": "What is 2 + 3?", "completion": " The sum is 6.", "label": 0,
+             "rationale": "2 + 3 = 5, not 6."}]
+    parse = genrm.parser(genrm.Options())
+    items, _ = genrm.encode(tok, [parse(r, tok, "f: row 1", 1) for r in rows], 256, genrm.Options())
+    (p, enc), = items
+    ids, reads = enc.sequences[0], enc.reads[0]
+    assert tok.decode(ids, skip_special_tokens=True) == ("What is 2 + 3? The sum is 6." + genrm.CUE
+                                                         + "2 + 3 = 5, not 6." + genrm.QUESTION)
+    assert tok.decode(p.target.rationale).strip() == "2 + 3 = 5, not 6." and p.target.sft == []
+    assert [ids[r + 1] for r in reads[:-1]] == p.target.rationale  # each read predicts the next rationale token
+    outputs = torch.randn(len(reads), len(tok))
+    value, _ = genrm.loss(outputs, items, genrm.Options())
+    logp = torch.log_softmax(outputs, -1)
+    n = len(reads) - 1
+    want = -logp[torch.arange(n), torch.tensor(p.target.rationale)].mean() - logp[n, p.target.no]
+    assert value.item() == pytest.approx(want.item(), rel=1e-5)
+    with pytest.raises(Exception, match="f: row 1: 'rationale' must be a non-empty string"):
+        parse({**rows[0], "rationale": 3}, tok, "f: row 1", 1)
+
+
+def test_sampled_rationales_average_p_yes_and_are_reproducible(tiny_llama, tmp_path):
+    from rewardlab.data.text import Text
+    from rewardlab.inference import RewardModel
+
+    rows = [{**r, "rationale": f"Checking: the sum is {r['answer']}."} for r in _rows("orm")]
+    data = _write(tmp_path / "cot.jsonl", rows)
+    out = str(tmp_path / "cot")
+    assert main(["train", "--model", tiny_llama, "--kind", "genrm", "--data", data, "--output", out,
+                 "--max-steps", "2", "--save-every", "0", "--genrm-samples", "3", "--genrm-rationale-tokens", "12",
+                 "--genrm-temperature", "1.0"]) == 0
+    rm = RewardModel.from_pretrained(out, device="cpu")
+    texts = [Text(r["prompt"], r["completion"]) for r in _rows("orm")[:3]]
+    first = rm.score_details(texts)[0]
+    again = rm.score_details(texts[::-1])[0][::-1]  # another batch, another order: the same samples
+    assert first == again
+    tok, plain = AutoTokenizer.from_pretrained(out), AutoModelForCausalLM.from_pretrained(out).eval()
+    for t, d in zip(texts, first):
+        assert len(d["rationales"]) == 3 and len(d["sample_rewards"]) == 3
+        each = [_p_yes_plain(tok, plain, t.prompt, t.completion, genrm.CUE + r + genrm.QUESTION)
+                for r in d["rationales"]]
+        assert d["sample_rewards"] == pytest.approx(each, abs=1e-5)
+        assert d["reward"] == pytest.approx(sum(each) / 3, abs=1e-5)
+    scored = tmp_path / "scored.jsonl"
+    assert main(["score", "--model", out, "--data", data, "--output", str(scored), "--samples", "0"]) == 0
+    direct = [json.loads(x)["reward"] for x in scored.read_text().splitlines()][:3]
+    assert direct == pytest.approx([_p_yes_plain(tok, plain, t.prompt, t.completion, genrm.QUESTION) for t in texts],
+                                   abs=1e-5)  # --samples 0: the verdict right after the question
