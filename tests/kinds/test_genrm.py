@@ -244,3 +244,22 @@ def test_sampled_rationales_average_p_yes_and_are_reproducible(tiny_llama, tmp_p
     direct = [json.loads(x)["reward"] for x in scored.read_text().splitlines()][:3]
     assert direct == pytest.approx([_p_yes_plain(tok, plain, t.prompt, t.completion, genrm.QUESTION) for t in texts],
                                    abs=1e-5)  # --samples 0: the verdict right after the question
+
+
+def test_the_shared_prompt_forward_trains_as_the_padded_one(tiny_llama):
+    """Solutions of one question, with SFT tokens and a rationale: the shared-prompt batch (the
+    question once) gives the padded batch's loss."""
+    from rewardlab.models.heads import HeadOutputs
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    rows = [{"prompt": "What is 2 + 3? Think.", "completion": f" The sum is {n}.", "label": int(n == 5)}
+            for n in (5, 6, 7)] + [{"prompt": "What is 2 + 3? Think.", "completion": " 5.", "label": 1,
+                                    "rationale": "2 + 3 = 5."}]
+    obj = genrm.Options(sft_coef=0.5)
+    parse = genrm.parser(obj)
+    items, _ = genrm.encode(tok, [parse(r, tok, "f", 1) for r in rows], 256, obj)
+    forward = HeadOutputs(model)
+    values = [genrm.loss(forward(genrm.batch(items, tok.pad_token_id, path, "cpu")), items, obj)[0].item()
+              for path in ("shared", "padded")]
+    assert values[0] == pytest.approx(values[1], rel=1e-5)

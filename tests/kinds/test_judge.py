@@ -178,3 +178,17 @@ def test_judge_end_to_end(tiny_chat, tmp_path, capsys):
     assert answer["rewards"] == pytest.approx([d["reward"] for d in details], abs=1e-5)
     assert set(answer["extra_logs"]) >= {"win_rate", "p_first"}
     assert alone.status_code == 400 and "only completion of its prompt" in alone.json()["error"]
+
+
+def test_the_shared_prompt_forward_trains_as_the_padded_one(tiny_chat):
+    """Both orders of a pair share the judge's instructions and the question: the shared-prompt
+    batch (that prefix once) gives the padded batch's loss."""
+    from rewardlab.models.heads import HeadOutputs
+
+    tok = AutoTokenizer.from_pretrained(tiny_chat)
+    model = AutoModelForCausalLM.from_pretrained(tiny_chat).eval()
+    _, (items, _) = _encoded(tok, ROWS[:3])
+    forward = HeadOutputs(model)
+    values = [judge.loss(forward(judge.batch(items, tok.pad_token_id, path, "cpu")), items, judge.Options())[0].item()
+              for path in ("shared", "padded")]
+    assert values[0] == pytest.approx(values[1], rel=1e-5)
