@@ -3,7 +3,10 @@ Word Problems").
 
 A row is one completion with its outcome label (0/1, or a float in [0, 1]). Every completion
 token carries the label (``orm_loss_on: all_tokens``, the paper's per-token verifier; prompt
-tokens carry none) or only the last one (``last_token``); the loss is binary cross-entropy on
+tokens carry none) or only the last one (``last_token``). The default, ``auto``, is the first on
+a causal model and the second on a bidirectional encoder: there every token already sees the
+whole completion, so a per-token loss only re-weights one sequence loss by the completion's
+length (long solutions count more, whatever they say). The loss is binary cross-entropy on
 the head's logit (losses.pointwise.token_bce). With ``lm_coef`` the paper's joint objective
 adds lm_coef x the next-token cross-entropy of each completion token (causal backbones whose
 output embeddings are their input embeddings: the token classifier keeps no LM head). The model
@@ -29,7 +32,7 @@ COMPARES = False  # a text's reward does not depend on the texts scored with it
 STATS = ("correct", "examples")
 ONE_REWARD_HEAD, FORMATS = points.ONE_REWARD_HEAD, points.FORMATS
 forward_module = HeadOutputs
-head, check, units, texts = points.token_head, points.no_check, points.units, points.texts
+check, units, texts = points.no_check, points.units, points.texts
 step_marker, scored_point = points.no_marker, points.scored_point
 score_texts, prepare = points.score_texts, points.no_prepare
 format_eval = format_pointwise
@@ -39,16 +42,31 @@ format_eval = format_pointwise
 class Options:
     """Outcome reward model: which tokens carry the label, and the joint language-model loss."""
 
-    orm_loss_on: str = option("all_tokens", "orm: label every completion token (Cobbe et al.) or the last token only.",
-                              choices=("all_tokens", "last_token"), resume=True)
+    orm_loss_on: str = option("auto", "orm: label every completion token (all_tokens, Cobbe et al.) or the last "
+                              "token only (last_token); auto: every token on a causal model, the last on a "
+                              "bidirectional encoder (whose every token sees the whole completion).",
+                              choices=("auto", "all_tokens", "last_token"), resume=True)
     lm_coef: float = option(0.0, "orm: adds lm_coef x the next-token cross-entropy of every completion token (Cobbe "
                             "et al.'s joint objective; causal backbones whose output embeddings are their input "
                             "embeddings, as SmolLM2's).", resume=True, low=0)
 
     def __post_init__(self):
         check_choices(self)
-        if self.lm_coef and self.orm_loss_on != "all_tokens":
+        if self.lm_coef and self.orm_loss_on == "last_token":
             raise ConfigError("--lm-coef applies to kind orm with --orm-loss-on all_tokens")
+
+
+def head(obj: Options, data_path: str = "") -> dict:
+    """One output per token; ``auto`` is fixed from the backbone once it is loaded."""
+    def loss_on(model) -> dict:
+        from ..models.backbone import is_causal
+
+        if obj.orm_loss_on != "auto":
+            return {}
+        if obj.lm_coef and not is_causal(model):
+            raise ConfigError("--lm-coef needs a causal backbone (an encoder predicts no next token)")
+        return {"orm_loss_on": "all_tokens" if is_causal(model) else "last_token"}
+    return {**points.token_head(obj, data_path), "fixed_by_model": loss_on}
 
 
 def read_mode(per_token: bool) -> str:
@@ -68,7 +86,9 @@ def report(path: str, metrics: dict, examples: list, outputs: list, model: str, 
 
 
 def describe(obj: Options) -> str:
-    return f"kind orm (outcome reward model), BCE on {obj.orm_loss_on.replace('_', ' ')}"
+    on = "every token on a causal model, the last on an encoder" if obj.orm_loss_on == "auto" else \
+        obj.orm_loss_on.replace("_", " ")
+    return f"kind orm (outcome reward model), BCE on {on}"
 
 
 def parser(obj: Options):
@@ -76,7 +96,7 @@ def parser(obj: Options):
 
 
 def encode(tokenizer, examples, max_length: int, obj: Options, num_proc: int = 1, cache_dir: str = ""):
-    items, counts = points.encoder("tokens" if obj.orm_loss_on == "all_tokens" else "last")(tokenizer, examples,
+    items, counts = points.encoder("last" if obj.orm_loss_on == "last_token" else "tokens")(tokenizer, examples,
                                                                                             max_length)
     if obj.lm_coef:  # each completion token predicted from the position before it
         for _, enc in items:

@@ -47,7 +47,8 @@ class Kind(Protocol):
         """The head: ``{"head": "sequence" | "token" | "lm", "num_labels": N}``, optionally
         ``new_tokens`` (added to the tokenizer), ``labels`` (output names), ``settings`` (saved
         with the model), ``token_settings`` (a function of the tokenizer giving more settings:
-        token ids) and ``fixed`` (``Options`` fields fixed from the data)."""
+        token ids), ``fixed`` (``Options`` fields fixed from the data) and ``fixed_by_model`` (a
+        function of the loaded backbone giving ``Options`` fields fixed from it)."""
 
     def describe(self, obj) -> str:
         """One line for the start of a run."""

@@ -235,6 +235,10 @@ def _model(cfg: TrainConfig, kind, obj) -> tuple[TrainConfig, Any, Any, Any, int
     if spec.get("labels"):
         model.config.id2label = dict(enumerate(spec["labels"]))
         model.config.label2id = {name: i for i, name in enumerate(spec["labels"])}
+    if spec.get("fixed_by_model"):  # options the kind fixes from the loaded backbone (causal or not...)
+        fixed = spec["fixed_by_model"](model)
+        obj = dataclasses.replace(obj, **fixed)
+        cfg = dataclasses.replace(cfg, objective=cfg.objective.replaced(kind.NAME, **fixed))
     if bb.disable_dropout:
         disable_dropout(model)
     max_length = min(cfg.inputs.max_length, getattr(model.config, "max_position_embeddings", None) or 10**9)

@@ -1,6 +1,7 @@
 """The orm, prm, value and regression kinds: the loss each builds from the head's outputs is
 the pure function on the right positions and targets, and each trains what it says."""
 
+import json
 import math
 
 import pytest
@@ -192,3 +193,18 @@ def test_prm_metrics_keep_splits_aligned_with_their_rows(tok):
     m = kinds.prm.metrics(examples, [[float("nan"), 0.2], [0.9, 0.1], [0.9, 0.8]], obj)
     assert m["processbench"]["splits"]["math"]["acc_error"] == 1.0
     assert m["processbench"]["splits"]["gsm8k"]["acc_correct"] == 1.0 and "x" not in m["processbench"]["splits"]
+
+
+def test_orm_auto_labels_every_token_of_a_causal_model_and_the_last_of_an_encoder(tiny_llama, tiny_bert, tmp_path):
+    """On a bidirectional encoder every token sees the whole completion: a per-token loss would
+    only weigh long completions more, so ``auto`` reads the label at the last token there."""
+    from rewardlab.cli import main
+    from tests.test_cli_kinds import _rows, _write
+
+    data = _write(tmp_path / "orm.jsonl", _rows("orm"))
+    for model, want in ((tiny_llama, "all_tokens"), (tiny_bert, "last_token")):
+        out = tmp_path / want
+        assert main(["train", "--model", model, "--kind", "orm", "--data", data, "--output", str(out),
+                     "--max-steps", "1", "--save-every", "0"]) == 0
+        saved = json.loads((out / "config.json").read_text())["rewardlab"]["objective"]
+        assert saved["orm_loss_on"] == want
