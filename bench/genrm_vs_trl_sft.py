@@ -74,7 +74,7 @@ def prepare(args, work: Path) -> tuple[str, str, str]:
     trl_rows = []
     for i in order:
         p, enc = items[i]
-        ids = enc.sequences[0]
+        ids = enc.sequences[0][:enc.reads[0][-1] + 1]  # up to the question's last token, where the verdict is read
         verdict = p.target.yes if p.target.label >= 0.5 else p.target.no
         trl_rows.append({"input_ids": ids + [verdict], "completion_mask": [0] * len(ids) + [1]})
     tokenized = work / "trl_rows.jsonl"
@@ -143,11 +143,13 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=1, help="leading steps left out of the timing")
+    p.add_argument("--warmup", type=int, default=1, help="leading steps left out of the timing (at least 1)")
     p.add_argument("--worker", choices=["rewardlab", "trl"], help=argparse.SUPPRESS)
     for hidden in ("work", "folder", "data", "ordered"):
         p.add_argument(f"--{hidden}", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if not 1 <= args.warmup < args.steps:
+        p.error("--warmup must be at least 1 and below --steps (the timing runs from the end of a step)")
 
     if args.worker:
         import transformers

@@ -238,8 +238,8 @@ def cmd_score(cfg: ScoreConfig) -> int:
     rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length, device=cfg.device or str(state.device),
                                      dtype=_dtype(cfg.bf16))
     rows = read_rows(cfg.data, keep_bad=True)  # unreadable lines: an error, or written back with it
-    if cfg.aggregate != "saved":
-        rm.settings.setdefault("objective", {})["aggregate"] = cfg.aggregate
+    if cfg.aggregate != "saved":  # the process reward kinds' option (prm: aggregate; implicit_prm: implicit_aggregate)
+        rm.settings.setdefault("objective", {}).update(aggregate=cfg.aggregate, implicit_aggregate=cfg.aggregate)
     if cfg.samples >= 0:
         rm.settings.setdefault("objective", {})["genrm_samples"] = cfg.samples
     if cfg.sample_temperature:

@@ -38,8 +38,8 @@ class ScoreConfig:
     allow_empty: bool = _f(True, "Accept empty completions (counted); --no-allow-empty makes them errors.")
     device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
     per_token: bool = _f(False, "orm models: also write every completion token's P(correct) (token_rewards).")
-    aggregate: str = _f("saved", "prm models: a solution's reward from its step scores: min, prod, last, mean, or "
-                        "saved (the model's own).", choices=("saved", "min", "prod", "last", "mean"))
+    aggregate: str = _f("saved", "prm and implicit_prm models: a solution's reward from its step scores: min, prod, "
+                        "last, mean, or saved (the model's own).", choices=("saved", "min", "prod", "last", "mean"))
     bf16: bool = _f(False, "Load the weights in bf16 (halves memory; rewards differ from fp32 by rounding).")
     samples: int = _f(-1, "genrm models: sample N rationales per completion and average p(Yes) over them "
                       "(GenRM-CoT; 0: the verdict right after the question; -1: the model's saved setting).", low=-1)

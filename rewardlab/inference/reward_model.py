@@ -1,5 +1,5 @@
 """The :class:`RewardModel` scoring API: a trained reward model folder and its tokenizer. What a
-scored text returns is its kind's (``read_mode`` / ``readout`` in rewardlab/kinds/); kinds whose
+scored text returns is its kind's (``score_texts`` in rewardlab/kinds/); kinds whose
 reward is the head's one output (``ONE_REWARD_HEAD``) take the scalar path, where texts that
 start with the same tokens share one encoding of that prefix (and a server's prefix cache)."""
 
@@ -94,7 +94,8 @@ class RewardModel:
         (truncated texts; ``sent`` and ``processed`` tokens).
 
         Sequences are sorted by length before batching, so the result does not depend on the
-        batch size or on the order of the inputs. On causal backbones, texts that begin with the
+        batch size or on the order of the inputs (a kind that ``COMPARES`` compares the texts of
+        one prompt given together). On causal backbones, texts that begin with the
         same tokens are found from their token ids and share one encoding of that prefix
         (``share_prefixes``; exact either way). ``encoded``: the texts already tokenized by
         :func:`rewardlab.data.encode.encode_texts` (the server does it to check lengths).
@@ -166,9 +167,13 @@ class RewardModel:
         """:meth:`score_details` per group of texts that share a prompt. On the scalar path each
         prompt is encoded once for all its completions, across rows too (exact, see
         shared_prompt.py); truncation is counted per group."""
-        if not self.rules.ONE_REWARD_HEAD:
-            flat, counts = self.score_details([t for g in groups for t in g], per_token, batch_size, max_tokens)
-            return _split(flat, groups), counts
+        if not self.rules.ONE_REWARD_HEAD:  # a kind that compares compares each group's texts, never across groups
+            flat, at, idx = [t for g in groups for t in g], 0, []
+            for g in groups:
+                idx.append(list(range(at, at + len(g))))
+                at += len(g)
+            details, counts = self.rules.score_texts(self, flat, per_token, batch_size, max_tokens, True, idx)
+            return _split(details, groups), counts
         encoded, counts = encode_groups(self.tokenizer, groups, self.max_length, cut_completion=True)
         every = [s for g in encoded for s in g.sequences]
         path = forward_path(self.model)

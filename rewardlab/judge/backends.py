@@ -54,6 +54,20 @@ def render(tokenizer, conversation: list[dict], name: str = "", answer: str | No
         raise JudgeError(f"judge model {name!r}: its chat template failed: {str(e).splitlines()[0]}") from None
 
 
+def option_token_ids(tokenizer, prefix: str, options: list[str]) -> list[int]:
+    """Token ids of each option right after ``prefix``; each must be a single token there."""
+    probe = "x" + prefix
+    base = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    ids = []
+    for opt in options:
+        full = tokenizer(probe + opt, add_special_tokens=False)["input_ids"]
+        if full[:len(base)] != base or len(full) != len(base) + 1:
+            raise JudgeError(f"soft verdicts need {opt!r} to be one token after {prefix!r} for this "
+                             "tokenizer; use generated verdicts instead")
+        ids.append(full[-1])
+    return ids
+
+
 class LocalJudge:
     """A causal LM with a chat template, greedy (temperature 0) batched generation."""
 
@@ -147,17 +161,7 @@ class LocalJudge:
         return out
 
     def option_ids(self, prefix: str, options: list[str]) -> list[int]:
-        """Token ids of each option right after ``prefix``; each must be a single token there."""
-        probe = "x" + prefix
-        base = self.tokenizer(probe, add_special_tokens=False)["input_ids"]
-        ids = []
-        for opt in options:
-            full = self.tokenizer(probe + opt, add_special_tokens=False)["input_ids"]
-            if full[:len(base)] != base or len(full) != len(base) + 1:
-                raise JudgeError(f"soft verdicts need {opt!r} to be one token after {prefix!r} for this "
-                                 "tokenizer; use generated verdicts instead")
-            ids.append(full[-1])
-        return ids
+        return option_token_ids(self.tokenizer, prefix, options)
 
     @torch.no_grad()
     def choice_probs(self, conversations, prefix: str, options: list[str], on_done=None) -> list[Reply]:

@@ -62,47 +62,51 @@ def read_items(path: str, mode: str, need_reference: bool) -> list[Item]:
     rows = read_rows(path)
     if not rows:
         raise DataError(f"{path}: no rows")
-    items = []
-    for i, row in enumerate(rows):
-        n = rows.number(i)
-        at = f"{path}: row {n}"
-        prompt = row.get("prompt")
-        if row.get("chosen") is not None or row.get("rejected") is not None:
-            for key in ("chosen", "rejected"):
-                if row.get(key) is None:
-                    raise DataError(f"{at}: missing column '{key}'")
-                _check_value(row[key], at, key)
-            outputs, labelled = [row["chosen"], row["rejected"]], True
-            if outputs[0] == outputs[1]:
-                raise DataError(f"{at}: chosen and rejected are identical")
-            if prompt is None and all(isinstance(o, str) for o in outputs):
-                prompt, *outputs = split_shared_prefix(*outputs)
-            elif prompt is None and all(_is_messages(o) for o in outputs):
-                k = 0
-                while k < min(map(len, outputs)) and outputs[0][k] == outputs[1][k]:
-                    k += 1
-                prompt, outputs = outputs[0][:k], [outputs[0][k:], outputs[1][k:]]
-        elif row.get("completions") is not None:
-            outputs, labelled = row["completions"], False
-            if not isinstance(outputs, list) or (len(outputs) != 2 if mode == "pairwise" else not outputs):
-                raise DataError(f"{at}: 'completions' must be a list of "
-                                + ("exactly 2 answers in pairwise mode" if mode == "pairwise" else "answers"))
-        elif row.get("completion") is not None and mode == "single":
-            outputs, labelled = [row["completion"]], False
-        else:
-            need = "'chosen' + 'rejected' or 'prompt' + 'completions' (2)" if mode == "pairwise" else \
-                "'chosen' + 'rejected', 'prompt' + 'completions' or 'prompt' + 'completion'"
-            raise DataError(f"{at}: expected {need}; found columns: {', '.join(row) or 'none'}")
-        for k, o in enumerate(outputs):
-            _check_value(o, at, f"completion {k}" if not labelled else ("chosen", "rejected")[k])
-        if prompt is None or (not isinstance(prompt, str) and not _is_messages(prompt)):
-            raise DataError(f"{at}: 'prompt' must be a string or a list of {{role, content}} messages")
-        reference = row.get("reference")
-        if need_reference and (not isinstance(reference, str) or not reference.strip()):
-            raise DataError(f"{at}: the template uses {{reference}} but the row has no 'reference' string")
-        items.append(Item(n, question_text(prompt), [_answer_text(o) for o in outputs], prompt, outputs,
-                          (reference or "").strip() if need_reference else "", labelled))
-    return items
+    return [item_of(row, f"{path}: row {rows.number(i)}", mode, need_reference, rows.number(i))
+            for i, row in enumerate(rows)]
+
+
+def item_of(row: dict, at: str, mode: str, need_reference: bool, n: int = 0, any_k: bool = False) -> Item:
+    """One row as the judge sees it (``at``: "file: row n" for errors). ``any_k``: a pairwise
+    row may hold any number (>= 2) of completions (a trained judge compares every pair)."""
+    prompt = row.get("prompt")
+    if row.get("chosen") is not None or row.get("rejected") is not None:
+        for key in ("chosen", "rejected"):
+            if row.get(key) is None:
+                raise DataError(f"{at}: missing column '{key}'")
+            _check_value(row[key], at, key)
+        outputs, labelled = [row["chosen"], row["rejected"]], True
+        if outputs[0] == outputs[1]:
+            raise DataError(f"{at}: chosen and rejected are identical")
+        if prompt is None and all(isinstance(o, str) for o in outputs):
+            prompt, *outputs = split_shared_prefix(*outputs)
+        elif prompt is None and all(_is_messages(o) for o in outputs):
+            k = 0
+            while k < min(map(len, outputs)) and outputs[0][k] == outputs[1][k]:
+                k += 1
+            prompt, outputs = outputs[0][:k], [outputs[0][k:], outputs[1][k:]]
+    elif row.get("completions") is not None:
+        outputs, labelled = row["completions"], False
+        two = mode == "pairwise" and not any_k
+        if not isinstance(outputs, list) or (len(outputs) != 2 if two else len(outputs) < (2 if any_k else 1)):
+            raise DataError(f"{at}: 'completions' must be a list of "
+                            + ("exactly 2 answers in pairwise mode" if two else "2 or more answers" if any_k
+                               else "answers"))
+    elif row.get("completion") is not None and mode == "single":
+        outputs, labelled = [row["completion"]], False
+    else:
+        need = "'chosen' + 'rejected' or 'prompt' + 'completions' (2)" if mode == "pairwise" else \
+            "'chosen' + 'rejected', 'prompt' + 'completions' or 'prompt' + 'completion'"
+        raise DataError(f"{at}: expected {need}; found columns: {', '.join(row) or 'none'}")
+    for k, o in enumerate(outputs):
+        _check_value(o, at, f"completion {k}" if not labelled else ("chosen", "rejected")[k])
+    if prompt is None or (not isinstance(prompt, str) and not _is_messages(prompt)):
+        raise DataError(f"{at}: 'prompt' must be a string or a list of {{role, content}} messages")
+    reference = row.get("reference")
+    if need_reference and (not isinstance(reference, str) or not reference.strip()):
+        raise DataError(f"{at}: the template uses {{reference}} but the row has no 'reference' string")
+    return Item(n, question_text(prompt), [_answer_text(o) for o in outputs], prompt, outputs,
+                (reference or "").strip() if need_reference else "", labelled)
 
 
 def output_rows(items: list[Item], judge: str, template: str) -> tuple[list[dict], list[dict]]:

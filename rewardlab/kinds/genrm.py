@@ -257,21 +257,25 @@ def score(model, tokenizer, examples, max_length: int, batch_size: int = 16, obj
     """p(Yes) of each example (its question already asked by the parser; with ``genrm_samples``,
     the mean over sampled rationales), and the counts."""
     obj = obj or Options()
-    ids = verdict_ids(tokenizer)
+    ids, question = verdict_ids(tokenizer), obj.question()
     if obj.genrm_samples:
         found, counts = sampled_verdicts(model, tokenizer, examples, max_length, batch_size, obj)
         return [f["reward"] for f in found], counts
+    # A row's own rationale (training data) is not shown: it was written knowing the label.
+    examples = [asked(replace(p, completion=p.completion[:len(p.completion) - p.suffix], suffix=0), question)
+                for p in examples]
     outputs, counts = points.score(model, tokenizer, examples, max_length, batch_size, "steps")
     return [p_yes(o, ids) for o in outputs], counts
 
 
-def score_texts(rm, texts: list, per_token: bool, batch_size: int, max_tokens: int, share_prefixes: bool):
+def score_texts(rm, texts: list, per_token: bool, batch_size: int, max_tokens: int, share_prefixes: bool,
+                groups: list | None = None):
     """Each text alone; with ``genrm_samples`` its sampled rationales' mean p(Yes), and the rationales."""
     from . import objective_of
 
     obj = objective_of(rm.settings)
     if not obj.genrm_samples:
-        return points.score_texts(rm, texts, per_token, batch_size, max_tokens, share_prefixes)
+        return points.score_texts(rm, texts, per_token, batch_size, max_tokens, share_prefixes, groups)
     from ..models.readout import as_json
 
     found, counts = sampled_verdicts(rm.model, rm.tokenizer, [scored_point(t, rm.settings) for t in texts],
@@ -289,12 +293,17 @@ def rationales(model, tokenizer, point: Point, obj: Options, max_length: int) ->
 
     inner = hf_model(model)
     own = point.completion[:len(point.completion) - point.suffix]
-    ids = encode_texts(tokenizer, [Text(point.prompt, own + CUE, point.templated)])[0][0]
-    ids = ids[-max(1, max_length - obj.genrm_rationale_tokens - 32):]  # room for the rationale and the question
-    device = next(inner.parameters()).device
-    torch.manual_seed(obj.genrm_seed + zlib.crc32((point.prompt + "\0" + own).encode("utf-8")))
+    ids, head = encode_texts(tokenizer, [Text(point.prompt, own + CUE, point.templated)])[0][:2]
     eos = tokenizer.eos_token_id
-    with torch.no_grad():
+    if ids and ids[-1] == eos:  # the text goes on: no end-of-text token before the rationale
+        ids = ids[:-1]
+    room = max(1, max_length - obj.genrm_rationale_tokens - 32)  # and room for the rationale and the question
+    if len(ids) > room:  # cut from the left after the special tokens at the head, as training truncates
+        ids = ids[:head] + ids[len(ids) - room + head:]
+    device = next(inner.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
+        # seeded by the text: the same rationales in any batch; the caller's random state is left as it was
+        torch.manual_seed(obj.genrm_seed + zlib.crc32((point.prompt + "\0" + own).encode("utf-8")))
         new = inner.generate(torch.tensor([ids], device=device), attention_mask=torch.ones(1, len(ids), dtype=torch.long,
                                                                                              device=device),
                              do_sample=True, temperature=obj.genrm_temperature, top_k=0, top_p=1.0,

@@ -133,8 +133,9 @@ def describe(obj: Options) -> str:
 
 
 def _options(settings: dict) -> Options:
-    known = {f.name for f in dataclasses.fields(Options)}
-    return Options(**{k: v for k, v in settings.get("objective", {}).items() if k in known})
+    from . import objective_of
+
+    return objective_of({**settings, "kind": NAME})
 
 
 def step_marker(settings: dict) -> str:
@@ -320,7 +321,8 @@ def readout(outputs: TokenRewards, settings: dict, per_token: bool = False) -> d
             "aggregate": how, **({"token_rewards": r} if per_token else {})}
 
 
-def score_texts(rm, texts: list, per_token: bool, batch_size: int, max_tokens: int, share_prefixes: bool):
+def score_texts(rm, texts: list, per_token: bool, batch_size: int, max_tokens: int, share_prefixes: bool,
+                groups: list | None = None):
     """Both models at every completion token of each text (the reference loaded once per model)."""
     pts = [scored_point(t, rm.settings) for t in texts]
     rows, counts = _token_rewards(rm.model, rm.tokenizer, pts, rm.max_length, rm.settings, batch_size, max_tokens,

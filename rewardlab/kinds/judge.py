@@ -39,8 +39,8 @@ from ..data.pointwise import Encoded
 from ..data.preference import check_example
 from ..data.text import Text
 from ..errors import DataError, JudgeError, ModelError
-from ..judge.backends import render
-from ..judge.data import question_text
+from ..judge.backends import option_token_ids, render
+from ..judge.data import item_of, question_text
 from ..judge.prompts import Template, check_template, load_template
 from ..models.heads import HeadOutputs, score_outputs
 from . import points
@@ -121,14 +121,10 @@ def swapped(verdict: str) -> str:
 
 def letter_ids(tokenizer) -> list[int]:
     """The ids of A, B and C right after "[[" (each one token there), as the local judge reads them."""
-    base = tokenizer("x" + OPEN, add_special_tokens=False)["input_ids"]
-    ids = []
-    for letter in LETTERS:
-        full = tokenizer("x" + OPEN + letter, add_special_tokens=False)["input_ids"]
-        if full[:len(base)] != base or len(full) != len(base) + 1:
-            raise ConfigError(f"kind judge needs {letter!r} to be one token after {OPEN!r} in this tokenizer")
-        ids.append(full[-1])
-    return ids
+    try:
+        return option_token_ids(tokenizer, OPEN, list(LETTERS))
+    except JudgeError as e:
+        raise ConfigError(f"kind judge: {e}") from None
 
 
 class Prompts:
@@ -147,7 +143,11 @@ class Prompts:
         eos = tokenizer.eos_token or ""
         if eos and eos in rest:  # up to the end of turn, not the newline after it
             rest = rest[:rest.index(eos) + len(eos)]
-        self.rest = tokenizer(rest, add_special_tokens=False)["input_ids"]
+        # The tail of the whole answer tokenized at once (a tokenizer may mark where words start).
+        head = tokenizer(start + OPEN + "A", add_special_tokens=False)["input_ids"]
+        whole = tokenizer(start + OPEN + "A" + rest, add_special_tokens=False)["input_ids"]
+        self.rest = whole[len(head):] if whole[:len(head)] == head else \
+            tokenizer(rest, add_special_tokens=False)["input_ids"]
 
     def prompt(self, question: str, a: str, b: str, reference: str) -> tuple[list[int], int]:
         """The ids of the prompt followed by "[[" (as ``rewardlab judge --soft`` encodes it) and
@@ -179,20 +179,17 @@ def describe(obj: Options) -> str:
 
 
 def parser(obj: Options):
+    """Rows as ``rewardlab judge`` reads them (the same question and answers shown), ranked:
+    chosen/rejected pairs, or prompt + completions with ``scores`` / ``ranking``."""
     needs_reference = obj.template().needs_reference
 
     def parse(row, tokenizer, where, n, allow_empty=True, chat=False):
-        ex = check_example(row, tokenizer, where, n, allow_empty, chat=False)  # the judge's template does the chat
-        reference = row.get("reference", "")
-        if needs_reference and (not isinstance(reference, str) or not reference.strip()):
-            raise DataError(f"{where}: the judge template uses {{reference}} but the row has no 'reference' string")
-        tiers, pairs = ex.tiers, []
-        for i in range(len(tiers)):
-            for j in range(i + 1, len(tiers)):
-                if tiers[i] is not None and tiers[j] is not None:
-                    pairs.append((i, j, "A" if tiers[i] < tiers[j] else "B" if tiers[i] > tiers[j] else "C"))
-        return Comparison(question_text(ex.prompt), [c.strip() for c in ex.completions], pairs,
-                          reference.strip() if needs_reference else "", ex.row or n)
+        item = item_of(row, where, "pairwise", needs_reference, n, any_k=True)
+        tiers = check_example(row, tokenizer, where, n, allow_empty, chat=False).tiers  # checks the ranking
+        pairs = [(i, j, "A" if tiers[i] < tiers[j] else "B" if tiers[i] > tiers[j] else "C")
+                 for i in range(len(tiers)) for j in range(i + 1, len(tiers))
+                 if tiers[i] is not None and tiers[j] is not None]
+        return Comparison(item.question, item.answers, pairs, item.reference, n)
     return parse
 
 
@@ -269,9 +266,9 @@ def scored_point(text, settings: dict):
 
 
 def _verdicts(model, prompts: Prompts, comparisons: list[tuple[str, list[str], str]], max_length: int,
-              batch_size: int, share_prefixes: bool = True) -> tuple[list[dict], int]:
+              batch_size: int, share_prefixes: bool = True, max_tokens: int = 16384) -> tuple[list[dict], int]:
     """Letter probabilities of every ordered pair of each (question, answers, reference), all
-    orders of one question in one group (its prompt's tokens shared); ``{(i, j): [pA, pB, pC]}``
+    orders of one question in one group (its prompt's tokens shared); ``{"i,j": [pA, pB, pC]}``
     per question, and how many orders were too long (left out)."""
     groups, reads, keys, too_long = [], [], [], 0
     for question, answers, reference in comparisons:
@@ -285,21 +282,26 @@ def _verdicts(model, prompts: Prompts, comparisons: list[tuple[str, list[str], s
         groups.append(seqs), reads.append([[len(s) - 1] for s in seqs]), keys.append(ks)
     todo = [k for k, g in enumerate(groups) if g]
     values = score_outputs(model, [groups[k] for k in todo], prompts.tok.pad_token_id, [reads[k] for k in todo],
-                           batch_size, share_prefixes=share_prefixes)
+                           batch_size, max_tokens, share_prefixes=share_prefixes)
     out = [{} for _ in comparisons]
     for k, v in zip(todo, values):
-        out[k] = {key: letter_probs(x[0], prompts.letters) for key, x in zip(keys[k], v)}
+        out[k] = {order(*key): letter_probs(x[0], prompts.letters) for key, x in zip(keys[k], v)}
     return out, too_long
+
+
+def order(i: int, j: int) -> str:
+    """The key of answers i and j shown in that order (a string: verdicts are cached as JSON)."""
+    return f"{i},{j}"
 
 
 def beats(probs: dict, i: int, j: int) -> float | None:
     """P(i beats j): averaged over the orders that fit, a tie counting half."""
     seen = []
-    if (i, j) in probs:
-        pa, _, pc = probs[(i, j)]
+    if order(i, j) in probs:
+        pa, _, pc = probs[order(i, j)]
         seen.append(pa + pc / 2)
-    if (j, i) in probs:
-        _, pb, pc = probs[(j, i)]
+    if order(j, i) in probs:
+        _, pb, pc = probs[order(j, i)]
         seen.append(pb + pc / 2)
     return sum(seen) / len(seen) if seen else None
 
@@ -330,46 +332,63 @@ def rewards_of(probs: dict, k: int, how: str) -> list[dict]:
         wins[i, j] = float("nan") if b is None else b
     rate = [float(torch.nanmean(wins[i][torch.arange(k) != i])) for i in range(k)]
     strengths = bradley_terry_fit(wins).tolist() if how == "bradley_terry" else None
-    first = [sum(v[0] + v[2] / 2 for v in probs.values()) / len(probs)] * k if probs else [float("nan")] * k
+    if strengths:  # a completion none of whose orders fit max_length has no strength (not an average one)
+        strengths = [s if r == r else float("nan") for s, r in zip(strengths, rate)]
+    first = [sum(v[0] + v[2] / 2 for v in probs.values()) / len(probs)] * k if probs else [float("nan")] * k  # position bias
     return [{"reward": strengths[i] if strengths else rate[i], "win_rate": rate[i], "votes": votes(probs, i),
-             "compared": k - 1, "p_first": first[i]} for i in range(k)]
+             "compared": k - 1, "first_shown_wins": first[i]} for i in range(k)]
 
 
 def votes(probs: dict, i: int) -> int:
     """Net discrete votes for completion i: each order it is judged in gives +1 when its letter
     is the most likely, -1 when the other's is, 0 for a tie (JudgeBench's rule over both orders)."""
     net = 0
-    for (a, b), p in probs.items():
+    for key, p in probs.items():
+        a, b = map(int, key.split(","))
         if i in (a, b):
             pick = max(range(3), key=p.__getitem__)
             net += 0 if pick == 2 else 1 if (pick == 0) == (i == a) else -1
     return net
 
 
-def score_texts(rm, texts: list, per_token: bool, batch_size: int, max_tokens: int, share_prefixes: bool):
-    """The texts of each prompt compared with one another (every ordered pair); rewards as
-    ``--judge-reward`` says. Texts keep their order; a prompt seen once is an error."""
+def score_texts(rm, texts: list, per_token: bool, batch_size: int, max_tokens: int, share_prefixes: bool,
+                groups: list | None = None):
+    """The texts of each group (a row's completions; without groups, the texts of one prompt:
+    a request's samples) compared with one another in every ordered pair; rewards as
+    ``--judge-reward`` says. A group of one, a text without its prompt, a chat-templated text
+    and a template that needs a reference are refused (one line)."""
     from ..models.readout import as_json
 
     obj = _options(rm.settings)
-    by: dict[str, list[int]] = {}
-    for n, t in enumerate(texts):
-        by.setdefault(t.prompt, []).append(n)
-    alone = [ns[0] for ns in by.values() if len(ns) < 2]
+    template = obj.template()
+    if template.needs_reference:
+        raise ConfigError("this judge was trained with a {reference} template: score it with `rewardlab eval` on "
+                          "rows that carry 'reference' (scored texts have none)")
+    for t in texts:
+        if t.templated:
+            raise DataError("a pairwise judge reads plain questions and answers, not chat-templated text: send "
+                            "prompt + completions rows (or /get_reward queries with plain 'prompts')")
+        if not t.prompt.strip():
+            raise DataError("a pairwise judge needs each completion's prompt (the question it judges): send "
+                            "prompt + completions rows, or /get_reward queries with 'prompts'")
+    if groups is None:
+        by: dict[str, list[int]] = {}
+        for n, t in enumerate(texts):
+            by.setdefault(t.prompt, []).append(n)
+        groups = list(by.values())
+    alone = [g for g in groups if len(g) < 2]
     if alone:
-        raise DataError(f"a pairwise judge compares completions of one prompt: text {alone[0] + 1} is the only "
-                         f"completion of its prompt ({len(alone)} such); send two or more per prompt")
-    prompts = Prompts(rm.tokenizer, obj.template())
-    members = list(by.values())
-    probs, too_long = _verdicts(rm.model, prompts, [(question_text(texts[ns[0]].prompt),
-                                                     [texts[n].completion.strip() for n in ns], "") for ns in members],
-                                rm.max_length, batch_size, share_prefixes)
+        raise DataError(f"a pairwise judge compares the completions of one prompt: {len(alone)} prompt(s) have one "
+                        f"completion, the first {texts[alone[0][0]].prompt[:60]!r}; send two or more per prompt")
+    probs, _ = _verdicts(rm.model, Prompts(rm.tokenizer, template),
+                         [(question_text(texts[g[0]].prompt), [texts[n].completion.strip() for n in g], "")
+                          for g in groups], rm.max_length, batch_size, share_prefixes, max_tokens)
     out: list[dict] = [{} for _ in texts]
-    for ns, p in zip(members, probs):
-        for n, answer in zip(ns, rewards_of(p, len(ns), obj.judge_reward)):
-            out[n] = as_json({**answer, "reward_from": obj.judge_reward})
     counts = Counts(total=len(texts))
-    counts.truncated = too_long
+    for g, p in zip(groups, probs):
+        for n, answer in zip(g, rewards_of(p, len(g), obj.judge_reward)):
+            out[n] = as_json({**answer, "reward_from": obj.judge_reward})
+            counts.skipped += answer["win_rate"] != answer["win_rate"]  # no order of it fit max_length
     return out, counts
 
 
@@ -391,8 +410,9 @@ def score(model, tokenizer, examples: list[Comparison], max_length: int, batch_s
     prompts = Prompts(tokenizer, (obj or Options()).template())
     probs, too_long = _verdicts(model, prompts, [(e.question, e.answers, e.reference) for e in examples],
                                 max_length, batch_size)
-    counts = Counts(total=sum(2 * len(e.pairs) for e in examples))
-    counts.truncated = too_long
+    counts = Counts(total=len(examples))
+    counts.skipped = sum(any(order(i, j) not in p or order(j, i) not in p for i, j, _ in e.pairs)
+                         for e, p in zip(examples, probs))  # rows with a pair left out (longer than max_length)
     return probs, counts
 
 
@@ -405,9 +425,9 @@ def metrics(examples: list[Comparison], outputs: list[dict], obj: Options) -> di
     soft, both, consistent, first, orders, tie_right, ties, pairs = 0, 0, 0, 0, 0, 0, 0, 0
     for e, probs in zip(examples, outputs):
         for i, j, verdict in e.pairs:
-            if (i, j) not in probs or (j, i) not in probs:
+            if order(i, j) not in probs or order(j, i) not in probs:
                 continue
-            picks = [LETTERS[max(range(3), key=probs[o].__getitem__)] for o in ((i, j), (j, i))]
+            picks = [LETTERS[max(range(3), key=probs[o].__getitem__)] for o in (order(i, j), order(j, i))]
             first += sum(p == "A" for p in picks)
             orders += 2
             if verdict == "C":

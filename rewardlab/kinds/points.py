@@ -34,7 +34,8 @@ def scored_point(text: Text, settings: dict) -> Point:
     return text_point(text)
 
 
-def score_texts(rm, texts: list, per_token: bool, batch_size: int, max_tokens: int, share_prefixes: bool):
+def score_texts(rm, texts: list, per_token: bool, batch_size: int, max_tokens: int, share_prefixes: bool,
+                groups: list | None = None):
     """Each text scored alone: the kind's ``scored_point``, the forward at its ``read_mode``'s
     positions, the kind's ``readout`` (NaN reads as None)."""
     rules = rm.rules

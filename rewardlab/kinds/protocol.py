@@ -95,8 +95,8 @@ class Kind(Protocol):
         """Where a scored text's head outputs are read: 'sequence', 'last', 'tokens' or 'steps'."""
 
     def readout(self, outputs, settings: dict, per_token: bool) -> dict:
-        """One scored text's answer from its head outputs (reads x labels; NaN rows were cut off
-        by truncation): always ``reward``, plus the fields this kind adds to a scored row and a
+        """One scored text's answer from what the kind read of it (for most kinds its head
+        outputs, reads x labels; NaN rows were cut off by truncation): always ``reward``, plus the fields this kind adds to a scored row and a
         served answer (``step_rewards``, ``values``, ``attributes``, ``token_rewards``...)."""
 
     def scored_point(self, text, settings: dict):
@@ -104,12 +104,13 @@ class Kind(Protocol):
         appended...); ``readout`` reads its outputs."""
 
     def score_texts(self, rm, texts: list, per_token: bool, batch_size: int, max_tokens: int,
-                    share_prefixes: bool) -> tuple[list, Any]:
+                    share_prefixes: bool, groups: list | None = None) -> tuple[list, Any]:
         """How a :class:`rewardlab.inference.RewardModel` (``rm``: its model, tokenizer,
-        settings) scores texts when ``ONE_REWARD_HEAD`` is False: one answer per text (what
-        ``readout`` gives) and the truncation ``Counts``. Most kinds score each text alone
-        (``points.score_texts``: ``scored_point`` -> forward -> ``readout``); a pairwise judge
-        compares the texts of one prompt, an implicit PRM also runs its reference model."""
+        settings) scores texts when ``ONE_REWARD_HEAD`` is False: one answer per text and the
+        truncation ``Counts``. Most kinds score each text alone (``points.score_texts``:
+        ``scored_point`` -> forward -> ``readout``); an implicit PRM also runs its reference
+        model; a kind that ``COMPARES`` compares the texts of each group in ``groups`` (lists of
+        indices: a row's completions), or without groups the texts of one prompt."""
 
     def prepare(self, model, items: list, obj, device) -> list:
         """Training items once the model is built, before the first step (on resume too,

@@ -202,8 +202,16 @@ def has_lm_head(model: nn.Module) -> bool:
 
 
 def is_causal(model: nn.Module) -> bool:
-    """No attention module says it sees the whole text (BERT-style encoders do: ``is_causal=False``)."""
-    return not any(getattr(m, "is_causal", None) is False for m in hf_model(model).modules())
+    """A causal language model architecture (transformers' causal-LM table names its type), none
+    of whose attention modules says it sees the whole text (BERT-style encoders: ``is_causal=False``;
+    DeBERTa says nothing, and has no causal-LM class)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    inner = hf_model(model)
+    causal_class = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in inner.config.architectures or [])
+    if getattr(inner.config, "model_type", None) not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not causal_class:
+        return False
+    return not any(getattr(m, "is_causal", None) is False for m in inner.modules())
 
 
 def hf_model(model: nn.Module) -> nn.Module:

@@ -15,7 +15,9 @@ Endpoints:
 
 Concurrent requests are batched together (serve/batcher.py), and texts that start with the
 same tokens share one encoding of that prefix: rewards equal ``RewardModel.score`` of each
-text alone. Safe by default: 127.0.0.1 unless ``--host``; a bearer token with
+text alone. A kind whose rewards compare the texts sent together (``COMPARES``: a pairwise
+judge) scores each request on its own: a ``/score`` row's completions with one another, a
+``/get_reward`` request's queries of one prompt with one another. Safe by default: 127.0.0.1 unless ``--host``; a bearer token with
 ``--api-key-env``; limits on body size, items and tokens per item, each refused with one line
 naming what is wrong (``{"error": "request: item 3: ..."}``); a bad request fails alone.
 """

@@ -243,7 +243,10 @@ def _model(cfg: TrainConfig, kind, obj) -> tuple[TrainConfig, Any, Any, Any, int
         disable_dropout(model)
     max_length = min(cfg.inputs.max_length, getattr(model.config, "max_position_embeddings", None) or 10**9)
     model.config.rewardlab = {"max_length": max_length, "apply_chat_template": cfg.inputs.apply_chat_template,
-                              "kind": kind.NAME, "objective": dataclasses.asdict(obj), "backbone": bb.model,
+                              "kind": kind.NAME, "objective": dataclasses.asdict(obj),
+                              # where training started (a folder as an absolute path): an implicit PRM's reference
+                              "backbone": str(Path(bb.model).resolve()) if Path(bb.model).is_dir() else bb.model,
+                              "trust_remote_code": bb.trust_remote_code,
                               "head": spec["head"], "num_labels": spec["num_labels"],
                               **spec.get("settings", {}),
                               **(spec["token_settings"](tokenizer) if "token_settings" in spec else {})}

@@ -79,7 +79,7 @@ def test_bradley_terry_fit_and_win_rates():
     s = judge.bradley_terry_fit(wins, ridge=0.0)
     assert float(s[0] - s[1]) == pytest.approx(math.log(0.8 / 0.2), abs=1e-8) and float(s.sum()) == pytest.approx(0)
     # P(0 beats 1) from both orders: shown first (p_A + p_C / 2) and shown second (p_B + p_C / 2)
-    probs = {(0, 1): [0.6, 0.2, 0.2], (1, 0): [0.3, 0.5, 0.2]}
+    probs = {"0,1": [0.6, 0.2, 0.2], "1,0": [0.3, 0.5, 0.2]}
     assert judge.beats(probs, 0, 1) == pytest.approx((0.7 + 0.6) / 2)
     answers = judge.rewards_of(probs, 2, "win_rate")
     assert [a["reward"] for a in answers] == pytest.approx([0.65, 0.35])
@@ -90,7 +90,7 @@ def test_bradley_terry_fit_and_win_rates():
 def test_bad_rows_and_lone_completions_are_refused(smol_tokenizer_dir):
     tok = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
     parse = judge.parser(judge.Options(judge_template="pair-ref"))
-    with pytest.raises(DataError, match=r"^f: row 3: the judge template uses \{reference\}"):
+    with pytest.raises(DataError, match=r"^f: row 3: the template uses \{reference\}"):
         parse(ROWS[0], tok, "f: row 3", 3)
     with pytest.raises(DataError, match="f: row 2: .*rejected"):
         judge.parser(judge.Options())({"prompt": "q", "chosen": "a"}, tok, "f: row 2", 2)
@@ -164,7 +164,16 @@ def test_judge_end_to_end(tiny_chat, tmp_path, capsys):
     jb = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     votes = [[d["votes"] for d in g] for g in rm.group_details(
         [[Text(b["question"] + "\n", b["response_A"]), Text(b["question"] + "\n", b["response_B"])] for b in bench])[0]]
-    assert all(v[0] == -v[1] and -2 <= v[0] <= 2 for v in votes)
+    assert all(v[0] == -v[1] and -2 <= v[0] <= 2 for v in votes)  # each row alone: its two answers, two orders
+    pair = lambda b: [Text(b["question"] + "\n", b["response_A"]), Text(b["question"] + "\n", b["response_B"])]  # noqa
+    together = rm.group_details([pair(b) for b in bench[:2]])[0]  # one question in two rows: never pooled
+    alone_rows = [rm.group_details([pair(b)])[0][0] for b in bench[:2]]
+    assert [[d["votes"] for d in g] for g in together] == [[d["votes"] for d in g] for g in alone_rows]
+    assert [d["reward"] for g in together for d in g] == pytest.approx([d["reward"] for g in alone_rows for d in g],
+                                                                       abs=1e-5)
+    lone = write_jsonl(tmp_path / "lone.jsonl", [{"prompt": "What is 2 + 3?", "completion": "5."}])
+    assert main(["score", "--model", out, "--data", lone, "--output", str(tmp_path / "lone_out.jsonl")]) == 2
+    assert "have one completion" in capsys.readouterr().err
     want = sum((v[0] > 0) if b["label"] == "A>B" else (v[0] < 0) for v, b in zip(votes, bench)) / len(bench)
     assert jb["overall"] == pytest.approx(want) and jb["n"] == 8
     # served: a request's completions are compared with one another, as RewardModel does
@@ -176,8 +185,8 @@ def test_judge_end_to_end(tiny_chat, tmp_path, capsys):
         alone = httpx.post(f"{url}/get_reward", json={"query": ["Q? A."], "prompts": ["Q?"]}, timeout=60)
     assert got["rewards"] == pytest.approx([d["reward"] for d in details], abs=1e-5)
     assert answer["rewards"] == pytest.approx([d["reward"] for d in details], abs=1e-5)
-    assert set(answer["extra_logs"]) >= {"win_rate", "p_first"}
-    assert alone.status_code == 400 and "only completion of its prompt" in alone.json()["error"]
+    assert set(answer["extra_logs"]) >= {"win_rate", "first_shown_wins", "votes"}
+    assert alone.status_code == 400 and "have one completion" in alone.json()["error"]
 
 
 def test_the_shared_prompt_forward_trains_as_the_padded_one(tiny_chat):
