@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +31,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from peer_trainer import clock, in_order, report, run  # noqa: E402
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -96,24 +96,8 @@ def worker_rewardlab(args) -> dict:
 
 def worker_trl(args) -> dict:
     import datasets
-    from torch.utils.data import SequentialSampler
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
-
-    class InOrder(SFTTrainer):
-        def _get_train_sampler(self, *a, **k):  # feed rewardlab's order
-            return SequentialSampler(self.train_dataset)
-
-    class Clock(TrainerCallback):
-        def __init__(self):
-            self.times, self.losses, self.t0 = [], [], time.perf_counter()
-
-        def on_step_end(self, *a, **k):
-            self.times.append(time.perf_counter() - self.t0)
-
-        def on_log(self, _args, _state, _control, logs=None, **k):
-            if logs and "loss" in logs:
-                self.losses.append(logs["loss"])
 
     tok = AutoTokenizer.from_pretrained(args.folder)
     model = AutoModelForCausalLM.from_pretrained(args.folder, dtype=torch.float32)
@@ -126,11 +110,11 @@ def worker_trl(args) -> dict:
                        disable_tqdm=True, bf16=False, gradient_checkpointing=False, optim="adamw_torch_fused",
                        completion_only_loss=True, packing=False, dataset_kwargs={"skip_prepare_dataset": True})
     model.config.attention_dropout = 0.0
-    clock = Clock()
-    trainer = InOrder(model=model, args=config, train_dataset=ds, processing_class=tok, callbacks=[clock])
-    clock.t0 = time.perf_counter()
+    timer = clock()
+    trainer = in_order(SFTTrainer)(model=model, args=config, train_dataset=ds, processing_class=tok, callbacks=[timer])
+    timer.t0 = time.perf_counter()
     trainer.train()
-    return {"times": clock.times, "losses": clock.losses}
+    return {"times": timer.times, "losses": timer.losses}
 
 
 def main() -> None:
@@ -155,11 +139,7 @@ def main() -> None:
         import transformers
 
         transformers.logging.set_verbosity_error()
-        result = (worker_rewardlab if args.worker == "rewardlab" else worker_trl)(args)
-        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        if torch.cuda.is_available():
-            result["peak_rss_mb"] = torch.cuda.max_memory_allocated() / 2**20
-        print("RESULT " + json.dumps(result))
+        report((worker_rewardlab if args.worker == "rewardlab" else worker_trl)(args))
         return
 
     if not DATA.exists():
@@ -169,15 +149,10 @@ def main() -> None:
     runs: dict[str, list[dict]] = {"rewardlab": [], "trl": []}
     for r in range(args.repeats):
         for name in runs:
-            cmd = [sys.executable, __file__, "--worker", name, "--work", str(work), "--folder", folder,
-                   "--data", data, "--ordered", ordered, "--steps", str(args.steps), "--batch-size",
-                   str(args.batch_size), "--max-length", str(args.max_length), "--lr", str(args.lr),
-                   "--seed", str(args.seed)]
-            out = subprocess.run(cmd, capture_output=True, text=True)
-            line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
-            if out.returncode or not line:
-                raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
-            res = json.loads(line[0][7:])
+            res = run(__file__, name, ["--work", str(work), "--folder", folder, "--data", data, "--ordered", ordered,
+                                       "--steps", str(args.steps), "--batch-size", str(args.batch_size),
+                                       "--max-length", str(args.max_length), "--lr", str(args.lr),
+                                       "--seed", str(args.seed)])
             t, w = res["times"], args.warmup
             res["examples_s"] = (len(t) - w) * args.batch_size / (t[-1] - t[w - 1])
             runs[name].append(res)

@@ -21,25 +21,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gsm8k_orm_prm import SHARED, write  # noqa: E402 (it puts the repo on sys.path and stays offline)
+from gsm8k_orm_prm import SHARED, within_question_auroc, write  # noqa: E402 (puts the repo on sys.path, offline)
 
 from rewardlab import kinds  # noqa: E402
 from rewardlab.config import TrainConfig  # noqa: E402
 from rewardlab.data.gsm8k import solution_rows  # noqa: E402
 from rewardlab.data.loader import load_examples  # noqa: E402
-from rewardlab.eval.pointwise import auroc  # noqa: E402
 from rewardlab.inference import RewardModel  # noqa: E402
 from rewardlab.training import train  # noqa: E402
-
-
-def within_question_auroc(examples: list, probs: list[float]) -> tuple[float | None, int]:
-    """The mean AUROC over questions that have both a right and a wrong solution, and their number."""
-    by: dict[str, list[int]] = {}
-    for i, e in enumerate(examples):
-        by.setdefault(e.prompt, []).append(i)
-    values = [auroc([probs[i] for i in idx], [examples[i].target for i in idx]) for idx in by.values()]
-    values = [v for v in values if v is not None]
-    return (sum(values) / len(values) if values else None), len(values)
 
 
 def evaluate(model_dir: str, data: str, batch_size: int) -> dict:

@@ -37,6 +37,7 @@ from rewardlab import kinds  # noqa: E402
 from rewardlab.config import TrainConfig  # noqa: E402
 from rewardlab.data.gsm8k import solution_rows, solution_step_rows  # noqa: E402
 from rewardlab.data.loader import load_examples  # noqa: E402
+from rewardlab.eval.pointwise import auroc  # noqa: E402
 from rewardlab.data.steps import gsm8k_step_rows, read_champ  # noqa: E402
 from rewardlab.inference import RewardModel  # noqa: E402
 from rewardlab.training import train  # noqa: E402
@@ -49,6 +50,16 @@ def write(path: Path, rows: list[dict]) -> str:
     with open(path, "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
     return str(path)
+
+
+def within_question_auroc(examples: list, probs: list[float]) -> tuple[float | None, int]:
+    """The mean AUROC over questions that have both a right and a wrong solution, and their number."""
+    by: dict[str, list[int]] = {}
+    for i, e in enumerate(examples):
+        by.setdefault(e.prompt, []).append(i)
+    values = [auroc([probs[i] for i in idx], [examples[i].target for i in idx]) for idx in by.values()]
+    values = [v for v in values if v is not None]
+    return (sum(values) / len(values) if values else None), len(values)
 
 
 def evaluate(model_dir: str, data: str, batch_size: int = 32) -> dict:
@@ -69,6 +80,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32, help="rows per step")
     p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--prm-train-limit", type=int, default=None, help="first N GSM8K train problems (default all)")
+    p.add_argument("--orm-loss-on", default="auto", choices=("auto", "all_tokens", "last_token"))
     args = p.parse_args()
     if not SHARED.exists():
         sys.exit(f"{SHARED} not found: set REWARDLAB_SHARED_DATA to the folder holding gsm8k/")
@@ -82,8 +94,15 @@ def main() -> None:
         eval_file = write(out / "data" / "orm_eval.jsonl", [r for r in rows if r["question_id"] >= 800])
         shutil.rmtree(out / "orm", ignore_errors=True)
         t0 = time.perf_counter()
-        r = train(TrainConfig.flat(kind="orm", data=train_file, eval_data=eval_file, output=str(out / "orm"), **common))
-        results["orm"] = {"train_rows": r["train_examples"], "train_s": time.perf_counter() - t0, "eval": r["eval"]}
+        r = train(TrainConfig.flat(kind="orm", data=train_file, eval_data=eval_file, output=str(out / "orm"),
+                                   orm_loss_on=args.orm_loss_on, **common))
+        rm = RewardModel.from_pretrained(str(out / "orm"), device="cpu")
+        kind, obj = kinds.get(rm.kind), kinds.objective_of(rm.settings)
+        examples = load_examples(eval_file, rm.tokenizer, parse=kind.parser(obj))
+        within, n = within_question_auroc(examples, kind.score(rm.model, rm.tokenizer, examples, rm.max_length, 32,
+                                                               obj)[0])
+        results["orm"] = {"train_rows": r["train_examples"], "train_s": time.perf_counter() - t0, "eval": r["eval"],
+                          "orm_loss_on": obj.orm_loss_on, "auroc_within_question": within, "questions_with_both": n}
         print(json.dumps(results["orm"]), flush=True)
     if "prm" in args.kinds:
         train_rows, counts = gsm8k_step_rows(str(SHARED / "train.jsonl"), seed=0, limit=args.prm_train_limit)

@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +32,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from peer_trainer import clock, in_order, report, run  # noqa: E402
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -113,24 +113,8 @@ def worker_rewardlab(args) -> dict:
 
 def worker_trl(args) -> dict:
     import datasets
-    from torch.utils.data import SequentialSampler
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RewardConfig, RewardTrainer
-
-    class InOrder(RewardTrainer):
-        def _get_train_sampler(self, *a, **k):  # feed rewardlab's order
-            return SequentialSampler(self.train_dataset)
-
-    class Clock(TrainerCallback):
-        def __init__(self):
-            self.times, self.losses, self.t0 = [], [], time.perf_counter()
-
-        def on_step_end(self, *a, **k):
-            self.times.append(time.perf_counter() - self.t0)
-
-        def on_log(self, _args, _state, _control, logs=None, **k):
-            if logs and "loss" in logs:
-                self.losses.append(logs["loss"])
 
     tok = AutoTokenizer.from_pretrained(args.folder)
     model = AutoModelForSequenceClassification.from_pretrained(args.folder, dtype=torch.float32)
@@ -145,11 +129,12 @@ def worker_trl(args) -> dict:
                           # TRL appends an EOS string and fails when there is none (BERT): give it [SEP].
                           # Its encoder sequences then end [SEP] [SEP], one token more than rewardlab's.
                           eos_token=None if tok.eos_token else tok.sep_token)
-    clock = Clock()
-    trainer = InOrder(model=model, args=config, train_dataset=ds, processing_class=tok, callbacks=[clock])
-    clock.t0 = time.perf_counter()
+    timer = clock()
+    trainer = in_order(RewardTrainer)(model=model, args=config, train_dataset=ds, processing_class=tok,
+                                      callbacks=[timer])
+    timer.t0 = time.perf_counter()
     trainer.train()
-    return {"times": clock.times, "losses": clock.losses}
+    return {"times": timer.times, "losses": timer.losses}
 
 
 def main() -> None:
@@ -180,11 +165,7 @@ def main() -> None:
         import transformers
 
         transformers.logging.set_verbosity_error()
-        result = (worker_rewardlab if args.worker == "rewardlab" else worker_trl)(args)
-        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        if torch.cuda.is_available():  # on a GPU the memory that matters is the device's
-            result["peak_rss_mb"] = torch.cuda.max_memory_allocated() / 2**20
-        print("RESULT " + json.dumps(result))
+        report((worker_rewardlab if args.worker == "rewardlab" else worker_trl)(args))
         return
 
     if not DATA.exists():
@@ -198,16 +179,12 @@ def main() -> None:
     for r in range(args.repeats):
         for name in runs:
             who, attention = ("rewardlab", "blocks") if name == "rewardlab[blocks]" else (name, args.attention)
-            cmd = [sys.executable, __file__, "--worker", who, "--work", str(work), "--folder", folder,
-                   "--data", data, "--ordered", ordered, "--steps", str(args.steps), "--batch-size",
-                   str(args.batch_size), "--max-length", str(args.max_length), "--lr", str(args.lr),
-                   "--seed", str(args.seed), "--attention", attention] + (["--no-shared"] if args.no_shared else []) \
-                + (["--bf16"] if args.bf16 else []) + (["--gradient-checkpointing"] if args.gradient_checkpointing else [])
-            out = subprocess.run(cmd, capture_output=True, text=True)
-            line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
-            if out.returncode or not line:
-                raise SystemExit(f"{who} failed:\n{out.stderr[-3000:]}")
-            res = json.loads(line[0][7:])
+            res = run(__file__, who, ["--work", str(work), "--folder", folder, "--data", data, "--ordered", ordered,
+                                      "--steps", str(args.steps), "--batch-size", str(args.batch_size),
+                                      "--max-length", str(args.max_length), "--lr", str(args.lr),
+                                      "--seed", str(args.seed), "--attention", attention]
+                      + (["--no-shared"] if args.no_shared else []) + (["--bf16"] if args.bf16 else [])
+                      + (["--gradient-checkpointing"] if args.gradient_checkpointing else []))
             t = res["times"]
             w = args.warmup
             timed = t[-1] - t[w - 1]  # steps warmup+1..N
