@@ -86,6 +86,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8, help="pairs per step")
     p.add_argument("--max-length", type=int, default=2048)
     p.add_argument("--skip-untrained", action="store_true")
+    p.add_argument("--reuse", action="store_true", help="evaluate the models OUT already holds instead of training")
     p.add_argument("--out", default="runs/hh-judge")
     args = p.parse_args()
     source = SHARED / "pairs.jsonl.gz"
@@ -94,7 +95,8 @@ def main() -> None:
     with gzip.open(source, "rt", encoding="utf-8") as f:
         rows = [json.loads(line) for line in f]
     out, results = Path(args.out), {"settings": vars(args)}
-    train_file = write(out / "data" / "train.jsonl", rows[:args.train_pairs])
+    train_file = str(out / "data" / "train.jsonl") if args.reuse else write(out / "data" / "train.jsonl",
+                                                                              rows[:args.train_pairs])
     eval_rows = rows[len(rows) - args.eval_pairs:]
     eval_file = write(out / "data" / "eval.jsonl", eval_rows)
     results["baselines"] = length_baselines(eval_rows)
@@ -103,16 +105,18 @@ def main() -> None:
         results["untrained_judge"] = untrained_judge(args.model, eval_file, args.max_length, 8)
         print("untrained_judge", json.dumps(results["untrained_judge"]), flush=True)
     for name in args.kinds.split(","):
-        shutil.rmtree(out / name, ignore_errors=True)
-        t0 = time.perf_counter()
-        r = train(TrainConfig.flat(kind=name, model=args.model, data=train_file, output=str(out / name), lr=args.lr,
-                                   batch_size=args.batch_size, max_length=args.max_length, save_every=0, log_every=10))
+        t0, r = time.perf_counter(), {"train_examples": None}
+        if not args.reuse:
+            shutil.rmtree(out / name, ignore_errors=True)
+            r = train(TrainConfig.flat(kind=name, model=args.model, data=train_file, output=str(out / name),
+                                       lr=args.lr, batch_size=args.batch_size, max_length=args.max_length,
+                                       save_every=0, log_every=10))
         rm = RewardModel.from_pretrained(str(out / name), device="cpu")
         kind, obj = kinds.get(rm.kind), kinds.objective_of(rm.settings)
         results[name] = {"train_items": r["train_examples"], "train_s": round(time.perf_counter() - t0, 1),
                          "eval": evaluate(rm.model, rm.tokenizer, kind, obj, eval_file, rm.max_length, 8)}
         print(name, json.dumps(results[name]), flush=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    (out / ("results_reused.json" if args.reuse else "results.json")).write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
