@@ -190,7 +190,8 @@ def encode(tokenizer, examples, max_length: int, obj: Options, num_proc: int = 1
 
 
 def token_logps(model, seqs: list[list[int]], reads: list[list[int]], vocab: int | None, pad_id: int,
-                batch_size: int = 16, max_tokens: int = 16384, share_prefixes: bool = True) -> list[torch.Tensor]:
+                batch_size: int = 16, max_tokens: int = 16384, share_prefixes: bool = True,
+                progress: str = "") -> list[torch.Tensor]:
     """log pi(s[r + 1] | s[:r + 1]) in fp32 for every read position r of every sequence, without
     gradients, over the first ``vocab`` tokens (None: all). Texts go in chunks (a prompt's texts
     together, so they share its forward) holding at most LOGITS_BUDGET logits."""
@@ -204,7 +205,10 @@ def token_logps(model, seqs: list[list[int]], reads: list[list[int]], vocab: int
             size = 0
         chunks[-1].append(i)
         size += len(reads[i])
-    for chunk in filter(None, chunks):
+    from tqdm.auto import tqdm
+
+    todo = [c for c in chunks if c]
+    for chunk in tqdm(todo, desc=progress, unit="chunk", disable=not progress or len(todo) < 2, dynamic_ncols=True):
         values = score_outputs(model, [[seqs[i]] for i in chunk], pad_id, [[reads[i]] for i in chunk], batch_size,
                                min(max_tokens, most), share_prefixes)
         for i, v in zip(chunk, values):
@@ -225,7 +229,7 @@ def prepare(model, items: list, obj: Options, device) -> list:
         model.to(device)
     try:
         ref = token_logps(model, [enc.sequences[0] for _, enc in items], [enc.reads[0] for _, enc in items], vocab,
-                          inner.config.pad_token_id or 0)
+                          inner.config.pad_token_id or 0, progress="reference log-probabilities")
     finally:
         model.train(was_training)
         if movable:
