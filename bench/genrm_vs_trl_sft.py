@@ -9,8 +9,8 @@ Both trainers get the same initial weights (SmolLM2-135M-Instruct, cut to --laye
 token sequences (rewardlab's encoding of GSM8K model solutions: question, solution, then "Is the
 answer correct (Yes/No)?"), the same order, batch size and loss: the next-token cross-entropy of
 the verdict (" Yes" for a correct solution, " No" otherwise), its mean over the batch. TRL gets the
-sequences pre-tokenized with the verdict as the only completion token (``completion_mask``,
-``skip_prepare_dataset``), so it adds no EOS and trains exactly those positions. fp32, fused
+sequences pre-tokenized with the verdict as the only completion token (``labels`` -100 elsewhere,
+``completion_mask``, ``skip_prepare_dataset``), so it adds no EOS and trains exactly those positions. fp32, fused
 AdamW, same learning rate, no warmup, linear decay, clipping 1.0, dropout off, no gradient
 checkpointing. Runs alternate, each in a fresh process; the first --warmup steps are left out of
 the timing. Printed: median examples/s, peak RSS, the ratio and both losses per step.
@@ -76,7 +76,8 @@ def prepare(args, work: Path) -> tuple[str, str, str]:
         p, enc = items[i]
         ids = enc.sequences[0][:enc.reads[0][-1] + 1]  # up to the question's last token, where the verdict is read
         verdict = p.target.yes if p.target.label >= 0.5 else p.target.no
-        trl_rows.append({"input_ids": ids + [verdict], "completion_mask": [0] * len(ids) + [1]})
+        trl_rows.append({"input_ids": ids + [verdict], "completion_mask": [0] * len(ids) + [1],
+                         "labels": [-100] * len(ids) + [verdict]})
     tokenized = work / "trl_rows.jsonl"
     tokenized.write_text("".join(json.dumps(r) + "\n" for r in trl_rows))
     return str(folder), str(data), str(tokenized)
