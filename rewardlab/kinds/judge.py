@@ -11,7 +11,10 @@ answer ``[[A]]`` / ``[[B]]`` (``[[C]]`` for pairs the data ties) and the end of 
 The verdict letter is what is measured (``accuracy``: its arg-max among A, B, C); the format
 tokens around it are trained too, so the folder *generates* a parsable verdict in
 ``rewardlab judge --model DIR`` (and ``--soft`` reads the letter after "[[" exactly where
-training supervised it). Unit: one order of one pair.
+training supervised it). A pair row's ``rationale`` (a judgment written for chosen shown as
+Assistant A; the swapped order gets it with the two names swapped) is trained before the verdict,
+the mean cross-entropy of its tokens added to the answer's, as in GenRM-CoT; scoring still reads
+the verdict right after the prompt. Unit: one order of one pair.
 
 Rewards for an RL loop: the K completions of one prompt are compared in every ordered pair
 (K (K - 1) forwards that share the prompt's tokens). With P(x beats y) = (p_A + p_C / 2) when x
@@ -95,6 +98,7 @@ class Comparison:
     pairs: list[tuple[int, int, str]]
     reference: str = ""
     row: int = 0
+    rationale: str = ""  # a pair row's written judgment, for the data's order (chosen shown as A)
 
     def empty_completions(self) -> int:
         return sum(not a.strip() for a in self.answers)
@@ -110,6 +114,7 @@ class Target:
     tokens: list[list[int]] = field(default_factory=list)
     letter_at: list[int] = field(default_factory=list)
     letters: list[int] = field(default_factory=list)
+    rationale_n: list[int] = field(default_factory=list)  # per order: how many leading tokens are the rationale's
 
     def empty_completions(self) -> int:
         return sum(not self.comparison.answers[k].strip() for k in self.pair[:2])
@@ -117,6 +122,11 @@ class Target:
 
 def swapped(verdict: str) -> str:
     return {"A": "B", "B": "A"}.get(verdict, verdict)
+
+
+def swap_assistants(text: str) -> str:
+    """A judgment written for one order, for the other: Assistant A and Assistant B trade names."""
+    return text.replace("Assistant A", "\0").replace("Assistant B", "Assistant A").replace("\0", "Assistant B")
 
 
 def letter_ids(tokenizer) -> list[int]:
@@ -149,13 +159,17 @@ class Prompts:
         self.rest = whole[len(head):] if whole[:len(head)] == head else \
             tokenizer(rest, add_special_tokens=False)["input_ids"]
 
-    def prompt(self, question: str, a: str, b: str, reference: str) -> tuple[list[int], int]:
-        """The ids of the prompt followed by "[[" (as ``rewardlab judge --soft`` encodes it) and
-        how many of them are the prompt's own."""
+    def prompt(self, question: str, a: str, b: str, reference: str, rationale: str = "") -> tuple[list[int], int, int]:
+        """The ids of the prompt followed by "[[" (as ``rewardlab judge --soft`` encodes it; with a
+        rationale, the rationale and a blank line before it), how many of them are the prompt's
+        own, and how many after those are the rationale's."""
         text = render(self.tok, self.template.messages(question=question, answer_a=a, answer_b=b, reference=reference))
         own = self.tok(text, add_special_tokens=False)["input_ids"]
-        ids = self.tok(text + OPEN, add_special_tokens=False)["input_ids"]
-        return ids, len(own) if ids[:len(own)] == own else len(ids)
+        said = text + (rationale + "\n\n" if rationale else "")
+        ids = self.tok(said + OPEN, add_special_tokens=False)["input_ids"]
+        n = len(own) if ids[:len(own)] == own else len(ids)
+        written = len(self.tok(said, add_special_tokens=False)["input_ids"]) - n if rationale else 0
+        return ids, n, max(0, min(written, len(ids) - n))
 
     def answer(self, ids: list[int], own: int, verdict: str) -> tuple[list[int], list[int], list[int], int]:
         """(sequence, reads, targets, index of the letter among the reads): each answer token
@@ -186,10 +200,14 @@ def parser(obj: Options):
     def parse(row, tokenizer, where, n, allow_empty=True, chat=False):
         item = item_of(row, where, "pairwise", needs_reference, n, any_k=True)
         tiers = check_example(row, tokenizer, where, n, allow_empty, chat=False).tiers  # checks the ranking
+        rationale = row.get("rationale")
+        if rationale is not None and (not isinstance(rationale, str) or not rationale.strip() or not item.labelled):
+            raise DataError(f"{where}: 'rationale' must be a non-empty string on a chosen/rejected row (the judgment "
+                            "written for chosen shown as Assistant A)")
         pairs = [(i, j, "A" if tiers[i] < tiers[j] else "B" if tiers[i] > tiers[j] else "C")
                  for i in range(len(tiers)) for j in range(i + 1, len(tiers))
                  if tiers[i] is not None and tiers[j] is not None]
-        return Comparison(item.question, item.answers, pairs, item.reference, n)
+        return Comparison(item.question, item.answers, pairs, item.reference, n, (rationale or "").strip())
     return parse
 
 
@@ -207,9 +225,11 @@ def encode(tokenizer, examples: list[Comparison], max_length: int, obj: Options,
     for e in examples:
         for i, j, verdict in e.pairs:
             t, seqs, reads = Target(e, (i, j, verdict), letters=p.letters), [], []
-            for a, b, v in ((i, j, verdict), (j, i, swapped(verdict))):
-                seq, read, target, at = p.answer(*p.prompt(e.question, e.answers[a], e.answers[b], e.reference), v)
+            for a, b, v, why in ((i, j, verdict, e.rationale), (j, i, swapped(verdict), swap_assistants(e.rationale))):
+                ids, own, written = p.prompt(e.question, e.answers[a], e.answers[b], e.reference, why)
+                seq, read, target, at = p.answer(ids, own, v)
                 seqs.append(seq), reads.append(read), t.tokens.append(target), t.letter_at.append(at)
+                t.rationale_n.append(written)
             if max(map(len, seqs)) > max_length:
                 counts.skipped += 1
                 continue
@@ -222,16 +242,19 @@ def units(item, obj) -> int:
 
 
 def loss(outputs: torch.Tensor, items: list, obj: Options) -> tuple[torch.Tensor, dict[str, float]]:
-    """Summed next-token cross-entropy of each order's answer tokens; ``correct`` counts the
-    orders whose most likely letter (among A, B, C) is the target's."""
-    targets, letter_rows, at = [], [], 0
+    """Per order, the summed next-token cross-entropy of the answer's tokens ("[[", the letter,
+    "]]", the end of the turn) plus the mean of a rationale's tokens; summed over the orders.
+    ``correct`` counts the orders whose most likely letter (among A, B, C) is the target's."""
+    targets, weights, letter_rows, at = [], [], [], 0
     for t, _ in items:
-        for tokens, k in zip(t.tokens, t.letter_at):
+        for tokens, k, n in zip(t.tokens, t.letter_at, t.rationale_n or [0] * len(t.tokens)):
             targets += tokens
+            weights += ([1 / n] * n if n else []) + [1.0] * (len(tokens) - n)
             letter_rows.append(at + k)
             at += len(tokens)
     outputs = outputs.float()
-    value = torch.nn.functional.cross_entropy(outputs, torch.tensor(targets, device=outputs.device), reduction="sum")
+    each = torch.nn.functional.cross_entropy(outputs, torch.tensor(targets, device=outputs.device), reduction="none")
+    value = (each * torch.tensor(weights, device=outputs.device)).sum()
     letters = torch.tensor(items[0][0].letters, device=outputs.device)
     picked = letters[outputs[letter_rows][:, letters].argmax(-1)]
     wanted = torch.tensor([targets[r] for r in letter_rows], device=outputs.device)
@@ -274,7 +297,7 @@ def _verdicts(model, prompts: Prompts, comparisons: list[tuple[str, list[str], s
     for question, answers, reference in comparisons:
         seqs, ks = [], []
         for i, j in permutations(range(len(answers)), 2):
-            ids, _ = prompts.prompt(question, answers[i], answers[j], reference)
+            ids = prompts.prompt(question, answers[i], answers[j], reference)[0]
             if len(ids) > max_length:
                 too_long += 1
                 continue

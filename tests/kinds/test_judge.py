@@ -201,3 +201,27 @@ def test_the_shared_prompt_forward_trains_as_the_padded_one(tiny_chat):
     values = [judge.loss(forward(judge.batch(items, tok.pad_token_id, path, "cpu")), items, judge.Options())[0].item()
               for path in ("shared", "padded")]
     assert values[0] == pytest.approx(values[1], rel=1e-5)
+
+
+def test_a_rationale_is_trained_before_the_verdict_in_both_orders(smol_tokenizer_dir):
+    tok = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
+    why = "Assistant A gives the sum, 5; Assistant B is off by one."
+    (example,), (items, _) = _encoded(tok, [{**ROWS[0], "rationale": why}])
+    (target, enc), = items
+    for k, (first, second, text, letter) in enumerate(((0, 1, why, "A"), (1, 0, judge.swap_assistants(why), "B"))):
+        prompt = render(tok, BUILTIN["pair-v2"].messages(question="What is 2 + 3?", answer_a=example.answers[first],
+                                                         answer_b=example.answers[second]))
+        assert tok.decode(enc.sequences[k]) == prompt + text + f"\n\n[[{letter}]]<|im_end|>"
+        assert tok.decode(target.tokens[k][:target.rationale_n[k]]).strip() == text  # the blank line may join "[["
+    assert judge.swap_assistants(why) == "Assistant B gives the sum, 5; Assistant A is off by one."
+    n = sum(len(t) for t in target.tokens)
+    torch.manual_seed(0)
+    outputs = torch.randn(n, len(tok))
+    value, _ = judge.loss(outputs, items, judge.Options())
+    each = -torch.log_softmax(outputs, -1)[torch.arange(n), torch.tensor([x for t in target.tokens for x in t])]
+    a, r0, r1 = len(target.tokens[0]), target.rationale_n[0], target.rationale_n[1]
+    want = each[:r0].mean() + each[r0:a].sum() + each[a:a + r1].mean() + each[a + r1:].sum()
+    assert value.item() == pytest.approx(want.item(), rel=1e-5)
+    with pytest.raises(DataError, match="f: row 1: 'rationale' must be a non-empty string"):
+        judge.parser(judge.Options())({"prompt": "q", "completions": ["a", "b"], "scores": [1, 0], "rationale": "x"},
+                                      tok, "f: row 1", 1)
