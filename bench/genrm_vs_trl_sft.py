@@ -32,7 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from peer_trainer import clock, in_order, report, run  # noqa: E402
+from peer_trainer import clock, in_order, report, rewardlab_result, run, trl_inputs  # noqa: E402
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -91,18 +91,14 @@ def worker_rewardlab(args) -> dict:
     train(TrainConfig.flat(kind="genrm", model=args.folder, data=args.data, output=str(out),
                            batch_size=args.batch_size, max_steps=args.steps, lr=args.lr, warmup_ratio=0.0,
                            max_length=args.max_length, seed=args.seed, save_every=0, log_every=1))
-    logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return {"times": [r["elapsed_s"] for r in logs], "losses": [r["loss"] for r in logs]}
+    return rewardlab_result(out)
 
 
 def worker_trl(args) -> dict:
-    import datasets
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-    tok = AutoTokenizer.from_pretrained(args.folder)
-    model = AutoModelForCausalLM.from_pretrained(args.folder, dtype=torch.float32)
-    ds = datasets.load_dataset("json", data_files=args.ordered, split="train")
+    tok, model, ds = trl_inputs(args.folder, args.ordered, AutoModelForCausalLM)
     config = SFTConfig(output_dir=str(Path(args.work) / f"trl-{time.time_ns()}"),
                        per_device_train_batch_size=args.batch_size, max_steps=args.steps, learning_rate=args.lr,
                        lr_scheduler_type="linear", warmup_steps=0, max_grad_norm=1.0, weight_decay=0.0,

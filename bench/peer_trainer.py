@@ -40,6 +40,23 @@ def clock():
     return Clock()
 
 
+def rewardlab_result(out) -> dict:
+    """A rewardlab run's step times and losses, from its metrics.jsonl (``out``: its --output)."""
+    from pathlib import Path
+
+    logs = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+    return {"times": [r["elapsed_s"] for r in logs], "losses": [r["loss"] for r in logs]}
+
+
+def trl_inputs(folder: str, ordered: str, model_cls):
+    """The peer's tokenizer, fp32 model (``model_cls``, from ``folder``) and dataset (in file order)."""
+    import datasets
+    from transformers import AutoTokenizer
+
+    return (AutoTokenizer.from_pretrained(folder), model_cls.from_pretrained(folder, dtype=torch.float32),
+            datasets.load_dataset("json", data_files=ordered, split="train"))
+
+
 def report(result: dict) -> None:
     """Print a worker's RESULT line, with its peak memory (the GPU's when there is one)."""
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
