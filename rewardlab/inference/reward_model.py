@@ -114,7 +114,7 @@ class RewardModel:
         cut off by truncation is None (JSON has no NaN)."""
         if self.rules.ONE_REWARD_HEAD:
             rewards, counts = self._score_scalar(texts, batch_size, max_tokens, share_prefixes, encoded, cache)
-            return [self.rules.readout(torch.tensor([[r]]), self.settings, per_token) for r in rewards], counts
+            return [self.rules.readout(_row(r), self.settings, per_token) for r in rewards], counts
         return self.rules.score_texts(self, texts, per_token, batch_size, max_tokens, share_prefixes)
 
     def _score_scalar(self, texts: list, batch_size: int, max_tokens: int, share_prefixes: bool,
@@ -179,7 +179,7 @@ class RewardModel:
         path = forward_path(self.model)
         flat = self._score_shared(every, batch_size, max_tokens) if len(every) > 1 and path == "shared" else \
             self._score_flat(every, batch_size, max_tokens, path)
-        return _split([self.rules.readout(torch.tensor([[r]]), self.settings, per_token) for r in flat], groups), \
+        return _split([self.rules.readout(_row(r), self.settings, per_token) for r in flat], groups), \
             counts
 
     def score(self, prompts: list[str], completions: list[str], batch_size: int = 16,
@@ -190,6 +190,11 @@ class RewardModel:
             raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
         texts = [plain_text(p, c, self.tokenizer) for p, c in zip(prompts, completions)]
         return self.score_texts(texts, batch_size, max_tokens)[0]
+
+
+def _row(reward) -> torch.Tensor:
+    """A scalar path's reward as the (1, N) outputs a kind's readout reads (N reward heads: a list)."""
+    return torch.tensor([reward if isinstance(reward, list) else [reward]])
 
 
 def _split(flat: list, groups: list[list]) -> list[list]:

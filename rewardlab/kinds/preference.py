@@ -31,6 +31,7 @@ from ..errors import DataError
 from ..eval.benchmarks import FORMATS as BENCHMARKS
 from ..eval.preference import example_metrics, format_metrics, score_examples
 from ..losses import balanced_bradley_terry, bradley_terry, davidson, plackett_luce, preference_strength
+from ..models.ensemble import combine, poisson_weights
 from ..models.heads import completion_rewards, make_batch
 from . import points
 
@@ -63,6 +64,11 @@ class Options:
                                                "keep rewards centred (TRL's option).", resume=True, low=0)
     tie_threshold: float = option(0.1, "Evaluation: a tied pair counts as predicted tied when its rewards differ by "
                                   "at most this many standard deviations of the model's rewards.", low=0)
+    heads: int = option(1, "Train N independently initialised reward heads on one shared backbone, each on its own "
+                        "bootstrap resample of the prompts (Poisson(1) weights), in one forward per step: an "
+                        "ensemble at one model's cost, scored as mean and std (members sharing a backbone disagree "
+                        "less than separately trained ones: Eisenstein et al. 2023).", resume=True, low=1)
+    heads_seed: int = option(0, "--heads: the seed of the bootstrap weights.", resume=True)
 
     def __post_init__(self):
         check_choices(self)
@@ -103,8 +109,14 @@ def read_mode(per_token: bool) -> str:
 
 
 def readout(outputs: torch.Tensor, settings: dict, per_token: bool = False) -> dict:
-    """The reward: the head's one output."""
-    return {"reward": float(outputs[0, 0])}
+    """The reward: the head's one output. With N heads (``--heads``) the heads are an ensemble:
+    their aggregate (``settings["ensemble"]``: ``aggregate``, ``uncertainty_coef``, ``members``;
+    default the mean), ``reward_mean`` and ``reward_std``."""
+    if outputs.shape[-1] == 1:
+        return {"reward": float(outputs[0, 0])}
+    how = settings.get("ensemble", {})
+    return combine(outputs[0].tolist(), how.get("aggregate", "mean"), how.get("uncertainty_coef", 1.0),
+                   how.get("members", False))
 
 
 # The scalar path (RewardModel, ONE_REWARD_HEAD) scores this kind; texts scored one by one read the last token.
@@ -129,7 +141,9 @@ def report(path: str, metrics: dict, examples: list, outputs: list, model: str, 
 
 
 def head(obj: Options, data_path: str = "") -> dict:
-    return {"head": "sequence", "num_labels": 1}
+    if obj.heads == 1:
+        return {"head": "sequence", "num_labels": 1}
+    return {"head": "sequence", "num_labels": obj.heads, "settings": {"ensemble_size": obj.heads}}
 
 
 def parser(obj: Options):
@@ -143,8 +157,11 @@ def encode(tokenizer, examples: list[Example], max_length: int, obj: Options, nu
 
 def score(model, tokenizer, examples: list[Example], max_length: int, batch_size: int = 16,
           obj: Options | None = None):
-    """The reward of every completion, one list per example."""
-    return score_examples(model, tokenizer, examples, max_length, batch_size)
+    """The reward of every completion, one list per example (with N heads: their mean)."""
+    rewards, counts = score_examples(model, tokenizer, examples, max_length, batch_size)
+    if rewards and rewards[0] and isinstance(rewards[0][0], list):
+        rewards = [[sum(r) / len(r) for r in g] for g in rewards]
+    return rewards, counts
 
 
 def metrics(examples: list[Example], rewards: list[list[float]], obj: Options) -> dict:
@@ -154,6 +171,7 @@ def metrics(examples: list[Example], rewards: list[list[float]], obj: Options) -
 def describe(obj: Options) -> str:
     extra = [name for name, on in (("balanced", obj.balance), (f"margin {obj.margin}", obj.margin != "column"),
                                    (f"label smoothing {obj.label_smoothing}", obj.label_smoothing)) if on]
+    extra += [f"{obj.heads} bootstrap heads"] if obj.heads > 1 else []
     return f"kind preference, loss {obj.loss}" + (f" ({', '.join(extra)})" if extra else "")
 
 
@@ -214,26 +232,48 @@ def _pairs(examples: list[Example], obj: Options, device):
 
 
 def loss(rewards: torch.Tensor, items: list, obj: Options) -> tuple[torch.Tensor, dict[str, float]]:
-    """Summed loss over the items' units, and the step statistics (correct / strict pairs)."""
+    """Summed loss over the items' units, and the step statistics (correct / strict pairs).
+
+    With N heads (rewards (S, N)) each head h has its own loss, every unit weighted by its
+    prompt's bootstrap count w_{p,h} ~ Poisson(1) (:func:`rewardlab.models.ensemble.poisson_weights`):
+    L = (1/N) sum_h sum_units w_{p(unit),h} L_{unit,h}. Units stay the accumulation's
+    denominator, so an accumulated step equals one large step; one head is the plain loss."""
     examples = [e for e, _ in items]
-    b, w, group, margin, strength, tied = _pairs(examples, obj, rewards.device)
+    pairs = _pairs(examples, obj, rewards.device)
+    b, w, _, _, _, tied = pairs
+    mean = rewards if rewards.dim() == 1 else rewards.mean(-1)
     strict = ~tied
-    stats = {"correct": float((rewards[b] > rewards[w])[strict].sum()), "pairs": float(strict.sum()),
-             "completions": float(rewards.numel())}  # rows forwarded: each completion exactly once
+    stats = {"correct": float((mean[b] > mean[w])[strict].sum()), "pairs": float(strict.sum()),
+             "completions": float(rewards.shape[0])}  # rows forwarded: each completion exactly once
+    if rewards.dim() == 1:
+        return _per_unit(rewards, examples, pairs, obj)[0].sum(), stats
+    counts = torch.tensor([poisson_weights(e.prompt, obj.heads, obj.heads_seed) for e in examples],
+                          dtype=torch.float32, device=rewards.device)
+    total = rewards.new_zeros(())
+    for h in range(rewards.shape[1]):
+        per_unit, unit_prompt = _per_unit(rewards[:, h], examples, pairs, obj)
+        total = total + (per_unit * counts[unit_prompt, h]).sum()
+    return total / rewards.shape[1], stats
+
+
+def _per_unit(rewards: torch.Tensor, examples: list[Example], pairs, obj: Options) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss of each unit for one reward per completion, and each unit's prompt index."""
+    b, w, group, margin, strength, tied = pairs
+    every = torch.arange(len(examples), device=rewards.device)
     if obj.loss == "plackett_luce":
-        return _plackett_luce(rewards, examples), stats
+        return _plackett_luce(rewards, examples), every
     if obj.loss == "davidson":
-        value, _ = davidson(rewards[b], rewards[w], tied, math.log(obj.davidson_nu), reduction="sum")
-        return value, stats
+        value, _ = davidson(rewards[b], rewards[w], tied, math.log(obj.davidson_nu), reduction="none")
+        return value, group
     weight = _strengths(strength, obj, rewards.device) if obj.loss == "scaled_bt" else None
     margin = margin if obj.margin != "none" and bool(margin.any()) else None
-    if obj.balance:
+    if obj.balance:  # every prompt has a strict pair (check), so the units are the prompts in order
         value, _ = balanced_bradley_terry(rewards[b], rewards[w], group, len(examples), margin,
-                                          obj.center_rewards_coefficient, "sum", obj.label_smoothing, weight)
-    else:
-        value, _ = bradley_terry(rewards[b], rewards[w], margin, obj.center_rewards_coefficient, "sum",
-                                 obj.label_smoothing, weight)
-    return value, stats
+                                          obj.center_rewards_coefficient, "none", obj.label_smoothing, weight)
+        return value, every
+    value, _ = bradley_terry(rewards[b], rewards[w], margin, obj.center_rewards_coefficient, "none",
+                             obj.label_smoothing, weight)
+    return value, group
 
 
 def _strengths(diffs: list, obj: Options, device) -> torch.Tensor:
@@ -259,7 +299,7 @@ def _plackett_luce(rewards: torch.Tensor, examples: list[Example]) -> torch.Tens
             tiers[g, i] = k_max if t is None else t
             unranked[g, i] = t is None
         offset += k
-    value, _ = plackett_luce(padded, tiers.to(rewards.device), unranked.to(rewards.device), reduction="sum")
+    value, _ = plackett_luce(padded, tiers.to(rewards.device), unranked.to(rewards.device), reduction="none")
     return value
 
 

@@ -8,8 +8,8 @@ Conventions shared by every function here:
 - Precision: the maths runs in fp32 whatever the input dtype (bf16/fp16 rewards are upcast), except
   that float64 inputs stay float64 (so ``torch.autograd.gradcheck`` works).
 - Stability: only ``logsigmoid`` / ``softplus`` / ``logsumexp``, never ``log(sigmoid)`` or a raw ``exp``.
-- ``reduction="mean" | "sum"``: "sum" returns the sum over the loss's *units* (pairs, prompts or
-  ranking rows, said in each docstring) instead of the mean. The training loop divides the sum by the
+- ``reduction="mean" | "sum" | "none"``: "sum" returns the sum over the loss's *units* (pairs,
+  prompts or ranking rows, said in each docstring) instead of the mean; "none" one loss per unit. The training loop divides the sum by the
   number of units in the whole accumulated batch, so accumulation equals one large batch exactly.
 - Metrics that have nothing to count (e.g. accuracy when every pair is tied) are ``nan``, never
   absent, so loggers always see the same keys.
@@ -35,7 +35,9 @@ def _reduce(per_example: Tensor, reduction: str) -> Tensor:
         return per_example.mean()
     if reduction == "sum":
         return per_example.sum()
-    raise ValueError(f"reduction must be 'mean' or 'sum', not {reduction!r}")
+    if reduction == "none":  # one loss per unit, for weighting them (bootstrap weights of reward heads)
+        return per_example
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
 
 
 def _ratio(num: Tensor, den: Tensor) -> float:

@@ -233,9 +233,15 @@ def compute_outputs(model: nn.Module, input_ids: torch.Tensor, attention_mask: t
     return model.score(last)
 
 
+def rewards_of(outputs: torch.Tensor) -> torch.Tensor:
+    """A reward head's outputs (B, N) as rewards: (B,) for the usual one output, (B, N) for N
+    reward heads on one backbone (``--heads N``, an ensemble read in one forward)."""
+    return outputs[:, 0] if outputs.shape[-1] == 1 else outputs
+
+
 def compute_rewards(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """One scalar reward per row, shape (B,)."""
-    return compute_outputs(model, input_ids, attention_mask)[:, 0]
+    """One reward per row, shape (B,) (or (B, N) with N reward heads)."""
+    return rewards_of(compute_outputs(model, input_ids, attention_mask))
 
 
 def token_outputs(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..data.encode import collate
 from ..errors import ConfigError
-from .backbone import compute_outputs, hf_model, length_batches, token_outputs
+from .backbone import compute_outputs, hf_model, length_batches, rewards_of, token_outputs
 from .packed_encoder import build_packed, packed_encoder_outputs, per_token, supports_packed_encoder
 from .batch import PackedBatch, PaddedBatch, SharedBatch
 from .layout import build_batch, group_by_prefix, layout
@@ -52,7 +52,7 @@ def head_outputs(model: nn.Module, batch: Batch, attention: str = "auto"):
 
 class HeadOutputs(nn.Module):
     """Wraps a transformers model: a batch from :func:`make_batch` in, (R, num_labels) out, or
-    with ``scalar`` one reward per sequence, (N,). A batch with ``hidden_reads`` also returns
+    with ``scalar`` one reward per sequence, (R,) ((R, N) with N reward heads). A batch with ``hidden_reads`` also returns
     language-model logits there, from the input embeddings (tied output embeddings only)."""
 
     def __init__(self, model: nn.Module, attention: str = "auto", scalar: bool = False):
@@ -70,7 +70,7 @@ class HeadOutputs(nn.Module):
                                   "(tie_word_embeddings): a token classifier keeps no separate LM head")
             embeddings = inner.get_input_embeddings().weight
             return out[0], out[1] @ embeddings.T
-        return out[:, 0] if self.scalar else out
+        return rewards_of(out) if self.scalar else out
 
 
 def completion_rewards(model: nn.Module, attention: str = "auto") -> HeadOutputs:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbone import hf_model, length_batches, score_in_batches
+from .backbone import hf_model, length_batches, rewards_of, score_in_batches
 from .attention import use_block_attention
 from .batch import PackedBatch
 
@@ -87,7 +87,7 @@ def packed_encoder_outputs(model: nn.Module, batch: PackedBatch) -> torch.Tensor
 
 def packed_encoder_rewards(model: nn.Module, batch: PackedBatch) -> torch.Tensor:
     """Rewards (N,) of the packed sequences, in order; equal to the padded forward."""
-    return packed_encoder_outputs(model, batch)[:, 0]
+    return rewards_of(packed_encoder_outputs(model, batch))
 
 
 def score_packed(model: nn.Module, sequences: list[list[int]], batch_size: int = 16,

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .attention import flex_block_mask, pick_attention, use_block_attention
-from .backbone import has_lm_head, hf_model, reads_last_token
+from .backbone import has_lm_head, hf_model, reads_last_token, rewards_of
 from .batch import SharedBatch
 from .last_layer import reads_only
 from .layout import build_batch, layout, prompt_length
@@ -112,7 +112,7 @@ def shared_prompt_outputs(model: nn.Module, batch: SharedBatch, attention: str =
 
 def shared_prompt_rewards(model: nn.Module, batch: SharedBatch, attention: str = "auto") -> torch.Tensor:
     """Rewards of every completion (read at its last token), flattened group by group."""
-    return shared_prompt_outputs(model, batch, attention)[:, 0]
+    return rewards_of(shared_prompt_outputs(model, batch, attention))
 
 
 @torch.no_grad()
@@ -150,7 +150,7 @@ def score_groups_shared(model: nn.Module, groups: list[list[list[int]]], pad_id:
                 room -= len(p) if wanted else 0
                 keep.append([] if wanted else None)
         batch = build_batch(chunk, pad_id, skip=[hit[1] if hit else 0 for hit in past] if past else None)
-        rewards = shared_prompt_outputs(model, batch.to(device), past=past, keep=keep)[:, 0]
+        rewards = rewards_of(shared_prompt_outputs(model, batch.to(device), past=past, keep=keep))
         for p, layers, hit in zip(prompts, keep or [], past or []):
             if layers:
                 cache.add(p, layers, extends=hit[0] if hit else None)
