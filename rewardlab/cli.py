@@ -1,4 +1,5 @@
-"""Command line: ``rewardlab train | eval | score | export | judge | serve`` (also ``python -m rewardlab``).
+"""Command line: ``rewardlab train | eval | score | export | judge | serve | prm-data | ensemble | merge``
+(also ``python -m rewardlab``).
 
 Each command is a plain function of its config dataclass. Bad input of any kind ends with
 one line ``rewardlab: error: FILE: row N: problem`` and exit code 2, never a traceback.
@@ -13,10 +14,11 @@ import os
 import sys
 from pathlib import Path
 
-from .config import (EvalConfig, ExportConfig, JudgeConfig, PrmDataConfig, ScoreConfig, ServeConfig, TrainConfig,
-                     add_arguments, load_config)
+from .config import (EnsembleConfig, EvalConfig, ExportConfig, JudgeConfig, MergeConfig, PrmDataConfig, ScoreConfig,
+                     ServeConfig, TrainConfig, add_arguments, load_config)
 from .data.rows import read_rows
 from .errors import ConfigError, DataError, ModelError, RewardlabError
+from .inference.ensemble import apply_options
 from .inference.rows import SKIP_HINT, add_rewards, build_groups, score_groups
 
 
@@ -62,7 +64,12 @@ def cmd_eval(cfg: EvalConfig) -> int:
     cfg = dataclasses.replace(cfg, model=models[0])
     rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length, device=cfg.device or None,
                                      dtype=_dtype(cfg.bf16))
+    apply_options(rm, cfg.ensemble_aggregate, cfg.uncertainty_coef, name=cfg.model)
     kind = rm.rules
+    if rm.ensemble_size > 1 and cfg.format in ("auto", "pairs", "groups"):  # benchmarks: the aggregate, below
+        if (benchmark := _benchmark_format(cfg, kinds.get(kinds.DEFAULT))) is None:
+            return _eval_ensemble(cfg, rm)
+        return _eval_benchmark(cfg, rm, benchmark)
     if cfg.format not in ("auto", *kind.FORMATS):
         raise ConfigError(f"--format {cfg.format} does not apply to {cfg.model}, a model of kind {rm.kind} "
                           f"(its formats: {', '.join(('auto',) + kind.FORMATS)})")
@@ -104,6 +111,38 @@ def cmd_eval(cfg: EvalConfig) -> int:
     return 0
 
 
+def _eval_ensemble(cfg: EvalConfig, rm) -> int:
+    """An ensemble (a folder, or --heads N) on pairs or groups: the ensemble beside each member
+    and aggregation, and whether the spread predicts mistakes (eval/uncertainty.py)."""
+    from . import kinds
+    from .data.loader import load_examples
+    from .eval.preference import format_metrics
+    from .eval.uncertainty import ensemble_metrics, format_ensemble, write_ensemble_report
+
+    rows = kinds.get(kinds.DEFAULT)  # pairs and groups: preference rows, whatever the members' kinds
+    obj = kinds.objective_of({}, tie_threshold=cfg.tie_threshold)
+    examples = load_examples(cfg.data, rm.tokenizer, cfg.skip_bad_rows, lambda m: print(m, file=sys.stderr),
+                             cfg.allow_empty, chat=rm.chat, columns=cfg.columns.mapping(), parse=rows.parser(obj))
+    rm.settings.setdefault("ensemble", {})["members"] = True
+    truncated = []
+
+    def score_chunk(idx):
+        details, counts = rm.group_details([rows.texts(examples[i]) for i in idx], False, cfg.batch_size)
+        truncated.append(counts.truncated if counts else 0)
+        return details
+
+    details = _score_rows(cfg, rm, [rows.texts(e) for e in examples], score_chunk)
+    metrics = ensemble_metrics(examples, details, cfg.tie_threshold,
+                               rm.settings["ensemble"].get("uncertainty_coef", 1.0))
+    metrics.update(kind="ensemble", members_n=rm.ensemble_size, aggregate=rm.settings["ensemble"].get("aggregate", "mean"),
+                   truncated=sum(truncated))
+    if cfg.report:
+        print(f"report: {write_ensemble_report(cfg.report, metrics, examples, details, cfg.model, cfg.data)}",
+              file=sys.stderr)
+    print(json.dumps(metrics) if cfg.json else format_metrics(metrics) + "\n" + format_ensemble(metrics))
+    return 0
+
+
 def _score_rows(cfg: EvalConfig, rm, groups: list, score_chunk) -> list[list[float]]:
     """Score in chunks with a progress bar, through --scores-cache when given (resumable)."""
     from .eval.cache import ScoresCache, model_identity, score_cached
@@ -129,14 +168,16 @@ def _eval_compare(cfg: EvalConfig, models: list[str]) -> int:
     for name in models:
         rm = RewardModel.from_pretrained(name, max_length=cfg.max_length, device=cfg.device or None,
                                          dtype=_dtype(cfg.bf16))
-        if not rm.rules.ONE_REWARD_HEAD:
+        if rm.rules.COMPARES or not (rm.rules.ONE_REWARD_HEAD or rm.ensemble_size > 1):
             raise ConfigError(f"several --model compares models with one reward per completion on pairs; {name} is a "
                               f"model of kind {rm.kind}: evaluate it alone")
-        obj = kinds.objective_of(rm.settings, tie_threshold=cfg.tie_threshold)
+        apply_options(rm, cfg.ensemble_aggregate, cfg.uncertainty_coef, name=name) if rm.ensemble_size > 1 else None
+        rows = kinds.get(kinds.DEFAULT)  # pairs and groups are preference rows
+        obj = kinds.objective_of({}, tie_threshold=cfg.tie_threshold)
         examples = load_examples(cfg.data, rm.tokenizer, cfg.skip_bad_rows, None, cfg.allow_empty, chat=rm.chat,
-                                 columns=cfg.columns.mapping(), parse=rm.rules.parser(obj))
-        rewards, _ = rm.rules.score(rm.model, rm.tokenizer, examples, rm.max_length, cfg.batch_size, obj)
-        results[name] = rm.rules.metrics(examples, rewards, obj)
+                                 columns=cfg.columns.mapping(), parse=rows.parser(obj))
+        rewards, _ = rm.score_groups([rows.texts(e) for e in examples], cfg.batch_size)
+        results[name] = rows.metrics(examples, rewards, obj)
         right[name] = [r[i] > r[j] for e, r in zip(examples, rewards) for i, j in e.strict_pairs()]
     comparisons = [{"a": a, "b": b, **paired_bootstrap(right[a], right[b])}
                    for k, a in enumerate(models) for b in models[k + 1:]]
@@ -244,6 +285,7 @@ def cmd_score(cfg: ScoreConfig) -> int:
         rm.settings.setdefault("objective", {})["genrm_samples"] = cfg.samples
     if cfg.sample_temperature:
         rm.settings.setdefault("objective", {})["genrm_temperature"] = cfg.sample_temperature
+    apply_options(rm, cfg.ensemble_aggregate, cfg.uncertainty_coef, cfg.members, cfg.model)
     groups, fields = build_groups(rows, rm.tokenizer, cfg.data, cfg.allow_empty, cfg.skip_bad_rows, SKIP_HINT,
                                   cfg.columns.mapping(), rm.chat, rm.step_marker or "\n")
     mine = list(range(state.process_index, len(rows), state.num_processes))
@@ -392,6 +434,52 @@ def cmd_serve(cfg: ServeConfig) -> int:
     return 0
 
 
+def cmd_ensemble(cfg: EnsembleConfig) -> int:
+    """Check the members, measure or read each one's reward statistics, write ensemble.json."""
+    from .inference import RewardModel
+    from .inference.ensemble import check_members, reward_stats, write_ensemble
+    from .inference.rows import score_rows
+
+    names = [m for m in (cfg.model if isinstance(cfg.model, list) else [cfg.model]) if m]
+    _need(cfg.output, "--output")
+    members = [RewardModel.from_pretrained(n, device=cfg.device or None) for n in names]
+    check_members(members, names)
+    rows = read_rows(cfg.calibration_data) if cfg.calibration_data else None
+    stats = []
+    for rm, name in zip(members, names):
+        calibration = None
+        if rows is not None:
+            scored, _ = score_rows(rm, rows, cfg.calibration_data, cfg.batch_size)
+            calibration = [r for row in scored for key in ("reward", "chosen_reward", "rejected_reward")
+                           for r in ([row[key]] if key in row else [])] + \
+                [r for row in scored for r in row.get("rewards", [])]
+        stats.append(reward_stats(rm, name, calibration))
+    for rm, name, s in zip(members, names, stats):  # after every member's check: an error comes alone
+        print(f"{name}: {rm.kind}, reward mean {s['reward_mean']:+.4f} std {s['reward_std']:.4f} "
+              f"({s['from']}, n={s['n']})", file=sys.stderr)
+    write_ensemble(cfg.output, names, stats, cfg.aggregate, cfg.uncertainty_coef, cfg.calibration_data)
+    print(f"ensemble of {len(names)} members ({cfg.aggregate}) -> {cfg.output}; use it as any --model, e.g. "
+          f"rewardlab score --model {cfg.output} --data ROWS.jsonl --output scored.jsonl")
+    return 0
+
+
+def cmd_merge(cfg: MergeConfig) -> int:
+    """Average same-base reward models' weights (WARM) into one plain folder."""
+    from .inference import RewardModel
+    from .inference.merge import average, check_mergeable, merged_settings, parse_weights
+
+    names = [m for m in (cfg.model if isinstance(cfg.model, list) else [cfg.model]) if m]
+    _need(cfg.output, "--output")
+    weights = parse_weights(cfg.weights, len(names))
+    members = [RewardModel.from_pretrained(n, device="cpu") for n in names]
+    check_mergeable(members, names)
+    model = average(members, weights)
+    model.config.rewardlab = merged_settings(members[0].settings, names, weights)
+    RewardModel(model, members[0].tokenizer, members[0].max_length, device="cpu").save_pretrained(cfg.output)
+    print(f"weight average of {len(names)} models ({', '.join(f'{w:.3g}' for w in weights)}) -> {cfg.output}")
+    return 0
+
+
 def _dtype(bf16: bool):
     import torch
 
@@ -411,6 +499,8 @@ COMMANDS = {
     "judge": (JudgeConfig, cmd_judge),
     "serve": (ServeConfig, cmd_serve),
     "prm-data": (PrmDataConfig, cmd_prm_data),
+    "ensemble": (EnsembleConfig, cmd_ensemble),
+    "merge": (MergeConfig, cmd_merge),
 }
 
 

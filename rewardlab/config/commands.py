@@ -1,4 +1,5 @@
-"""The configs of the commands other than ``train``: eval, score, export, serve, judge, prm-data."""
+"""The configs of the commands other than ``train``: eval, score, export, serve, judge, prm-data,
+ensemble, merge."""
 
 from __future__ import annotations
 
@@ -6,6 +7,20 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 from .groups import ColumnArgs, _f, check_choices
+
+ENSEMBLE_AGGREGATES = ("mean", "min", "mean_minus_std")  # models/ensemble.py's (config sits below models)
+_AGGREGATE_HELP = ("An ensemble's aggregate of its members' standardised rewards (Coste et al. 2023): mean, min "
+                   "(worst-case optimisation, WCO) or mean_minus_std (uncertainty-weighted optimisation, UWO: mean - "
+                   "coef x std)")
+
+
+def _ensemble_aggregate():
+    return _f("saved", _AGGREGATE_HELP + "; saved: the ensemble's own (mean for a --heads model).",
+              choices=("saved", *ENSEMBLE_AGGREGATES))
+
+
+def _uncertainty_coef():
+    return _f(-1.0, "mean_minus_std's coef, Coste et al.'s lambda (-1: the ensemble's saved one, else 1).", low=-1)
 
 
 @dataclass
@@ -45,6 +60,9 @@ class ScoreConfig:
                       "(GenRM-CoT; 0: the verdict right after the question; -1: the model's saved setting).", low=-1)
     sample_temperature: float = _f(0.0, "genrm models with --samples: the sampling temperature (0: the saved one).",
                                    low=0)
+    ensemble_aggregate: str = _ensemble_aggregate()
+    uncertainty_coef: float = _uncertainty_coef()
+    members: bool = _f(False, "Ensembles: also write each member's (standardised) reward, 'members'.")
     columns: ColumnArgs = field(default_factory=ColumnArgs)
 
     def __post_init__(self):
@@ -89,6 +107,8 @@ class EvalConfig:
     skip_bad_rows: bool = _f(False, "Leave out invalid rows (counted and listed) instead of stopping at the first.")
     device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
     bf16: bool = _f(False, "Load the weights in bf16 (halves memory; rewards differ from fp32 by rounding).")
+    ensemble_aggregate: str = _ensemble_aggregate()
+    uncertainty_coef: float = _uncertainty_coef()
     columns: ColumnArgs = field(default_factory=ColumnArgs)
 
     def __post_init__(self):
@@ -121,6 +141,8 @@ class ServeConfig:
     max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).", low=0)
     device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
     bf16: bool = _f(False, "Load the weights in bf16 (halves memory; rewards differ from fp32 by rounding).")
+    ensemble_aggregate: str = _ensemble_aggregate()
+    uncertainty_coef: float = _uncertainty_coef()
 
     def __post_init__(self):
         check_choices(self)
@@ -191,3 +213,38 @@ class PrmDataConfig:
         check_choices(self)
         if self.corrupt_share > 1:
             raise ConfigError(f"corrupt_share must be between 0 and 1, got {self.corrupt_share}")
+
+
+@dataclass
+class EnsembleConfig:
+    """Combine reward models into an ensemble folder that every --model flag accepts: each member's rewards
+    standardised with its own statistics, then aggregated (mean, min or mean - coef x std)."""
+
+    model: str = _f("", "A member: a reward model folder with one reward per text (give --model at least twice; "
+                    "backbones and kinds may differ).", repeat=True)
+    output: str = _f("", "The ensemble folder to write (ensemble.json; members stay where they are, named by "
+                     "relative path).")
+    aggregate: str = _f("mean", _AGGREGATE_HELP + ".", choices=ENSEMBLE_AGGREGATES)
+    uncertainty_coef: float = _f(1.0, "mean_minus_std: the coef (Coste et al.'s lambda).", low=0)
+    calibration_data: str = _f("", "Rows (as `rewardlab score` reads them) on which every member's reward mean "
+                               "and std are measured and saved; without it each member needs the statistics saved "
+                               "at training (train --reward-stats).")
+    batch_size: int = _f(16, "Calibration scoring: most sequences per forward pass.", low=1)
+    device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
+
+    def __post_init__(self):
+        check_choices(self)
+
+
+@dataclass
+class MergeConfig:
+    """Average reward models fine-tuned from the same base in weight space (WARM, Rame et al. 2024): one
+    model's cost at inference. Writes a plain Hugging Face folder."""
+
+    model: str = _f("", "A member: a reward model folder (a LoRA run's folder holds its merged weights; an adapter "
+                    "folder is merged first). Give --model at least twice.", repeat=True)
+    output: str = _f("", "Where to write the merged model.")
+    weights: str = _f("", "Comma-separated weights, one per --model (normalised to sum 1); default equal.")
+
+    def __post_init__(self):
+        check_choices(self)

@@ -16,6 +16,7 @@ from ..data.text import plain_text
 from ..errors import ConfigError, ModelError
 from ..models.backbone import ensure_pad_token, score_sequences
 from ..models.lora import load_adapter
+from .ensemble import Ensemble, is_ensemble
 from ..models.heads import forward_path
 from ..models.packed_encoder import score_packed
 from ..models.layout import group_by_prefix, tokens_processed
@@ -41,6 +42,11 @@ class RewardModel:
         self.chat = bool(self.settings.get("apply_chat_template"))
 
     @property
+    def ensemble_size(self) -> int:
+        """Rewards read per text: N for a model trained with N reward heads, else 1."""
+        return int(self.settings.get("ensemble_size", 1))
+
+    @property
     def step_marker(self) -> str | None:
         """What ends each step of a ``steps`` row (process reward models); None for other kinds."""
         return self.rules.step_marker(self.settings)
@@ -48,11 +54,16 @@ class RewardModel:
     @classmethod
     def from_pretrained(cls, path: str, device: str | None = None, max_length: int = 0,
                         trust_remote_code: bool = False, dtype: torch.dtype | None = None) -> "RewardModel":
-        """Load a reward model folder (or a LoRA adapter folder); ``dtype`` e.g. torch.bfloat16
-        for a large model on a GPU (default: as saved, fp32 for rewardlab's own folders)."""
+        """Load a reward model folder (or a LoRA adapter folder, or an ensemble folder: then an
+        :class:`rewardlab.inference.ensemble.Ensemble` of its members, loaded alike); ``dtype``
+        e.g. torch.bfloat16 for a large model on a GPU (default: as saved, fp32 for rewardlab's
+        own folders)."""
         from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification,
                                   AutoModelForTokenClassification, AutoTokenizer)
 
+        if is_ensemble(path):
+            return Ensemble.from_pretrained(path, lambda member: cls.from_pretrained(
+                member, device, max_length, trust_remote_code, dtype))
         if Path(path, "adapter_config.json").exists():
             model, tokenizer, trained = load_adapter(path, trust_remote_code)
             return cls(model.to(dtype) if dtype else model, tokenizer, max_length or trained, device)

@@ -37,6 +37,7 @@ from ..data.encode import encode_texts
 from ..data.text import Text, check_unicode, plain_text
 from ..errors import ConfigError, DataError
 from ..inference import RewardModel
+from ..inference.ensemble import apply_options
 from ..inference.rows import add_rewards, build_groups
 from ..models.prefix_cache import PrefixCache
 from .metrics import Metrics
@@ -294,6 +295,7 @@ def serve(cfg) -> None:
             raise ConfigError(f"--api-key-env {cfg.api_key_env}: that environment variable is empty or unset")
     rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length, device=cfg.device or None,
                                      dtype=torch.bfloat16 if cfg.bf16 else None)
+    apply_options(rm, cfg.ensemble_aggregate, cfg.uncertainty_coef, name=cfg.model)
     app = create_app(rm, cfg, api_key)
     print(f"serving {cfg.model} ({rm.kind}) on http://{cfg.host}:{cfg.port} (POST /score, POST /get_reward, "
           f"GET /health, GET /metrics){'; bearer token required' if api_key else ''}", flush=True)

@@ -66,6 +66,21 @@ class RewardClient:
         body = {"query": list(queries), **({"prompts": list(prompts)} if prompts is not None else {})}
         return self._post("/get_reward", body)["rewards"]
 
+    def get_reward_details(self, queries: list[str], prompts: list[str] | None = None) -> dict:
+        """The whole ``/get_reward`` answer: ``rewards`` and ``extra_logs``, which for an ensemble
+        holds ``reward_std`` (the members' spread) and ``reward_mean`` per query."""
+        body = {"query": list(queries), **({"prompts": list(prompts)} if prompts is not None else {})}
+        return self._post("/get_reward", body)
+
+    def rewards_with_spread(self, queries: list[str], prompts: list[str] | None = None) -> tuple[list, list]:
+        """(rewards, spread) per query: an ensemble's aggregate and its members' std (a
+        conservative RL loop can penalise the spread itself); a single model has no spread
+        (a ValueError says so)."""
+        answer = self.get_reward_details(queries, prompts)
+        if "reward_std" not in answer.get("extra_logs", {}):
+            raise ValueError("this server's model is not an ensemble: it sends no reward_std")
+        return answer["rewards"], answer["extra_logs"]["reward_std"]
+
     def score(self, rows: list[dict]) -> list[dict]:
         """Rows as ``rewardlab score`` reads them, back with what it writes."""
         return self._post("/score", {"rows": list(rows)})["rows"]
