@@ -2,7 +2,7 @@
 
 A kind is a module (``kinds/preference.py``, ``kinds/orm.py``, ...) that provides every member
 of :class:`Kind`. Training (``training/loop.py``), scoring and serving (``inference/``,
-``serve/``), evaluation and reports (``cli.py``) only ever call these members; none of them
+``serve/``), evaluation and reports (``cli/``) only ever call these members; none of them
 compares a kind's name. A new kind is one new module plus one line in ``kinds/__init__.py``
 (or a ``kinds.register(module)`` call); ``tests/kinds/test_protocol.py`` checks that every
 registered kind provides all of it, with these parameter names.

@@ -6,7 +6,7 @@ count in the released benchmark (``rewardbench/constants.py`` EXAMPLE_COUNTS in
 allenai/reward-bench; math-prm's 984 on purpose equals the six code subsets together, so math
 and code weigh the same in Reasoning). A section with none of its subsets present scores 0;
 overall = mean of the four sections. A subset outside the benchmark is an error, or with
-``eval --outside-categories`` scored apart (rewardlab/cli.py).
+``eval --outside-categories`` scored apart (rewardlab/cli/evaluate.py).
 """
 
 from __future__ import annotations

@@ -1,0 +1,75 @@
+"""Command line: ``rewardlab train | eval | score | export | judge | serve | prm-data | ensemble | merge``
+(also ``python -m rewardlab``).
+
+Each command is a plain function of its config dataclass. Bad input of any kind ends with
+one line ``rewardlab: error: FILE: row N: problem`` and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ..config import (EnsembleConfig, EvalConfig, ExportConfig, JudgeConfig, MergeConfig, PrmDataConfig, ScoreConfig,
+                      ServeConfig, TrainConfig, add_arguments, load_config)
+from ..errors import RewardlabError
+from .ensembles import cmd_ensemble, cmd_merge
+from .evaluate import cmd_eval
+from .making import cmd_judge, cmd_prm_data, cmd_train
+from .scoring import cmd_export, cmd_score, cmd_serve
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+
+
+COMMANDS = {
+    "train": (TrainConfig, cmd_train),
+    "eval": (EvalConfig, cmd_eval),
+    "score": (ScoreConfig, cmd_score),
+    "export": (ExportConfig, cmd_export),
+    "judge": (JudgeConfig, cmd_judge),
+    "serve": (ServeConfig, cmd_serve),
+    "prm-data": (PrmDataConfig, cmd_prm_data),
+    "ensemble": (EnsembleConfig, cmd_ensemble),
+    "merge": (MergeConfig, cmd_merge),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import kinds
+
+    parser = argparse.ArgumentParser(prog="rewardlab", description="Train, evaluate and serve reward models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (cls, _) in COMMANDS.items():
+        p = sub.add_parser(name, help=cls.__doc__, description=cls.__doc__)
+        p.add_argument("config", nargs="?", default=None, help="optional YAML file; flags override its values")
+        # Training options that belong to one kind are listed under it; --kind takes the registered kinds.
+        add_arguments(p, cls, {"kind": tuple(kinds.KINDS)})
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    cls, fn = COMMANDS[args.command]
+    resume = getattr(args, "resume", None)
+    if resume and args.config is None and resume.endswith((".yaml", ".yml")) and Path(resume).is_file():
+        args.config, args.resume = resume, "latest"  # `--resume CONFIG.yaml`: the flag, then the file
+    try:
+        _quiet_libraries()
+        return fn(load_config(cls, args.config, args))
+    except RewardlabError as e:
+        print(f"rewardlab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
