@@ -1,6 +1,7 @@
 """The reward server under RL-loop load: batching across requests and shared prompts, measured.
 
     python bench/serve_load.py [--prompts 32] [--samples 8] [--clients 64] [--layers 4] [--repeats 3] [--shuffle]
+    python bench/serve_load.py --ensemble 3 [...]
 
 GRPO-shaped traffic on loopback: HH-RLHF prompts (../shared/data) with ``--samples`` different
 replies each, every reply sent as its own one-query ``/get_reward`` request (whole text, no
@@ -18,6 +19,14 @@ Printed (medians over the repeats): requests/s, p50/p99 latency, failures (all r
 tokens sent, from /metrics), the number of batches and the share of the wall time the model
 worked (from /metrics), the largest reward difference from run (a), and the throughput
 ratio rewardlab / (a). Bounded: every request has a 180 s timeout, every run a fixed count.
+
+``--ensemble M``: M such models (score heads drawn with seeds 0..M-1, each with reward statistics
+mean 0 / std 1 saved, so the ensemble's mean is the plain mean of their rewards), measured two
+ways, interleaved as above: one ``rewardlab serve`` of their ensemble folder (``rewardlab
+ensemble``), and the M models served by M default servers that each client calls one after the
+other for every request (what an RL loop does with separate reward servers), averaging the M
+answers itself. Printed: requests/s and latency of both, their ratio, and the largest difference
+between the two ways' rewards.
 """
 
 from __future__ import annotations
@@ -45,7 +54,7 @@ import torch  # noqa: E402
 DATA = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf-harmless" / "pairs.jsonl.gz"
 
 
-def make_model(folder: Path, layers: int) -> str:
+def make_model(folder: Path, layers: int, seed: int = 0) -> str:
     from rewardlab.models.backbone import load_backbone
 
     model, tok = load_backbone("smollm2")
@@ -53,9 +62,9 @@ def make_model(folder: Path, layers: int) -> str:
     model.config.num_hidden_layers = layers
     if getattr(model.config, "layer_types", None):
         model.config.layer_types = model.config.layer_types[:layers]
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     torch.nn.init.normal_(model.score.weight, std=0.02)
-    model.config.rewardlab = {"max_length": 512, "kind": "preference"}
+    model.config.rewardlab = {"max_length": 512, "kind": "preference", "reward_mean": 0.0, "reward_std": 1.0}
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     return str(folder)
@@ -120,34 +129,43 @@ async def _post_json(reader, writer, host: str, path: str, body: dict) -> tuple[
     return status, json.loads(await reader.readexactly(length))
 
 
-def load(url: str, queries: list[str], clients: int) -> dict:
+def load(url: str | list[str], queries: list[str], clients: int) -> dict:
     """``clients`` concurrent clients (asyncio tasks, one kept-alive connection each), each
-    sending the next query as soon as its last one is answered."""
+    sending the next query as soon as its last one is answered. Several URLs: every query goes
+    to each server in turn and its reward is the mean of their answers."""
+    urls = [url] if isinstance(url, str) else url
+    url = urls[0]
     before = read_metrics(url)
     latencies, rewards, failures = [None] * len(queries), [None] * len(queries), []
-    host, port = url.split("//")[1].split(":")
+    where = [u.split("//")[1].split(":") for u in urls]
 
     async def run() -> None:
         todo = iter(range(len(queries)))  # shared by the tasks: each takes the next request
 
         async def client() -> None:
-            reader, writer = await asyncio.open_connection(host, int(port))
+            conns = [await asyncio.open_connection(h, int(port)) for h, port in where]
             try:
                 for i in todo:
                     t0 = time.perf_counter()
-                    try:
-                        status, answer = await asyncio.wait_for(
-                            _post_json(reader, writer, host, "/get_reward", {"query": [queries[i]]}), 180)
-                        if status != 200:
-                            raise ValueError(f"HTTP {status}: {answer}")
-                        rewards[i] = answer["rewards"][0]
-                    except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, KeyError, ValueError) as e:
-                        failures.append(f"{i}: {e!r}")
-                        writer.close()
-                        reader, writer = await asyncio.open_connection(host, int(port))
+                    answers = []
+                    for k, (h, port) in enumerate(where):
+                        reader, writer = conns[k]
+                        try:
+                            status, answer = await asyncio.wait_for(
+                                _post_json(reader, writer, h, "/get_reward", {"query": [queries[i]]}), 180)
+                            if status != 200:
+                                raise ValueError(f"HTTP {status}: {answer}")
+                            answers.append(answer["rewards"][0])
+                        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, KeyError, ValueError) as e:
+                            failures.append(f"{i}: {e!r}")
+                            writer.close()
+                            conns[k] = await asyncio.open_connection(h, int(port))
+                    if len(answers) == len(where):
+                        rewards[i] = sum(answers) / len(answers)
                     latencies[i] = time.perf_counter() - t0
             finally:
-                writer.close()
+                for _, writer in conns:
+                    writer.close()
 
         await asyncio.gather(*(client() for _ in range(clients)))
 
@@ -187,6 +205,57 @@ def measure(model: str, queries: list[str], warm: list[str], clients: int, repea
     return runs
 
 
+def measure_ensemble(members: list[str], ensemble: str, queries: list[str], warm: list[str], clients: int,
+                     repeats: int, extra: tuple[str, ...] = ()) -> dict[str, list[dict]]:
+    """The ensemble folder on one server against its members on one server each, called one
+    after the other per request; interleaved, fresh servers every time."""
+    names = ("ensemble, one server", f"{len(members)} servers, called one after the other")
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    for _ in range(repeats):
+        for name in names:
+            procs = []
+            try:
+                for model in ([ensemble] if name == names[0] else members):
+                    procs.append(start(model, *extra))
+                urls = [url for _, url in procs]
+                load(urls, warm, len(warm))
+                runs[name].append(load(urls, queries, clients))
+            finally:
+                for proc, _ in procs:
+                    proc.terminate()
+                    proc.wait(timeout=60)
+    return runs
+
+
+def ensemble_main(args, work: Path, queries: list[str], warm: list[str]) -> None:
+    from rewardlab.cli import main as rewardlab
+
+    members = [make_model(work / f"member{i}", args.layers, seed=i) for i in range(args.ensemble)]
+    assert rewardlab(["ensemble", *[a for m in members for a in ("--model", m)], "--output",
+                      str(work / "ensemble")]) == 0
+    runs = measure_ensemble(members, str(work / "ensemble"), queries, warm, args.clients, args.repeats,
+                            tuple(args.server_args.split()))
+    device = f"GPU ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "CPU"
+    print(f"{len(queries)} one-query requests, {args.clients} clients, {args.ensemble} members, each a "
+          f"{args.layers}-layer SmolLM2-architecture model, {device}, loopback; medians of {args.repeats} runs")
+    print("| run | requests/s | p50 s | p99 s | failures |")
+    print("| --- | --- | --- | --- | --- |")
+    summary = {}
+    for name, rs in runs.items():
+        med = {k: statistics.median(r[k] for r in rs) for k in ("requests_per_s", "p50_s", "p99_s")}
+        med["failures"] = sum(r["failures"] for r in rs)
+        med["all_requests_per_s"] = [round(r["requests_per_s"], 2) for r in rs]
+        print(f"| {name} | {med['requests_per_s']:.2f} | {med['p50_s']:.3f} | {med['p99_s']:.3f} | {med['failures']} |")
+        summary[name] = med
+    one, many = (summary[n]["requests_per_s"] for n in runs)
+    a, b = (runs[n][0]["rewards"] for n in runs)
+    diff = max(abs(x - y) for x, y in zip(a, b) if x is not None and y is not None)
+    print(f"throughput ratio ensemble server / separate servers (medians): {one / many:.2f}x; largest reward "
+          f"difference between the two: {diff:.2e}; every run's requests/s: "
+          + "; ".join(f"{k} {v['all_requests_per_s']}" for k, v in summary.items()))
+    (work / "results_ensemble.json").write_text(json.dumps(summary | {"ratio": one / many, "max_diff": diff}, indent=1))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--prompts", type=int, default=32)
@@ -198,13 +267,17 @@ def main() -> None:
     p.add_argument("--server-args", default="", help="more flags for every server, e.g. '--bf16' on a GPU (where "
                    "the shared-prompt forward needs bf16)")
     p.add_argument("--work", default="runs/serve-load")
+    p.add_argument("--ensemble", type=int, default=0, help="M > 1: an ensemble of M models on one server against "
+                   "M servers called one after the other")
     args = p.parse_args()
     if not DATA.exists():
         sys.exit(f"{DATA} not found: set REWARDLAB_SHARED_DATA")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    model = make_model(work / "model", args.layers)
     queries, warm = grpo_queries(args.prompts, args.samples, args.shuffle)
+    if args.ensemble > 1:
+        return ensemble_main(args, work, queries, warm)
+    model = make_model(work / "model", args.layers)
     runs = measure(model, queries, warm, args.clients, args.repeats, tuple(args.server_args.split()))
     device = f"GPU ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "CPU"
     base = runs["(a) serial server"][0]["rewards"]

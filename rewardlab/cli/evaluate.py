@@ -118,6 +118,9 @@ def _eval_ensemble(cfg: EvalConfig, rm) -> int:
         print(f"report: {write_ensemble_report(cfg.report, metrics, examples, details, cfg.model, cfg.data)}",
               file=sys.stderr)
     print(json.dumps(metrics) if cfg.json else format_metrics(metrics) + "\n" + format_ensemble(metrics))
+    if metrics["truncated"]:
+        print(f"note: {metrics['truncated']} examples had their prompt cut from the left to fit a member's "
+              "max_length", file=sys.stderr)
     return 0
 
 
@@ -126,7 +129,7 @@ def _score_rows(cfg: EvalConfig, rm, groups: list, score_chunk) -> list[list[flo
     from ..eval.cache import ScoresCache, model_identity, score_cached
 
     cache = ScoresCache(cfg.scores_cache)
-    rewards, reused = score_cached(groups, score_chunk, model_identity(cfg.model, rm.max_length), cache)
+    rewards, reused = score_cached(groups, score_chunk, model_identity(cfg.model, rm.max_length, rm.settings.get("ensemble")), cache)
     if reused:
         print(f"note: {reused} of {len(groups)} rows taken from {cfg.scores_cache}", file=sys.stderr)
     return rewards

@@ -28,12 +28,14 @@ def cmd_score(cfg: ScoreConfig) -> int:
     rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length, device=cfg.device or str(state.device),
                                      dtype=dtype(cfg.bf16))
     rows = read_rows(cfg.data, keep_bad=True)  # unreadable lines: an error, or written back with it
-    if cfg.aggregate != "saved":  # the process reward kinds' option (prm: aggregate; implicit_prm: implicit_aggregate)
-        rm.settings.setdefault("objective", {}).update(aggregate=cfg.aggregate, implicit_aggregate=cfg.aggregate)
-    if cfg.samples >= 0:
-        rm.settings.setdefault("objective", {})["genrm_samples"] = cfg.samples
-    if cfg.sample_temperature:
-        rm.settings.setdefault("objective", {})["genrm_temperature"] = cfg.sample_temperature
+    for model in getattr(rm, "members", [rm]):  # an ensemble's members each read their texts
+        objective = model.settings.setdefault("objective", {})
+        if cfg.aggregate != "saved":  # the process reward kinds' option (prm: aggregate; implicit_prm: implicit_aggregate)
+            objective.update(aggregate=cfg.aggregate, implicit_aggregate=cfg.aggregate)
+        if cfg.samples >= 0:
+            objective["genrm_samples"] = cfg.samples
+        if cfg.sample_temperature:
+            objective["genrm_temperature"] = cfg.sample_temperature
     apply_options(rm, cfg.ensemble_aggregate, cfg.uncertainty_coef, cfg.members, cfg.model)
     groups, fields = build_groups(rows, rm.tokenizer, cfg.data, cfg.allow_empty, cfg.skip_bad_rows, SKIP_HINT,
                                   cfg.columns.mapping(), rm.chat, rm.step_marker or "\n")

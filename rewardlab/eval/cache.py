@@ -17,10 +17,19 @@ from pathlib import Path
 from ..data.text import Text
 
 
-def model_identity(path: str, max_length: int) -> str:
+def model_identity(path: str, max_length: int, options: dict | None = None) -> str:
+    """What the cached rewards depend on: the folder, its weights' files, max_length; for an
+    ensemble folder (ensemble.json) also its spec and every member's identity; ``options``: what
+    a command changed about the reading (an ensemble's aggregate)."""
     files = sorted(p for p in Path(path).glob("*.safetensors")) if Path(path).is_dir() else []
     stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    return json.dumps([str(Path(path).resolve()), stamp, max_length])
+    spec = Path(path, "ensemble.json")
+    if spec.is_file():
+        text = spec.read_text()
+        members = [model_identity(str(Path(path, m.get("path", ""))), max_length)
+                   for m in json.loads(text).get("members", []) if isinstance(m, dict)]
+        stamp.append([text, members])
+    return json.dumps([str(Path(path).resolve()), stamp, max_length, *([options] if options else [])])
 
 
 def texts_key(identity: str, texts: list[Text]) -> str:

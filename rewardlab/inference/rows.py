@@ -109,6 +109,8 @@ def add_rewards(row: dict, field: str, rewards: list, details: list[dict] | None
         out["chosen_rewards"], out["rejected_rewards"] = rewards[:k], rewards[k:]
     else:
         out["chosen_reward"], out["rejected_reward"] = rewards
+        for k in (extra[0] if details else {}):  # e.g. an ensemble's reward_std: chosen_reward_std, ...
+            out[f"chosen_{k}"], out[f"rejected_{k}"] = extra[0][k], extra[1][k]
     return out
 
 

@@ -117,6 +117,12 @@ def test_eval_reports_members_aggregates_and_the_spread(ensemble, tmp_path, caps
     assert m["kind"] == "ensemble" and m["members_n"] == 3 and len(m["members"]["each"]) == 3
     assert set(m["aggregates"]) == {"mean", "min", "mean_minus_std"} and m["uncertainty"]["pairs"] == 16
     assert 0 <= m["accuracy"] <= 1 and m["members"]["best_accuracy"] >= m["members"]["mean_accuracy"]
+    report = tmp_path / "report.html"
+    assert main(["eval", "--model", ensemble, "--data", data, "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "uncertainty  AUROC of the spread for a wrong order" in out and "aggregate mean_minus_std" in out
+    page = report.read_text()
+    assert "Ensemble and members" in page and "Does the spread predict mistakes?" in page and "base64" in page
 
 
 def test_merge_of_a_model_with_itself_is_that_model_and_two_average(members, tiny_llama, tmp_path, capsys):

@@ -64,3 +64,23 @@ def test_heads_folder_scores_as_an_ensemble_and_loads_in_plain_transformers(requ
         assert abs(d["reward"] - logits.mean().item()) < 1e-5 and abs(d["reward_mean"] - d["reward"]) < 1e-9
         assert abs(d["reward_std"] - logits.std(unbiased=False).item()) < 1e-5
     assert details[0]["reward_std"] > 0  # independently initialised heads disagree
+
+
+def test_a_heads_model_is_evaluated_and_scored_as_an_ensemble(tiny_bert, pairs_file, tmp_path, capsys):
+    import json
+
+    from rewardlab.cli import main
+
+    out = tmp_path / "heads"
+    train(_cfg(tiny_bert, pairs_file, out, max_steps=2, batch_size=4, heads=3))
+    capsys.readouterr()
+    assert main(["eval", "--model", str(out), "--data", pairs_file, "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["members_n"] == 3 and len(m["members"]["each"]) == 3 and m["uncertainty"]["pairs"] == 16
+    scored = tmp_path / "scored.jsonl"
+    assert main(["score", "--model", str(out), "--data", pairs_file, "--output", str(scored), "--members",
+                 "--ensemble-aggregate", "mean_minus_std", "--uncertainty-coef", "2"]) == 0
+    row = json.loads(scored.read_text().splitlines()[0])
+    for side in ("chosen", "rejected"):
+        mean, std = row[f"{side}_reward_mean"], row[f"{side}_reward_std"]
+        assert len(row[f"{side}_members"]) == 3 and abs(row[f"{side}_reward"] - (mean - 2 * std)) < 1e-9

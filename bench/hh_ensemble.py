@@ -1,0 +1,149 @@
+"""Ensembles, bootstrap heads and weight averaging on real HH-RLHF pairs.
+
+    python bench/hh_ensemble.py [--model minilm] [--train-pairs 1600] [--eval-pairs 400] [--members 3]
+
+The first N pairs of ../shared/data/hh-rlhf-harmless/pairs.jsonl.gz train, the last M evaluate
+(the HH recipe: one epoch, batch 8, max_length 512, the model's recommended learning rate).
+Trained and measured in one run:
+
+- ``--members`` reward models differing only in ``--seed`` (head initialisation and data order),
+  each with its reward statistics (``--reward-stats``);
+- their ensemble (``rewardlab ensemble``), evaluated with every aggregation (mean, min,
+  mean_minus_std with coef 1);
+- one model with ``--heads H`` bootstrap heads on one backbone (an ensemble in one forward);
+- the weight average of the members (``rewardlab merge``, WARM).
+
+Printed and written to OUT/results.json: held-out accuracy and calibration (ECE) of each, the
+members' mean and best, the AUROC of the ensemble's spread for a wrong order (0.5: the spread
+says nothing) with the accuracy on the most and least certain quarter of pairs, training time,
+and the baselines (random 0.5, the longer answer, the shorter answer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded
+SHARED = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf-harmless"
+
+from bench.hh_judge import length_baselines  # noqa: E402  (random, the longer and the shorter answer)
+from rewardlab.cli import main as rewardlab  # noqa: E402
+
+
+def run(*argv: str) -> dict | None:
+    """A rewardlab command; its JSON answer when it prints one."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = rewardlab(list(argv))
+    if code != 0:
+        raise SystemExit(f"rewardlab {' '.join(argv)} failed ({code}): {out.getvalue()[-2000:]}")
+    text = out.getvalue().strip().splitlines()
+    try:
+        return json.loads(text[-1]) if text else None
+    except ValueError:
+        return None
+
+
+def train(model: str, data: str, out: Path, seed: int, lr: str, reuse: bool, *extra: str) -> float:
+    """Train one model; its wall time (s), or the saved one with --reuse."""
+    done = out / "bench_time.json"
+    if reuse and done.exists():
+        return json.loads(done.read_text())["train_s"]
+    t0 = time.perf_counter()
+    run("train", "--model", model, "--data", data, "--output", str(out), "--epochs", "1", "--batch-size", "8",
+        "--max-length", "512", "--seed", str(seed), "--reward-stats", "--save-every", "0",
+        *(("--lr", lr) if lr else ()), *extra)
+    wall = time.perf_counter() - t0
+    done.write_text(json.dumps({"train_s": wall}))
+    return wall
+
+
+def brief(m: dict) -> dict:
+    return {"accuracy": m["accuracy"], "ece": m.get("calibration", {}).get("ece")}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="minilm")
+    p.add_argument("--train-pairs", type=int, default=1600)
+    p.add_argument("--eval-pairs", type=int, default=400)
+    p.add_argument("--members", type=int, default=3)
+    p.add_argument("--heads", type=int, default=5)
+    p.add_argument("--lr", default="", help="default: the model's recommended rate (as the CLI)")
+    p.add_argument("--out", default="")
+    p.add_argument("--reuse", action="store_true", help="keep models already trained in OUT")
+    args = p.parse_args()
+    path = SHARED / "pairs.jsonl.gz"
+    if not path.exists():
+        raise SystemExit(f"{path} not found: this benchmark runs on the shared HH-RLHF data")
+    rows = [json.loads(x) for x in gzip.open(path, "rt")]
+    out = Path(args.out or f"runs/bench-hh-ensemble-{args.model}")
+    out.mkdir(parents=True, exist_ok=True)
+    train_rows, eval_rows = rows[:args.train_pairs], rows[-args.eval_pairs:]
+    data, heldout = out / "train.jsonl", out / "eval.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in train_rows))
+    heldout.write_text("".join(json.dumps(r) + "\n" for r in eval_rows))
+
+    times, results = {}, {"model": args.model, "train_pairs": len(train_rows), "eval_pairs": len(eval_rows),
+                          "baselines": length_baselines(eval_rows)}
+    members = [out / f"member{s}" for s in range(1, args.members + 1)]
+    for s, folder in enumerate(members, 1):
+        times[folder.name] = train(args.model, str(data), folder, s, args.lr, args.reuse)
+        print(f"{folder.name}: trained in {times[folder.name]:.0f} s", file=sys.stderr, flush=True)
+    heads = out / f"heads{args.heads}"
+    times[heads.name] = train(args.model, str(data), heads, 1, args.lr, args.reuse, "--heads", str(args.heads))
+    flags = [a for m in members for a in ("--model", str(m))]
+    run("ensemble", *flags, "--output", str(out / "ensemble"))
+    t0 = time.perf_counter()
+    run("merge", *flags, "--output", str(out / "merged"))
+    times["merge"] = time.perf_counter() - t0
+
+    results["members"] = {m.name: brief(run("eval", "--model", str(m), "--data", str(heldout), "--json"))
+                          for m in members}
+    accs = [r["accuracy"] for r in results["members"].values()]
+    results["members_mean_accuracy"], results["members_best_accuracy"] = sum(accs) / len(accs), max(accs)
+    results["merged"] = brief(run("eval", "--model", str(out / "merged"), "--data", str(heldout), "--json"))
+    for name, folder in (("ensemble", out / "ensemble"), (heads.name, heads)):
+        t0 = time.perf_counter()
+        m = run("eval", "--model", str(folder), "--data", str(heldout), "--json")
+        results[name] = {"aggregates": m["aggregates"], "uncertainty": m["uncertainty"],
+                         "members": m["members"], "eval_s": round(time.perf_counter() - t0, 1)}
+    results["train_s"] = {k: round(v, 1) for k, v in times.items()}
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    report(results)
+
+
+def report(r: dict) -> None:
+    b = r["baselines"]
+    print(f"\nHH-RLHF harmless, {r['model']}: {r['train_pairs']} pairs train, {r['eval_pairs']} held out")
+    print(f"{'model':<34} {'accuracy':>8} {'ECE':>7} {'train s':>8}")
+    for name, m in r["members"].items():
+        print(f"{name:<34} {m['accuracy']:>8.4f} {m['ece']:>7.4f} {r['train_s'][name]:>8.0f}")
+    print(f"{'members: mean / best':<34} {r['members_mean_accuracy']:>8.4f} / {r['members_best_accuracy']:.4f}")
+    for name in ("ensemble", *[k for k in r if k.startswith("heads")]):
+        for how, a in r[name]["aggregates"].items():
+            print(f"{name + ' ' + how:<34} {a['accuracy']:>8.4f} {a['ece']:>7.4f}")
+        u = r[name]["uncertainty"]
+        print(f"{name + ' spread':<34} AUROC for a wrong order {u['auroc_spread_for_mistakes']:.4f}; accuracy on "
+              f"the most / least certain quarter {u['accuracy_most_certain_quarter']:.4f} / "
+              f"{u['accuracy_least_certain_quarter']:.4f}")
+    heads = next(k for k in r if k.startswith("heads"))
+    print(f"{heads + ' (train)':<34} {'':>8} {'':>7} {r['train_s'][heads]:>8.0f}")
+    print(f"{'merged (WARM)':<34} {r['merged']['accuracy']:>8.4f} {r['merged']['ece']:>7.4f} "
+          f"{r['train_s']['merge']:>8.1f}")
+    print(f"baselines: random {b['random']:.3f}, longer answer {b['longer_answer']:.4f}, shorter answer "
+          f"{b['shorter_answer']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
