@@ -149,17 +149,28 @@ def load(url: str | list[str], queries: list[str], clients: int) -> dict:
                     t0 = time.perf_counter()
                     answers = []
                     for k, (h, port) in enumerate(where):
-                        reader, writer = conns[k]
-                        try:
-                            status, answer = await asyncio.wait_for(
-                                _post_json(reader, writer, h, "/get_reward", {"query": [queries[i]]}), 180)
-                            if status != 200:
-                                raise ValueError(f"HTTP {status}: {answer}")
-                            answers.append(answer["rewards"][0])
-                        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, KeyError, ValueError) as e:
-                            failures.append(f"{i}: {e!r}")
-                            writer.close()
-                            conns[k] = await asyncio.open_connection(h, int(port))
+                        for attempt in (0, 1):
+                            reader, writer = conns[k]
+                            try:
+                                status, answer = await asyncio.wait_for(
+                                    _post_json(reader, writer, h, "/get_reward", {"query": [queries[i]]}), 180)
+                                if status != 200:
+                                    raise ValueError(f"HTTP {status}: {answer}")
+                                answers.append(answer["rewards"][0])
+                                break
+                            except (OSError, asyncio.IncompleteReadError) as e:
+                                # A kept-alive connection the server closed while idle (uvicorn closes
+                                # after 5 s, which a client waiting on another server reaches): again,
+                                # once, on a fresh connection, as HTTP clients do.
+                                writer.close()
+                                conns[k] = await asyncio.open_connection(h, int(port))
+                                if attempt:
+                                    failures.append(f"{i}: {e!r}")
+                            except (asyncio.TimeoutError, KeyError, ValueError) as e:
+                                failures.append(f"{i}: {e!r}")
+                                writer.close()
+                                conns[k] = await asyncio.open_connection(h, int(port))
+                                break
                     if len(answers) == len(where):
                         rewards[i] = sum(answers) / len(answers)
                     latencies[i] = time.perf_counter() - t0

@@ -33,9 +33,11 @@ def parse_weights(text: str, n: int) -> list[float]:
 
 
 def _plain(rm):
-    """A loaded member's transformers model, a LoRA adapter merged into its base."""
-    model = rm.model
-    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+    """A loaded member's transformers model, a LoRA adapter merged into its base (once: the
+    member then holds the merged model)."""
+    if hasattr(rm.model, "merge_and_unload"):
+        rm.model = rm.model.merge_and_unload()
+    return rm.model
 
 
 def check_mergeable(members: list, names: list[str]) -> None:

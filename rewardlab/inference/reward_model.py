@@ -16,11 +16,11 @@ from ..data.text import plain_text
 from ..errors import ConfigError, ModelError
 from ..models.backbone import ensure_pad_token, score_sequences
 from ..models.lora import load_adapter
-from .ensemble import Ensemble, is_ensemble
 from ..models.heads import forward_path
 from ..models.packed_encoder import score_packed
 from ..models.layout import group_by_prefix, tokens_processed
 from ..models.shared_prompt import can_use_prefix_cache, score_groups_shared
+from .ensemble import Ensemble, is_ensemble
 
 
 class RewardModel:

@@ -162,3 +162,16 @@ def test_serving_an_ensemble_equals_rewardlab_score_with_the_spread(ensemble, tm
     for o, s, r, std in zip(offline, served, answer["rewards"], answer["extra_logs"]["reward_std"]):
         assert abs(o["reward"] - s["reward"]) < 1e-5 and abs(o["reward_std"] - s["reward_std"]) < 1e-5
         assert abs(o["reward"] - r) < 1e-5 and abs(o["reward_std"] - std) < 1e-5
+
+
+def test_lora_runs_average_their_merged_weights(tiny_llama, tmp_path):
+    data = write_jsonl(tmp_path / "pairs.jsonl", PAIRS * 4)
+    runs = [_train(tiny_llama, data, tmp_path / f"lora{s}", s, "--lora-r", "4") for s in (1, 2)]
+    assert main(["merge", "--model", runs[0], "--model", runs[1], "--output", str(tmp_path / "from_runs")]) == 0
+    assert main(["merge", "--model", f"{runs[0]}/adapter", "--model", f"{runs[1]}/adapter",
+                 "--output", str(tmp_path / "from_adapters")]) == 0
+    a, b = (load_file(str(tmp_path / name / "model.safetensors")) for name in ("from_runs", "from_adapters"))
+    assert a.keys() == b.keys() and max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-6
+    one, two = (load_file(f"{r}/model.safetensors") for r in runs)
+    k = next(k for k in a if "q_proj" in k)
+    assert torch.allclose(a[k].double(), (one[k].double() + two[k].double()) / 2, atol=1e-6)
