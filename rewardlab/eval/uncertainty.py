@@ -34,6 +34,8 @@ def _pair_spreads(examples: list, details: list[list[dict]]) -> tuple[list[bool]
 
 def _quarters(wrong: list[bool], spread: list[float]) -> dict:
     """Accuracy on the most certain (least spread) and least certain quarter of pairs."""
+    if not spread:  # every pair tied: nothing ranked
+        return {"accuracy_most_certain_quarter": None, "accuracy_least_certain_quarter": None, "quarter_pairs": 0}
     order = sorted(range(len(spread)), key=lambda k: spread[k])
     q = max(1, len(order) // 4)
 
@@ -82,9 +84,10 @@ def format_ensemble(metrics: dict) -> str:
     lines += [f"  aggregate {how:<15} accuracy {a['accuracy']:.4f}" + (f"  ECE {a['ece']:.4f}" if "ece" in a else "")
               for how, a in metrics["aggregates"].items()]
     auc = u["auroc_spread_for_mistakes"]
+    most, least = (u[f"accuracy_{w}_certain_quarter"] for w in ("most", "least"))
     lines.append(f"uncertainty  AUROC of the spread for a wrong order {'n/a' if auc is None else f'{auc:.4f}'} "
                  f"({u['mistakes']} mistakes in {u['pairs']} pairs); accuracy on the most certain quarter "
-                 f"{u['accuracy_most_certain_quarter']:.4f}, least certain {u['accuracy_least_certain_quarter']:.4f}")
+                 f"{'n/a' if most is None else f'{most:.4f}'}, least certain {'n/a' if least is None else f'{least:.4f}'}")
     return "\n".join(lines)
 
 

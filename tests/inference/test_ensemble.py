@@ -175,3 +175,33 @@ def test_lora_runs_average_their_merged_weights(tiny_llama, tmp_path):
     one, two = (load_file(f"{r}/model.safetensors") for r in runs)
     k = next(k for k in a if "q_proj" in k)
     assert torch.allclose(a[k].double(), (one[k].double() + two[k].double()) / 2, atol=1e-6)
+
+
+def test_members_of_different_backbones_each_read_the_texts_with_their_own_tokenizer(members, tiny_llama, tmp_path):
+    from rewardlab.data.encode import encode_texts
+
+    data = write_jsonl(tmp_path / "pairs.jsonl", PAIRS * 4)
+    llama = _train(tiny_llama, data, tmp_path / "llama", 5, "--reward-stats")
+    assert main(["ensemble", "--model", members[0], "--model", llama, "--output", str(tmp_path / "mixed")]) == 0
+    ens = RewardModel.from_pretrained(str(tmp_path / "mixed"), device="cpu")
+    assert ens._shares == [True, False]  # a BERT WordPiece and a SmolLM2 BPE vocabulary
+    texts = [plain_text(p, c, ens.tokenizer) for p, c in zip(PROMPTS, REPLIES)]
+    ens.settings["ensemble"]["members"] = True
+    alone, _ = ens.score_details(texts)
+    given, _ = ens.score_details(texts, encoded=[e[:3] for e in encode_texts(ens.tokenizer, texts)])
+    singles = [RewardModel.from_pretrained(m, device="cpu") for m in (members[0], llama)]
+    for k, (a, b) in enumerate(zip(alone, given)):
+        assert max(abs(x - y) for x, y in zip(a["members"], b["members"])) < 1e-6
+        for m, s in enumerate(singles):
+            raw = s.score([PROMPTS[k]], [REPLIES[k]])[0]
+            assert abs(a["members"][m] - (raw - s.settings["reward_mean"]) / s.settings["reward_std"]) < 1e-5
+
+
+def test_merge_weights_are_normalised_and_bad_ones_refused():
+    from rewardlab.errors import ConfigError
+    from rewardlab.inference.merge import parse_weights
+
+    assert parse_weights("", 4) == [0.25] * 4 and parse_weights("1,3", 2) == [0.25, 0.75]
+    for bad, says in (("1,x", "comma-separated numbers"), ("1,2,3", "3 values for 2"), ("-1,2", ">= 0")):
+        with pytest.raises(ConfigError, match=says):
+            parse_weights(bad, 2)
