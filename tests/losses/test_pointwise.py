@@ -97,8 +97,10 @@ def test_value_regression_mse_and_huber():
         value_regression(values, returns, loss="l1")
     with pytest.raises(ValueError, match="shapes"):
         value_regression(values[:, None], returns)  # would broadcast to (3, 3)
+    # "none" keeps one loss per token (reward heads weight them by their bootstrap draws)
+    assert torch.allclose(value_regression(values, returns, reduction="none").sum(), value_regression(values, returns))
     with pytest.raises(ValueError, match="reduction"):
-        value_regression(values, returns, reduction="none")
+        value_regression(values, returns, reduction="median")
 
 
 def test_masked_regression_ignores_nan_in_unrated_targets():

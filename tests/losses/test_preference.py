@@ -137,9 +137,11 @@ def test_weight_multiplies_pairs_and_centering_is_not_weighted():
     assert abs(centred.item() - loss.item() - 0.05) < 1e-6
 
 
-def test_unknown_reduction_raises():
+def test_reduction_none_and_unknown():
+    per_pair, _ = bradley_terry(torch.tensor([1.0, 0.0]), torch.zeros(2), reduction="none")
+    assert per_pair.shape == (2,) and abs(per_pair[1].item() - math.log(2)) < 1e-6
     with pytest.raises(ValueError, match="reduction"):
-        bradley_terry(torch.zeros(2), torch.zeros(2), reduction="none")
+        bradley_terry(torch.zeros(2), torch.zeros(2), reduction="median")
 
 
 def test_fp32_maths_and_float64_kept():
