@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..config import ExportConfig, ScoreConfig, ServeConfig
 from ..data.rows import read_rows
+from ..data.text import chat_rendering, has_chat_template, is_conversation
 from ..errors import ConfigError, ModelError
 from ..inference.ensemble import apply_options
 from ..inference.rows import SKIP_HINT, add_rewards, build_groups, score_groups
@@ -39,6 +40,8 @@ def cmd_score(cfg: ScoreConfig) -> int:
     apply_options(rm, cfg.ensemble_aggregate, cfg.uncertainty_coef, cfg.members, cfg.model)
     groups, fields = build_groups(rows, rm.tokenizer, cfg.data, cfg.allow_empty, cfg.skip_bad_rows, SKIP_HINT,
                                   cfg.columns.mapping(), rm.chat, rm.step_marker or "\n")
+    if state.is_main_process and not has_chat_template(rm.tokenizer) and any(map(is_conversation, rows)):
+        print(f"note: {chat_rendering(rm.tokenizer)}", file=sys.stderr)  # the first thing said, before scoring
     mine = list(range(state.process_index, len(rows), state.num_processes))
     results, truncated = _score_in_chunks(rm, groups, mine, cfg, state.is_main_process)
     if state.num_processes > 1:

@@ -51,11 +51,54 @@ def _is_messages(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in value)
 
 
+PLAIN_ROLES = {"system": "System", "user": "Human", "assistant": "Assistant"}
+PLAIN_TEMPLATE = "each turn as '\\n\\nHuman: ...' / '\\n\\nAssistant: ...' / '\\n\\nSystem: ...' (HH-RLHF's layout)"
+
+
+def has_chat_template(tokenizer) -> bool:
+    return bool(tokenizer is not None and getattr(tokenizer, "chat_template", None))
+
+
+def chat_rendering(tokenizer) -> str:
+    """How conversations are rendered for this tokenizer, said on a command's first lines."""
+    if has_chat_template(tokenizer):
+        return "conversations rendered with the model's chat template"
+    return f"conversations rendered with the plain template (the model has no chat template): {PLAIN_TEMPLATE}"
+
+
+def is_conversation(row: dict) -> bool:
+    """True when a row holds a message list (prompt, chosen, rejected, completion, completions)."""
+    values = [row.get(k) for k in ("prompt", "chosen", "rejected", "completion")]
+    if isinstance(row.get("completions"), list):
+        values += row["completions"]
+    return any(isinstance(v, list) and v and _is_messages(v) for v in values)
+
+
+def render_plain(prompt_msgs: list[dict], completion_msgs: list[dict], where: str) -> tuple[str, str]:
+    """A conversation as plain text for a backbone without a chat template (an encoder such as
+    MiniLM): HH-RLHF's own layout, the one the bundled HH recipe trains on, so a model trained
+    on HH reads a conversation as it read its training data. The prompt ends with the
+    generation cue '\\n\\nAssistant:' and the completion starts with a space, as HH's replies do."""
+    def turn(m: dict) -> str:
+        role = PLAIN_ROLES.get(str(m["role"]))
+        if role is None:
+            raise DataError(f"{where}: message role {m['role']!r} has no place in the plain template "
+                            f"(system, user, assistant)")
+        return f"\n\n{role}: {m['content']}"
+
+    prompt = "".join(turn(m) for m in prompt_msgs)
+    body = "".join(turn(m) for m in completion_msgs)
+    cue = "\n\nAssistant:"
+    if body.startswith(cue):  # the reply's own role marker becomes the prompt's generation cue
+        return prompt + cue, body[len(cue):]
+    return prompt, body
+
+
 def render_chat(prompt_msgs: list[dict], completion_msgs: list[dict], tokenizer, where: str) -> tuple[str, str]:
-    """Render a conversation with the tokenizer's chat template; return (prompt, completion) text."""
-    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-        raise DataError(f"{where}: conversational rows need a chat template and this model's tokenizer has none; "
-                        "use plain-text prompt/chosen/rejected columns instead")
+    """Render a conversation with the tokenizer's chat template, or the plain template
+    (:func:`render_plain`) when it has none; return (prompt, completion) text."""
+    if not has_chat_template(tokenizer):
+        return render_plain(prompt_msgs, completion_msgs, where)
     try:
         prompt = tokenizer.apply_chat_template(prompt_msgs, tokenize=False, add_generation_prompt=bool(prompt_msgs))
         full = tokenizer.apply_chat_template(prompt_msgs + completion_msgs, tokenize=False)
@@ -149,7 +192,7 @@ def to_text(prompt: Any, completion: Any, tokenizer, where: str, name: str = "co
     if not completion:
         completion = [{"role": "assistant", "content": ""}]
     p, c = render_chat(prompt, completion, tokenizer, where)
-    return Text(p, c, templated=True)
+    return Text(p, c, templated=has_chat_template(tokenizer))
 
 
 def _type(value: Any) -> str:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data.encode import encode_texts
-from ..data.text import Text, check_unicode, plain_text
+from ..data.text import Text, chat_rendering, check_unicode, plain_text
 from ..errors import ConfigError, DataError
 from ..inference import RewardModel
 from ..inference.ensemble import apply_options
@@ -298,5 +298,6 @@ def serve(cfg) -> None:
     apply_options(rm, cfg.ensemble_aggregate, cfg.uncertainty_coef, name=cfg.model)
     app = create_app(rm, cfg, api_key)
     print(f"serving {cfg.model} ({rm.kind}) on http://{cfg.host}:{cfg.port} (POST /score, POST /get_reward, "
-          f"GET /health, GET /metrics){'; bearer token required' if api_key else ''}", flush=True)
+          f"GET /health, GET /metrics){'; bearer token required' if api_key else ''}; "
+          f"{chat_rendering(rm.tokenizer)}", flush=True)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")

@@ -44,15 +44,20 @@ def test_conversational_format_uses_chat_template(tmp_path, smol_tok):
     assert pair.chosen == "Paris.<|im_end|>" and pair.rejected == "No idea.<|im_end|>"
 
 
-def test_conversational_without_template_is_a_clear_error(tmp_path, tiny_bert):
+def test_conversational_without_template_uses_the_plain_one(tmp_path, tiny_bert):
     from transformers import AutoTokenizer
+
+    from rewardlab.data.text import chat_rendering
 
     tok = AutoTokenizer.from_pretrained(tiny_bert)
     tok.chat_template = None
-    rows = [{"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "assistant", "content": "a"}],
-             "rejected": [{"role": "assistant", "content": "b"}]}]
-    with pytest.raises(DataError, match=r"c\.jsonl: row 1: .*chat template"):
-        load_examples(write_jsonl(tmp_path / "c.jsonl", rows), tok)
+    rows = [{"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "q"},
+                        {"role": "assistant", "content": "r"}, {"role": "user", "content": "q2"}],
+             "chosen": [{"role": "assistant", "content": "a"}], "rejected": [{"role": "assistant", "content": "b"}]}]
+    (pair,) = load_examples(write_jsonl(tmp_path / "c.jsonl", rows), tok)
+    prompt = "\n\nSystem: Be brief.\n\nHuman: q\n\nAssistant: r\n\nHuman: q2\n\nAssistant:"
+    assert (pair.prompt, pair.chosen, pair.rejected, pair.templated) == (prompt, " a", " b", False)
+    assert "plain template" in chat_rendering(tok)
 
 
 def test_margin_and_subset_columns(tmp_path):
