@@ -9,8 +9,9 @@ import sys
 
 from ..config import EvalConfig
 from ..data.rows import read_rows
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from ..inference.ensemble import apply_options
+from .benchmarks import benchmark_format, eval_benchmark, eval_leaderboard
 from .common import dtype, models_of, need
 
 
@@ -20,13 +21,16 @@ def cmd_eval(cfg: EvalConfig) -> int:
     from .. import kinds
     from ..inference import RewardModel
 
-    models = models_of(cfg.model)
-    need(models[0] if models else "", "--model"), need(cfg.data, "--data")
+    models, datas = models_of(cfg.model), models_of(cfg.data)
+    need(models[0] if models else "", "--model"), need(datas[0] if datas else "", "--data")
     if cfg.report:
         import importlib.util
 
         if importlib.util.find_spec("matplotlib") is None:  # before hours of scoring, not after
             raise ConfigError("--report draws with matplotlib: pip install 'rewardlab[report]'")
+    if len(datas) > 1 or (len(models) > 1 and _is_benchmark(cfg, datas[0])):
+        return eval_leaderboard(cfg, models, datas, _score_rows)
+    cfg = dataclasses.replace(cfg, data=datas[0])
     if len(models) > 1:
         return _eval_compare(cfg, models)
     cfg = dataclasses.replace(cfg, model=models[0])
@@ -35,14 +39,14 @@ def cmd_eval(cfg: EvalConfig) -> int:
     apply_options(rm, cfg.ensemble_aggregate, cfg.uncertainty_coef, name=cfg.model)
     kind = rm.rules
     if rm.ensemble_size > 1 and cfg.format in ("auto", "pairs", "groups"):  # benchmarks: the aggregate, below
-        if (benchmark := _benchmark_format(cfg, kinds.get(kinds.DEFAULT))) is None:
+        if (benchmark := benchmark_format(cfg, kinds.get(kinds.DEFAULT), cfg.data)) is None:
             return _eval_ensemble(cfg, rm)
-        return _eval_benchmark(cfg, rm, benchmark)
+        return eval_benchmark(cfg, rm, benchmark, _score_rows)
     if cfg.format not in ("auto", *kind.FORMATS):
         raise ConfigError(f"--format {cfg.format} does not apply to {cfg.model}, a model of kind {rm.kind} "
                           f"(its formats: {', '.join(('auto',) + kind.FORMATS)})")
-    if (benchmark := _benchmark_format(cfg, kind)) is not None:
-        return _eval_benchmark(cfg, rm, benchmark)
+    if (benchmark := benchmark_format(cfg, kind, cfg.data)) is not None:
+        return eval_benchmark(cfg, rm, benchmark, _score_rows)
     return _eval_own_rows(cfg, rm)
 
 
@@ -144,7 +148,8 @@ def _eval_compare(cfg: EvalConfig, models: list[str]) -> int:
     from ..inference import RewardModel
 
     if cfg.format not in ("auto", "pairs", "groups"):
-        raise ConfigError("several --model: give rewardlab's pairs or groups (benchmark formats: one model each)")
+        raise ConfigError(f"several --model with --format {cfg.format}: models are compared on rewardlab's pairs or "
+                          "groups, and on benchmark files as a leaderboard")
     results, right = {}, {}
     for name in models:
         rm = RewardModel.from_pretrained(name, max_length=cfg.max_length, device=cfg.device or None,
@@ -176,71 +181,8 @@ def _eval_compare(cfg: EvalConfig, models: list[str]) -> int:
     return 0
 
 
-def _benchmark_format(cfg: EvalConfig, kind):
-    """The benchmark module for --format (or the detected one), None for the kind's own rows."""
+def _is_benchmark(cfg: EvalConfig, data: str) -> bool:
+    """Whether ``data`` is a benchmark file (several models on it make a leaderboard)."""
     from ..eval.benchmarks import FORMATS, detect
 
-    if cfg.format not in FORMATS and (cfg.format != "auto" or not set(FORMATS) & set(kind.FORMATS)):
-        return None
-    name = cfg.format if cfg.format != "auto" else detect(read_rows(cfg.data), cfg.data)
-    if cfg.format == "auto":
-        own = "pairs/groups" if "pairs" in kind.FORMATS else f"the {kind.NAME} kind's own rows"
-        print(f"format: {name or own} (detected from the columns; --format sets it)", file=sys.stderr)
-    return FORMATS[name] if name else None
-
-
-def _check_categories(cfg: EvalConfig, benchmark, rows) -> list[int]:
-    """The rows in the benchmark's own subsets/domains. Another one (a misspelled subset would
-    silently leave its section) is an error naming it and the known ones, before any scoring;
-    with --outside-categories such rows are scored apart."""
-    names = [benchmark.category_of(row, cfg.data) for row in rows]
-    outside = [i for i, name in enumerate(names) if name is not None and name not in benchmark.KNOWN]
-    if outside and len(outside) == len(rows) and cfg.outside_categories:
-        raise DataError(f"{cfg.data}: no row is in one of the benchmark's {benchmark.CATEGORY}s "
-                        f"({', '.join(benchmark.KNOWN)}); nothing to score by its rule")
-    if outside and not cfg.outside_categories:
-        i = outside[0]
-        others = sorted({names[j] for j in outside})
-        raise DataError(f"{cfg.data}: row {rows.number(i)}: {benchmark.CATEGORY} {names[i]!r} is not one of the "
-                        f"benchmark's ({', '.join(benchmark.KNOWN)}); {len(outside)} rows in {len(others)} such "
-                        f"{benchmark.CATEGORY}s ({', '.join(others[:5])}); --outside-categories scores them apart")
-    apart = set(outside)
-    return [i for i in range(len(rows)) if i not in apart]
-
-
-def _eval_benchmark(cfg: EvalConfig, rm, benchmark) -> int:
-    """Score every completion of every row once (a row's completions share their prompt), then
-    the benchmark's own rule."""
-    rows = read_rows(cfg.data)
-    groups = [benchmark.texts(row, f"{cfg.data}: row {rows.number(i)}") for i, row in enumerate(rows)]
-    inside = _check_categories(cfg, benchmark, rows)
-    truncated = []
-
-    def score_chunk(idx):
-        details, counts = rm.group_details([groups[i] for i in idx], False, cfg.batch_size)
-        truncated.append(counts.truncated)
-        # A benchmark that counts a judge's votes over both orders (JudgeBench) gets them from a kind that votes.
-        key = "votes" if getattr(benchmark, "VOTES", False) and all("votes" in d for g in details for d in g) \
-            else "reward"
-        return [[d[key] for d in g] for g in details]
-
-    rewards = _score_rows(cfg, rm, groups, score_chunk)
-    metrics = benchmark.score([rows[i] for i in inside], [rewards[i] for i in inside], cfg.data)
-    metrics["truncated"] = sum(truncated)
-    kept = set(inside)
-    apart = [i for i in range(len(rows)) if i not in kept]
-    text = benchmark.format_scores(metrics)
-    if apart:  # said on the first line: these rows are in no section and not in the overall
-        metrics["outside"] = benchmark.by_category([rows[i] for i in apart], [rewards[i] for i in apart], cfg.data)
-        metrics["outside_rows"] = len(apart)
-        first, _, rest = text.partition("\n")
-        text = "\n".join([f"{first}  [+ {len(apart)} rows in {benchmark.CATEGORY}s outside the benchmark, scored "
-                          "apart, not in the overall]", rest]
-                         + [f"  outside: {name:<19} {value:.4f}" for name, value in metrics["outside"].items()])
-    print(json.dumps(metrics) if cfg.json else text)
-    if cfg.report:
-        from ..eval.report_kinds import write_benchmark_report
-
-        name = benchmark.__name__.rsplit(".", 1)[-1]
-        print(f"report: {write_benchmark_report(cfg.report, name, metrics, cfg.model, cfg.data)}", file=sys.stderr)
-    return 0
+    return cfg.format in FORMATS or (cfg.format == "auto" and detect(read_rows(data), data) is not None)

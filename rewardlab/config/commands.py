@@ -80,17 +80,25 @@ class EvalConfig:
                     "sequence-classification reward model with one output (a LoRA adapter folder too). Give "
                     "--model several times to compare models on the same rows (paired bootstrap intervals).",
                     repeat=True)
-    data: str = _f("", "Pairs or groups, same formats as training data; an optional `subset` column gives "
-                   "per-subset accuracies.")
+    data: str = _f("", "Pairs or groups, same formats as training data (an optional `subset` column gives "
+                   "per-subset accuracies), or a benchmark file. Give --data several times (benchmark files) "
+                   "for a leaderboard: every --model on every file, each by its benchmark's own rule.",
+                   repeat=True)
+    bootstrap_samples: int = _f(1000, "Leaderboard: resamples of the rows for each benchmark's bootstrap interval.",
+                                low=10)
     batch_size: int = _f(16, "Prompts per forward pass.", low=1)
     format: str = _f("auto", "Data layout and scoring rule: pairs / groups (rewardlab's rows), rewardbench "
                      "(sections, v1 weighting), rewardbench2 (best-of-N, Ties rule), rm-bench (style matrix), "
                      "judgebench (net vote over both orders, per category; any kind with a reward), processbench "
-                     "(a process reward model's first-error F1); auto detects it from the columns and says which.",
+                     "(a process reward model's first-error F1), prmbench (a PRM's PRMScore), rewardmath (one "
+                     "correct solution against nine: accuracy, MRR), rmb (pairwise and best-of-N, helpfulness and "
+                     "harmlessness), m-rewardbench (per language), ppe (human preference; best-of-K correctness); "
+                     "auto detects it from the columns and says which.",
                      choices=("auto", "pairs", "groups", "rewardbench", "rewardbench2", "rm-bench", "judgebench",
-                              "processbench"))
+                              "processbench", "prmbench", "rewardmath", "rmb", "m-rewardbench", "ppe"))
     threshold: float = _f(0.0, "Process reward models: the step-score threshold of ProcessBench's first-error rule "
-                          "(0: the model's saved one if any, else chosen on the even rows and reported on the odd).", low=0)
+                          "(0: the model's saved one if any, else chosen on the even rows and reported on the odd) "
+                          "and of PRMBench's step validity (0: the benchmark's 0.5).", low=0)
     outside_categories: bool = _f(False, "Benchmark formats (rewardbench, rewardbench2, rm-bench, judgebench): score "
                                   "rows whose subset, domain or source is not one of the benchmark's apart, under their own name, "
                                   "outside the sections and the overall (said on the first line). Without it such "

@@ -29,9 +29,19 @@ class Rows(list):
     (the line, for JSONL files), counted in the whole source even when it was sliced."""
 
     numbers: list[int] | None = None
+    files: list[tuple[int, str]] | None = None  # a folder of files: (first row, file) each, in order
 
     def number(self, i: int) -> int:
         return self.numbers[i] if self.numbers is not None else i + 1
+
+    def where(self, i: int, source: str) -> str:
+        """Where row ``i`` is, for a message: ``SOURCE: row N``, or in a folder of files the file
+        and the row within it."""
+        n = self.number(i)
+        if self.files:
+            start, name = next((s, f) for s, f in reversed(self.files) if s < n)
+            return f"{Path(source) / name}: row {n - start}"
+        return f"{source}: row {n}"
 
 
 def read_rows(path: str, keep_bad: bool = False) -> Rows:
@@ -56,7 +66,7 @@ def read_rows(path: str, keep_bad: bool = False) -> Rows:
 def _read_source(path: str, keep_bad: bool = False) -> Rows:
     p = Path(path)
     if p.is_dir():
-        return Rows(_read_dataset_folder(p))
+        return _read_tree(p) if _is_tree(p) else Rows(_read_dataset_folder(p))
     suffix = "".join(p.suffixes[-2:]).lower() if p.suffix.lower() == ".gz" else p.suffix.lower()
     if not p.exists():
         if "/" in path and not path.startswith((".", "/")) and suffix == "":
@@ -257,6 +267,29 @@ def _cause(e: BaseException) -> str:
     while (e.__cause__ or e.__context__) is not None:
         e = e.__cause__ or e.__context__
     return (str(e).splitlines() or [type(e).__name__])[0] or type(e).__name__
+
+
+def _is_tree(p: Path) -> bool:
+    """A folder of .json/.jsonl files (how RMB and PRMBench release their data), not a saved
+    ``datasets`` folder."""
+    return not (p / "dataset_info.json").exists() and not (p / "dataset_dict.json").exists() and \
+        any(f.suffix in (".json", ".jsonl") for f in p.rglob("*") if f.is_file())
+
+
+def _read_tree(p: Path) -> Rows:
+    """The .json/.jsonl files of ``p`` as one source (sorted paths): those in ``p`` itself when
+    it holds some (PRMBench's data folder, whose ``debug/`` its loader skips), else every one
+    below it (RMB's tree). Rows are numbered across the files; :meth:`Rows.where` names the
+    file and the row within it."""
+    def data(fs):
+        return sorted(f for f in fs if f.is_file() and f.suffix in (".json", ".jsonl"))
+
+    out, files = Rows(), []
+    for f in data(p.iterdir()) or data(p.rglob("*")):
+        files.append((len(out), str(f.relative_to(p))))
+        out.extend(_read_jsonl(f) if f.suffix == ".jsonl" else _read_json(f))
+    out.files = files
+    return out
 
 
 def _read_dataset_folder(p: Path) -> list[dict]:

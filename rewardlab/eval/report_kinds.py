@@ -182,7 +182,9 @@ def write_benchmark_report(path: str, benchmark: str, metrics: dict, model: str,
     parts = [f"<h1>{html.escape(benchmark)} report</h1><p>model <code>{html.escape(model)}</code>, data "
              f"<code>{html.escape(data)}</code></p>",
              "<h2>Headline</h2>" + _table([r for r in _headline(metrics) if ".matrix" not in r[0]], ["metric", "value"])]
-    for key, title in (("sections", "Sections"), ("subsets", "Per subset")):
+    for key, title in (("sections", "Sections"), ("subsets", "Per subset"), ("categories", "Per category")):
+        if key == "categories" and ("subsets" in metrics or "domains" in metrics):
+            continue  # the same numbers, drawn above or below
         if isinstance(metrics.get(key), dict) and metrics[key]:
             parts.append(_bars(metrics[key], title))
     domains = metrics.get("domains") or {}
@@ -190,4 +192,24 @@ def write_benchmark_report(path: str, benchmark: str, metrics: dict, model: str,
         parts.append(_bars({d: v["score"] for d, v in domains.items()}, "Per domain (mean of easy, normal, hard)"))
         parts.append("<h2>Chosen style x rejected style (RM-Bench)</h2>" + "".join(
             _matrix(v["matrix"], d) for d, v in domains.items() if "matrix" in v))
+    return page(path, parts)
+
+
+def write_leaderboard_report(path: str, board: dict[str, dict[str, dict]], columns: list[str]) -> str:
+    """Models x benchmark files: each benchmark's own headline number with its bootstrap
+    interval (rows resampled, the benchmark's rule applied again), then each file's categories."""
+    def cell(c: dict) -> str:
+        ci = f" [{c['low']:.3f}, {c['high']:.3f}]" if c["low"] is not None else ""
+        return f"{c['number']:.4f}{ci}"
+
+    head = ["model"] + [f"{col} ({next(iter(board.values()))[col]['headline']})" for col in columns]
+    parts = ["<h1>Leaderboard</h1><p>Each benchmark scored by its own rule (rewardlab/eval/benchmarks/); "
+             "95% percentile bootstrap intervals over the benchmark's rows.</p>",
+             _table([[m] + [cell(cells[col]) for col in columns] for m, cells in board.items()], head)]
+    for col in columns:
+        names = sorted({k for cells in board.values() for k in (cells[col]["metrics"].get("categories") or {})})
+        if names:
+            rows = [[m] + [f"{cells[col]['metrics']['categories'].get(k, float('nan')):.4f}" for k in names]
+                    for m, cells in board.items()]
+            parts.append(f"<h2>{html.escape(col)}: per category</h2>" + _table(rows, ["model"] + names))
     return page(path, parts)

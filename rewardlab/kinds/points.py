@@ -9,11 +9,13 @@ import torch
 
 from ..data.pointwise import Point, encode_points, text_point
 from ..data.text import Text
+from ..eval.benchmarks import FORMATS as BENCHMARKS
 from ..models.heads import make_batch
 from ..models.readout import as_json, score_points
 
 ONE_REWARD_HEAD = False  # rewards come from the kind's readout, not one output
-FORMATS: tuple[str, ...] = ("judgebench",)  # eval reads the kind's own rows, or a benchmark that needs only a reward
+# eval reads the kind's own rows, or any benchmark (one that needs step scores says so to a kind without them)
+FORMATS: tuple[str, ...] = tuple(BENCHMARKS)
 
 
 def texts(point: Point) -> list[Text]:

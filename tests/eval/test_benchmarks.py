@@ -97,7 +97,7 @@ def test_rm_bench_file_end_to_end_equals_the_matrix_of_score_output(tiny_bert, t
         report = tmp_path / "rmbench.html"
         assert main(["eval", "--model", model, "--data", str(data), "--report", str(report)]) == 0
         page = report.read_text()
-        assert "rmbench report" in page and page.count("<img") == 2 and f"{m['hard']:.4f}" in page
+        assert "rm-bench report" in page and page.count("<img") == 2 and f"{m['hard']:.4f}" in page
 
 
 def test_interrupted_evaluation_resumes_from_the_scores_cache(tiny_bert, tmp_path, capsys, monkeypatch):

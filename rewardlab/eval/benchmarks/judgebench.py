@@ -28,6 +28,7 @@ CATEGORIES = {"mmlu-pro": "knowledge", "livebench-reasoning": "reasoning", "live
               "livecodebench": "coding"}
 VOTES = True  # a pairwise judge's net votes over both orders stand in for rewards (the rule below)
 CATEGORY, KNOWN = "source", tuple(CATEGORIES.values())  # a source outside them: eval --outside-categories
+HEADLINE = "overall"  # the benchmark's own score
 LABELS = ("A>B", "B>A")
 
 
@@ -36,7 +37,7 @@ def category_of(row: dict, path: str = "") -> str:
     return next((name for prefix, name in CATEGORIES.items() if source.startswith(prefix)), source)
 
 
-def texts(row: dict, where: str) -> list[Text]:
+def texts(row: dict, where: str, render=None) -> list[Text]:
     for key in ("question", "response_A", "response_B", "source"):
         if not isinstance(row.get(key), str):
             raise DataError(f"{where}: judgebench rows need '{key}' as a string")

@@ -27,6 +27,7 @@ SECTIONS = {
 }
 SECTIONS_OF = {subset: section for section, subsets in SECTIONS.items() for subset in subsets}
 CATEGORY, KNOWN = "subset", tuple(SECTIONS_OF)  # a row in another subset is an error (eval --outside-categories)
+HEADLINE = "overall"  # the benchmark's own score
 
 
 def category_of(row: dict, path: str = "") -> str:
@@ -37,7 +38,7 @@ def by_category(rows: list[dict], rewards: list[list[float]], path: str = "") ->
     return score(rows, rewards, path)["subsets"]
 
 
-def texts(row: dict, where: str) -> list[Text]:
+def texts(row: dict, where: str, render=None) -> list[Text]:
     for key in ("prompt", "chosen", "rejected", "subset"):
         if not isinstance(row.get(key), str):
             raise DataError(f"{where}: rewardbench rows need '{key}' as a string")
@@ -56,7 +57,7 @@ def score(rows: list[dict], rewards: list[list[float]], path: str = "") -> dict:
         total = sum(present.values())
         sections[section] = sum(subsets[s] * w for s, w in present.items()) / total if total else 0.0
     return {"subsets": subsets, "sections": sections, "overall": sum(sections.values()) / len(sections),
-            "n": len(rows)}
+            "categories": subsets, "n": len(rows)}
 
 
 def format_scores(m: dict) -> str:

@@ -25,6 +25,7 @@ from ...errors import DataError
 
 # The released subsets (allenai/reward-bench-2); a row in another subset is an error (eval --outside-categories).
 CATEGORY, KNOWN = "subset", ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")
+HEADLINE = "overall"  # the benchmark's own score
 
 
 def category_of(row: dict, path: str = "") -> str:
@@ -35,7 +36,7 @@ def by_category(rows: list[dict], rewards: list[list[float]], path: str = "") ->
     return score(rows, rewards, path)["subsets"]
 
 
-def texts(row: dict, where: str) -> list[Text]:
+def texts(row: dict, where: str, render=None) -> list[Text]:
     if not isinstance(row.get("prompt"), str) or not isinstance(row.get("subset"), str):
         raise DataError(f"{where}: rewardbench2 rows need 'prompt' and 'subset' as strings")
     for key in ("chosen", "rejected"):
@@ -92,7 +93,8 @@ def score(rows: list[dict], rewards: list[list[float]], path: str = "") -> dict:
             subsets[name] = ties_score([rows[i] for i in idx], [rewards[i] for i in idx])
         else:
             subsets[name] = sum(row_score(rewards[i]) for i in idx) / len(idx)
-    return {"subsets": subsets, "overall": sum(subsets.values()) / len(subsets), "n": len(rows)}
+    return {"subsets": subsets, "overall": sum(subsets.values()) / len(subsets), "categories": subsets,
+            "n": len(rows)}
 
 
 def format_scores(m: dict) -> str:

@@ -19,6 +19,7 @@ from ...errors import DataError
 
 
 CATEGORY, KNOWN = "domain", ("chat", "math", "code", "safety")  # another domain: eval --outside-categories
+HEADLINE = "overall"  # the benchmark's own score
 
 
 def category_of(row: dict, path: str = "") -> str | None:
@@ -32,7 +33,7 @@ def by_category(rows: list[dict], rewards: list[list[float]], path: str = "") ->
     return {d: v["score"] for d, v in score(rows, rewards, path)["domains"].items()}
 
 
-def texts(row: dict, where: str) -> list[Text]:
+def texts(row: dict, where: str, render=None) -> list[Text]:
     if not isinstance(row.get("prompt"), str):
         raise DataError(f"{where}: rm-bench rows need 'prompt' as a string")
     for key in ("chosen", "rejected"):
@@ -69,6 +70,7 @@ def score(rows: list[dict], rewards: list[list[float]], path: str = "") -> dict:
     out = {k: sum(v[k] for v in domains.values()) / len(domains) for k in ("easy", "normal", "hard")}
     out["overall"] = sum(v["score"] for v in domains.values()) / len(domains)
     out["domains"] = domains
+    out["categories"] = {d: v["score"] for d, v in domains.items()}
     out["n"] = len(rows)
     return out
 
