@@ -89,3 +89,28 @@ def test_a_chat_rendered_query_is_read_where_training_read_it(chat_model):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_backbone_without_a_chat_template_serves_conversations_with_the_plain_one(tiny_bert, tmp_path):
+    """The default encoder has no chat template: message rows are rendered with the one plain
+    template (HH's layout) by the server as by `score` and `eval`, and the start-up line says so."""
+    data = tmp_path / "p.jsonl"
+    data.write_text("".join(json.dumps(p) + "\n" for p in PAIRS))
+    model = str(tmp_path / "rm")
+    assert main(["train", "--model", tiny_bert, "--data", str(data), "--output", model, "--max-steps", "1",
+                 "--save-every", "0"]) == 0
+    conversations = [_conversation(p["prompt"], p["chosen"]) for p in PAIRS]
+    rm = RewardModel.from_pretrained(model, device="cpu")
+    expected = rm.score([to_text(c[:-1], c[-1:], rm.tokenizer, "row", chat=True).prompt for c in conversations],
+                        [" " + c[-1]["content"] for c in conversations])
+    assert to_text(conversations[0][:-1], conversations[0][-1:], rm.tokenizer, "row", chat=True).prompt.endswith(
+        "\n\nAssistant:")
+    proc, url = _start(model)
+    try:
+        rows = [{"prompt": c[:-1], "completion": c[-1:]} for c in conversations]
+        scored = httpx.post(f"{url}/score", json={"rows": rows}, headers=AUTH, timeout=60).json()["rows"]
+        assert [r["reward"] for r in scored] == pytest.approx(expected, abs=1e-5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "plain template" in proc.stdout.read()
