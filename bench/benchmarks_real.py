@@ -19,7 +19,7 @@ Benchmark files (from the benchmarks' own GitHub repositories, read where they l
   (the released sample: 2 problems x 10 solutions): both models.
 
 Baselines are the benchmark's own rule applied to made-up scores of the same rows: random scores
-(the mean over 20 seeds), the longer answer (RMB, RewardMATH), every step valid and random step
+(the mean over 20 seeds), the longer and the shorter answer (RMB, RewardMATH), every step valid and random step
 scores (PRMBench). Published numbers are printed beside, with what they were measured on.
 """
 
@@ -118,6 +118,7 @@ def baselines(name: str, path: str) -> dict[str, float]:
         draws.append(headline(lambda t: {"reward": rng.random()}))
     out["random"] = sum(draws) / len(draws)
     out["the longer answer"] = headline(lambda t: {"reward": float(len(t.completion))})
+    out["the shorter answer"] = headline(lambda t: {"reward": -float(len(t.completion))})
     return out
 
 
@@ -153,7 +154,7 @@ def main() -> None:
 
 
 def report(r: dict) -> None:
-    print(f"\nmodels trained in: " + ", ".join(f"{k} {v:.0f} s" for k, v in r["train_s"].items()))
+    print("\nmodels trained in: " + ", ".join(f"{k} {v:.0f} s" for k, v in r["train_s"].items()))
     print(f"{'benchmark':<11} {'model':<10} {'headline':<10} {'number':>7}  eval s")
     for run_ in r["runs"]:
         print(f"{run_['benchmark']:<11} {run_['model']:<10} {run_['headline']:<10} {run_['number']:>7.4f}  "
