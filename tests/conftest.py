@@ -18,6 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from rewardlab.models.backbone import SMOLLM2_GGUF, _package_dir, minilm_path  # noqa: E402
+from rewardlab.training import Callback  # noqa: E402
 
 SHARED_DATA = Path(os.environ.get("REWARDLAB_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 
@@ -168,3 +169,14 @@ def serving(app):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+class OnStep(Callback):
+    """A training callback that calls ``fn(run)`` after every optimizer step (tests interrupt a
+    run at a known step with it)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def on_step(self, run, logs):
+        self.fn(run)

@@ -8,6 +8,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
 from rewardlab.cli import main
+from tests.conftest import OnStep
 
 QUESTIONS = [("What is 2 + 3?", 5), ("What is 4 + 4?", 8), ("What is 7 + 1?", 8), ("What is 9 + 3?", 12)]
 
@@ -191,7 +192,7 @@ def test_streaming_and_resume_work_for_a_per_token_kind(tiny_llama, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig.flat(output=str(tmp_path / "cut"), save_every=0, **common), on_step=ctrl_c_at_3)
+        train(TrainConfig.flat(output=str(tmp_path / "cut"), save_every=0, **common), callbacks=[OnStep(ctrl_c_at_3)])
     train(TrainConfig.flat(output=str(tmp_path / "cut"), save_every=0, resume="latest", **common))
     a, b = load_file(str(tmp_path / "full" / "model.safetensors")), load_file(str(tmp_path / "cut" / "model.safetensors"))
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6

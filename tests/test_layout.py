@@ -5,13 +5,19 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "rewardlab"
 
-# Lower layers never import higher ones; equal layers never import each other.
+# Lower layers never import higher ones; equal layers never import each other. The evaluation
+# runner (eval/runner.py, run_benchmarks.py, evaluate.py) loads models: it sits above inference,
+# while the rest of eval/ (metrics, benchmark rules) sits below the kinds that use it.
 LAYERS = {"errors": 0, "config": 1, "data": 2, "models": 3, "losses": 3, "eval": 4, "judge": 4, "kinds": 5,
-          "inference": 6, "training": 7, "serve": 8, "cli": 9, "__init__": 10, "__main__": 10}
+          "inference": 6, "eval.runner": 6.1, "eval.run_benchmarks": 6.2, "eval.evaluate": 6.3, "training": 7,
+          "serve": 8, "cli": 9, "__init__": 10, "__main__": 10}
 
 
 def _part(module: str) -> str:
-    return module.split(".")[1] if "." in module else "__init__"
+    parts = module.split(".")
+    if len(parts) > 2 and ".".join(parts[1:3]) in LAYERS:
+        return ".".join(parts[1:3])
+    return parts[1] if len(parts) > 1 else "__init__"
 
 
 def _imports(path: Path) -> list[str]:

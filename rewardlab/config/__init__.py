@@ -13,13 +13,15 @@ flat (``lr: 1e-5``) or grouped (``optim: {lr: 1e-5}``).
 
 from ..errors import ConfigError
 from .flags import _leaves, add_arguments, load_config, resume_values, to_dict
-from .commands import (EnsembleConfig, EvalConfig, ExportConfig, JudgeConfig, MergeConfig, PrmDataConfig, ScoreConfig,
-                       ServeConfig)
+from .commands import (ENSEMBLE_OPTIONS, EnsembleConfig, EvalConfig, ExportConfig, JudgeConfig, MergeConfig,
+                       PrmDataConfig, ScoreConfig, ScoreOptions, ServeConfig, score_options)
+from .settings import ModelSettings, RewardStats
 from .groups import (DEFAULT_LR, LORA_LR, KIND_OPTIONS, RECOMMENDED_LR, BackboneArgs, ColumnArgs, InputArgs, ObjectiveArgs,
                      OptimArgs, RunArgs, TrainConfig, check_choices, default_lr, validate_train)
 from .groups import _f as option
 
-__all__ = ["ConfigError", "TrainConfig", "load_config", "add_arguments", "to_dict", "resume_values", "BackboneArgs",
+__all__ = ["ConfigError", "ENSEMBLE_OPTIONS", "ModelSettings", "RewardStats", "ScoreOptions", "score_options",
+           "TrainConfig", "load_config", "add_arguments", "to_dict", "resume_values", "BackboneArgs",
            "ColumnArgs", "EnsembleConfig", "EvalConfig", "MergeConfig", "ExportConfig", "InputArgs", "JudgeConfig", "ObjectiveArgs", "OptimArgs", "PrmDataConfig",
            "RunArgs", "ScoreConfig", "ServeConfig", "DEFAULT_LR", "LORA_LR", "KIND_OPTIONS", "RECOMMENDED_LR", "check_choices", "default_lr",
            "validate_train", "_leaves", "option"]

@@ -3,24 +3,72 @@ ensemble, merge."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 from .groups import ColumnArgs, _f, check_choices
 
 ENSEMBLE_AGGREGATES = ("mean", "min", "mean_minus_std")  # models/ensemble.py's (config sits below models)
-_AGGREGATE_HELP = ("An ensemble's aggregate of its members' standardised rewards (Coste et al. 2023): mean, min "
-                   "(worst-case optimisation, WCO) or mean_minus_std (uncertainty-weighted optimisation, UWO: mean - "
-                   "coef x std)")
+UNSET = "saved"  # a score-time option left as the model has it
 
 
-def _ensemble_aggregate():
-    return _f("saved", _AGGREGATE_HELP + "; saved: the ensemble's own (mean for a --heads model).",
-              choices=("saved", *ENSEMBLE_AGGREGATES))
+@dataclass
+class ScoreOptions:
+    """Score-time options: how this call turns a model's outputs into rewards. Left unset, each is as
+    the model was trained; the model folder and the loaded model are never changed. The same options
+    are taken by score, eval, serve and the Python API (``RewardModel.from_pretrained(..., options=)``);
+    a model takes the ones its kind declares (``option(score=NAME)`` in rewardlab/kinds/), and one it
+    does not take is an error naming it."""
+
+    aggregate: str = _f(UNSET, "prm and implicit_prm models: a solution's reward from its step scores: min, prod, "
+                        "last, mean (implicit_prm also sum: sigma of the summed step rewards).",
+                        choices=(UNSET, "min", "prod", "last", "mean", "sum"))
+    samples: int = _f(-1, "genrm models: sample N rationales per completion and average p(Yes) over them "
+                      "(GenRM-CoT; 0: the verdict right after the question; -1: the model's saved setting).", low=-1)
+    sample_temperature: float = _f(0.0, "genrm models with --samples: the sampling temperature (0: the saved one).",
+                                   low=0)
+    judge_reward: str = _f(UNSET, "judge models: win_rate or bradley_terry (how pairwise verdicts become rewards).",
+                           choices=(UNSET, "win_rate", "bradley_terry"))
+    weights: str = _f("", "regression models: the reward's weight per attribute, comma-separated (empty: as saved).")
+    per_token: bool = _f(False, "orm and implicit_prm models: also return every completion token's reward "
+                         "(token_rewards).")
+    ensemble_aggregate: str = _f(UNSET, "Ensembles and --heads models: the aggregate of the members' standardised "
+                                 "rewards (Coste et al. 2023): mean, min (worst-case optimisation, WCO) or "
+                                 "mean_minus_std (uncertainty-weighted, UWO: mean - coef x std); saved: the "
+                                 "ensemble's own (mean for a --heads model).", choices=(UNSET, *ENSEMBLE_AGGREGATES))
+    uncertainty_coef: float = _f(-1.0, "mean_minus_std's coef, Coste et al.'s lambda (-1: the ensemble's saved one, "
+                                 "else 1).", low=-1)
+    members: bool = _f(False, "Ensembles and --heads models: also return each member's (standardised) reward, "
+                       "'members'.")
+
+    def __post_init__(self):
+        check_choices(self)
+
+    def given(self) -> dict:
+        """The options set away from 'as the model has it', by name."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if getattr(self, f.name) != f.default}
+
+    def of_kind(self) -> dict:
+        """The given options a model's kind reads (the rest are read above the kinds: ensembles, per token)."""
+        return {k: v for k, v in self.given().items() if k not in ENSEMBLE_OPTIONS + ("per_token",)}
 
 
-def _uncertainty_coef():
-    return _f(-1.0, "mean_minus_std's coef, Coste et al.'s lambda (-1: the ensemble's saved one, else 1).", low=-1)
+ENSEMBLE_OPTIONS = ("ensemble_aggregate", "uncertainty_coef", "members")
+
+
+def score_options(values: "ScoreOptions | dict | None" = None, **more) -> ScoreOptions:
+    """A :class:`ScoreOptions` from an instance, a dict of its fields or keywords (an unknown name
+    is an error naming it and the known ones)."""
+    if isinstance(values, ScoreOptions) and not more:
+        return values
+    given = {**(dataclasses.asdict(values) if isinstance(values, ScoreOptions) else dict(values or {})), **more}
+    known = [f.name for f in dataclasses.fields(ScoreOptions)]
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown score option {unknown[0]!r} (known: {', '.join(known)})")
+    return ScoreOptions(**given)
 
 
 @dataclass
@@ -52,17 +100,8 @@ class ScoreConfig:
     skip_bad_rows: bool = _f(False, "Write an invalid row back with an 'error' field (counted) instead of stopping.")
     allow_empty: bool = _f(True, "Accept empty completions (counted); --no-allow-empty makes them errors.")
     device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
-    per_token: bool = _f(False, "orm models: also write every completion token's P(correct) (token_rewards).")
-    aggregate: str = _f("saved", "prm and implicit_prm models: a solution's reward from its step scores: min, prod, "
-                        "last, mean, or saved (the model's own).", choices=("saved", "min", "prod", "last", "mean"))
     bf16: bool = _f(False, "Load the weights in bf16 (halves memory; rewards differ from fp32 by rounding).")
-    samples: int = _f(-1, "genrm models: sample N rationales per completion and average p(Yes) over them "
-                      "(GenRM-CoT; 0: the verdict right after the question; -1: the model's saved setting).", low=-1)
-    sample_temperature: float = _f(0.0, "genrm models with --samples: the sampling temperature (0: the saved one).",
-                                   low=0)
-    ensemble_aggregate: str = _ensemble_aggregate()
-    uncertainty_coef: float = _uncertainty_coef()
-    members: bool = _f(False, "Ensembles: also write each member's (standardised) reward, 'members'.")
+    scoring: ScoreOptions = field(default_factory=ScoreOptions)
     columns: ColumnArgs = field(default_factory=ColumnArgs)
 
     def __post_init__(self):
@@ -115,8 +154,7 @@ class EvalConfig:
     skip_bad_rows: bool = _f(False, "Leave out invalid rows (counted and listed) instead of stopping at the first.")
     device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
     bf16: bool = _f(False, "Load the weights in bf16 (halves memory; rewards differ from fp32 by rounding).")
-    ensemble_aggregate: str = _ensemble_aggregate()
-    uncertainty_coef: float = _uncertainty_coef()
+    scoring: ScoreOptions = field(default_factory=ScoreOptions)
     columns: ColumnArgs = field(default_factory=ColumnArgs)
 
     def __post_init__(self):
@@ -149,8 +187,7 @@ class ServeConfig:
     max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).", low=0)
     device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
     bf16: bool = _f(False, "Load the weights in bf16 (halves memory; rewards differ from fp32 by rounding).")
-    ensemble_aggregate: str = _ensemble_aggregate()
-    uncertainty_coef: float = _uncertainty_coef()
+    scoring: ScoreOptions = field(default_factory=ScoreOptions)
 
     def __post_init__(self):
         check_choices(self)
@@ -232,7 +269,9 @@ class EnsembleConfig:
                     "backbones and kinds may differ).", repeat=True)
     output: str = _f("", "The ensemble folder to write (ensemble.json; members stay where they are, named by "
                      "relative path).")
-    aggregate: str = _f("mean", _AGGREGATE_HELP + ".", choices=ENSEMBLE_AGGREGATES)
+    aggregate: str = _f("mean", "The aggregate of the members' standardised rewards (Coste et al. 2023): mean, min "
+                        "(worst-case optimisation, WCO) or mean_minus_std (uncertainty-weighted optimisation, UWO: "
+                        "mean - coef x std).", choices=ENSEMBLE_AGGREGATES)
     uncertainty_coef: float = _f(1.0, "mean_minus_std: the coef (Coste et al.'s lambda).", low=0)
     calibration_data: str = _f("", "Rows (as `rewardlab score` reads them) on which every member's reward mean "
                                "and std are measured and saved; without it each member needs the statistics saved "

@@ -13,13 +13,14 @@ from .flags import load_config
 
 
 def _f(default: Any, help: str, choices: tuple | None = None, resume: bool = False, bare: str | None = None,
-       repeat: bool = False, low: float | None = None, above: float | None = None) -> Any:
+       repeat: bool = False, low: float | None = None, above: float | None = None, score: str | None = None) -> Any:
     """A documented field. ``bare``: the value of the flag given alone (``--resume`` = ``--resume latest``);
     ``repeat``: the flag may be given several times (a list of strings); ``low`` / ``above``: a
     number must be >= low / > above (checked where the config is built, so a batch size of 0
-    is refused at once instead of looping)."""
+    is refused at once instead of looping). ``score``: a kind's option that scoring may change
+    too, by the score option of that name (:class:`ScoreOptions`, or eval's ``threshold``)."""
     return field(default=default, metadata={"help": help, "choices": choices, "resume": resume, "bare": bare,
-                                            "repeat": repeat, "low": low, "above": above})
+                                            "repeat": repeat, "low": low, "above": above, "score": score})
 
 
 def check_choices(obj) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import DataError
 from .preference import check_example
-from .rows import BadRow, read_rows, rename_columns
+from .rows import BadRow, read_rows, rename_columns, source_name
 
 SKIP_HINT = " (--skip-bad-rows leaves such rows out)"
 
@@ -78,29 +78,29 @@ def example_parser(tokenizer, allow_empty: bool = True, check=None, chat: bool =
     return one
 
 
-def load_examples(path: str, tokenizer, skip_bad: bool = False, report=None, allow_empty: bool = True,
+def load_examples(path, tokenizer, skip_bad: bool = False, report=None, allow_empty: bool = True,
                   check=None, chat: bool = False, columns: dict[str, str] | None = None, parse=None) -> list:
     """Read and validate every row of a data source (see :func:`example_parser`). The first bad
     row raises DataError, unless ``skip_bad``: then bad rows are left out and ``report`` (e.g.
     print) gets their count and the first few problems."""
-    rows = read_rows(path, keep_bad=True)  # an unreadable line fails or is skipped like any bad row
+    rows, name = read_rows(path, keep_bad=True), source_name(path)  # an unreadable line fails or is skipped
     if not rows:
-        raise DataError(f"{path}: no rows")
+        raise DataError(f"{name}: no rows")
     skipped = Skipped()
     numbered = ((rows.number(i), row) for i, row in enumerate(rows))
     one = example_parser(tokenizer, allow_empty, check, chat, columns, parse)
-    examples = [e for _, e, problem in checked_rows(numbered, path, one, skip_bad, skipped) if problem is None]
+    examples = [e for _, e, problem in checked_rows(numbered, name, one, skip_bad, skipped) if problem is None]
     if skipped.rows and report is not None:
-        report(skipped.note(len(rows), f"rows of {path}"))
+        report(skipped.note(len(rows), f"rows of {name}"))
     return examples
 
 
-def usable(examples: list, check, path: str, skip_bad: bool, report) -> list:
+def usable(examples: list, check, path, skip_bad: bool, report) -> list:
     """The parsed examples a loss can learn from (``check(example, where)``); the others stop
     with one line, or with ``skip_bad`` are left out and counted."""
     skipped = Skipped()
     numbered = ((e.row, e) for e in examples)
-    kept = [e for _, e, problem in checked_rows(numbered, path, lambda e, where, n: (check(e, where), e)[1],
+    kept = [e for _, e, problem in checked_rows(numbered, source_name(path), lambda e, where, n: (check(e, where), e)[1],
                                                 skip_bad, skipped) if problem is None]
     if skipped.rows:
         report(skipped.note(len(examples), "rows the loss cannot use"))

@@ -30,6 +30,7 @@ class Rows(list):
 
     numbers: list[int] | None = None
     files: list[tuple[int, str]] | None = None  # a folder of files: (first row, file) each, in order
+    name: str | None = None  # rows given in memory: how messages name them
 
     def number(self, i: int) -> int:
         return self.numbers[i] if self.numbers is not None else i + 1
@@ -44,12 +45,49 @@ class Rows(list):
         return f"{source}: row {n}"
 
 
-def read_rows(path: str, keep_bad: bool = False) -> Rows:
+def source_name(data) -> str:
+    """How messages name a data source: a path as given; rows in memory by what they are
+    (``rows`` for a list, ``Dataset``, ``IterableDataset``)."""
+    if data is None or isinstance(data, str):
+        return data or ""
+    if isinstance(data, Rows) and getattr(data, "name", None):
+        return data.name
+    return "rows" if isinstance(data, list) else type(data).__name__
+
+
+def in_memory(data) -> bool:
+    """Rows given as Python objects (a list of dicts, a ``datasets`` Dataset or IterableDataset), not a path."""
+    return data is not None and not isinstance(data, str)
+
+
+def _memory_rows(data) -> Rows:
+    """A list of dicts or a ``datasets.Dataset`` as :class:`Rows` numbered from 1; each row must be a dict."""
+    if hasattr(data, "to_list") and not isinstance(data, list):
+        data = data.to_list()
+    elif not isinstance(data, list):
+        if hasattr(data, "__iter__"):  # an IterableDataset read whole
+            data = list(data)
+        else:
+            raise DataError(f"data must be a path, a list of row dicts or a datasets.Dataset, got {type(data).__name__}")
+    name = source_name(data)
+    for n, row in enumerate(data, 1):
+        if not isinstance(row, dict):
+            raise DataError(f"{name}: row {n}: expected a dict, got {type(row).__name__}")
+    out = Rows(data)
+    out.name = name
+    return out
+
+
+def read_rows(path, keep_bad: bool = False) -> Rows:
     """All rows of a data source as plain dicts, in order. Raises DataError if unreadable.
 
-    ``FILE[a:b]`` selects rows a..b-1 (Python slice, 0-based), e.g. ``pairs.jsonl.gz[:1600]``.
-    ``keep_bad``: a JSONL line that is not a row becomes a :class:`BadRow` instead of an error.
+    ``path``: a file, a folder, a hub name, or rows in memory (a list of dicts, a ``datasets``
+    Dataset). ``FILE[a:b]`` selects rows a..b-1 (Python slice, 0-based), e.g.
+    ``pairs.jsonl.gz[:1600]``. ``keep_bad``: a JSONL line that is not a row becomes a
+    :class:`BadRow` instead of an error.
     """
+    if in_memory(path):
+        return _memory_rows(path)
     if not path:
         raise DataError("no data given (use --data FILE)")
     m = re.fullmatch(r"(.+)\[(-?\d*):(-?\d*)\]", path)
@@ -137,9 +175,20 @@ def _parse_line(p: Path, n: int, raw: bytes) -> dict | None:
     return row
 
 
-def iter_rows(path: str, keep_bad: bool = False):
+def iter_rows(path, keep_bad: bool = False):
     """(row number, row) of a source without loading it whole: JSONL read line by line,
-    Parquet / CSV through ``datasets`` streaming, saved ``datasets`` folders memory-mapped."""
+    Parquet / CSV through ``datasets`` streaming, saved ``datasets`` folders memory-mapped, a
+    ``datasets.IterableDataset`` as it streams, rows in memory as they are."""
+    if in_memory(path):
+        if isinstance(path, list) or hasattr(path, "to_list"):
+            rows = _memory_rows(path)
+            yield from enumerate(rows, 1)
+            return
+        for n, row in enumerate(path, 1):
+            if not isinstance(row, dict):
+                raise DataError(f"{source_name(path)}: row {n}: expected a dict, got {type(row).__name__}")
+            yield n, row
+        return
     p = Path(path)
     suffix = "".join(p.suffixes[-2:]).lower() if p.suffix.lower() == ".gz" else p.suffix.lower()
     if suffix in (".jsonl", ".jsonl.gz") and p.exists():

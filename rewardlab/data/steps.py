@@ -134,6 +134,18 @@ def prm_rows(source: str, fmt: str = "gsm8k", seed: int = 0, corrupt_share: floa
     return rows, f"{wrong} with a wrong step, {len(rows) - wrong} all correct"
 
 
+def write_prm_rows(output: str, source: str, fmt: str = "gsm8k", seed: int = 0, corrupt_share: float = 0.5,
+                   limit: int | None = None) -> tuple[int, str]:
+    """:func:`prm_rows` written to ``output`` as JSONL: how many rows, and their summary."""
+    rows, summary = prm_rows(source, fmt, seed, corrupt_share, limit)
+    try:
+        with open(output, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    except OSError as e:
+        raise ConfigError(f"{output}: cannot write: {e.strerror or e}") from None
+    return len(rows), summary
+
+
 # --- PRM800K and Math-Shepherd ---------------------------------------------------------------
 
 def _completion(path: str, n: int, c) -> tuple[str, int | None]:

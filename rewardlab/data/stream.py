@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from ..errors import DataError
 from .encode import Counts, Group, encode_examples
 from .loader import checked_rows, example_parser
-from .rows import iter_rows
+from .rows import iter_rows, source_name
 
 
 class ExampleStream:
@@ -39,7 +39,8 @@ class ExampleStream:
         """One pass over the file: checked, tokenized examples in file order."""
         empty = True
         one = example_parser(self.tokenizer, self.allow_empty, self.check, self.chat, self.columns, self.parse)
-        for _, example, problem in checked_rows(iter_rows(self.path, keep_bad=True), self.path, one, self.skip_bad):
+        for _, example, problem in checked_rows(iter_rows(self.path, keep_bad=True), source_name(self.path), one,
+                                                  self.skip_bad):
             empty = False
             if problem is not None:
                 if self.epoch == 0:
@@ -55,7 +56,7 @@ class ExampleStream:
                 self.counts.skipped += counts.skipped
             yield from kept
         if empty:
-            raise DataError(f"{self.path}: no rows")
+            raise DataError(f"{source_name(self.path)}: no rows")
 
     def __iter__(self) -> Iterator[tuple[object, Group]]:
         while True:
@@ -75,5 +76,5 @@ class ExampleStream:
                 yielded = True
                 yield item
             if not yielded:
-                raise DataError(f"{self.path}: no example fits max_length={self.max_length}")
+                raise DataError(f"{source_name(self.path)}: no example fits max_length={self.max_length}")
             self.epoch += 1

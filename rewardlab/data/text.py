@@ -21,6 +21,7 @@ class Text:
     completion: str
     templated: bool = False
     ends: list[int] | None = None  # a process reward model's steps: where each ends in ``completion``
+    reference: str = ""  # a reference answer the completion is judged against (reference-guided judges)
 
 
 def split_shared_prefix(chosen: str, rejected: str) -> tuple[str, str, str]:

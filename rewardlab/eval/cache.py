@@ -35,7 +35,7 @@ def model_identity(path: str, max_length: int, options: dict | None = None) -> s
 def texts_key(identity: str, texts: list[Text]) -> str:
     h = hashlib.sha256(identity.encode())
     for t in texts:
-        for part in (t.prompt, t.completion, str(t.templated), str(t.ends or "")):  # a PRM's step ends too
+        for part in (t.prompt, t.completion, str(t.templated), str(t.ends or ""), t.reference):  # step ends too
             h.update(b"\0" + part.encode("utf-8"))
         h.update(b"\1")
     return h.hexdigest()

@@ -24,9 +24,11 @@ import json
 import os
 from pathlib import Path
 
+from ..config import ENSEMBLE_OPTIONS, ScoreOptions, score_options
 from ..data.encode import Counts
 from ..errors import ConfigError, ModelError
 from ..models.ensemble import AGGREGATES, combine, standardise
+from .scoring import Scores
 
 FILE = "ensemble.json"
 
@@ -43,15 +45,12 @@ def _tokenizer_identity(rm) -> str:
 
 
 def check_members(members: list, names: list[str]) -> None:
-    """Members must each give one reward per text and read rows alike (one line otherwise)."""
+    """Members must each be one model and read rows alike (one line otherwise)."""
     if len(members) < 2:
         raise ConfigError(f"an ensemble needs at least 2 members, got {len(members)}")
     first = members[0]
     for rm, name in zip(members, names):
-        if rm.rules.COMPARES:
-            raise ConfigError(f"{name}: a {rm.kind} model compares the completions scored together; an ensemble "
-                              "member gives one reward per text")
-        if getattr(rm, "ensemble_size", 1) > 1 and hasattr(rm, "members"):
+        if isinstance(rm, Ensemble):
             raise ConfigError(f"{name}: an ensemble folder; give its members instead")
         if rm.chat != first.chat or (rm.chat and rm.tokenizer.chat_template != first.tokenizer.chat_template):
             raise ConfigError(f"{name}: renders conversations differently from {names[0]} (chat template use or "
@@ -71,11 +70,11 @@ def reward_stats(rm, name: str, calibration: list | None) -> dict:
         mean = sum(flat) / len(flat)
         std = (sum((r - mean) ** 2 for r in flat) / (len(flat) - 1)) ** 0.5
         return {"reward_mean": mean, "reward_std": std, "n": len(flat), "from": "calibration"}
-    if "reward_std" not in rm.settings:
+    stats = rm.settings.reward_stats
+    if stats is None:
         raise ConfigError(f"{name}: no saved reward statistics to standardise its rewards with: train it with "
                           "--reward-stats, or give --calibration-data ROWS")
-    return {"reward_mean": rm.settings["reward_mean"], "reward_std": rm.settings["reward_std"],
-            "n": rm.settings.get("reward_stats_n"), "from": "training"}
+    return {"reward_mean": stats.mean, "reward_std": stats.std, "n": stats.n, "from": "training"}
 
 
 def write_ensemble(output: str, names: list[str], stats: list[dict], aggregate: str, coef: float,
@@ -92,28 +91,49 @@ def write_ensemble(output: str, names: list[str], stats: list[dict], aggregate: 
     return spec
 
 
-class Ensemble:
-    """Reward models scored together; the same scoring methods as :class:`RewardModel`."""
+class Ensemble(Scores):
+    """Reward models scored together; the same scoring methods as :class:`RewardModel`.
+    ``aggregate`` and ``coef`` are the ensemble's own (saved in its folder); ``options``: the
+    score-time options this view reads with (``ensemble_aggregate``, ``uncertainty_coef`` and
+    ``members`` are the ensemble's; the members were loaded with the others)."""
 
     kind = "ensemble"
+    reward_stats = None  # members are standardised with their own; the aggregate has none saved
 
     def __init__(self, members: list, stats: list[dict], aggregate: str = "mean", coef: float = 1.0,
-                 names: list[str] | None = None):
-        self.members, self.stats = members, stats
+                 names: list[str] | None = None, options: ScoreOptions | None = None, name: str = ""):
+        self.members, self.stats, self.name = members, stats, name
         self.names = names or [f"member {i + 1}" for i in range(len(members))]
         first = members[0]
         self.tokenizer, self.chat, self.max_length = first.tokenizer, first.chat, first.max_length
         self.rules, self.step_marker, self.device = first.rules, first.step_marker, first.device
         self.ensemble_size = len(members)
-        # What a command may override: aggregate, uncertainty_coef, members (write each member's reward).
-        self.settings = {"kind": "ensemble", "ensemble": {"aggregate": aggregate, "uncertainty_coef": coef}}
+        self.saved = {"aggregate": aggregate, "uncertainty_coef": coef}
+        self.options = options or ScoreOptions()
+        o = self.options
+        self.aggregate = o.ensemble_aggregate if o.ensemble_aggregate != "saved" else aggregate
+        self.uncertainty_coef = o.uncertainty_coef if o.uncertainty_coef >= 0 else coef
+        self.with_members = o.members
         same = _tokenizer_identity(first)
         self._shares = [i == 0 or _tokenizer_identity(m) == same for i, m in enumerate(members)]
         self._caches: dict = {}
 
+    def with_options(self, options=None, **more) -> "Ensemble":
+        """The same members read with other score-time options (the ensemble's; the rest each member's)."""
+        options = score_options(options, **more)
+        theirs = {k: v for k, v in options.given().items() if k not in ENSEMBLE_OPTIONS}
+        return Ensemble([m.with_options(theirs) for m in self.members], self.stats, self.saved["aggregate"],
+                        self.saved["uncertainty_coef"], self.names, options, self.name)
+
+    @property
+    def reading(self) -> dict:
+        """How the members' rewards are combined in this view: aggregate, uncertainty_coef, members."""
+        return {"aggregate": self.aggregate, "uncertainty_coef": self.uncertainty_coef, "members": self.with_members}
+
     @classmethod
-    def from_pretrained(cls, path: str, load) -> "Ensemble":
-        """The folder's members, each loaded by ``load(member_path)``."""
+    def from_pretrained(cls, path: str, load, options: ScoreOptions | None = None) -> "Ensemble":
+        """The folder's members, each loaded by ``load(member_path)`` (with the score-time
+        options that are not the ensemble's); ``options``: all of them."""
         try:
             spec = json.loads(Path(path, FILE).read_text())
             entries = spec["members"]
@@ -126,15 +146,13 @@ class Ensemble:
             if not Path(p).exists():
                 raise ModelError(f"{path}/{FILE}: member {p} does not exist (member paths are relative to the "
                                  "ensemble folder)")
-        return cls([load(p) for p in paths], stats, aggregate, coef, paths)
+        return cls([load(p) for p in paths], stats, aggregate, coef, paths, options, path)
 
     def _combine(self, per_member: list[list[dict]]) -> list[dict]:
-        how = self.settings["ensemble"]
         out = []
         for reads in zip(*per_member):
             values = [standardise(d["reward"], s["reward_mean"], s["reward_std"]) for d, s in zip(reads, self.stats)]
-            out.append(combine(values, how.get("aggregate", "mean"), how.get("uncertainty_coef", 1.0),
-                               how.get("members", False)))
+            out.append(combine(values, self.aggregate, self.uncertainty_coef, self.with_members))
         return out
 
     @staticmethod
@@ -146,15 +164,14 @@ class Ensemble:
         return Counts(total=known[0].total, truncated=max(c.truncated for c in known),
                       sent=sum(c.sent for c in known), processed=sum(c.processed for c in known))
 
-    def score_details(self, texts: list, per_token: bool = False, batch_size: int = 16, max_tokens: int = 16384,
-                      share_prefixes: bool = True, encoded: list | None = None,
-                      cache=None) -> tuple[list[dict], Counts]:
+    def score_details(self, texts: list, batch_size: int = 16, max_tokens: int = 16384, share_prefixes: bool = True,
+                      encoded: list | None = None, cache=None, groups: list | None = None) -> tuple[list[dict], Counts]:
         """Every member scores the texts (a member with the first member's tokenizer reuses
         ``encoded``; each member keeps its own prefix cache), then the aggregate."""
         per_member, counts = [], []
         for i, rm in enumerate(self.members):
-            details, c = rm.score_details(texts, False, batch_size, max_tokens, share_prefixes,
-                                          encoded if self._shares[i] else None, self._cache(i, cache))
+            details, c = rm.score_details(texts, batch_size, max_tokens, share_prefixes,
+                                          encoded if self._shares[i] else None, self._cache(i, cache), groups)
             per_member.append(details)
             counts.append(c)
         return self._combine(per_member), self._counts(counts)
@@ -166,50 +183,3 @@ class Ensemble:
         if i not in self._caches:
             self._caches[i] = type(cache)(cache.max_bytes, cache.block)
         return self._caches[i]
-
-    def group_details(self, groups: list[list], per_token: bool = False, batch_size: int = 16,
-                      max_tokens: int = 16384) -> tuple[list[list[dict]], Counts]:
-        per_member, counts = [], []
-        for rm in self.members:
-            details, c = rm.group_details(groups, False, batch_size, max_tokens)
-            per_member.append([d for g in details for d in g])
-            counts.append(c)
-        flat, out, at = self._combine(per_member), [], 0
-        for g in groups:
-            out.append(flat[at:at + len(g)])
-            at += len(g)
-        return out, self._counts(counts)
-
-    def score_texts(self, texts: list, batch_size: int = 16, max_tokens: int = 16384, share_prefixes: bool = True,
-                    encoded: list | None = None, cache=None):
-        """The aggregate reward per text, and the counts (as :meth:`RewardModel.score_texts`)."""
-        details, counts = self.score_details(texts, False, batch_size, max_tokens, share_prefixes, encoded, cache)
-        return [d["reward"] for d in details], counts
-
-    def score_groups(self, groups: list[list], batch_size: int = 16, max_tokens: int = 16384):
-        details, counts = self.group_details(groups, False, batch_size, max_tokens)
-        return [[d["reward"] for d in g] for g in details], counts
-
-    def score(self, prompts: list[str], completions: list[str], batch_size: int = 16,
-              max_tokens: int = 16384) -> list[float]:
-        """One aggregate reward per (prompt, completion), as :meth:`RewardModel.score`."""
-        from ..data.text import plain_text
-
-        if len(prompts) != len(completions):
-            raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
-        return self.score_texts([plain_text(p, c, self.tokenizer) for p, c in zip(prompts, completions)],
-                                batch_size, max_tokens)[0]
-
-
-def apply_options(rm, aggregate: str = "saved", coef: float = -1.0, members: bool = False, name: str = "") -> None:
-    """A command's ``--ensemble-aggregate`` / ``--uncertainty-coef`` / ``--members`` on a loaded
-    model; on a single model (one reward head) they are an error, never ignored."""
-    wanted = {k: v for k, v, given in (("aggregate", aggregate, aggregate != "saved"),
-                                       ("uncertainty_coef", coef, coef >= 0), ("members", True, members)) if given}
-    if wanted and getattr(rm, "ensemble_size", 1) == 1:
-        flags = ", ".join("--" + {"aggregate": "ensemble-aggregate", "uncertainty_coef": "uncertainty-coef"}.get(k, k)
-                          for k in wanted)
-        raise ConfigError(f"{flags}: {name or 'the model'} is a single reward model, not an ensemble (an ensemble "
-                          "folder from `rewardlab ensemble`, or a model trained with --heads N)")
-    if wanted:
-        rm.settings.setdefault("ensemble", {}).update(wanted)

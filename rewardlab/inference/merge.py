@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import ModelSettings
 from ..errors import ConfigError
 from .ensemble import _tokenizer_identity
 
@@ -84,10 +85,8 @@ def average(members: list, weights: list[float]) -> torch.nn.Module:
     return out
 
 
-def merged_settings(settings: dict, names: list[str], weights: list[float]) -> dict:
+def merged_settings(settings: ModelSettings, names: list[str], weights: list[float]) -> ModelSettings:
     """The first member's settings, without reward statistics (they described one member), and
     where the weights came from."""
-    out = {k: v for k, v in settings.items() if k not in ("reward_mean", "reward_std", "reward_stats_n")}
-    out["merged_from"] = [str(Path(n).resolve()) for n in names]
-    out["merge_weights"] = weights
-    return out
+    return settings.replace(reward_stats=None, merged={"merged_from": [str(Path(n).resolve()) for n in names],
+                                                       "merge_weights": weights})

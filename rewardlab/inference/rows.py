@@ -114,12 +114,11 @@ def add_rewards(row: dict, field: str, rewards: list, details: list[dict] | None
     return out
 
 
-def score_groups(rm, groups: list[list[Text]], batch_size: int, max_tokens: int, per_token: bool = False):
+def score_groups(rm, groups: list[list[Text]], batch_size: int, max_tokens: int):
     """(rewards, what the kind read) per group (empty groups, bad rows, get none) and the
     truncation counts."""
     todo = [i for i, g in enumerate(groups) if g]
-    details, counts = rm.group_details([groups[i] for i in todo], per_token, batch_size, max_tokens) \
-        if todo else ([], None)
+    details, counts = rm.group_details([groups[i] for i in todo], batch_size, max_tokens) if todo else ([], None)
     out: list = [([], []) for _ in groups]
     for i, part in zip(todo, details):
         out[i] = ([d["reward"] for d in part], part)

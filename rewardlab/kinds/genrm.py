@@ -40,22 +40,18 @@ import torch
 from ..config import ConfigError, check_choices, option
 from ..errors import DataError
 from ..data.pointwise import Point, encode_points, parse_orm, text_point
-from ..eval.pointwise import format_pointwise, orm_metrics
-from ..models.heads import HeadOutputs
+from ..data.text import Text
+from ..eval.pointwise import orm_metrics
+from ..models.readout import as_json, score_points
 from . import points
+from .protocol import HeadSpec, ScoreCall
 
 NAME = "genrm"
-COMPARES = False  # a text's reward does not depend on the texts scored with it
 QUESTION = "\n\nIs the answer correct (Yes/No)?"  # Zhang et al. 2024
 CUE = "\n\nLet's verify step by step.\n"  # GenRM-CoT: what precedes a rationale
 VERDICTS = (" Yes", " No")
 STATS = ("correct", "examples")
-ONE_REWARD_HEAD, FORMATS = points.ONE_REWARD_HEAD, points.FORMATS
-forward_module = HeadOutputs
-format_eval = format_pointwise
-check, units, batch, texts = points.no_check, lambda item, obj: 1, points.batch, points.texts
-step_marker = points.no_marker
-prepare = points.no_prepare
+units = lambda item, obj: 1  # noqa: E731  (unit: an example)
 
 
 @dataclass
@@ -73,8 +69,10 @@ class Options:
                              "(its mean over the completion's tokens; Zhang et al.'s joint objective).",
                              resume=True, low=0)
     genrm_samples: int = option(0, "genrm scoring: sample N rationales after each completion (GenRM-CoT) and "
-                                "average p(Yes) over them; 0 reads the verdict right after the question.", low=0)
-    genrm_temperature: float = option(0.7, "genrm scoring: the sampling temperature of the rationales.", above=0)
+                                "average p(Yes) over them; 0 reads the verdict right after the question.", low=0,
+                                score="samples")
+    genrm_temperature: float = option(0.7, "genrm scoring: the sampling temperature of the rationales.", above=0,
+                                      score="sample_temperature")
     genrm_rationale_tokens: int = option(256, "genrm scoring: most tokens of a sampled rationale.", low=1)
     genrm_seed: int = option(0, "genrm scoring: the seed of the sampled rationales (with the text itself, so a "
                              "text gets the same rationales in any batch).")
@@ -128,13 +126,13 @@ def asked(point: Point, question: str, rationale: str | None = None) -> Point:
     return replace(point, completion=completion, ends=[len(completion)], suffix=len(added))
 
 
-def head(obj: Options, data_path: str = "") -> dict:
+def head(obj: Options, data=None) -> HeadSpec:
     """The language-model head; the question is fixed as text (saved with the model: evaluation
     and scoring elsewhere need no template file)."""
     question = obj.question()
-    return {"head": "lm", "num_labels": 1, "settings": {"genrm_question": question},
-            "token_settings": lambda tokenizer: {"verdict_ids": verdict_ids(tokenizer)},
-            "fixed": {"genrm_template": "", "genrm_question": question}}
+    return HeadSpec("lm", 1, extras={"genrm_question": question},
+                    token_extras=lambda tokenizer: {"verdict_ids": verdict_ids(tokenizer)},
+                    fixed={"genrm_template": "", "genrm_question": question})
 
 
 def describe(obj: Options) -> str:
@@ -241,45 +239,33 @@ def read_mode(per_token: bool) -> str:
     return "steps"
 
 
-def scored_point(text, settings: dict) -> Point:
-    return asked(text_point(text), settings.get("genrm_question", QUESTION))
+def texts(point: Point) -> list[Text]:
+    """The example's own completion: the question is asked again at scoring, and a row's own
+    rationale (training data, written knowing the label) is not shown."""
+    return [Text(point.prompt, point.completion[:len(point.completion) - point.suffix], point.templated)]
 
 
-def readout(outputs: torch.Tensor, settings: dict, per_token: bool = False) -> dict:
+def scored_point(text, call: ScoreCall) -> Point:
+    return asked(text_point(text), call.options.question())
+
+
+def readout(outputs: torch.Tensor, settings, call: ScoreCall) -> dict:
     """The reward, and the two verdicts' probabilities over the whole vocabulary (how sure the
     model is that the next token is a verdict at all)."""
-    ids = settings["verdict_ids"]
+    ids = settings.extras["verdict_ids"]
     probs = torch.softmax(outputs[-1].float(), -1)[ids].tolist()
     return {"reward": p_yes(outputs, ids), "p_yes": probs[0], "p_no": probs[1]}
 
 
-def score(model, tokenizer, examples, max_length: int, batch_size: int = 16, obj: Options | None = None):
-    """p(Yes) of each example (its question already asked by the parser; with ``genrm_samples``,
-    the mean over sampled rationales), and the counts."""
-    obj = obj or Options()
-    ids, question = verdict_ids(tokenizer), obj.question()
-    if obj.genrm_samples:
-        found, counts = sampled_verdicts(model, tokenizer, examples, max_length, batch_size, obj)
-        return [f["reward"] for f in found], counts
-    # A row's own rationale (training data) is not shown: it was written knowing the label.
-    examples = [asked(replace(p, completion=p.completion[:len(p.completion) - p.suffix], suffix=0), question)
-                for p in examples]
-    outputs, counts = points.score(model, tokenizer, examples, max_length, batch_size, "steps")
-    return [p_yes(o, ids) for o in outputs], counts
+_one_at_a_time = points.score_with(read_mode, scored_point, readout)
 
 
-def score_texts(rm, texts: list, per_token: bool, batch_size: int, max_tokens: int, share_prefixes: bool,
-                groups: list | None = None):
+def score_texts(rm, texts: list, call: ScoreCall):
     """Each text alone; with ``genrm_samples`` its sampled rationales' mean p(Yes), and the rationales."""
-    from . import objective_of
-
-    obj = objective_of(rm.settings)
-    if not obj.genrm_samples:
-        return points.score_texts(rm, texts, per_token, batch_size, max_tokens, share_prefixes, groups)
-    from ..models.readout import as_json
-
-    found, counts = sampled_verdicts(rm.model, rm.tokenizer, [scored_point(t, rm.settings) for t in texts],
-                                     rm.max_length, batch_size, obj)
+    if not call.options.genrm_samples:
+        return _one_at_a_time(rm, texts, call)
+    found, counts = sampled_verdicts(rm.model, rm.tokenizer, [scored_point(t, call) for t in texts],
+                                     rm.max_length, call.batch_size, call.options)
     return [as_json(f) for f in found], counts
 
 
@@ -325,7 +311,7 @@ def sampled_verdicts(model, tokenizer, pts: list[Point], max_length: int, batch_
     drawn = [rationales(model, tokenizer, p, obj, max_length) for p in pts]
     asked_all = [asked(replace(p, completion=p.completion[:len(p.completion) - p.suffix], suffix=0), question, r)
                  for p, rs in zip(pts, drawn) for r in rs]
-    outputs, counts = points.score(model, tokenizer, asked_all, max_length, batch_size, "steps")
+    outputs, counts = score_points(model, tokenizer, asked_all, max_length, "steps", batch_size)
     found, at = [], 0
     for rs in drawn:
         each = [p_yes(o, ids) for o in outputs[at:at + len(rs)]]
@@ -336,13 +322,13 @@ def sampled_verdicts(model, tokenizer, pts: list[Point], max_length: int, batch_
     return found, counts
 
 
-def metrics(examples, probs: list[float], obj: Options) -> dict:
-    answers = [e.answer for e in examples]
+def metrics(examples, details: list, obj: Options) -> dict:
+    probs, answers = points.only(details), [e.answer for e in examples]
     return orm_metrics(probs, [e.target for e in examples], points.groups_of(examples),
                        answers if all(a is not None for a in answers) else None)
 
 
-def report(path: str, metrics: dict, examples: list, outputs: list, model: str, data: str, obj) -> str:
+def report(path: str, metrics: dict, examples: list, details: list, model: str, data: str, obj) -> str:
     from ..eval.report_kinds import orm_sections
 
-    return points.report_page(path, NAME, metrics, orm_sections(examples, outputs), model, data)
+    return points.report_page(path, NAME, metrics, orm_sections(examples, points.only(details)), model, data)

@@ -41,23 +41,22 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..config import ConfigError, check_choices, option
+from ..config import ConfigError, ModelSettings, check_choices, option
 from ..data.pointwise import Point, encode_points, parse_orm, parse_prm
 from ..errors import DataError, ModelError
 from ..eval.pointwise import best_threshold, format_pointwise, orm_metrics, processbench, step_f1
 from ..losses import token_bce
 from ..models.backbone import PAD_TOKEN, hf_model, resolve
-from ..models.heads import HeadOutputs, score_outputs
+from ..models.heads import score_outputs
 from ..models.readout import aggregate_steps, as_json
 from . import points
+from .protocol import HeadSpec, ScoreCall
 
 NAME = "implicit_prm"
-COMPARES = False  # a text's reward does not depend on the texts scored with it
 STATS = ("correct", "examples")
-ONE_REWARD_HEAD = False
+PER_TOKEN = True  # token_rewards: r_t of every completion token
 FORMATS = ("processbench", *points.FORMATS)
-forward_module = HeadOutputs
-check, batch, texts, units = points.no_check, points.batch, points.texts, lambda item, obj: 1  # unit: an example
+units = lambda item, obj: 1  # noqa: E731  (unit: an example)
 read_mode = lambda per_token: "tokens"  # noqa: E731  (every completion token is read)
 LOGITS_BUDGET = 2**27  # logits held at once when scoring (reads x vocabulary, fp32: 512 MiB)
 _REFERENCES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # scoring model -> its pi_ref
@@ -73,9 +72,10 @@ class Options:
                                      "is split into steps after it.", resume=True)
     implicit_aggregate: str = option("min", "implicit_prm: the reward from sigma(step reward): min (the weakest step), "
                                      "prod, last, mean, or sum (sigma of the summed step rewards: the outcome).",
-                                     choices=("min", "prod", "last", "mean", "sum"))
+                                     choices=("min", "prod", "last", "mean", "sum"), score="aggregate")
     implicit_threshold: float = option(0.0, "implicit_prm evaluation: ProcessBench's threshold on sigma(step reward) "
-                                       "(0: chosen on half of the eval rows, reported on the other half).", low=0)
+                                       "(0: chosen on half of the eval rows, reported on the other half).", low=0,
+                                       score="threshold")
 
     def __post_init__(self):
         check_choices(self)
@@ -123,8 +123,8 @@ def own_vocab(tokenizer) -> int | None:
     return tokenizer.pad_token_id if tokenizer.pad_token == PAD_TOKEN else None
 
 
-def head(obj: Options, data_path: str = "") -> dict:
-    return {"head": "lm", "num_labels": 1, "token_settings": lambda tokenizer: {"implicit_vocab": own_vocab(tokenizer)}}
+def head(obj: Options, data=None) -> HeadSpec:
+    return HeadSpec("lm", 1, token_extras=lambda tokenizer: {"implicit_vocab": own_vocab(tokenizer)})
 
 
 def describe(obj: Options) -> str:
@@ -132,14 +132,8 @@ def describe(obj: Options) -> str:
             f"outcome BCE on their sum; steps end at {obj.implicit_separator!r})")
 
 
-def _options(settings: dict) -> Options:
-    from . import objective_of
-
-    return objective_of({**settings, "kind": NAME})
-
-
-def step_marker(settings: dict) -> str:
-    return _options(settings).implicit_separator
+def step_marker(obj: Options) -> str:
+    return obj.implicit_separator
 
 
 def split_steps(completion: str, separator: str) -> list[int]:
@@ -162,9 +156,9 @@ def _with_steps(point: Point, separator: str) -> Point:
     return point if point.ends is not None else replace(point, ends=split_steps(point.completion, separator))
 
 
-def scored_point(text, settings: dict) -> Point:
+def scored_point(text, call: ScoreCall) -> Point:
     ends = None if text.ends is None else list(text.ends)
-    return _with_steps(Point(text.prompt, text.completion, None, ends, text.templated), step_marker(settings))
+    return _with_steps(Point(text.prompt, text.completion, None, ends, text.templated), step_marker(call.options))
 
 
 def parser(obj: Options):
@@ -222,7 +216,7 @@ def prepare(model, items: list, obj: Options, device) -> list:
     """The reference log-probabilities of every item's completion tokens, with the model as given
     (the starting backbone), once; its mode and device are restored."""
     inner = hf_model(model)
-    vocab = (getattr(inner.config, "rewardlab", None) or {}).get("implicit_vocab")
+    vocab = ModelSettings.of(inner).extras.get("implicit_vocab")
     was_training, before = model.training, next(model.parameters()).device
     movable = getattr(inner, "hf_quantizer", None) is None  # 4-bit weights stay where they were loaded
     if movable:
@@ -267,14 +261,14 @@ def reference_model(model, settings: dict):
         return _REFERENCES[key]
     from transformers import AutoModelForCausalLM
 
-    name = settings.get("backbone")
+    name = settings.backbone
     if not name:
         raise ModelError("this implicit PRM's settings name no backbone (config.rewardlab['backbone']): its "
                          "reference model is unknown")
     param = next(key.parameters())
     try:
         ref = AutoModelForCausalLM.from_pretrained(resolve(name), dtype=param.dtype,
-                                                   trust_remote_code=bool(settings.get("trust_remote_code")))
+                                                   trust_remote_code=settings.trust_remote_code)
     except (OSError, ValueError) as e:
         raise ModelError(f"cannot load the reference model {name!r} (the backbone this implicit PRM started from): "
                          f"{str(e).splitlines()[0]}") from None
@@ -282,10 +276,10 @@ def reference_model(model, settings: dict):
     return _REFERENCES[key]
 
 
-def _token_rewards(model, tokenizer, pts: list[Point], max_length: int, settings: dict, batch_size: int = 16,
+def _token_rewards(model, tokenizer, pts: list[Point], max_length: int, settings, beta: float, batch_size: int = 16,
                    max_tokens: int = 16384, share_prefixes: bool = True) -> tuple[list[TokenRewards], object]:
     """Every point's token rewards (the policy and its reference at the same reads) and the counts."""
-    beta, vocab = _options(settings).implicit_beta, settings.get("implicit_vocab")
+    vocab = settings.extras.get("implicit_vocab")
     ref = reference_model(model, settings)
     sizes = [m.get_output_embeddings().weight.shape[0] for m in (hf_model(model), ref)]
     if vocab is None and sizes[0] != sizes[1]:
@@ -309,10 +303,10 @@ def _token_rewards(model, tokenizer, pts: list[Point], max_length: int, settings
     return out, counts
 
 
-def readout(outputs: TokenRewards, settings: dict, per_token: bool = False) -> dict:
+def readout(outputs: TokenRewards, settings, call: ScoreCall) -> dict:
     """Step rewards (sums of their tokens' rewards; NaN where truncation cut a token), outcome =
     sigma(sum of the rewards read) and the reward aggregated over the steps read."""
-    how = _options(settings).implicit_aggregate
+    how, per_token = call.options.implicit_aggregate, call.per_token
     r = outputs.rewards.tolist()
     steps = [0.0] * outputs.n_steps
     for x, k in zip(r, outputs.owner):
@@ -325,30 +319,24 @@ def readout(outputs: TokenRewards, settings: dict, per_token: bool = False) -> d
             "aggregate": how, **({"token_rewards": r} if per_token else {})}
 
 
-def score_texts(rm, texts: list, per_token: bool, batch_size: int, max_tokens: int, share_prefixes: bool,
-                groups: list | None = None):
+def score_texts(rm, texts: list, call: ScoreCall):
     """Both models at every completion token of each text (the reference loaded once per model)."""
-    pts = [scored_point(t, rm.settings) for t in texts]
-    rows, counts = _token_rewards(rm.model, rm.tokenizer, pts, rm.max_length, rm.settings, batch_size, max_tokens,
-                                  share_prefixes)
-    return [as_json(readout(o, rm.settings, per_token)) for o in rows], counts
+    pts = [scored_point(t, call) for t in texts]
+    rows, counts = _token_rewards(rm.model, rm.tokenizer, pts, rm.max_length, rm.settings, call.options.implicit_beta,
+                                  call.batch_size, call.max_tokens, call.share_prefixes)
+    return [as_json(readout(o, rm.settings, call)) for o in rows], counts
 
 
-def score(model, tokenizer, examples, max_length: int, batch_size: int = 16, obj: Options | None = None):
-    """Per example {"outcome", "reward", "step_rewards"} (NaN where cut off) and the counts."""
-    settings = dict(getattr(hf_model(model).config, "rewardlab", None) or {})
-    if obj is not None:
-        settings["objective"] = dataclasses.asdict(obj)
-    pts = [_with_steps(e, step_marker(settings)) for e in examples]
-    rows, counts = _token_rewards(model, tokenizer, pts, max_length, settings, batch_size)
-    return [{k: v for k, v in readout(o, settings).items() if k != "aggregate"} for o in rows], counts
+def _outputs(details: list[list[dict]]) -> list[dict]:
+    """Each example's detail, a read cut off as NaN."""
+    return [{k: points.nan(v) for k, v in d[0].items()} for d in details]
 
 
-def metrics(examples, outputs: list[dict], obj: Options) -> dict:
+def metrics(examples, details: list, obj: Options) -> dict:
     """The ORM's metrics of the outcome sigma(s), AUROC and best-of-N of the aggregated reward;
     on rows with step labels step F1 of sigma(step reward) > 0.5 and ProcessBench's first-error
     F1 (threshold: ``implicit_threshold``, else chosen on the even rows, reported on the odd)."""
-    labels, groups = [e.target.label for e in examples], points.groups_of(examples)
+    outputs, labels, groups = _outputs(details), [e.target.label for e in examples], points.groups_of(examples)
     answers = [e.answer for e in examples]
     nan_half = lambda x: 0.5 if x != x else x  # noqa: E731  (nothing read: no opinion)
     out = orm_metrics([nan_half(o["outcome"]) for o in outputs], labels, groups,
@@ -393,9 +381,10 @@ def format_eval(m: dict) -> str:
     return "\n".join(parts)
 
 
-def report(path: str, metrics: dict, examples: list, outputs: list, model: str, data: str, obj) -> str:
+def report(path: str, metrics: dict, examples: list, details: list, model: str, data: str, obj) -> str:
     from ..eval.report_kinds import orm_sections, prm_sections
 
+    outputs = _outputs(details)
     flat = [replace(e, target=e.target.label) for e in examples]
     sections = orm_sections(flat, [o["outcome"] for o in outputs])
     stepped = [(replace(e, target=e.target.steps), [sigmoid(x) for x in o["step_rewards"]])

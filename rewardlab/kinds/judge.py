@@ -41,21 +41,19 @@ from ..data.encode import Counts
 from ..data.pointwise import Encoded
 from ..data.preference import check_example
 from ..data.text import Text
-from ..errors import DataError, JudgeError, ModelError
+from ..errors import DataError, JudgeError
 from ..judge.backends import option_token_ids, render
 from ..judge.data import item_of, question_text
 from ..judge.prompts import Template, check_template, load_template
-from ..models.heads import HeadOutputs, score_outputs
+from ..models.heads import score_outputs
+from ..models.readout import as_json
 from . import points
+from .protocol import HeadSpec, ScoreCall
 
 NAME = "judge"
-COMPARES = True  # a completion is rewarded against the other completions of its prompt
 STATS = ("correct", "orders")
-ONE_REWARD_HEAD, FORMATS = False, points.FORMATS
 LETTERS = ("A", "B", "C")
 OPEN = "[["  # the answer starts with it; --soft in `rewardlab judge` reads the letter after it
-forward_module = HeadOutputs
-batch, step_marker, prepare = points.batch, points.no_marker, points.no_prepare
 
 
 @dataclass
@@ -71,7 +69,7 @@ class Options:
     judge_reward: str = option("win_rate", "judge scoring: one reward per completion of a prompt from its pairwise "
                                "verdicts: win_rate (mean probability of beating each other completion, both orders, "
                                "ties half) or bradley_terry (strengths fitted to those probabilities, mean 0).",
-                               choices=("win_rate", "bradley_terry"))
+                               choices=("win_rate", "bradley_terry"), score="judge_reward")
 
     def __post_init__(self):
         check_choices(self)
@@ -181,11 +179,10 @@ class Prompts:
         return seq, reads, targets, len(ids) - own
 
 
-def head(obj: Options, data_path: str = "") -> dict:
+def head(obj: Options, data=None) -> HeadSpec:
     t = obj.template()
-    return {"head": "lm", "num_labels": 1,
-            "token_settings": lambda tokenizer: {"judge_letters": Prompts(tokenizer, t).letters},
-            "fixed": {"judge_template": "", "judge_system": t.system, "judge_user": t.user}}
+    return HeadSpec("lm", 1, token_extras=lambda tokenizer: {"judge_letters": Prompts(tokenizer, t).letters},
+                    fixed={"judge_template": "", "judge_system": t.system, "judge_user": t.user})
 
 
 def describe(obj: Options) -> str:
@@ -270,22 +267,6 @@ def summarize(sums: dict[str, float]) -> dict[str, float]:
 def letter_probs(logits: torch.Tensor, ids: list[int]) -> list[float]:
     """p(A), p(B), p(C) renormalised over the three letters, from one read's vocabulary logits."""
     return torch.softmax(logits.float()[ids], -1).tolist()
-
-
-def read_mode(per_token: bool) -> str:
-    return "last"
-
-
-def readout(outputs: torch.Tensor, settings: dict, per_token: bool = False) -> dict:
-    """One order's verdict: the three letters' probabilities (the reward of a completion comes
-    from all its pairs, see ``score_texts``)."""
-    pa, pb, pc = letter_probs(outputs[-1], settings["judge_letters"])
-    return {"reward": pa + pc / 2, "p_a": pa, "p_b": pb, "p_c": pc}
-
-
-def scored_point(text, settings: dict):
-    raise ModelError("a pairwise judge scores a completion against the other completions of its prompt; "
-                     "send two or more completions of each prompt")
 
 
 def _verdicts(model, prompts: Prompts, comparisons: list[tuple[str, list[str], str]], max_length: int,
@@ -374,19 +355,14 @@ def votes(probs: dict, i: int) -> int:
     return net
 
 
-def score_texts(rm, texts: list, per_token: bool, batch_size: int, max_tokens: int, share_prefixes: bool,
-                groups: list | None = None):
-    """The texts of each group (a row's completions; without groups, the texts of one prompt:
-    a request's samples) compared with one another in every ordered pair; rewards as
-    ``--judge-reward`` says. A group of one, a text without its prompt, a chat-templated text
-    and a template that needs a reference are refused (one line)."""
-    from ..models.readout import as_json
-
-    obj = _options(rm.settings)
+def score_texts(rm, texts: list, call: ScoreCall):
+    """The texts of each group (a row's completions; without groups, the texts of one prompt)
+    compared with one another in every ordered pair; rewards as ``judge_reward`` says. Each
+    text's detail also holds its ``verdicts``: p(A), p(B), p(C) with it shown first against each
+    other completion of its group (by index in the group). A group of one, a text without its
+    prompt, a chat-templated text and a reference template without references are refused."""
+    obj = call.options
     template = obj.template()
-    if template.needs_reference:
-        raise ConfigError("this judge was trained with a {reference} template: score it with `rewardlab eval` on "
-                          "rows that carry 'reference' (scored texts have none)")
     for t in texts:
         if t.templated:
             raise DataError("a pairwise judge reads plain questions and answers, not chat-templated text: send "
@@ -394,61 +370,58 @@ def score_texts(rm, texts: list, per_token: bool, batch_size: int, max_tokens: i
         if not t.prompt.strip():
             raise DataError("a pairwise judge needs each completion's prompt (the question it judges): send "
                             "prompt + completions rows, or /get_reward queries with 'prompts'")
-    if groups is None:
-        by: dict[str, list[int]] = {}
-        for n, t in enumerate(texts):
-            by.setdefault(t.prompt, []).append(n)
-        groups = list(by.values())
+        if template.needs_reference and not t.reference:
+            raise ConfigError("this judge was trained with a {reference} template: score it on rows that carry "
+                              "'reference' (`rewardlab eval`)")
+    groups = call.groups or by_prompt(texts)
     alone = [g for g in groups if len(g) < 2]
     if alone:
         raise DataError(f"a pairwise judge compares the completions of one prompt: {len(alone)} prompt(s) have one "
                         f"completion, the first {texts[alone[0][0]].prompt[:60]!r}; send two or more per prompt")
     probs, _ = _verdicts(rm.model, Prompts(rm.tokenizer, template),
-                         [(question_text(texts[g[0]].prompt), [texts[n].completion.strip() for n in g], "")
-                          for g in groups], rm.max_length, batch_size, share_prefixes, max_tokens)
+                         [(question_text(texts[g[0]].prompt), [texts[n].completion.strip() for n in g],
+                           texts[g[0]].reference) for g in groups],
+                         rm.max_length, call.batch_size, call.share_prefixes, call.max_tokens)
     out: list[dict] = [{} for _ in texts]
     counts = Counts(total=len(texts))
     for g, p in zip(groups, probs):
-        for n, answer in zip(g, rewards_of(p, len(g), obj.judge_reward)):
-            out[n] = as_json({**answer, "reward_from": obj.judge_reward})
+        for i, (n, answer) in enumerate(zip(g, rewards_of(p, len(g), obj.judge_reward))):
+            shown_first = {str(j): p[order(i, j)] for j in range(len(g)) if order(i, j) in p}
+            out[n] = as_json({**answer, "reward_from": obj.judge_reward, "verdicts": shown_first})
             counts.skipped += answer["win_rate"] != answer["win_rate"]  # no order of it fit max_length
     return out, counts
 
 
-def _options(settings: dict) -> Options:
-    from . import objective_of
-
-    return objective_of(settings)
+def by_prompt(texts: list) -> list[list[int]]:
+    """Indices of the texts that share a prompt (a request's samples)."""
+    by: dict[str, list[int]] = {}
+    for n, t in enumerate(texts):
+        by.setdefault(t.prompt, []).append(n)
+    return list(by.values())
 
 
 # ---------------------------------------------------------------- evaluation
 
 def texts(example: Comparison) -> list[Text]:
-    return [Text(example.question, a) for a in example.answers]
+    return [Text(example.question, a, reference=example.reference) for a in example.answers]
 
 
-def score(model, tokenizer, examples: list[Comparison], max_length: int, batch_size: int = 16,
-          obj: Options | None = None):
-    """Letter probabilities of both orders of every pair of each example."""
-    prompts = Prompts(tokenizer, (obj or Options()).template())
-    probs, too_long = _verdicts(model, prompts, [(e.question, e.answers, e.reference) for e in examples],
-                                max_length, batch_size)
-    counts = Counts(total=len(examples))
-    counts.skipped = sum(any(order(i, j) not in p or order(j, i) not in p for i, j, _ in e.pairs)
-                         for e, p in zip(examples, probs))  # rows with a pair left out (longer than max_length)
-    return probs, counts
+def orders_of(details: list[dict]) -> dict:
+    """A row's letter probabilities by order ("i,j": answer i shown first), from its details."""
+    return {order(i, int(j)): v for i, d in enumerate(details) for j, v in d.get("verdicts", {}).items()}
 
 
-def metrics(examples: list[Comparison], outputs: list[dict], obj: Options) -> dict:
+def metrics(examples: list[Comparison], details: list, obj: Options) -> dict:
     """Over the pairs the data ranks (both orders fitting): ``agreement`` (P(better beats worse),
     averaged over the orders, above 1/2), ``agreement_both_orders`` (FastChat's rule: both
     orders pick the better answer; a split or a tie is not agreement), ``position_consistency``
     (both orders pick the same answer), ``prefers_first`` (the share of orders whose pick is
     the answer shown first: 0.5 is unbiased) and ``tie_accuracy`` on tied pairs."""
-    soft, both, consistent, first, orders, tie_right, ties, pairs = 0, 0, 0, 0, 0, 0, 0, 0
-    for e, probs in zip(examples, outputs):
+    soft, both, consistent, first, orders, tie_right, ties, pairs, too_long = 0, 0, 0, 0, 0, 0, 0, 0, 0
+    for e, probs in zip(examples, map(orders_of, details)):
         for i, j, verdict in e.pairs:
             if order(i, j) not in probs or order(j, i) not in probs:
+                too_long += 1
                 continue
             picks = [LETTERS[max(range(3), key=probs[o].__getitem__)] for o in (order(i, j), order(j, i))]
             first += sum(p == "A" for p in picks)
@@ -465,14 +438,17 @@ def metrics(examples: list[Comparison], outputs: list[dict], obj: Options) -> di
             consistent += answer[0] is not None and answer[0] == answer[1]
     share = lambda a, b: a / b if b else float("nan")  # noqa: E731
     out = {"agreement": share(soft, pairs), "agreement_both_orders": share(both, pairs),
-           "position_consistency": share(consistent, pairs), "prefers_first": share(first, orders), "pairs": pairs}
+           "position_consistency": share(consistent, pairs), "prefers_first": share(first, orders), "pairs": pairs,
+           "pairs_too_long": too_long}
     if ties:
         out.update(tie_accuracy=share(tie_right, ties), tied_pairs=ties)
     return out
 
 
 def format_eval(m: dict) -> str:
-    lines = [f"agreement with the data      {m['agreement']:.4f}  ({m['pairs']} pairs; P(better wins) over both orders)",
+    lines = [f"agreement with the data      {m['agreement']:.4f}  ({m['pairs']} pairs; P(better wins) over both orders)"
+             + (f"; {m['pairs_too_long']} pairs longer than max_length in an order, left out"
+                if m.get("pairs_too_long") else ""),
              f"agreement, both orders      {m['agreement_both_orders']:.4f}  (FastChat: a split or a tie counts against)",
              f"position consistency        {m['position_consistency']:.4f}",
              f"prefers the first shown     {m['prefers_first']:.4f}  (0.5 = no position bias)"]
@@ -481,6 +457,6 @@ def format_eval(m: dict) -> str:
     return "\n".join(lines)
 
 
-def report(path: str, metrics: dict, examples: list, outputs: list, model: str, data: str, obj) -> str:
+def report(path: str, metrics: dict, examples: list, details: list, model: str, data: str, obj) -> str:
     return points.report_page(path, NAME, metrics, [], model, data)
 

@@ -22,20 +22,15 @@ from dataclasses import dataclass
 
 from ..config import ConfigError, check_choices, option
 from ..data.pointwise import parse_orm
-from ..eval.pointwise import format_pointwise, orm_metrics
+from ..eval.pointwise import orm_metrics
 from ..losses import token_bce
-from ..models.heads import HeadOutputs, make_batch
+from ..models.heads import make_batch
 from . import points
+from .protocol import HeadSpec, ScoreCall
 
 NAME = "orm"
-COMPARES = False  # a text's reward does not depend on the texts scored with it
 STATS = ("correct", "examples")
-ONE_REWARD_HEAD, FORMATS = points.ONE_REWARD_HEAD, points.FORMATS
-forward_module = HeadOutputs
-check, units, texts = points.no_check, points.units, points.texts
-step_marker, scored_point = points.no_marker, points.scored_point
-score_texts, prepare = points.score_texts, points.no_prepare
-format_eval = format_pointwise
+PER_TOKEN = True  # token_rewards: P(correct) at every completion token
 
 
 @dataclass
@@ -56,7 +51,7 @@ class Options:
             raise ConfigError("--lm-coef applies to kind orm with --orm-loss-on all_tokens")
 
 
-def head(obj: Options, data_path: str = "") -> dict:
+def head(obj: Options, data=None) -> HeadSpec:
     """One output per token; ``auto`` is fixed from the backbone once it is loaded."""
     def loss_on(model) -> dict:
         from ..models.backbone import is_causal
@@ -66,23 +61,23 @@ def head(obj: Options, data_path: str = "") -> dict:
         if obj.lm_coef and not is_causal(model):
             raise ConfigError("--lm-coef needs a causal backbone (an encoder predicts no next token)")
         return {"orm_loss_on": "all_tokens" if is_causal(model) else "last_token"}
-    return {**points.token_head(obj, data_path), "fixed_by_model": loss_on}
+    return HeadSpec("token", 1, fixed_by_model=loss_on)
 
 
 def read_mode(per_token: bool) -> str:
     return "tokens" if per_token else "last"
 
 
-def readout(outputs: torch.Tensor, settings: dict, per_token: bool = False) -> dict:
+def readout(outputs: torch.Tensor, settings, call: ScoreCall) -> dict:
     """P(correct) at the last token; with ``per_token`` at every completion token too."""
     probs = torch.sigmoid(outputs[:, 0].float()).tolist()
-    return {"reward": probs[-1], **({"token_rewards": probs} if per_token else {})}
+    return {"reward": probs[-1], **({"token_rewards": probs} if call.per_token else {})}
 
 
-def report(path: str, metrics: dict, examples: list, outputs: list, model: str, data: str, obj) -> str:
+def report(path: str, metrics: dict, examples: list, details: list, model: str, data: str, obj) -> str:
     from ..eval.report_kinds import orm_sections
 
-    return points.report_page(path, NAME, metrics, orm_sections(examples, outputs), model, data)
+    return points.report_page(path, NAME, metrics, orm_sections(examples, points.only(details)), model, data)
 
 
 def describe(obj: Options) -> str:
@@ -129,13 +124,8 @@ def summarize(sums: dict[str, float]) -> dict[str, float]:
     return {"accuracy": sums["correct"] / sums["examples"] if sums["examples"] else float("nan")}
 
 
-def score(model, tokenizer, examples, max_length: int, batch_size: int = 16, obj: Options | None = None):
-    """P(correct) at each completion's last token, one float per example."""
-    outputs, counts = points.score(model, tokenizer, examples, max_length, batch_size, "last")
-    return [float(torch.sigmoid(o[-1, 0])) for o in outputs], counts
-
-
-def metrics(examples, probs: list[float], obj: Options) -> dict:
-    answers = [e.answer for e in examples]
+def metrics(examples, details: list, obj: Options) -> dict:
+    """AUROC, calibration and (rows sharing a prompt) best-of-N of P(correct) at the last token."""
+    probs, answers = points.only(details), [e.answer for e in examples]
     return orm_metrics(probs, [e.target for e in examples], points.groups_of(examples),
                        answers if all(a is not None for a in answers) else None)

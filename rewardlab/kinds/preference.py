@@ -29,14 +29,14 @@ from ..data.encode import encode_examples, example_texts
 from ..data.preference import Example, check_example
 from ..errors import DataError
 from ..eval.benchmarks import FORMATS as BENCHMARKS
-from ..eval.preference import example_metrics, format_metrics, score_examples
+from ..eval.preference import example_metrics, format_metrics
 from ..losses import balanced_bradley_terry, bradley_terry, davidson, plackett_luce, preference_strength
 from ..models.ensemble import combine, poisson_weights
 from ..models.heads import completion_rewards, make_batch
-from . import points
+from ..models.readout import score_rewards
+from .protocol import HeadSpec, ScoreCall
 
 NAME = "preference"
-COMPARES = False  # a text's reward does not depend on the texts scored with it
 LOSSES = ("bt", "scaled_bt", "plackett_luce", "davidson")
 
 
@@ -97,53 +97,43 @@ class Options:
 
 
 STATS = ("correct", "pairs", "completions")  # summed over a step's micro-batches and processes
-ONE_REWARD_HEAD = True
 FORMATS = ("pairs", "groups", *BENCHMARKS)
 forward_module = completion_rewards
 format_eval = format_metrics
 texts = example_texts
 
 
-def read_mode(per_token: bool) -> str:
-    return "sequence"
-
-
-def readout(outputs: torch.Tensor, settings: dict, per_token: bool = False) -> dict:
+def readout(outputs: torch.Tensor, settings, call: ScoreCall) -> dict:
     """The reward: the head's one output. With N heads (``--heads``) the heads are an ensemble:
-    their aggregate (``settings["ensemble"]``: ``aggregate``, ``uncertainty_coef``, ``members``;
-    default the mean), ``reward_mean`` and ``reward_std``."""
+    their aggregate (the call's ``heads_aggregate``, ``uncertainty_coef``, ``members``; default
+    the mean), ``reward_mean`` and ``reward_std``."""
     if outputs.shape[-1] == 1:
         return {"reward": float(outputs[0, 0])}
-    how = settings.get("ensemble", {})
-    return combine(outputs[0].tolist(), how.get("aggregate", "mean"), how.get("uncertainty_coef", 1.0),
-                   how.get("members", False))
+    return combine(outputs[0].tolist(), call.heads_aggregate, call.uncertainty_coef, call.members)
 
 
-# The scalar path (RewardModel, ONE_REWARD_HEAD) scores this kind; texts scored one by one read the last token.
-score_texts, prepare = points.score_texts, points.no_prepare
+def score_texts(rm, texts: list, call: ScoreCall):
+    """One reward per text, read at its last token; the texts of a prompt share its encoding
+    (across rows too: exact, see models/shared_prompt.py) and a server's prefix cache."""
+    sizes = [len(g) for g in call.groups] if call.groups else None
+    order = [i for g in call.groups for i in g] if call.groups else list(range(len(texts)))
+    encoded = [call.encoded[i] for i in order] if call.encoded is not None else None
+    rewards, counts = score_rewards(rm.model, rm.tokenizer, [texts[i] for i in order], rm.max_length, sizes,
+                                    call.batch_size, call.max_tokens, call.share_prefixes, encoded, call.cache)
+    out: list = [None] * len(texts)
+    for i, r in zip(order, rewards):
+        out[i] = readout(torch.tensor([r if isinstance(r, list) else [r]]), rm.settings, call)
+    return out, counts
 
 
-def step_marker(settings: dict) -> None:
-    return None
-
-
-def scored_point(text, settings: dict):
-    """Not used: this kind's reward is its head's one output (RewardModel's scalar path)."""
-    from ..data.pointwise import text_point
-
-    return text_point(text)
-
-
-def report(path: str, metrics: dict, examples: list, outputs: list, model: str, data: str, obj) -> str:
+def report(path: str, metrics: dict, examples: list, details: list, model: str, data: str, obj) -> str:
     from ..eval.report import write_report
 
-    return write_report(path, metrics, examples, outputs, model, data)
+    return write_report(path, metrics, examples, rewards_of(details), model, data)
 
 
-def head(obj: Options, data_path: str = "") -> dict:
-    if obj.heads == 1:
-        return {"head": "sequence", "num_labels": 1}
-    return {"head": "sequence", "num_labels": obj.heads, "settings": {"ensemble_size": obj.heads}}
+def head(obj: Options, data=None) -> HeadSpec:
+    return HeadSpec("sequence", obj.heads, ensemble_size=obj.heads)
 
 
 def parser(obj: Options):
@@ -155,17 +145,13 @@ def encode(tokenizer, examples: list[Example], max_length: int, obj: Options, nu
     return encode_examples(tokenizer, examples, max_length, num_proc, cache_dir)
 
 
-def score(model, tokenizer, examples: list[Example], max_length: int, batch_size: int = 16,
-          obj: Options | None = None):
-    """The reward of every completion, one list per example (with N heads: their mean)."""
-    rewards, counts = score_examples(model, tokenizer, examples, max_length, batch_size)
-    if rewards and rewards[0] and isinstance(rewards[0][0], list):
-        rewards = [[sum(r) / len(r) for r in g] for g in rewards]
-    return rewards, counts
+def rewards_of(details: list[list[dict]]) -> list[list[float]]:
+    """Each example's rewards, one per completion."""
+    return [[d["reward"] for d in g] for g in details]
 
 
-def metrics(examples: list[Example], rewards: list[list[float]], obj: Options) -> dict:
-    return example_metrics(examples, rewards, obj.tie_threshold)
+def metrics(examples: list[Example], details: list[list[dict]], obj: Options) -> dict:
+    return example_metrics(examples, rewards_of(details), obj.tie_threshold)
 
 
 def describe(obj: Options) -> str:

@@ -21,26 +21,21 @@ import torch
 from dataclasses import dataclass
 
 from ..config import ConfigError, check_choices, option
-from ..data.pointwise import parse_prm, text_point
+from ..data.pointwise import parse_prm
 from ..errors import DataError
 from ..eval.pointwise import best_threshold, format_pointwise, orm_metrics, processbench, step_f1
 from ..losses import step_cross_entropy, token_bce
-from ..models.heads import HeadOutputs
 from ..models.readout import aggregate_steps, step_scores
 from . import points
+from .protocol import HeadSpec, ScoreCall
 
 NAME = "prm"
-COMPARES = False  # a text's reward does not depend on the texts scored with it
 STATS = ("correct", "steps")
-ONE_REWARD_HEAD = points.ONE_REWARD_HEAD
 FORMATS = ("processbench", *points.FORMATS)
-forward_module = HeadOutputs
-batch = points.batch
-units, texts = points.units, points.texts
-score_texts, prepare = points.score_texts, points.no_prepare
 
 
-def marker(obj: Options) -> str:
+def step_marker(obj: Options) -> str:
+    """What ends every step: the step token, else the separator."""
     return obj.step_token or obj.step_separator
 
 
@@ -57,9 +52,10 @@ class Options:
                              "<extra_0>); added to the tokenizer if absent.", resume=True)
     last_step_only: bool = option(False, "prm: train on each solution's last step only.", resume=True)
     aggregate: str = option("min", "prm: a solution's reward from its step scores: min (Math-Shepherd), prod "
-                            "(PRM800K), last or mean.", choices=("min", "prod", "last", "mean"))
+                            "(PRM800K), last or mean.", choices=("min", "prod", "last", "mean"), score="aggregate")
     prm_threshold: float = option(0.0, "prm evaluation: the step-score threshold of ProcessBench's first-error rule "
-                                  "(0: chosen on half of the eval rows, reported on the other half).", low=0)
+                                  "(0: chosen on half of the eval rows, reported on the other half).", low=0,
+                                  score="threshold")
 
     def __post_init__(self):
         check_choices(self)
@@ -67,40 +63,29 @@ class Options:
             raise ConfigError("kind prm needs --step-separator or --step-token to mark where each step ends")
 
 
-def step_marker(settings: dict) -> str:
-    """The saved step marker (separator or step token)."""
-    obj = settings.get("objective", {})
-    return obj.get("step_token") or obj.get("step_separator", "\n")
-
-
-def scored_point(text, settings: dict):
-    """A text's steps marked with the saved marker (a ``steps`` row keeps its own ends)."""
-    return text_point(text, step_marker(settings))
-
-
 def read_mode(per_token: bool) -> str:
     return "steps"
 
 
-def readout(outputs: torch.Tensor, settings: dict, per_token: bool = False) -> dict:
+def readout(outputs: torch.Tensor, settings, call: ScoreCall) -> dict:
     """A score per step, and the reward aggregated from the steps that could be read."""
     scores = step_scores(outputs).tolist()
-    how = settings.get("objective", {}).get("aggregate", "min")
+    how = call.options.aggregate
     known = [s for s in scores if s == s]
     return {"step_rewards": scores, "reward": aggregate_steps(known, how) if known else float("nan"),
             "aggregate": how}
 
 
-def report(path: str, metrics: dict, examples: list, outputs: list, model: str, data: str, obj) -> str:
+def report(path: str, metrics: dict, examples: list, details: list, model: str, data: str, obj) -> str:
     from ..eval.report_kinds import prm_sections
 
-    return points.report_page(path, NAME, metrics, prm_sections(metrics, examples, outputs, obj.prm_labels),
-                              model, data)
+    return points.report_page(path, NAME, metrics, prm_sections(metrics, examples, step_lists(details),
+                                                                obj.prm_labels), model, data)
 
 
-def head(obj: Options, data_path: str = "") -> dict:
-    return {"head": "token", "num_labels": 3 if obj.prm_labels == "ternary" else 1,
-            "new_tokens": (obj.step_token,) if obj.step_token else ()}
+def head(obj: Options, data=None) -> HeadSpec:
+    return HeadSpec("token", 3 if obj.prm_labels == "ternary" else 1,
+                    new_tokens=(obj.step_token,) if obj.step_token else ())
 
 
 def describe(obj: Options) -> str:
@@ -111,7 +96,7 @@ def describe(obj: Options) -> str:
 
 def parser(obj: Options):
     def parse(row, tokenizer, where, n, allow_empty=True, chat=False):
-        return parse_prm(row, tokenizer, where, n, marker(obj), obj.prm_labels, allow_empty, chat)
+        return parse_prm(row, tokenizer, where, n, step_marker(obj), obj.prm_labels, allow_empty, chat)
     return parse
 
 
@@ -147,22 +132,21 @@ def summarize(sums: dict[str, float]) -> dict[str, float]:
     return {"step_accuracy": sums["correct"] / sums["steps"] if sums["steps"] else float("nan")}
 
 
-def score(model, tokenizer, examples, max_length: int, batch_size: int = 16, obj: Options | None = None):
-    """The score of every step, one list per example (NaN where truncation cut a step off)."""
-    outputs, counts = points.score(model, tokenizer, examples, max_length, batch_size, "steps")
-    return [step_scores(o).tolist() for o in outputs], counts
+def step_lists(details: list[list[dict]]) -> list[list[float]]:
+    """Every example's step scores (NaN where truncation cut a step off)."""
+    return points.only(details, "step_rewards")
 
 
 def _is_good(label: float, scheme: str) -> bool:
     return label >= 0 if scheme == "ternary" else label >= 0.5
 
 
-def metrics(examples, scores: list[list[float]], obj: Options) -> dict:
+def metrics(examples, details: list, obj: Options) -> dict:
     """Step F1 (both classes) and ProcessBench first-error F1 on rows with step labels, and,
     when several solutions share a prompt, best-of-N with the aggregate (a solution is right
     when its ``correct`` says so, else when every step is). ProcessBench's threshold:
     ``prm_threshold`` when given; else chosen on the even-numbered rows, reported on the odd."""
-    scheme = obj.prm_labels
+    scheme, scores = obj.prm_labels, step_lists(details)
     labels = [None if e.target is None else [_is_good(t, scheme) for t in e.target] for e in examples]
     usable = [i for i, (s, lab) in enumerate(zip(scores, labels)) if lab is not None and all(x == x for x in s)]
     kept = [(scores[i], labels[i]) for i in usable]

@@ -1,128 +1,197 @@
-"""What a model kind is: the whole interface, written down once.
+"""What a model kind is: the interface, by role, written down once.
 
-A kind is a module (``kinds/preference.py``, ``kinds/orm.py``, ...) that provides every member
-of :class:`Kind`. Training (``training/loop.py``), scoring and serving (``inference/``,
-``serve/``), evaluation and reports (``cli/``) only ever call these members; none of them
-compares a kind's name. A new kind is one new module plus one line in ``kinds/__init__.py``
-(or a ``kinds.register(module)`` call); ``tests/kinds/test_protocol.py`` checks that every
-registered kind provides all of it, with these parameter names.
+A kind is a module (``kinds/preference.py``, ``kinds/orm.py``, ...) registered with
+``kinds.register(module)``. Training (``training/``) uses its training role, the one scorer
+(``inference/reward_model.py``) its scoring role, evaluation (``eval/evaluate.py``) its
+evaluation role; none of them compares a kind's name or reads a flag of it. Every member below
+marked *optional* has a default (:data:`DEFAULTS`, the pointwise kinds' behaviour: one
+completion per row, outputs read at the positions that carry a label), so a module writes only
+what differs. ``tests/kinds/test_protocol.py`` checks every registered kind against this file.
+
+**What a new pointwise kind must write** (``tests/kinds/test_toy_kind.py`` is one, whole):
+``NAME``, ``parser`` (rows -> examples), ``loss``, ``readout`` (one scored text's answer) and
+``metrics``: five members. Most kinds also write ``Options``, ``head`` and ``read_mode``.
 
 Words used below: a *row* is what the user wrote (a dict); an *example* is what the kind's
 parser makes of it; an *item* is an (example, encoding) pair the training loop batches;
 *outputs* are the head's outputs; *obj* is the kind's own ``Options`` (from the run's flags, or
-as saved with a model); *settings* is what training saved with the model (``config.rewardlab``:
-the kind, its options, head settings).
+as saved with a model and changed by score-time options); *settings* is what training saved with
+the model (:class:`rewardlab.config.ModelSettings`); a *detail* is what the scorer answers for one
+text: a dict with ``reward`` and whatever else the kind reads (``step_rewards``, ``values``...).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
 
 
-@runtime_checkable
-class Kind(Protocol):
+@dataclass(frozen=True)
+class HeadSpec:
+    """The head a kind puts on the backbone (``head(obj, data)``), and what it saves with the model."""
+
+    head: str = "token"
+    """'sequence' (one output vector per text), 'token' (one per token) or 'lm' (the backbone's
+    own language-model head)."""
+    num_labels: int = 1
+    new_tokens: tuple[str, ...] = ()
+    """Special tokens added to the tokenizer (a PRM's step token)."""
+    labels: tuple[str, ...] = ()
+    """Output names (saved as the model's ``id2label``)."""
+    ensemble_size: int = 1
+    """Rewards per text (independently initialised heads on one backbone)."""
+    extras: dict = field(default_factory=dict)
+    """Saved with the model (``settings.extras``): what scoring needs that the options do not hold."""
+    token_extras: Callable[[Any], dict] | None = None
+    """More extras from the tokenizer once it is loaded (token ids)."""
+    fixed: dict = field(default_factory=dict)
+    """``Options`` fields fixed from the data (output names...), saved as trained."""
+    fixed_by_model: Callable[[Any], dict] | None = None
+    """``Options`` fields fixed from the loaded backbone (causal or not...)."""
+
+
+@dataclass(frozen=True)
+class ScoreCall:
+    """One call of the scorer, as a kind's ``score_texts`` gets it."""
+
+    options: Any
+    """The kind's ``Options``: as the model was trained, with this call's score-time options."""
+    per_token: bool = False
+    groups: list | None = None
+    """Lists of text indices that belong together (a row's completions): a kind whose rewards
+    compare texts compares within a group only. None: each text alone."""
+    batch_size: int = 16
+    max_tokens: int = 16384
+    share_prefixes: bool = True
+    encoded: list | None = None
+    """The texts already tokenized by ``data.encode.encode_texts`` (a server checks lengths first)."""
+    cache: Any = None
+    """A server's ``models.prefix_cache.PrefixCache``."""
+    heads_aggregate: str = "mean"
+    """A model with several reward heads: their aggregate, its coef, and whether each head's reward is returned."""
+    uncertainty_coef: float = 1.0
+    members: bool = False
+
+
+class Scorable(Protocol):
+    """What ``score_texts`` gets to score with (a :class:`rewardlab.inference.RewardModel`)."""
+
+    model: Any
+    tokenizer: Any
+    max_length: int
+    settings: Any
+
+
+class Rows(Protocol):
+    """Every role reads rows through the kind."""
+
     NAME: str
-    """The name in ``--kind`` and in a saved model's ``config.rewardlab["kind"]``."""
+    """The name in ``--kind`` and in a saved model's settings."""
     Options: type
-    """The kind's option group: a dataclass of documented fields (``rewardlab.config.option``),
-    flat flags and YAML keys of ``train``, under the kind's name in ``--help``; its
-    ``__post_init__`` holds the rules among them. Setting another kind's option is an error
-    (:func:`rewardlab.kinds.options`)."""
-    STATS: tuple[str, ...]
-    """Step statistics the loss returns, summed over a step's micro-batches and processes."""
-    ONE_REWARD_HEAD: bool
-    """True when the head's single output at a text's last token is its reward: scoring then
-    takes the scalar path (prompts shared across rows, the server's prefix cache)."""
-    COMPARES: bool
-    """True when a text's reward depends on the other completions of its prompt scored with it
-    (a pairwise judge): the server then scores each request on its own, never batched with
-    another request's texts."""
-    FORMATS: tuple[str, ...]
-    """``eval --format`` values this kind's models are scored with (besides ``auto``)."""
-    forward_module: Callable
-    """``forward_module(model, attention)``: the ``nn.Module`` the training loop wraps; called
-    on a batch it returns the outputs the loss reads."""
-
-    def head(self, obj, data_path: str = "") -> dict:
-        """The head: ``{"head": "sequence" | "token" | "lm", "num_labels": N}``, optionally
-        ``new_tokens`` (added to the tokenizer), ``labels`` (output names), ``settings`` (saved
-        with the model), ``token_settings`` (a function of the tokenizer giving more settings:
-        token ids), ``fixed`` (``Options`` fields fixed from the data) and ``fixed_by_model`` (a
-        function of the loaded backbone giving ``Options`` fields fixed from it)."""
-
-    def describe(self, obj) -> str:
-        """One line for the start of a run."""
+    """*Optional* (no options). The kind's option group: a dataclass of documented fields
+    (``rewardlab.config.option``), flat flags and YAML keys of ``train``. A field with
+    ``score=NAME`` may also be changed at scoring time by the score option NAME
+    (:class:`rewardlab.config.ScoreOptions`)."""
 
     def parser(self, obj) -> Callable:
         """``parse(row, tokenizer, where, n, allow_empty, chat) -> example`` (DataError on a bad row)."""
 
+    def describe(self, obj) -> str:
+        """*Optional*. One line for the start of a run."""
+
+
+class Training(Protocol):
+    """What the training loop needs."""
+
+    STATS: tuple[str, ...]
+    """*Optional* (none). Step statistics the loss returns, summed over a step's micro-batches and processes."""
+
+    def head(self, obj, data=None) -> HeadSpec:
+        """*Optional* (one output per token). ``data``: the training rows' source (a kind may read names from it)."""
+
     def check(self, example, where: str, obj) -> None:
-        """What the loss needs of an example, as a one-line DataError."""
+        """*Optional*. What the loss needs of an example, as a one-line DataError."""
 
     def encode(self, tokenizer, examples: list, max_length: int, obj, num_proc: int = 1,
                cache_dir: str = "") -> tuple[list, Any]:
-        """Examples -> items (example, encoding) and the truncation ``Counts``."""
+        """*Optional* (read where ``read_mode`` says). Examples -> items and the truncation ``Counts``."""
 
     def units(self, item, obj) -> int:
-        """What the exact accumulation rule counts in an item (pairs, tokens, steps...)."""
+        """*Optional* (labelled positions). What the exact accumulation rule counts in an item."""
 
     def batch(self, items: list, pad_id: int, path: str, device) -> dict:
-        """Items -> the tensors of one forward pass on ``path`` (shared, packed or padded)."""
+        """*Optional*. Items -> the tensors of one forward pass on ``path`` (shared, packed or padded)."""
+
+    def forward_module(self, model, attention: str):
+        """*Optional* (the head's outputs). The ``nn.Module`` the loop wraps; called on a batch it
+        returns the outputs the loss reads."""
 
     def loss(self, outputs, items: list, obj) -> tuple[Any, dict]:
         """Summed loss over the items' units, and the step statistics named in ``STATS``."""
 
     def summarize(self, sums: dict) -> dict:
-        """Step statistics -> the numbers shown in the progress bar and metrics.jsonl."""
-
-    def texts(self, example) -> list:
-        """The ``Text`` items scored for an example (the key of ``eval --scores-cache``)."""
-
-    def score(self, model, tokenizer, examples: list, max_length: int, batch_size: int = 16,
-              obj=None) -> tuple[list, Any]:
-        """Evaluation outputs per example (what ``metrics`` reads) and the truncation ``Counts``."""
-
-    def metrics(self, examples: list, outputs: list, obj) -> dict:
-        """The kind's evaluation metrics."""
-
-    def format_eval(self, metrics: dict) -> str:
-        """The evaluation summary as printed by ``rewardlab eval``."""
-
-    def report(self, path: str, metrics: dict, examples: list, outputs: list, model: str, data: str, obj) -> str:
-        """Write ``eval --report``'s HTML page; returns its path."""
-
-    def read_mode(self, per_token: bool) -> str:
-        """Where a scored text's head outputs are read: 'sequence', 'last', 'tokens' or 'steps'."""
-
-    def readout(self, outputs, settings: dict, per_token: bool) -> dict:
-        """One scored text's answer from what the kind read of it (for most kinds its head
-        outputs, reads x labels; NaN rows were cut off by truncation): always ``reward``, plus the fields this kind adds to a scored row and a
-        served answer (``step_rewards``, ``values``, ``attributes``, ``token_rewards``...)."""
-
-    def scored_point(self, text, settings: dict):
-        """The ``Point`` a ``Text`` sent to be scored becomes (its steps marked, a question
-        appended...); ``readout`` reads its outputs."""
-
-    def score_texts(self, rm, texts: list, per_token: bool, batch_size: int, max_tokens: int,
-                    share_prefixes: bool, groups: list | None = None) -> tuple[list, Any]:
-        """How a :class:`rewardlab.inference.RewardModel` (``rm``: its model, tokenizer,
-        settings) scores texts when ``ONE_REWARD_HEAD`` is False: one answer per text and the
-        truncation ``Counts``. Most kinds score each text alone (``points.score_texts``:
-        ``scored_point`` -> forward -> ``readout``); an implicit PRM also runs its reference
-        model; a kind that ``COMPARES`` compares the texts of each group in ``groups`` (lists of
-        indices: a row's completions), or without groups the texts of one prompt."""
+        """*Optional*. Step statistics -> the numbers shown in the progress bar and metrics.jsonl."""
 
     def prepare(self, model, items: list, obj, device) -> list:
-        """Training items once the model is built, before the first step (on resume too,
-        before the checkpoint is loaded): an implicit PRM adds the reference model's
-        log-probabilities here. Most kinds return the items as they are."""
+        """*Optional*. Training items once the model is built, before the first step (an
+        implicit PRM adds its reference log-probabilities here)."""
 
-    def step_marker(self, settings: dict) -> str | None:
-        """The text that ends each step of a ``steps`` row (process reward models), else None."""
+
+class Scoring(Protocol):
+    """What the one scorer needs: text in, a detail per text out."""
+
+    PER_TOKEN: bool
+    """*Optional* (False). Whether the kind answers per-token rewards (score option ``per_token``)."""
+
+    def step_marker(self, obj) -> str | None:
+        """*Optional* (None). The text that ends each step of a ``steps`` row (process reward models)."""
+
+    def read_mode(self, per_token: bool) -> str:
+        """*Optional* ('last'). Where a scored text's head outputs are read: 'sequence', 'last',
+        'tokens' or 'steps'."""
+
+    def scored_point(self, text, call: ScoreCall):
+        """*Optional* (the text as it is, its steps marked). The ``Point`` a scored ``Text`` becomes."""
+
+    def readout(self, outputs, settings, call: ScoreCall) -> dict:
+        """One scored text's detail from its head outputs (reads x labels; NaN rows were cut off
+        by truncation): always ``reward``, plus what this kind adds to a scored row and a served answer."""
+
+    def score_texts(self, rm: Scorable, texts: list, call: ScoreCall) -> tuple[list[dict], Any]:
+        """*Optional* (``scored_point`` -> the forward at ``read_mode`` -> ``readout``, each text
+        alone). One detail per text and the truncation ``Counts``: a kind scored otherwise writes
+        it (a scalar reward shares prompts and a server's prefix cache; a judge compares the
+        texts of each group; an implicit PRM also runs its reference model)."""
+
+
+class Evaluation(Protocol):
+    """What ``rewardlab.evaluate`` and its reports need."""
+
+    FORMATS: tuple[str, ...]
+    """*Optional* (every benchmark). ``eval --format`` values this kind's models are scored with."""
+
+    def texts(self, example) -> list:
+        """*Optional* (the example's one text). The ``Text`` items scored for an example."""
+
+    def metrics(self, examples: list, details: list, obj) -> dict:
+        """The kind's evaluation metrics; ``details[i]``: the details of example i's texts."""
+
+    def format_eval(self, metrics: dict) -> str:
+        """*Optional* (a plain table). The evaluation summary as printed by ``rewardlab eval``."""
+
+    def report(self, path: str, metrics: dict, examples: list, details: list, model: str, data: str, obj) -> str:
+        """*Optional* (the metrics alone). Write ``eval --report``'s HTML page; returns its path."""
+
+
+ROLES = (Rows, Training, Scoring, Evaluation)
+REQUIRED = ("NAME", "parser", "loss", "readout", "metrics")
+"""What a kind must write; ``readout`` may be left out by a kind that writes ``score_texts``."""
 
 
 def members() -> dict[str, bool]:
-    """Every member of :class:`Kind`: name -> whether it is a function."""
-    out = {name: False for name in Kind.__annotations__}
-    out.update({name: True for name, v in vars(Kind).items() if callable(v) and not name.startswith("_")})
+    """Every member of the interface: name -> whether it is a function."""
+    out: dict[str, bool] = {}
+    for role in ROLES:
+        out.update({name: False for name in role.__annotations__})
+        out.update({name: True for name, v in vars(role).items() if callable(v) and not name.startswith("_")})
     return out

@@ -18,20 +18,15 @@ from dataclasses import dataclass
 
 from ..config import ConfigError, check_choices, option
 from ..data.pointwise import parse_regression
-from ..data.rows import iter_rows
-from ..eval.pointwise import format_pointwise, regression_metrics
+from ..data.rows import iter_rows, source_name
+from ..eval.pointwise import regression_metrics
 from ..losses import masked_regression
-from ..models.heads import HeadOutputs, make_batch
 from . import points
+from .protocol import HeadSpec, ScoreCall
 
 NAME = "regression"
-COMPARES = False  # a text's reward does not depend on the texts scored with it
 STATS = ("sq_err", "rated")
-ONE_REWARD_HEAD, FORMATS = points.ONE_REWARD_HEAD, points.FORMATS
-forward_module = HeadOutputs
-format_eval = format_pointwise
-check, texts, step_marker, scored_point = points.no_check, points.texts, points.no_marker, points.scored_point
-score_texts, prepare = points.score_texts, points.no_prepare
+batch = points.sequence_batch
 
 
 @dataclass
@@ -40,7 +35,8 @@ class Options:
 
     attributes: str = option("", "regression: attribute names, comma-separated, in output order (empty: every "
                              "attribute the training data rates, in order of first appearance).", resume=True)
-    weights: str = option("", "regression: the reward's weight per attribute, comma-separated (empty: the mean).")
+    weights: str = option("", "regression: the reward's weight per attribute, comma-separated (empty: the mean).",
+                          score="weights")
 
     def __post_init__(self):
         check_choices(self)
@@ -50,18 +46,20 @@ def read_mode(per_token: bool) -> str:
     return "sequence"
 
 
-def readout(outputs: torch.Tensor, settings: dict, per_token: bool = False) -> dict:
-    """Every attribute's rating; the reward is their weighted sum (weights saved at training)."""
-    names, weights = settings.get("attributes", []), settings.get("weights", [])
+def readout(outputs: torch.Tensor, settings, call: ScoreCall) -> dict:
+    """Every attribute's rating; the reward is their weighted sum (the weights saved at training,
+    or the call's ``weights``)."""
     ratings = outputs[0].float().tolist()
-    names = names or [f"attribute_{i}" for i in range(len(ratings))]
+    names = settings.extras.get("attributes") or [f"attribute_{i}" for i in range(len(ratings))]
+    weights = weights_of(call.options, names) if call.options.weights else settings.extras.get("weights")
     weights = weights or [1.0 / len(ratings)] * len(ratings)
     return {"reward": sum(w * r for w, r in zip(weights, ratings)), "attributes": dict(zip(names, ratings))}
 
 
-def report(path: str, metrics: dict, examples: list, outputs: list, model: str, data: str, obj) -> str:
+def report(path: str, metrics: dict, examples: list, details: list, model: str, data: str, obj) -> str:
     from ..eval.report_kinds import scatter
 
+    outputs = ratings_of(details)
     names = list(metrics.get("attributes", {})) or [f"attribute_{i}" for i in range(len(outputs[0]))]
     sections = []
     for a, name in enumerate(names):
@@ -71,34 +69,37 @@ def report(path: str, metrics: dict, examples: list, outputs: list, model: str, 
     return points.report_page(path, NAME, metrics, sections, model, data)
 
 
-def attributes(obj: Options, data_path: str = "") -> list[str]:
+def attributes(obj: Options, data=None) -> list[str]:
     """``--attributes`` in its order, else every attribute the data rates, in order of first
     appearance (one pass over the rows, before the model is built)."""
     if obj.attributes:
         return [a.strip() for a in obj.attributes.split(",") if a.strip()]
     names: dict[str, None] = {}
-    for _, row in iter_rows(data_path):
+    for _, row in iter_rows(data):
         if isinstance(row.get("ratings"), dict):
             names.update(dict.fromkeys(row["ratings"]))
     if not names:
-        raise ConfigError(f"{data_path}: no row has 'ratings'; list the attributes with --attributes")
+        raise ConfigError(f"{source_name(data)}: no row has 'ratings'; list the attributes with --attributes")
     return list(names)
 
 
-def weights(obj: Options, names: list[str]) -> list[float]:
+def weights_of(obj: Options, names: list[str]) -> list[float]:
     if not obj.weights:
         return [1.0 / len(names)] * len(names)
-    w = [float(x) for x in obj.weights.split(",")]
+    try:
+        w = [float(x) for x in obj.weights.split(",")]
+    except ValueError:
+        raise ConfigError(f"--weights must be comma-separated numbers, got {obj.weights!r}") from None
     if len(w) != len(names):
         raise ConfigError(f"--weights has {len(w)} numbers for {len(names)} attributes ({', '.join(names)})")
     return w
 
 
-def head(obj: Options, data_path: str = "") -> dict:
-    names = attributes(obj, data_path)
-    return {"head": "sequence", "num_labels": len(names), "labels": names,
-            "settings": {"attributes": names, "weights": weights(obj, names)},
-            "fixed": {} if obj.attributes else {"attributes": ",".join(names)}}
+def head(obj: Options, data=None) -> HeadSpec:
+    names = attributes(obj, data)
+    return HeadSpec("sequence", len(names), labels=tuple(names),
+                    extras={"attributes": names, "weights": weights_of(obj, names)},
+                    fixed={} if obj.attributes else {"attributes": ",".join(names)})
 
 
 def describe(obj: Options) -> str:
@@ -111,16 +112,8 @@ def parser(obj: Options, names: list[str] | None = None):
     return parse
 
 
-def encode(tokenizer, examples, max_length: int, obj: Options, num_proc: int = 1, cache_dir: str = ""):
-    return points.encoder("last")(tokenizer, examples, max_length)
-
-
 def units(item, obj: Options) -> int:
     return sum(v is not None for v in item[0].target)
-
-
-def batch(items: list, pad_id: int, path: str, device) -> dict:
-    return make_batch([enc.sequences for _, enc in items], pad_id, path, device)
 
 
 def _targets(items: list, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,12 +132,12 @@ def summarize(sums: dict[str, float]) -> dict[str, float]:
     return {"mse": sums["sq_err"] / sums["rated"] if sums["rated"] else float("nan")}
 
 
-def score(model, tokenizer, examples, max_length: int, batch_size: int = 16, obj: Options | None = None):
-    """Every attribute's predicted rating, one list per example."""
-    outputs, counts = points.score(model, tokenizer, examples, max_length, batch_size, "sequence")
-    return [o[0].tolist() for o in outputs], counts
+def ratings_of(details: list[list[dict]]) -> list[list[float]]:
+    """Every example's predicted rating per attribute, in output order."""
+    return [list(d[0]["attributes"].values()) for d in details]
 
 
-def metrics(examples, predictions: list[list[float]], obj: Options) -> dict:
+def metrics(examples, details: list, obj: Options) -> dict:
+    predictions = ratings_of(details)
     names = attributes(obj) if obj.attributes else [f"attribute_{i}" for i in range(len(predictions[0]))]
     return regression_metrics(predictions, [e.target for e in examples], names)

@@ -16,21 +16,13 @@ from dataclasses import dataclass
 
 from ..config import ConfigError, check_choices, option
 from ..data.pointwise import parse_value
-from ..eval.pointwise import format_pointwise, value_metrics
+from ..eval.pointwise import value_metrics
 from ..losses import discounted_returns, value_regression
-from ..models.heads import HeadOutputs
 from . import points
+from .protocol import ScoreCall
 
 NAME = "value"
-COMPARES = False  # a text's reward does not depend on the texts scored with it
 STATS = ("sq_err_last", "examples")
-ONE_REWARD_HEAD, FORMATS = points.ONE_REWARD_HEAD, points.FORMATS
-forward_module = HeadOutputs
-batch = points.batch
-head, check, units, texts = points.token_head, points.no_check, points.units, points.texts
-step_marker, scored_point = points.no_marker, points.scored_point
-score_texts, prepare = points.score_texts, points.no_prepare
-format_eval = format_pointwise
 
 
 @dataclass
@@ -52,16 +44,17 @@ def read_mode(per_token: bool) -> str:
     return "tokens"
 
 
-def readout(outputs: torch.Tensor, settings: dict, per_token: bool = False) -> dict:
+def readout(outputs: torch.Tensor, settings, call: ScoreCall) -> dict:
     """The value of every completion token; the reward is the last one."""
     values = outputs[:, 0].float().tolist()
     return {"reward": values[-1], "values": values}
 
 
-def report(path: str, metrics: dict, examples: list, outputs: list, model: str, data: str, obj) -> str:
+def report(path: str, metrics: dict, examples: list, details: list, model: str, data: str, obj) -> str:
     from ..eval.report_kinds import scatter
 
-    section = scatter([v[-1] for v in outputs], [e.target for e in examples], "value at the last token")
+    section = scatter([v[-1] for v in points.only(details, "values")], [e.target for e in examples],
+                      "value at the last token")
     return points.report_page(path, NAME, metrics, [section], model, data)
 
 
@@ -71,10 +64,6 @@ def describe(obj: Options) -> str:
 
 def parser(obj: Options):
     return parse_value
-
-
-def encode(tokenizer, examples, max_length: int, obj: Options, num_proc: int = 1, cache_dir: str = ""):
-    return points.encoder("tokens")(tokenizer, examples, max_length)
 
 
 def returns_of(items: list, gamma: float) -> torch.Tensor:
@@ -93,15 +82,10 @@ def summarize(sums: dict[str, float]) -> dict[str, float]:
     return {"mse_last": sums["sq_err_last"] / sums["examples"] if sums["examples"] else float("nan")}
 
 
-def score(model, tokenizer, examples, max_length: int, batch_size: int = 16, obj: Options | None = None):
-    """The value of every completion token, one list per example (NaN where truncation cut it)."""
-    outputs, counts = points.score(model, tokenizer, examples, max_length, batch_size, "tokens")
-    return [o[:, 0].tolist() for o in outputs], counts
-
-
-def metrics(examples, values: list[list[float]], obj: Options) -> dict:
+def metrics(examples, details: list, obj: Options) -> dict:
     """MSE and explained variance of the last token's value against the return, and the MSE
     of every token against its discounted return."""
+    values = points.only(details, "values")
     out = value_metrics([v[-1] for v in values], [e.target for e in examples])
     gamma = obj.gamma if obj is not None else 1.0
     errors = [(x - float(g)) ** 2 for e, v in zip(examples, values)

@@ -153,6 +153,37 @@ def load_backbone(name: str, trust_remote_code: bool = False, load_in_4bit: bool
                                      **quantized)
     except (OSError, ValueError) as e:
         raise ModelError(f"cannot load model {name!r}: {str(e).splitlines()[0]}") from None
+    model, tokenizer = prepare_backbone(model, tokenizer, head, num_labels, new_tokens, name)
+    if load_in_4bit:
+        keep_4bit_training_format(model)
+    return model, tokenizer
+
+
+HEAD_CLASSES = {"sequence": "ForSequenceClassification", "token": "ForTokenClassification", "lm": "ForCausalLM"}
+
+
+def head_of(model: nn.Module) -> str | None:
+    """The head a loaded model has: 'sequence', 'token', 'lm' (a language model) or None."""
+    name = type(hf_model(model)).__name__
+    if name.endswith("ForTokenClassification"):
+        return "token"
+    if name.endswith("ForSequenceClassification"):
+        return "sequence"
+    return "lm" if has_lm_head(model) else None
+
+
+def prepare_backbone(model, tokenizer, head: str = "sequence", num_labels: int = 1, new_tokens: tuple[str, ...] = (),
+                     name: str = "the model"):
+    """A loaded model made ready to train as a reward model: the head the kind asked for (a model
+    given in memory is checked for it), a fast tokenizer, ``new_tokens`` added, a pad token
+    distinct from the end marker, a regression problem type."""
+    if tokenizer is None:
+        raise ModelError(f"{name}: a model given in memory needs its tokenizer")
+    has = head_of(model)
+    if has != head or (head != "lm" and model.config.num_labels != num_labels):
+        wanted = f"AutoModel{HEAD_CLASSES[head]}" + (f" with num_labels={num_labels}" if head != "lm" else "")
+        raise ModelError(f"{name}: this kind needs a {wanted}; got {type(model).__name__}"
+                         + (f" with num_labels={model.config.num_labels}" if has in ("sequence", "token") else ""))
     if head == "lm" and not is_causal(model):
         raise ModelError(f"model {name!r} is not a causal language model: a generative verifier reads its next-token "
                          "prediction, which an encoder that sees the whole text does not make")
@@ -164,8 +195,6 @@ def load_backbone(name: str, trust_remote_code: bool = False, load_in_4bit: bool
         model.resize_token_embeddings(len(tokenizer))
     ensure_pad_token(tokenizer, model)
     model.config.problem_type = "regression"
-    if load_in_4bit:
-        keep_4bit_training_format(model)
     return model, tokenizer
 
 

@@ -31,13 +31,17 @@ def head_name(model: nn.Module) -> str:
     raise ValueError(f"{type(model).__name__} has no 'score' or 'classifier' head")
 
 
-def apply_lora(model: nn.Module, r: int, alpha: int, dropout: float = 0.0, quantized: bool = False) -> nn.Module:
+def apply_lora(model: nn.Module, r: int, alpha: int, dropout: float = 0.0, quantized: bool = False,
+               config=None) -> nn.Module:
     """Wrap ``model`` with LoRA on every linear layer of the backbone; the head trains fully.
-    ``quantized``: the backbone was loaded in 4 bits (QLoRA)."""
+    ``quantized``: the backbone was loaded in 4 bits (QLoRA). ``config``: a ``peft.LoraConfig`` of
+    the caller's instead of (r, alpha, dropout); the reward head is added to its ``modules_to_save``."""
     from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
 
     if quantized:  # freezes the 4-bit weights, keeps norms and head in fp32, lets inputs carry grads
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    if config is not None:
+        return get_peft_model(model, _with_head(model, config))
 
     name = type(model).__name__
     if has_lm_head(model):  # a generative verifier: LoRA everywhere, the (tied) LM head as it is
@@ -48,6 +52,24 @@ def apply_lora(model: nn.Module, r: int, alpha: int, dropout: float = 0.0, quant
     config = LoraConfig(task_type=task, r=r, lora_alpha=alpha, lora_dropout=dropout,
                         target_modules="all-linear", modules_to_save=[head_name(model)])
     return get_peft_model(model, config)
+
+
+def _with_head(model: nn.Module, config):
+    """A copy of the caller's LoRA config that also trains and saves the reward head (TRL #1379)."""
+    import copy
+
+    from peft import TaskType
+
+    config = copy.deepcopy(config)
+    if has_lm_head(model):
+        config.task_type = config.task_type or TaskType.CAUSAL_LM
+        return config
+    head = head_name(model)
+    config.modules_to_save = sorted(set(config.modules_to_save or []) | {head})
+    if config.task_type is None:
+        config.task_type = TaskType.TOKEN_CLS if type(model).__name__.endswith("ForTokenClassification") \
+            else TaskType.SEQ_CLS
+    return config
 
 
 def merged_copy(model: nn.Module) -> nn.Module:

@@ -15,9 +15,11 @@ Endpoints:
 
 Concurrent requests are batched together (serve/batcher.py), and texts that start with the
 same tokens share one encoding of that prefix: rewards equal ``RewardModel.score`` of each
-text alone. A kind whose rewards compare the texts sent together (``COMPARES``: a pairwise
-judge) scores each request on its own: a ``/score`` row's completions with one another, a
-``/get_reward`` request's queries of one prompt with one another. Safe by default: 127.0.0.1 unless ``--host``; a bearer token with
+text alone. Each text is scored in its group: a ``/score`` row's completions, a
+``/get_reward`` request's queries of one prompt; a kind whose rewards compare texts (a pairwise
+judge) compares a group's only, so requests batched together never mix. Score-time options
+(``serve --aggregate prod``...) are the server's, the same as ``score``'s and the API's.
+Safe by default: 127.0.0.1 unless ``--host``; a bearer token with
 ``--api-key-env``; limits on body size, items and tokens per item, each refused with one line
 naming what is wrong (``{"error": "request: item 3: ..."}``); a bad request fails alone.
 """
@@ -26,18 +28,13 @@ naming what is wrong (``{"error": "request: item 3: ..."}``); a bad request fail
 import asyncio
 import hmac
 import json
-import os
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import torch
-
 from ..data.encode import encode_texts
-from ..data.text import Text, chat_rendering, check_unicode, plain_text
+from ..data.text import Text, check_unicode, plain_text
 from ..errors import ConfigError, DataError
-from ..inference import RewardModel
-from ..inference.ensemble import apply_options
 from ..inference.rows import add_rewards, build_groups
 from ..models.prefix_cache import PrefixCache
 from .metrics import Metrics
@@ -136,25 +133,31 @@ class Service:
     def __init__(self, rm, cfg, limits: Limits):
         from .batcher import Batcher
 
-        if cfg.normalize and "reward_std" not in rm.settings:
+        stats = rm.reward_stats
+        if cfg.normalize and stats is None:
             raise ConfigError(f"{cfg.model or 'the model'} has no saved reward statistics: train it with "
                               "--reward-stats")
         self.rm, self.limits, self.metrics = rm, limits, Metrics()
         self.batch_size, self.max_tokens, self.prefix_sharing = cfg.batch_size, cfg.max_batch_tokens, cfg.prefix_sharing
-        self.norm = (rm.settings["reward_mean"], rm.settings["reward_std"] or 1.0) if cfg.normalize else None
+        self.norm = (stats.mean, stats.std or 1.0) if cfg.normalize else None
         # The served model no longer trains, so its keys and values keep (used by the model thread only).
         self.cache = PrefixCache(int(cfg.prefix_cache_mb * 2**20)) \
             if cfg.prefix_sharing and cfg.prefix_cache_mb > 0 else None
         self.last_counts = None  # the model thread's last batch (tokens sent and processed), for metrics
-        # A judge's rewards depend on the completions sent together: never mix two requests' texts.
-        self.batcher = Batcher(self.run_batch, cfg.max_batch_tokens, cfg.max_wait_ms / 1000,
-                               cfg.batching and not rm.rules.COMPARES, self.on_batch)
+        self.batcher = Batcher(self.run_batch, cfg.max_batch_tokens, cfg.max_wait_ms / 1000, cfg.batching,
+                               self.on_batch)
 
     def run_batch(self, items: list) -> list[dict]:
-        """``items``: (text, its encoding) from :meth:`admit`: the model thread does not tokenize again."""
-        texts, encoded = [t for t, _ in items], [e for _, e in items]
-        details, self.last_counts = self.rm.score_details(texts, False, self.batch_size, self.max_tokens,
-                                                          self.prefix_sharing, encoded, self.cache)
+        """``items``: (text, its encoding, its group) from :meth:`admit`: the model thread does not
+        tokenize again, and texts are scored in their request's groups."""
+        texts, encoded, groups, seen = [t for t, _, _ in items], [e for _, e, _ in items], [], {}
+        for i, (_, _, key) in enumerate(items):
+            if key not in seen:
+                seen[key] = len(groups)
+                groups.append([])
+            groups[seen[key]].append(i)
+        details, self.last_counts = self.rm.score_details(texts, self.batch_size, self.max_tokens,
+                                                          self.prefix_sharing, encoded, self.cache, groups)
         if self.norm is not None:
             mean, std = self.norm
             for d in details:
@@ -169,9 +172,10 @@ class Service:
                            [started - j.arrived for j in jobs], time.perf_counter() - started)
         self.metrics.cache(self.cache)
 
-    async def admit(self, texts: list[Text], where: list[str]) -> list[tuple]:
+    async def admit(self, texts: list[Text], where: list[str], groups: list) -> list[tuple]:
         """Tokenize every text off the event loop (once: scoring uses these); refuse an item over
-        the limits. Returns (text, its encoding) per text."""
+        the limits. Returns (text, its encoding, its group) per text; ``groups[i]``: a key no other
+        request's text has, shared by the texts scored together (a row's completions)."""
         most = self.limits.max_item_tokens
         if len(texts) > self.limits.max_items:
             raise Refused(413, f"request: {len(texts)} items, more than --max-items {self.limits.max_items}")
@@ -184,7 +188,7 @@ class Service:
                 raise Refused(422, f"request: {at}: {len(ids)} tokens, more than --max-item-tokens {most}")
             if not ids:  # an empty text, with a tokenizer that adds no special tokens: nothing to read
                 raise Refused(422, f"request: {at}: no tokens (an empty text)")
-        return [(t, e[:3]) for t, e in zip(texts, encoded)]  # not the character spans: they are not needed
+        return [(t, e[:3], g) for t, e, g in zip(texts, encoded, groups)]  # not the character spans
 
     async def score_rows(self, body: dict) -> dict:
         rm, rows = self.rm, check_rows(body, self.limits)
@@ -192,8 +196,10 @@ class Service:
         groups, fields = await asyncio.get_running_loop().run_in_executor(
             None, lambda: build_groups(rows, rm.tokenizer, "request", chat=rm.chat, marker=rm.step_marker or "\n"))
         flat = [t for g in groups for t in g]
-        items = await self.admit(flat, [f"row {i + 1}" for i, g in enumerate(groups) for _ in g])
-        lengths = [len(e[0]) for _, e in items]
+        keys = [object() for _ in groups]
+        items = await self.admit(flat, [f"row {i + 1}" for i, g in enumerate(groups) for _ in g],
+                                 [keys[i] for i, g in enumerate(groups) for _ in g])
+        lengths = [len(e[0]) for _, e, _ in items]
         details = await self.batcher.submit(items, sum(lengths)) if flat else []
         out, at = [], 0
         for row, field, g in zip(rows, fields, groups):
@@ -204,8 +210,10 @@ class Service:
 
     async def get_reward(self, body: dict) -> dict:
         texts = query_texts(body, self.rm.tokenizer)
-        items = await self.admit(texts, [f"query {i + 1}" for i in range(len(texts))])
-        tokens = sum(len(e[0]) for _, e in items)
+        keys: dict[str, object] = {}  # this request's queries of one prompt are scored together
+        items = await self.admit(texts, [f"query {i + 1}" for i in range(len(texts))],
+                                 [keys.setdefault(t.prompt, object()) for t in texts])
+        tokens = sum(len(e[0]) for _, e, _ in items)
         details = await self.batcher.submit(items, tokens) if texts else []
         rewards = [d["reward"] for d in details]
         # OpenRLHF reads "scores" first, then "rewards" (older versions: "score"); it logs the
@@ -222,15 +230,12 @@ def extra_logs(details: list[dict]) -> dict[str, list]:
     return {k: [d.get(k) for d in details] for k in keys if all(number(d.get(k)) for d in details)}
 
 
-def create_app(rm, cfg=None, api_key: str | None = None):
-    """The FastAPI application around a :class:`rewardlab.RewardModel` (see :class:`Service`);
+def build_app(rm, cfg, api_key: str | None = None):
+    """The FastAPI application around a loaded :class:`rewardlab.RewardModel` (see :class:`Service`);
     ``cfg``: a :class:`rewardlab.config.ServeConfig` (its batching, limits and cache settings)."""
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response
 
-    from ..config import ServeConfig
-
-    cfg = cfg or ServeConfig()
     name = cfg.model
     limits = Limits(cfg.max_body_bytes, cfg.max_items, cfg.max_item_tokens)
     service = Service(rm, cfg, limits)
@@ -282,22 +287,3 @@ def create_app(rm, cfg=None, api_key: str | None = None):
         return await handle("/get_reward", request, service.get_reward)
 
     return app
-
-
-def serve(cfg) -> None:
-    """``rewardlab serve``: load the model of a :class:`rewardlab.config.ServeConfig` and run uvicorn."""
-    import uvicorn
-
-    api_key = None
-    if cfg.api_key_env:
-        api_key = os.environ.get(cfg.api_key_env)
-        if not api_key:
-            raise ConfigError(f"--api-key-env {cfg.api_key_env}: that environment variable is empty or unset")
-    rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length, device=cfg.device or None,
-                                     dtype=torch.bfloat16 if cfg.bf16 else None)
-    apply_options(rm, cfg.ensemble_aggregate, cfg.uncertainty_coef, name=cfg.model)
-    app = create_app(rm, cfg, api_key)
-    print(f"serving {cfg.model} ({rm.kind}) on http://{cfg.host}:{cfg.port} (POST /score, POST /get_reward, "
-          f"GET /health, GET /metrics){'; bearer token required' if api_key else ''}; "
-          f"{chat_rendering(rm.tokenizer)}", flush=True)
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")

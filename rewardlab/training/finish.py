@@ -3,20 +3,44 @@
 - Full fine-tuning: the gathered weights (whole tensors even under FSDP) as a plain folder.
 - LoRA: the adapter (``OUTPUT/adapter``) for reuse, and the merged model as the plain folder;
   QLoRA merges into the full-precision base, not the 4-bit one.
-- Evaluation: every process scores its share of the eval examples (no process idles in an
-  all-reduce) and the main process computes the metrics; under FSDP the main process
-  evaluates the saved whole model instead, after every process freed its shards.
+- Evaluation: every process scores its share of the eval examples through the one scorer
+  (``rewardlab.evaluate``'s, eval/evaluate.py: no process idles in an all-reduce) and the main
+  process computes the kind's metrics; under FSDP the main process evaluates the saved whole
+  model instead, after every process freed its shards.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import ConfigError
+from ..config import ConfigError, ModelSettings, RewardStats
+from ..eval.evaluate import examples_details
+from ..inference import RewardModel
 from ..models.backbone import hf_model
 from ..models.lora import load_adapter, merged_copy, save_adapter
-from ..inference import RewardModel
 from .checkpoint import gather_state, hf_names
+
+
+def _scorer(run) -> RewardModel:
+    """The model being trained, read as a saved one would be (its settings, the run's options)."""
+    return RewardModel(run.hf_model, run.tokenizer, run.max_length, str(run.accelerator.device))
+
+
+def _details(run, examples: list) -> list:
+    """Every process scores its share of ``examples`` (the model's mode is kept); the main
+    process gets all of them, in order."""
+    was_training = run.hf_model.training
+    mine = list(range(run.accelerator.process_index, len(examples), run.world))
+    try:
+        scored = list(zip(mine, examples_details(_scorer(run), run.kind, [examples[i] for i in mine],
+                                                 run.cfg.run.eval_batch_size)))
+    finally:
+        run.hf_model.train(was_training)
+    if run.world > 1:
+        from accelerate.utils import gather_object
+
+        scored = sorted(gather_object(scored), key=lambda x: x[0])
+    return [d for _, d in scored]
 
 
 def evaluate_run(run) -> dict | None:
@@ -24,45 +48,34 @@ def evaluate_run(run) -> dict | None:
     metrics on the main process (None elsewhere)."""
     if not run.eval_examples or run.sharded:
         return None
-    mine = run.eval_examples[run.accelerator.process_index::run.world]
-    outputs, _ = run.kind.score(run.hf_model, run.tokenizer, mine, run.max_length, run.cfg.run.eval_batch_size,
-                                run.obj) if mine else ([], None)
-    scored = list(zip(mine, outputs))
-    if run.world > 1:
-        from accelerate.utils import gather_object
-
-        scored = gather_object(scored)
+    details = _details(run, run.eval_examples)
     if not run.main:
         return None
-    metrics = run.kind.metrics([e for e, _ in scored], [o for _, o in scored], run.obj)
+    metrics = run.kind.metrics(run.eval_examples, details, run.obj)
     _log_eval(run, metrics)
     return metrics
 
 
 def _log_eval(run, metrics: dict) -> None:
     run.log({"step": run.step, **{f"eval/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}})
+    for callback in run.callbacks:
+        callback.on_evaluate(run, metrics)
 
 
 def reward_statistics(run) -> dict:
     """Mean and std of the final model's rewards over every training completion (each process
     scores its share), saved with the model so a server can normalise rewards as OpenRLHF's
     ``--normalize_reward`` does."""
-    if not run.kind.ONE_REWARD_HEAD or run.stream is not None or run.sharded:
-        raise ConfigError(f"--reward-stats needs a kind with one reward per completion (not {run.kind.NAME}), data "
-                          "read whole (not --streaming), and no FSDP")
-    mine = [e for e, _ in run.train_set][run.accelerator.process_index::run.world]
-    rewards, _ = run.kind.score(run.hf_model, run.tokenizer, mine, run.max_length, run.cfg.run.eval_batch_size,
-                                run.obj) if mine else ([], None)
-    flat = [r for group in rewards for r in group]
-    if run.world > 1:
-        from accelerate.utils import gather_object
-
-        flat = gather_object(flat)
+    if run.stream is not None or run.sharded:
+        raise ConfigError("--reward-stats needs data read whole (not --streaming), and no FSDP")
+    details = _details(run, [e for e, _ in run.train_set])
+    flat = [d["reward"] for group in details for d in group if d["reward"] is not None]
     mean = sum(flat) / len(flat)
     std = (sum((r - mean) ** 2 for r in flat) / max(len(flat) - 1, 1)) ** 0.5
-    stats = {"reward_mean": mean, "reward_std": std, "reward_stats_n": len(flat)}
-    hf_model(run.hf_model).config.rewardlab.update(stats)
-    return stats
+    inner = hf_model(run.hf_model)
+    settings = ModelSettings.of(inner).replace(reward_stats=RewardStats(mean, std, len(flat)))
+    inner.config.rewardlab = settings.to_dict()
+    return {"reward_mean": mean, "reward_std": std, "reward_stats_n": len(flat)}
 
 
 def save_final(run) -> dict | None:
@@ -72,9 +85,10 @@ def save_final(run) -> dict | None:
         stats = reward_statistics(run)
         run.say(f"reward statistics over {stats['reward_stats_n']} training completions: mean "
                 f"{stats['reward_mean']:+.4f}, std {stats['reward_std']:.4f} (saved; serve --normalize)")
-    weights = gather_state(run.model, None, run.sharded)[0] if not cfg.backbone.lora_r else {}
+    lora = callable(getattr(run.hf_model, "get_base_model", None))
+    weights = gather_state(run.model, None, run.sharded)[0] if not lora else {}
     if run.main:
-        if cfg.backbone.lora_r:
+        if lora:
             save_adapter(run.hf_model, run.tokenizer, out / "adapter")
             if cfg.backbone.load_in_4bit:
                 full, _, _ = load_adapter(str(out / "adapter"), cfg.backbone.trust_remote_code, full_precision=True)
@@ -86,6 +100,8 @@ def save_final(run) -> dict | None:
         else:
             run.hf_model.save_pretrained(out, state_dict=hf_names(weights), safe_serialization=True)
         run.tokenizer.save_pretrained(out)
+        for callback in run.callbacks:
+            callback.on_save(run, str(out))
     if not run.sharded:
         return evaluate_run(run)
     # FSDP: free this process's shards and optimizer state before loading the whole model.
@@ -94,9 +110,8 @@ def save_final(run) -> dict | None:
     final = None
     if run.main and run.eval_examples:
         rm = RewardModel.from_pretrained(str(out))
-        outputs, _ = run.kind.score(rm.model, rm.tokenizer, run.eval_examples, run.max_length, cfg.run.eval_batch_size,
-                                    run.obj)
-        final = run.kind.metrics(run.eval_examples, outputs, run.obj)
+        details = examples_details(rm, run.kind, run.eval_examples, cfg.run.eval_batch_size)
+        final = run.kind.metrics(run.eval_examples, details, run.obj)
         _log_eval(run, final)
     run.accelerator.wait_for_everyone()
     return final

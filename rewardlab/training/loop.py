@@ -26,15 +26,15 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from .. import kinds
-from ..config import ConfigError, TrainConfig, default_lr, resume_values, to_dict, validate_train
+from ..config import ConfigError, ModelSettings, TrainConfig, default_lr, resume_values, to_dict, validate_train
 from ..data.loader import load_examples, usable
 from ..data.stream import ExampleStream
-from ..models.backbone import disable_dropout, load_backbone
+from ..models.backbone import disable_dropout, load_backbone, prepare_backbone
 from ..models.lora import apply_lora
 from ..models.heads import forward_path
 from ..models.attention import pick_attention
@@ -74,6 +74,12 @@ class Run:
     order_epoch: int = -1
     saved_at: int = -1
     ctrl_c: Any = None
+    callbacks: list = field(default_factory=list)
+    stop_requested: bool = False
+
+    def stop(self) -> None:
+        """End training after this step (a callback's call): a checkpoint, then the final model and evaluation."""
+        self.stop_requested = True
 
     @property
     def world(self) -> int:
@@ -95,11 +101,25 @@ class Run:
             self.accelerator.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
 
 
-def train(cfg: TrainConfig, on_step: Callable[[Run], None] | None = None) -> dict:
-    """Train a reward model; returns the final metrics. ``on_step(run)`` is called after every
-    optimizer step (tests use it to interrupt a run at a known step)."""
-    run = setup(cfg)
-    fit(run, on_step)
+@dataclass
+class Given:
+    """What a Python caller hands training besides its config (rewardlab.train): rows in memory
+    (a list of dicts, a ``datasets`` Dataset or IterableDataset) instead of ``--data`` /
+    ``--eval-data``, a model already loaded (with its tokenizer) instead of ``--model``, a
+    ``peft`` config instead of ``--lora-r``, and callbacks (training/callbacks.py)."""
+
+    data: Any = None
+    eval_data: Any = None
+    model: Any = None
+    tokenizer: Any = None
+    peft_config: Any = None
+    callbacks: list = field(default_factory=list)
+
+
+def run_training(cfg: TrainConfig, given: Given | None = None) -> dict:
+    """setup -> fit -> finish; returns the final metrics (``rewardlab.train`` wraps them)."""
+    run = setup(cfg, given or Given())
+    fit(run)
     return finish(run)
 
 
@@ -140,21 +160,24 @@ def _check_resume(folder: Path, cfg: TrainConfig, world: int, total: int) -> Non
         raise ConfigError(f"--resume: {', '.join(changed)} differ from the checkpointed run; resume with the same settings")
 
 
-def _load_data(max_length: int, cfg: TrainConfig, kind, obj, tokenizer, say, per_step: int, accelerator) -> dict:
+def _load_data(max_length: int, cfg: TrainConfig, kind, obj, tokenizer, say, per_step: int, accelerator,
+               given: Given) -> dict:
     """Training items (or a stream), the number of steps, and the evaluation examples."""
     inputs = cfg.inputs
+    data = given.data if given.data is not None else inputs.data
+    eval_data = given.eval_data if given.eval_data is not None else inputs.eval_data
     check = lambda example, where: kind.check(example, where, obj)  # noqa: E731
     rows = dict(chat=inputs.apply_chat_template, columns=cfg.columns.mapping(), parse=kind.parser(obj))
     # Evaluation takes every row the metrics can use, whatever the loss: all-tied prompts count
     # for tie accuracy and for the best-of-K baselines.
-    eval_examples = load_examples(inputs.eval_data, tokenizer, inputs.skip_bad_rows, say,
-                                  inputs.allow_empty, **rows) if inputs.eval_data else []
+    eval_examples = load_examples(eval_data, tokenizer, inputs.skip_bad_rows, say,
+                                  inputs.allow_empty, **rows) if _given(eval_data) else []
     if inputs.streaming:
-        stream = ExampleStream(inputs.data, tokenizer, max_length, cfg.optim.seed, inputs.shuffle_buffer,
+        stream = ExampleStream(data, tokenizer, max_length, cfg.optim.seed, inputs.shuffle_buffer,
                                inputs.skip_bad_rows, say, inputs.allow_empty, check, **rows,
                                encode=lambda tok, examples, n: kind.encode(tok, examples, n, obj))
         return {"stream": stream, "total": cfg.optim.max_steps, "eval_examples": eval_examples}
-    examples = load_examples(inputs.data, tokenizer, inputs.skip_bad_rows, say, inputs.allow_empty, **rows)
+    examples = load_examples(data, tokenizer, inputs.skip_bad_rows, say, inputs.allow_empty, **rows)
     if inputs.eval_split:  # a seeded share of the rows, held out before the loss's own rules apply
         order = list(range(len(examples)))
         random.Random(cfg.optim.seed).shuffle(order)
@@ -163,20 +186,25 @@ def _load_data(max_length: int, cfg: TrainConfig, kind, obj, tokenizer, say, per
         examples = [e for i, e in enumerate(examples) if i not in held]
         say(f"note: --eval-split {inputs.eval_split}: {len(eval_examples)} of {len(examples) + len(eval_examples)} "
             "rows held out for evaluation")
-    examples = usable(examples, check, inputs.data, inputs.skip_bad_rows, say)
+    examples = usable(examples, check, data, inputs.skip_bad_rows, say)
     with accelerator.main_process_first() if inputs.tokenized_cache else nullcontext():
         train_set, counts = kind.encode(tokenizer, examples, max_length, obj, inputs.num_proc,
                                         inputs.tokenized_cache)
     if (msg := counts.report("training examples", max_length)):
         say(f"note: {msg}")
     if not train_set:
-        raise ConfigError(f"{inputs.data}: no example fits max_length={max_length}")
+        raise ConfigError(f"{source_name(data)}: no example fits max_length={max_length}")
     steps_per_epoch = math.ceil(len(train_set) / per_step)
     total = steps_per_epoch * cfg.optim.epochs
     if cfg.optim.max_steps > 0:
         total = min(total, cfg.optim.max_steps)
     return {"train_set": train_set, "counts": counts, "total": total, "steps_per_epoch": steps_per_epoch,
             "eval_examples": eval_examples, "empty": sum(e.empty_completions() for e, _ in train_set)}
+
+
+def _given(data) -> bool:
+    """Rows were given: a non-empty path, or rows in memory."""
+    return data is not None and (not isinstance(data, str) or bool(data))
 
 
 def _resume_folder(cfg: TrainConfig) -> Path | None:
@@ -222,38 +250,42 @@ def _checked(cfg: TrainConfig, accelerator) -> tuple[TrainConfig, str, Path | No
     return cfg, lr_from, resume_from, sharded
 
 
-def _model(cfg: TrainConfig, kind, obj) -> tuple[TrainConfig, Any, Any, Any, int]:
+def _model(cfg: TrainConfig, kind, obj, given: Given) -> tuple[TrainConfig, Any, Any, Any, int]:
     """The backbone with the kind's head (+ LoRA), its settings saved in its config so eval,
     score and serve encode text and read outputs as training did; (cfg, obj, model, tokenizer, max_length)."""
     bb = cfg.backbone
-    spec = kind.head(obj, cfg.inputs.data)  # the head: per text or per token, its outputs
-    if spec.get("fixed"):  # options the kind found in the data (output names...), fixed from here on
-        obj = dataclasses.replace(obj, **spec["fixed"])
-        cfg = dataclasses.replace(cfg, objective=cfg.objective.replaced(kind.NAME, **spec["fixed"]))
-    model, tokenizer = load_backbone(bb.model, bb.trust_remote_code, bb.load_in_4bit, spec["head"], spec["num_labels"],
-                                     spec.get("new_tokens", ()))
-    if spec.get("labels"):
-        model.config.id2label = dict(enumerate(spec["labels"]))
-        model.config.label2id = {name: i for i, name in enumerate(spec["labels"])}
-    if spec.get("fixed_by_model"):  # options the kind fixes from the loaded backbone (causal or not...)
-        fixed = spec["fixed_by_model"](model)
+    spec = kind.head(obj, given.data if given.data is not None else cfg.inputs.data)  # per text or per token
+    if spec.fixed:  # options the kind found in the data (output names...), fixed from here on
+        obj = dataclasses.replace(obj, **spec.fixed)
+        cfg = dataclasses.replace(cfg, objective=cfg.objective.replaced(kind.NAME, **spec.fixed))
+    if given.model is not None:  # a model the caller loaded, with the head this kind needs
+        model, tokenizer = prepare_backbone(given.model, given.tokenizer, spec.head, spec.num_labels, spec.new_tokens,
+                                            bb.model)
+    else:
+        model, tokenizer = load_backbone(bb.model, bb.trust_remote_code, bb.load_in_4bit, spec.head,
+                                         spec.num_labels, spec.new_tokens)
+    if spec.labels:
+        model.config.id2label = dict(enumerate(spec.labels))
+        model.config.label2id = {name: i for i, name in enumerate(spec.labels)}
+    if spec.fixed_by_model is not None:  # options the kind fixes from the loaded backbone (causal or not...)
+        fixed = spec.fixed_by_model(model)
         obj = dataclasses.replace(obj, **fixed)
         cfg = dataclasses.replace(cfg, objective=cfg.objective.replaced(kind.NAME, **fixed))
     if bb.disable_dropout:
         disable_dropout(model)
     max_length = min(cfg.inputs.max_length, getattr(model.config, "max_position_embeddings", None) or 10**9)
-    model.config.rewardlab = {"max_length": max_length, "apply_chat_template": cfg.inputs.apply_chat_template,
-                              "kind": kind.NAME, "objective": dataclasses.asdict(obj),
-                              # where training started (a folder as an absolute path): an implicit PRM's reference
-                              "backbone": str(Path(bb.model).resolve()) if Path(bb.model).is_dir() else bb.model,
-                              "trust_remote_code": bb.trust_remote_code,
-                              "head": spec["head"], "num_labels": spec["num_labels"],
-                              **spec.get("settings", {}),
-                              **(spec["token_settings"](tokenizer) if "token_settings" in spec else {})}
+    extras = {**spec.extras, **(spec.token_extras(tokenizer) if spec.token_extras is not None else {})}
+    # where training started (a folder as an absolute path): an implicit PRM's reference
+    backbone = str(Path(bb.model).resolve()) if Path(bb.model).is_dir() else bb.model
+    model.config.rewardlab = ModelSettings(
+        kind=kind.NAME, objective=dataclasses.asdict(obj), head=spec.head, num_labels=spec.num_labels,
+        max_length=max_length, apply_chat_template=cfg.inputs.apply_chat_template, backbone=backbone,
+        trust_remote_code=bb.trust_remote_code, ensemble_size=spec.ensemble_size, extras=extras).to_dict()
     if bb.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if bb.lora_r:
-        model = apply_lora(model, bb.lora_r, bb.lora_alpha, bb.lora_dropout, quantized=bb.load_in_4bit)
+    if bb.lora_r or given.peft_config is not None:
+        model = apply_lora(model, bb.lora_r, bb.lora_alpha, bb.lora_dropout, quantized=bb.load_in_4bit,
+                           config=given.peft_config)
     return cfg, obj, model, tokenizer, max_length
 
 
@@ -265,7 +297,7 @@ def _forward_path(model, bb, device) -> str:
         raise ConfigError(str(e)) from None
 
 
-def setup(cfg: TrainConfig) -> Run:
+def setup(cfg: TrainConfig, given: Given | None = None) -> Run:
     """Accelerator, backbone (+ LoRA), data, optimizer, resume: everything before the first step."""
     from accelerate.utils import set_seed
 
@@ -275,11 +307,12 @@ def setup(cfg: TrainConfig) -> Run:
     accelerator = _accelerator(cfg)
     cfg, lr_from, resume_from, sharded = _checked(cfg, accelerator)
     set_seed(cfg.optim.seed)
-    cfg, obj, model, tokenizer, max_length = _model(cfg, kind, obj)
+    given = given or Given()
+    cfg, obj, model, tokenizer, max_length = _model(cfg, kind, obj, given)
     bb = cfg.backbone
     per_step = cfg.optim.batch_size * cfg.optim.grad_accum * accelerator.num_processes
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if accelerator.is_main_process else (lambda msg: None)
-    data = _load_data(max_length, cfg, kind, obj, tokenizer, say, per_step, accelerator)
+    data = _load_data(max_length, cfg, kind, obj, tokenizer, say, per_step, accelerator, given)
     if "train_set" in data:  # before any checkpoint is loaded: the model is still the backbone as it starts
         data["train_set"] = kind.prepare(model, data["train_set"], obj, accelerator.device)
     if resume_from is not None:
@@ -288,7 +321,7 @@ def setup(cfg: TrainConfig) -> Run:
     optimizer = _optimizer(model, cfg)
     prepared, optimizer = accelerator.prepare(kind.forward_module(model, bb.attention), optimizer)
     run = Run(cfg, kind, obj, accelerator, prepared, model, tokenizer, optimizer, max_length, path=path,
-              sharded=sharded, **data)
+              sharded=sharded, callbacks=list(given.callbacks), **data)
     if resume_from is not None:  # after prepare: under FSDP each process loads its own shard
         try:
             run.step = load_checkpoint(resume_from, prepared, model, optimizer)["step"]
@@ -324,9 +357,11 @@ def checkpoint(run: Run, at: int) -> None:
     run.accelerator.wait_for_everyone()
     state = gather_state(run.model, run.optimizer, run.sharded)  # every process: FSDP gathers collectively
     if run.main:
-        save_checkpoint(run.cfg.run.output, at, run.hf_model, run.tokenizer, state,
-                        {"config": to_dict(run.cfg), "total_steps": run.total, "world": run.world},
-                        keep=run.cfg.run.save_total_limit)
+        folder = save_checkpoint(run.cfg.run.output, at, run.hf_model, run.tokenizer, state,
+                                 {"config": to_dict(run.cfg), "total_steps": run.total, "world": run.world},
+                                 keep=run.cfg.run.save_total_limit)
+        for callback in run.callbacks:
+            callback.on_save(run, str(folder))
 
 
 def step_items(run: Run, stream_it) -> tuple[list, int]:
@@ -379,26 +414,29 @@ def train_step(run: Run, items: list) -> dict[str, float]:
     return sums
 
 
-def record(run: Run, sums: dict, epoch: int, bar) -> None:
-    """Progress bar every step; metrics.jsonl every log_every steps."""
+def record(run: Run, sums: dict, epoch: int, bar) -> dict:
+    """Progress bar every step; metrics.jsonl every log_every steps. Returns the step's numbers
+    (what callbacks get): step, epoch, loss, the kind's statistics, lr, grad_norm."""
     w = run.log_window
     for k in ("loss", "units", *run.kind.STATS):
         w[k] = w.get(k, 0.0) + sums[k]
     run.seen += int(sums["examples"])
     rate = run.seen / max(time.perf_counter() - run.started, 1e-9)
     shown = run.kind.summarize(sums)
-    bar.set_postfix(loss=f"{sums['loss'] / max(sums['units'], 1):.4f}",
-                    **{k: f"{v:.2f}" for k, v in shown.items()}, ex_s=f"{rate:.1f}")
+    loss = sums["loss"] / max(sums["units"], 1)
+    bar.set_postfix(loss=f"{loss:.4f}", **{k: f"{v:.2f}" for k, v in shown.items()}, ex_s=f"{rate:.1f}")
     bar.update(1)
     if run.step % run.cfg.run.log_every == 0 or run.step == run.total:
         run.log({"step": run.step, "epoch": epoch, "loss": w["loss"] / max(w["units"], 1),
                  **run.kind.summarize(w), "lr": sums["lr"], "grad_norm": sums["grad_norm"],
                  "examples_per_s": rate, "elapsed_s": time.perf_counter() - run.started})
         run.log_window = {}
+    return {"step": run.step, "epoch": epoch, "loss": loss, **shown, "lr": sums["lr"], "grad_norm": sums["grad_norm"],
+            "examples_per_s": rate}
 
 
-def fit(run: Run, on_step: Callable[[Run], None] | None = None) -> None:
-    """Optimizer steps until the end of training, Ctrl-C, or a stop from ``on_step``."""
+def fit(run: Run) -> None:
+    """Optimizer steps until the end of training, Ctrl-C, or a callback's ``run.stop()``."""
     from tqdm.auto import tqdm
 
     cfg = run.cfg
@@ -409,16 +447,22 @@ def fit(run: Run, on_step: Callable[[Run], None] | None = None) -> None:
     stream_it = iter(run.stream) if run.stream is not None else None
     for _ in range(run.step * cfg.optim.batch_size * cfg.optim.grad_accum * run.world if stream_it else 0):
         next(stream_it)  # resume: the stream is deterministic, skip what was trained on
+    for callback in run.callbacks:
+        callback.on_train_begin(run)
     try:
         while run.step < run.total:
             items, epoch = step_items(run, stream_it)
             sums = train_step(run, items)
             run.step += 1
-            record(run, sums, epoch, bar)
-            if on_step is not None:
-                on_step(run)
+            logs = record(run, sums, epoch, bar)
+            for callback in run.callbacks:
+                callback.on_step(run, logs)
             if cfg.run.eval_every and run.step % cfg.run.eval_every == 0 and run.step < run.total:
                 evaluate_run(run)
+            if run.stop_requested and run.step < run.total:  # a callback ended training: resumable, then finished
+                run.say(f"stopped by a callback at step {run.step}/{run.total}")
+                checkpoint(run, run.step)
+                break
             if cfg.run.save_every and run.step % cfg.run.save_every == 0 and run.step < run.total:
                 checkpoint(run, run.step)
             if sums["stop"] > 0 and run.step < run.total:  # every process stops here, after the same step
@@ -461,6 +505,8 @@ def finish(run: Run) -> dict:
                 result["eval_model"] = "the 4-bit base + adapter (OUTPUT/adapter); the merged folder differs by quantisation"
             run.say(run.kind.format_eval(final))
         (Path(run.cfg.run.output) / "train_results.json").write_text(json.dumps(result, indent=1))
+    for callback in run.callbacks:
+        callback.on_train_end(run, result)
     # Leave together, after the model (DDP's reducer holds gloo work) is released: a process
     # that tore down its process group while the other still wrote files aborted once in CI
     # ("terminate called without an active exception").

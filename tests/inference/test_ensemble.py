@@ -58,11 +58,11 @@ def test_the_folder_round_trips_and_standardises_each_member_with_its_own_statis
     singles = [RewardModel.from_pretrained(m, device="cpu") for m in members]
     prompts, replies = PROMPTS * 4, [r for r in REPLIES for _ in PROMPTS]
     texts = [plain_text(p, c, ens.tokenizer) for p, c in zip(prompts, replies)]
-    ens.settings["ensemble"]["members"] = True
+    ens = ens.with_options(members=True)
     details, _ = ens.score_details(texts)
     raw = [s.score(prompts, replies) for s in singles]
     for k, d in enumerate(details):
-        z = [(raw[m][k] - s.settings["reward_mean"]) / s.settings["reward_std"] for m, s in enumerate(singles)]
+        z = [(raw[m][k] - s.settings.reward_stats.mean) / s.settings.reward_stats.std for m, s in enumerate(singles)]
         assert max(abs(a - b) for a, b in zip(z, d["members"])) < 1e-5
         mean, std = sum(z) / 3, math.sqrt(sum((x - sum(z) / 3) ** 2 for x in z) / 3)
         assert abs(d["reward_mean"] - mean) < 1e-5 and abs(d["reward_std"] - std) < 1e-5
@@ -71,11 +71,10 @@ def test_the_folder_round_trips_and_standardises_each_member_with_its_own_statis
     spec["members"][1]["reward_mean"] += 1.0
     open(f"{ensemble}/ensemble.json", "w").write(json.dumps(spec))
     try:
-        moved = RewardModel.from_pretrained(ensemble, device="cpu")
-        moved.settings["ensemble"]["members"] = True
+        moved = RewardModel.from_pretrained(ensemble, device="cpu", options={"members": True})
         again, _ = moved.score_details(texts[:2])
         for d, e in zip(details, again):
-            assert abs(e["members"][1] - (d["members"][1] - 1.0 / singles[1].settings["reward_std"])) < 1e-5
+            assert abs(e["members"][1] - (d["members"][1] - 1.0 / singles[1].settings.reward_stats.std)) < 1e-5
             assert abs(e["members"][0] - d["members"][0]) < 1e-6
     finally:
         spec["members"][1]["reward_mean"] -= 1.0
@@ -135,7 +134,7 @@ def test_merge_of_a_model_with_itself_is_that_model_and_two_average(members, tin
     assert all(torch.allclose(avg[k].double(), 0.25 * a[k].double() + 0.75 * b[k].double(), atol=1e-6)
                for k in a if a[k].is_floating_point())
     merged = RewardModel.from_pretrained(str(tmp_path / "avg"), device="cpu")
-    assert "reward_std" not in merged.settings and merged.settings["merge_weights"] == [0.25, 0.75]
+    assert merged.settings.reward_stats is None and merged.settings.merged["merge_weights"] == [0.25, 0.75]
     capsys.readouterr()
     assert main(["merge", "--model", members[0], "--model", tiny_llama, "--output", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -186,7 +185,7 @@ def test_members_of_different_backbones_each_read_the_texts_with_their_own_token
     ens = RewardModel.from_pretrained(str(tmp_path / "mixed"), device="cpu")
     assert ens._shares == [True, False]  # a BERT WordPiece and a SmolLM2 BPE vocabulary
     texts = [plain_text(p, c, ens.tokenizer) for p, c in zip(PROMPTS, REPLIES)]
-    ens.settings["ensemble"]["members"] = True
+    ens = ens.with_options(members=True)
     alone, _ = ens.score_details(texts)
     given, _ = ens.score_details(texts, encoded=[e[:3] for e in encode_texts(ens.tokenizer, texts)])
     singles = [RewardModel.from_pretrained(m, device="cpu") for m in (members[0], llama)]
@@ -194,7 +193,8 @@ def test_members_of_different_backbones_each_read_the_texts_with_their_own_token
         assert max(abs(x - y) for x, y in zip(a["members"], b["members"])) < 1e-6
         for m, s in enumerate(singles):
             raw = s.score([PROMPTS[k]], [REPLIES[k]])[0]
-            assert abs(a["members"][m] - (raw - s.settings["reward_mean"]) / s.settings["reward_std"]) < 1e-5
+            stats = s.settings.reward_stats
+            assert abs(a["members"][m] - (raw - stats.mean) / stats.std) < 1e-5
 
 
 def test_merge_weights_are_normalised_and_bad_ones_refused():

@@ -11,6 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rewardlab.cli import main
 from rewardlab.data.pointwise import Encoded, Point
+from rewardlab import kinds
 from rewardlab.kinds import genrm
 from tests.test_cli_kinds import _rows, _write
 
@@ -39,9 +40,9 @@ def test_a_template_file_is_read_and_an_empty_one_refused(tmp_path):
     assert genrm.Options(genrm_template=str(path)).question() == "\nVerify: is it right (Yes/No)?"
     # training fixes the question as text, so a model evaluates elsewhere without the file
     spec = genrm.head(genrm.Options(genrm_template=str(path)))
-    assert spec["fixed"] == {"genrm_template": "", "genrm_question": "\nVerify: is it right (Yes/No)?"}
+    assert spec.fixed == {"genrm_template": "", "genrm_question": "\nVerify: is it right (Yes/No)?"}
     path.unlink()
-    assert genrm.Options(**spec["fixed"]).question() == "\nVerify: is it right (Yes/No)?"
+    assert genrm.Options(**spec.fixed).question() == "\nVerify: is it right (Yes/No)?"
     path.write_text("  ")
     with pytest.raises(ConfigError, match="empty"):
         genrm.Options(genrm_template=str(path)).question()
@@ -95,7 +96,7 @@ def test_genrm_is_served(tiny_llama, tmp_path):
                  "--batch-size", "4", "--max-steps", "2", "--save-every", "0", "--genrm-template", str(template)]) == 0
     template.unlink()  # the question travels with the model, not the file
     tok, plain = AutoTokenizer.from_pretrained(out), AutoModelForCausalLM.from_pretrained(out).eval()
-    assert plain.config.rewardlab["genrm_question"] == "\nVerdict, is the sum right (Yes/No)?"
+    assert plain.config.rewardlab["extras"]["genrm_question"] == "\nVerdict, is the sum right (Yes/No)?"
     rm = RewardModel.from_pretrained(out, device="cpu")
     rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in _rows("orm")[:4]]
     local = [d["reward"] for d in rm.score_details([rm_text(rm, r) for r in rows])[0]]
@@ -260,6 +261,7 @@ def test_the_shared_prompt_forward_trains_as_the_padded_one(tiny_llama):
     parse = genrm.parser(obj)
     items, _ = genrm.encode(tok, [parse(r, tok, "f", 1) for r in rows], 256, obj)
     forward = HeadOutputs(model)
-    values = [genrm.loss(forward(genrm.batch(items, tok.pad_token_id, path, "cpu")), items, obj)[0].item()
+    batch = kinds.get("genrm").batch
+    values = [genrm.loss(forward(batch(items, tok.pad_token_id, path, "cpu")), items, obj)[0].item()
               for path in ("shared", "padded")]
     assert values[0] == pytest.approx(values[1], rel=1e-5)

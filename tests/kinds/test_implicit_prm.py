@@ -13,6 +13,7 @@ from rewardlab.cli import main
 from rewardlab.config import ConfigError
 from rewardlab.data.text import Text
 from rewardlab.errors import ModelError
+from rewardlab import kinds
 from rewardlab.kinds import implicit_prm
 from rewardlab.models.heads import HeadOutputs, forward_path
 from tests.test_cli_kinds import _rows, _write
@@ -139,7 +140,8 @@ def test_loss_is_the_bce_of_sigma_of_the_summed_log_ratio(tiny_llama):
         want += -(y * math.log(1 / (1 + math.exp(-s))) + (1 - y) * math.log(1 - 1 / (1 + math.exp(-s))))
     forward = HeadOutputs(policy)
     for path in ("shared", "padded"):  # the shared-prompt forward (the prompt once) and one padded row per text
-        value, stats = implicit_prm.loss(forward(implicit_prm.batch(items, tok.pad_token_id, path, "cpu")), items, obj)
+        batch = kinds.get("implicit_prm").batch(items, tok.pad_token_id, path, "cpu")
+        value, stats = implicit_prm.loss(forward(batch), items, obj)
         assert value.item() == pytest.approx(want, rel=1e-5), path
         assert stats["examples"] == 4.0
     with pytest.raises(ConfigError, match="^kind implicit_prm: .*--streaming is not supported$"):
@@ -193,8 +195,9 @@ def test_scores_agree_across_cli_reward_model_and_server(trained, tmp_path):
     assert answer["rewards"] == pytest.approx([r["reward"] for r in cli[:8]], abs=1e-5)
     assert answer["extra_logs"]["outcome"] == pytest.approx([r["outcome"] for r in cli[:8]], abs=1e-5)
     assert all(len(r["step_rewards"]) == 2 for r in cli[8:])  # steps rows: one reward per step
-    moved = RewardModel.from_pretrained(out, device="cpu")
-    moved.settings["backbone"] = str(tmp_path / "gone")  # the reference must be reachable where the model scores
+    loaded = RewardModel.from_pretrained(out, device="cpu")  # the reference must be reachable where the model scores
+    moved = RewardModel(loaded.model, loaded.tokenizer, device="cpu",
+                        settings=loaded.settings.replace(backbone=str(tmp_path / "gone")))
     with pytest.raises(ModelError, match="^cannot load the reference model .*gone.* started from"):
         moved.score_details(texts[:1])
 

@@ -15,6 +15,7 @@ from rewardlab.data.text import Text
 from rewardlab.errors import DataError
 from rewardlab.judge.backends import render
 from rewardlab.judge.prompts import BUILTIN
+from rewardlab import kinds
 from rewardlab.kinds import judge
 from tests.conftest import make_tiny_llama, write_jsonl
 
@@ -198,7 +199,8 @@ def test_the_shared_prompt_forward_trains_as_the_padded_one(tiny_chat):
     model = AutoModelForCausalLM.from_pretrained(tiny_chat).eval()
     _, (items, _) = _encoded(tok, ROWS[:3])
     forward = HeadOutputs(model)
-    values = [judge.loss(forward(judge.batch(items, tok.pad_token_id, path, "cpu")), items, judge.Options())[0].item()
+    batch = kinds.get("judge").batch
+    values = [judge.loss(forward(batch(items, tok.pad_token_id, path, "cpu")), items, judge.Options())[0].item()
               for path in ("shared", "padded")]
     assert values[0] == pytest.approx(values[1], rel=1e-5)
 

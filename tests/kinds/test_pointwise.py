@@ -30,28 +30,28 @@ def _items(kind, obj, points, tok):
 
 
 def test_orm_labels_every_completion_token_and_no_prompt_token(tok):
-    obj = kinds.orm.Options()
+    obj = kinds.get("orm").Options()
     points = [parse_orm({"prompt": "Q: 2+3?", "completion": " 5", "label": 1}, tok, "w", 1),
               parse_orm({"prompt": "Q: 2+3? Think.", "completion": " It is 6.", "label": 0.25}, tok, "w", 2)]
-    items = _items(kinds.orm, obj, points, tok)
+    items = _items(kinds.get("orm"), obj, points, tok)
     n = [len(tok(" 5").input_ids) + 1, len(tok(" It is 6.").input_ids) + 1]  # completion tokens + EOS
-    assert [kinds.orm.units(i, obj) for i in items] == n
+    assert [kinds.get("orm").units(i, obj) for i in items] == n
     logits = torch.randn(sum(n), 1)
-    loss, stats = kinds.orm.loss(logits, items, obj)
+    loss, stats = kinds.get("orm").loss(logits, items, obj)
     targets = torch.tensor([1.0] * n[0] + [0.25] * n[1])
     torch.testing.assert_close(loss, token_bce(logits[:, 0], targets))
     assert stats["examples"] == 2
-    last = kinds.orm.encode(tok, points, 256, kinds.orm.Options(orm_loss_on="last_token"))[0]
-    assert [kinds.orm.units(i, obj) for i in last] == [1, 1]
+    last = kinds.get("orm").encode(tok, points, 256, kinds.get("orm").Options(orm_loss_on="last_token"))[0]
+    assert [kinds.get("orm").units(i, obj) for i in last] == [1, 1]
 
 
 def test_value_targets_are_discounted_returns_on_completion_tokens(tok):
-    obj = kinds.value.Options(gamma=0.5, value_loss="huber")
+    obj = kinds.get("value").Options(gamma=0.5, value_loss="huber")
     points = [parse_value({"prompt": "Q", "completion": " a b c", "reward": 2.0}, tok, "w", 1)]
-    items = _items(kinds.value, obj, points, tok)
-    n = kinds.value.units(items[0], obj)
+    items = _items(kinds.get("value"), obj, points, tok)
+    n = kinds.get("value").units(items[0], obj)
     values = torch.randn(n, 1)
-    loss, _ = kinds.value.loss(values, items, obj)
+    loss, _ = kinds.get("value").loss(values, items, obj)
     returns = discounted_returns(2.0, n, 0.5)
     assert returns[-1] == 2.0 and returns[-2] == 1.0
     torch.testing.assert_close(loss, value_regression(values[:, 0], returns, "huber", 1.0))
@@ -59,28 +59,28 @@ def test_value_targets_are_discounted_returns_on_completion_tokens(tok):
 
 def test_prm_ternary_soft_and_last_step_only(tok):
     row = {"prompt": "Q:", "steps": STEPS}
-    tern = kinds.prm.Options(prm_labels="ternary")
-    items = _items(kinds.prm, tern, [parse_prm({**row, "labels": [1, 0, -1]}, tok, "w", 1, "\n", "ternary")], tok)
+    tern = kinds.get("prm").Options(prm_labels="ternary")
+    items = _items(kinds.get("prm"), tern, [parse_prm({**row, "labels": [1, 0, -1]}, tok, "w", 1, "\n", "ternary")], tok)
     logits = torch.randn(3, 3)
-    loss, _ = kinds.prm.loss(logits, items, tern)
+    loss, _ = kinds.get("prm").loss(logits, items, tern)
     torch.testing.assert_close(loss, step_cross_entropy(logits, torch.tensor([2, 1, 0])))
-    soft = kinds.prm.Options(prm_labels="soft", last_step_only=True)
-    items = _items(kinds.prm, soft, [parse_prm({**row, "labels": [1, 0.6, 0.3]}, tok, "w", 1, "\n", "soft")], tok)
-    assert kinds.prm.units(items[0], soft) == 1
+    soft = kinds.get("prm").Options(prm_labels="soft", last_step_only=True)
+    items = _items(kinds.get("prm"), soft, [parse_prm({**row, "labels": [1, 0.6, 0.3]}, tok, "w", 1, "\n", "soft")], tok)
+    assert kinds.get("prm").units(items[0], soft) == 1
     logit = torch.randn(1, 1)
-    torch.testing.assert_close(kinds.prm.loss(logit, items, soft)[0], token_bce(logit[:, 0], torch.tensor([0.3])))
+    torch.testing.assert_close(kinds.get("prm").loss(logit, items, soft)[0], token_bce(logit[:, 0], torch.tensor([0.3])))
     with pytest.raises(DataError, match="needs step labels"):
-        kinds.prm.check(parse_prm({**row, "correct": True}, tok, "w", 1, "\n"), "w", soft)
+        kinds.get("prm").check(parse_prm({**row, "correct": True}, tok, "w", 1, "\n"), "w", soft)
 
 
 def test_regression_masks_missing_attributes(tok):
-    obj = kinds.regression.Options(attributes="a,b")
+    obj = kinds.get("regression").Options(attributes="a,b")
     points = [parse_regression({"prompt": "Q", "completion": " x", "ratings": {"a": 3}}, tok, "w", 1, ["a", "b"]),
               parse_regression({"prompt": "Q", "completion": " y", "ratings": {"a": 1, "b": 2}}, tok, "w", 2, ["a", "b"])]
-    items = _items(kinds.regression, obj, points, tok)
-    assert [kinds.regression.units(i, obj) for i in items] == [1, 2]
+    items = _items(kinds.get("regression"), obj, points, tok)
+    assert [kinds.get("regression").units(i, obj) for i in items] == [1, 2]
     out = torch.tensor([[2.0, 100.0], [1.5, 4.0]])
-    loss, _ = kinds.regression.loss(out, items, obj)
+    loss, _ = kinds.get("regression").loss(out, items, obj)
     assert loss.item() == pytest.approx((2 - 3) ** 2 + (1.5 - 1) ** 2 + (4 - 2) ** 2)  # the 100 is unrated
     mask = torch.tensor([[True, False], [True, True]])
     torch.testing.assert_close(loss, masked_regression(out, torch.tensor([[3.0, 0.0], [1.0, 2.0]]), mask))
@@ -159,16 +159,16 @@ def test_orm_joint_language_model_loss_is_the_causal_lms_own(request, backbone, 
     from rewardlab.models.backbone import load_backbone
     from rewardlab.models.heads import HeadOutputs
 
-    obj = kinds.orm.Options(lm_coef=0.5)
+    obj = kinds.get("orm").Options(lm_coef=0.5)
     rows = [{"prompt": "Q: 2+3?", "completion": " It is 5.", "label": 1},
             {"prompt": "Q: name a colour", "completion": " Blue, I think.", "label": 0}]
     folder = request.getfixturevalue(backbone)
     model, tok2 = load_backbone(folder, head="token")
     model.eval()
-    items = _items(kinds.orm, obj, [parse_orm(r, tok2, "w", i) for i, r in enumerate(rows)], tok2)
-    outputs = HeadOutputs(model)(kinds.orm.batch(items, tok2.pad_token_id, path, "cpu"))
-    both, _ = kinds.orm.loss(outputs, items, obj)
-    bce, _ = kinds.orm.loss(outputs[0], items, kinds.orm.Options())
+    items = _items(kinds.get("orm"), obj, [parse_orm(r, tok2, "w", i) for i, r in enumerate(rows)], tok2)
+    outputs = HeadOutputs(model)(kinds.get("orm").batch(items, tok2.pad_token_id, path, "cpu"))
+    both, _ = kinds.get("orm").loss(outputs, items, obj)
+    bce, _ = kinds.get("orm").loss(outputs[0], items, kinds.get("orm").Options())
     causal = AutoModelForCausalLM.from_pretrained(folder).eval()
     expected = 0.0
     for _, enc in items:
@@ -185,12 +185,13 @@ def test_orm_joint_language_model_loss_is_the_causal_lms_own(request, backbone, 
 def test_prm_metrics_keep_splits_aligned_with_their_rows(tok):
     """Rows without step labels (outcome only) and rows cut by truncation are left out of the
     step metrics without shifting which split the others belong to."""
-    obj = kinds.prm.Options(prm_threshold=0.5)
+    obj = kinds.get("prm").Options(prm_threshold=0.5)
     rows = [{"prompt": "Q", "steps": ["a", "b"], "correct": True, "split": "x"},
             {"prompt": "Q", "steps": ["a", "b"], "labels": [1, 0], "split": "math"},
             {"prompt": "Q", "steps": ["a", "b"], "labels": [1, 1], "split": "gsm8k"}]
     examples = [parse_prm(r, tok, "w", i, "\n") for i, r in enumerate(rows)]
-    m = kinds.prm.metrics(examples, [[float("nan"), 0.2], [0.9, 0.1], [0.9, 0.8]], obj)
+    details = [[{"step_rewards": s}] for s in ([None, 0.2], [0.9, 0.1], [0.9, 0.8])]  # None: a step cut off
+    m = kinds.get("prm").metrics(examples, details, obj)
     assert m["processbench"]["splits"]["math"]["acc_error"] == 1.0
     assert m["processbench"]["splits"]["gsm8k"]["acc_correct"] == 1.0 and "x" not in m["processbench"]["splits"]
 

@@ -1,5 +1,7 @@
-"""The kind seam: every registered kind provides the whole interface (rewardlab/kinds/protocol.py),
-and no module outside rewardlab/kinds/ chooses behaviour by a kind's name."""
+"""The kind seam: every registered kind provides the whole interface (rewardlab/kinds/protocol.py:
+what it writes, and the defaults for the rest), no module outside rewardlab/kinds/ chooses
+behaviour by a kind's name or reads a flag of one, and benchmarks are read through their one
+declaration."""
 
 import ast
 import dataclasses
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rewardlab import kinds
-from rewardlab.kinds.protocol import Kind, members
+from rewardlab.kinds.protocol import REQUIRED, ROLES, members
 
 PACKAGE = Path(__file__).resolve().parents[2] / "rewardlab"
 BUILT_IN = ("preference", "orm", "prm", "value", "regression", "genrm", "judge", "implicit_prm")
@@ -26,26 +28,48 @@ def _toy():
     return test_toy_kind
 
 
+def _protocol_function(name: str):
+    return next(vars(role)[name] for role in ROLES if name in vars(role))
+
+
 @pytest.mark.parametrize("name", BUILT_IN + ("toy_mean",))
 def test_every_kind_provides_the_whole_interface(name):
     if name == "toy_mean":
         _toy()
     kind = kinds.get(name)
-    assert isinstance(kind, Kind) and kind.NAME == name
-    missing, wrong = [], []
+    assert isinstance(kind, kinds.Kind) and kind.NAME == name
+    wrong = []
     for member, is_function in members().items():
-        if not hasattr(kind, member):
-            missing.append(member)
-        elif is_function:
-            want = list(inspect.signature(getattr(Kind, member)).parameters)[1:]  # without self
+        value = getattr(kind, member)
+        if member == "readout" and value is None:  # a kind that writes its own score_texts
+            assert kind.module.score_texts is kind.score_texts
+            continue
+        if is_function:
+            want = list(inspect.signature(_protocol_function(member)).parameters)[1:]  # without self
             try:  # callable as the seam calls it: every parameter of the protocol, positionally
-                inspect.signature(getattr(kind, member)).bind(*want)
+                inspect.signature(value).bind(*want)
             except TypeError as e:
                 wrong.append(f"{member}: {e}")
-    assert not missing and not wrong, f"kind {name}: missing {missing}; other parameters: {wrong}"
+    assert not wrong, f"kind {name}: other parameters: {wrong}"
     assert dataclasses.is_dataclass(kind.Options) and isinstance(kind.STATS, tuple) and isinstance(kind.FORMATS, tuple)
     kind.Options()  # the defaults are valid
-    assert isinstance(kind.ONE_REWARD_HEAD, bool) and callable(kind.forward_module)
+    assert isinstance(kind.PER_TOKEN, bool) and callable(kind.forward_module)
+
+
+def test_a_new_pointwise_kind_writes_five_members():
+    toy = _toy()
+    assert REQUIRED == ("NAME", "parser", "loss", "readout", "metrics")
+    written = {m for m in members() if m in vars(toy)}
+    assert written == set(REQUIRED) | {"read_mode", "format_eval", "report"}
+
+
+def test_a_module_without_a_required_member_is_refused_by_name():
+    import types
+
+    module = types.ModuleType("half_kind")
+    module.NAME, module.parser, module.loss = "half", lambda obj: None, lambda outputs, items, obj: None
+    with pytest.raises(TypeError, match="half_kind lacks readout, metrics"):
+        kinds.build(module)
 
 
 def test_each_option_belongs_to_one_kind_and_another_kinds_option_is_refused():
@@ -127,3 +151,30 @@ def test_kind_names_appear_as_literals_only_in_kinds_and_config_defaults():
             if isinstance(node, ast.Constant) and node.value in BUILT_IN and (*rel.parts, node.value) not in allowed:
                 found.append(f"{rel}:{node.lineno} {node.value!r}")
     assert not found, found
+
+
+def test_no_module_outside_kinds_reads_a_flag_of_a_kind_or_a_benchmark_through_getattr():
+    """The scorer decides how a kind scores (its score_texts), not flags read elsewhere; benchmarks
+    are read through their declaration (eval/benchmarks/__init__.py: Benchmark)."""
+    flags = re.compile(r"\.(ONE_REWARD_HEAD|COMPARES|PER_TOKEN)\b")
+    attrs = re.compile(r"(getattr|hasattr)\([a-z_]*(benchmark|bench)\b")
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE)
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if rel.parts[0] != "kinds" and flags.search(line):
+                found.append(f"{rel}:{i}: {line.strip()}")
+            if attrs.search(line):
+                found.append(f"{rel}:{i}: {line.strip()}")
+    assert not found, found
+
+
+def test_every_benchmark_provides_the_whole_declaration():
+    from rewardlab.eval.benchmarks import FORMATS, Benchmark
+
+    for name, b in FORMATS.items():
+        assert isinstance(b, Benchmark) and b.NAME == name
+        assert isinstance(b.KNOWN, tuple) and isinstance(b.HEADLINE, str) and isinstance(b.CATEGORY, str)
+        for member in ("category_of", "by_category", "texts", "score", "format_scores", "read", "unit_of"):
+            assert callable(getattr(b, member)), (name, member)
+        assert b.THRESHOLD is None or isinstance(b.THRESHOLD, float)

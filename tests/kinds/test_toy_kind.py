@@ -3,7 +3,9 @@ token head over the completion's tokens, regressed on a ``reward`` column) train
 reloads, scores, evaluates (with its report) and is served over HTTP on loopback, with no edit
 outside this file but the one ``kinds.register`` line below.
 
-This module is the kind: it provides every member of rewardlab.kinds.protocol.Kind."""
+This module is the kind: the five members every kind writes (NAME, parser, loss, readout,
+metrics) and three it changes from the defaults (read_mode, format_eval, report); the rest of
+rewardlab/kinds/protocol.py comes from the defaults."""
 
 import json
 import socket
@@ -18,53 +20,31 @@ import torch
 from rewardlab import kinds
 from rewardlab.data.pointwise import parse_value
 from rewardlab.kinds import points
-from rewardlab.models.heads import HeadOutputs
 
 NAME = "toy_mean"
-COMPARES = False  # a text's reward does not depend on the texts scored with it
-Options = points.NoOptions
-STATS = ("sq_err", "examples")
-ONE_REWARD_HEAD = False
-FORMATS = ()
-forward_module = HeadOutputs
-head, check, units, batch, texts = points.token_head, points.no_check, points.units, points.batch, points.texts
-step_marker, scored_point = points.no_marker, points.scored_point
-score_texts, prepare = points.score_texts, points.no_prepare
-
-
-def describe(obj) -> str:
-    return "kind toy_mean (the mean of a token head over the completion)"
 
 
 def parser(obj):
     return parse_value
 
 
-def encode(tokenizer, examples, max_length, obj, num_proc=1, cache_dir=""):
-    return points.encoder("tokens")(tokenizer, examples, max_length)
-
-
-def _means(outputs: torch.Tensor, items: list) -> torch.Tensor:
-    return torch.stack([o[:, 0].mean() for o in points.split(outputs, items)])
-
-
 def loss(outputs, items, obj):
-    targets = torch.tensor([p.target for p, _ in items], dtype=outputs.dtype)
-    err = (_means(outputs, items) - targets) ** 2
-    return err.sum(), {"sq_err": float(err.detach().sum()), "examples": float(len(items))}
+    means = torch.stack([o[:, 0].mean() for o in points.split(outputs, items)])
+    err = (means - torch.tensor([p.target for p, _ in items], dtype=outputs.dtype)) ** 2
+    return err.sum(), {}
 
 
-def summarize(sums):
-    return {"mse": sums["sq_err"] / sums["examples"]}
+def read_mode(per_token):
+    return "tokens"
 
 
-def score(model, tokenizer, examples, max_length, batch_size=16, obj=None):
-    outputs, counts = points.score(model, tokenizer, examples, max_length, batch_size, "tokens")
-    return [float(o[:, 0].nanmean()) for o in outputs], counts
+def readout(outputs, settings, call):
+    values = outputs[:, 0].float()
+    return {"reward": float(values.nanmean()), "token_values": values.tolist()}
 
 
-def metrics(examples, outputs, obj):
-    errors = [(o - e.target) ** 2 for o, e in zip(outputs, examples)]
+def metrics(examples, details, obj):
+    errors = [(d[0]["reward"] - e.target) ** 2 for d, e in zip(details, examples)]
     return {"n": len(examples), "mse": sum(errors) / len(errors)}
 
 
@@ -72,17 +52,8 @@ def format_eval(m):
     return f"toy_mean: mse {m['mse']:.4f} over {m['n']} rows"
 
 
-def report(path, metrics, examples, outputs, model, data, obj):
+def report(path, metrics, examples, details, model, data, obj):
     return points.report_page(path, NAME, metrics, ["<h2>Toy section</h2>"], model, data)
-
-
-def read_mode(per_token):
-    return "tokens"
-
-
-def readout(outputs, settings, per_token=False):
-    values = outputs[:, 0].float()
-    return {"reward": float(values.nanmean()), "token_values": values.tolist()}
 
 
 kinds.register(sys.modules[__name__])  # the one line a new kind needs
@@ -110,8 +81,8 @@ def test_a_kind_defined_in_a_test_file_lives_its_whole_life(trained, capsys):
 
     model, data = str(trained / "rm"), str(trained / "rows.jsonl")
     rm = RewardModel.from_pretrained(model, device="cpu")
-    assert rm.kind == NAME and rm.rules is sys.modules[__name__]
-    details, _ = rm.score_details([texts(parse_value(r, rm.tokenizer, "row", 0))[0] for r in ROWS])
+    assert rm.kind == NAME and rm.rules.module is sys.modules[__name__]
+    details, _ = rm.score_details([points.texts(parse_value(r, rm.tokenizer, "row", 0))[0] for r in ROWS])
     assert all(d["reward"] == pytest.approx(sum(d["token_values"]) / len(d["token_values"]), abs=1e-6)
                for d in details)
 

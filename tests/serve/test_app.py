@@ -161,21 +161,21 @@ def test_reward_statistics_saved_at_training_normalise_served_rewards(tiny_llama
                  "--lr", "1e-2", "--reward-stats"]) == 0
     rm = RewardModel.from_pretrained(str(out), device="cpu")
     rewards = [r for p in PAIRS * 2 for r in rm.score([p["prompt"]] * 2, [p["chosen"], p["rejected"]])]
-    assert rm.settings["reward_stats_n"] == 16
-    assert rm.settings["reward_mean"] == pytest.approx(statistics.mean(rewards), abs=1e-5)
-    assert rm.settings["reward_std"] == pytest.approx(statistics.stdev(rewards), abs=1e-5)
+    stats = rm.settings.reward_stats
+    assert stats.n == 16
+    assert stats.mean == pytest.approx(statistics.mean(rewards), abs=1e-5)
+    assert stats.std == pytest.approx(statistics.stdev(rewards), abs=1e-5)
     with TestClient(create_app(rm, ServeConfig(model=str(out), normalize=True))) as client:
         query = PAIRS[0]["prompt"] + PAIRS[0]["chosen"]
         got = client.post("/get_reward", json={"query": [query]}).json()["rewards"][0]
     raw = rm.score([""], [query])[0]
-    assert got == pytest.approx((raw - rm.settings["reward_mean"]) / rm.settings["reward_std"], abs=1e-5)
+    assert got == pytest.approx((raw - stats.mean) / stats.std, abs=1e-5)
     with pytest.raises(Exception, match="--reward-stats"):
         create_app(_without_stats(rm), ServeConfig(normalize=True))
 
 
 def _without_stats(rm):
-    rm.settings = {k: v for k, v in rm.settings.items() if not k.startswith("reward_")}
-    return rm
+    return RewardModel(rm.model, rm.tokenizer, device="cpu", settings=rm.settings.replace(reward_stats=None))
 
 
 def test_health_answers_while_a_batch_runs(served):

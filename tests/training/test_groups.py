@@ -8,7 +8,7 @@ import pytest
 
 from rewardlab.cli import main
 from rewardlab.training import train
-from tests.conftest import GROUP_ROWS, shared_data, write_jsonl
+from tests.conftest import GROUP_ROWS, OnStep, shared_data, write_jsonl
 from tests.training.test_loop import _cfg, _same_run, _weights, _max_diff, interrupted_run
 
 LOSSES = [dict(loss="bt"), dict(loss="bt", balance=True), dict(loss="plackett_luce"), dict(loss="davidson"),
@@ -45,7 +45,7 @@ def test_each_completion_is_forwarded_once_per_step(request, groups_file, tmp_pa
 
     loop.load_backbone, seen[:] = hooked, [0]
     try:
-        train(_cfg(model, groups_file, tmp_path / "o", batch_size=2, grad_accum=2), on_step=check)
+        train(_cfg(model, groups_file, tmp_path / "o", batch_size=2, grad_accum=2), callbacks=[OnStep(check)])
     finally:
         loop.load_backbone = real
     # seen[i] counted step i (no eval here); one epoch = 4 steps of 4, 4, 4, 3 prompts.

@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 from rewardlab.config import ConfigError, TrainConfig
 from rewardlab.training import train
 from rewardlab.training.schedule import lr_at
+from tests.conftest import OnStep
 
 
 def _cfg(model, data, out, **kw) -> TrainConfig:
@@ -85,7 +86,7 @@ def interrupted_run(monkeypatch, cfg: TrainConfig, at_step: int) -> None:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, on_step=interrupt)
+        train(cfg, callbacks=[OnStep(interrupt)])
 
 
 def test_resume_after_ctrl_c_equals_uninterrupted(tiny_llama, pairs_file, tmp_path, monkeypatch):
@@ -184,7 +185,7 @@ def test_real_ctrl_c_stops_after_the_step_and_resumes_exactly(tiny_llama, pairs_
         if run.step == 4:
             os.kill(os.getpid(), signum)  # handled: the next step still completes
     with pytest.raises(KeyboardInterrupt):
-        train(_cfg(tiny_llama, pairs_file, tmp_path / "cut", batch_size=2), on_step=press_ctrl_c)
+        train(_cfg(tiny_llama, pairs_file, tmp_path / "cut", batch_size=2), callbacks=[OnStep(press_ctrl_c)])
     assert [p.name for p in (tmp_path / "cut" / "checkpoints").iterdir()] == ["step-5"]
     assert {s: signal.getsignal(s) for s in before} == before  # handlers restored
     train(_cfg(tiny_llama, pairs_file, tmp_path / "cut", batch_size=2, resume=True))

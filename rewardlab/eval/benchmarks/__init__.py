@@ -1,24 +1,69 @@
 """Benchmark formats, one module each: how a row becomes texts to score, and the benchmark's
-own scoring rule on the rewards. Every completion is scored once (a row's completions share
-their prompt). ``FORMATS`` is the plain list; :func:`detect` tells a file's format from its
-columns.
+own scoring rule on what was read of them. Every completion is scored once (a row's completions
+share their prompt). :data:`FORMATS` is the plain list of :class:`Benchmark`; :func:`detect` tells
+a file's format from its columns.
 
-Each module provides ``CATEGORY``/``KNOWN`` (its categories), ``HEADLINE`` (the key of its own
-headline number in ``score``'s answer, under the benchmark's own name for it), ``category_of``,
-``by_category``, ``texts(row, where, render)``, ``score(rows, rewards, path)`` (its own rule:
-the answer holds the headline and ``categories``) and ``format_scores``; optionally ``read`` (what
-it reads of a scored text, default the reward) and ``VOTES``.
+A benchmark module writes ``CATEGORY`` / ``KNOWN`` (its categories), ``HEADLINE`` (the key of
+its own headline number in ``score``'s answer, under the benchmark's own name for it),
+``category_of``, ``by_category``, ``texts(row, where, render)``, ``score(rows, rewards, path)``
+(its own rule: the answer holds the headline and ``categories``) and ``format_scores``; and, where
+it differs from the default, the optional members of :class:`Benchmark` (``read``, ``STEPS``,
+``VOTES``, ``CONVERSATIONS``, ``THRESHOLD``, ``unit_of``). ``tests/eval/test_benchmark_protocol.py``
+checks every registered benchmark against this declaration.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from ...data.pointwise import mark_steps
 from ...data.text import Text, to_text
 from . import judgebench, mrewardbench, ppe, prmbench, rewardbench, rewardbench2, rewardmath, rmb, rmbench
+
+
+def _reward(detail: dict):
+    return detail["reward"]
+
+
+def _no_unit(row: dict):
+    return None
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A benchmark format: its module's members, and the defaults of the optional ones."""
+
+    NAME: str
+    CATEGORY: str
+    KNOWN: tuple
+    HEADLINE: str
+    category_of: Callable
+    by_category: Callable
+    texts: Callable
+    score: Callable
+    format_scores: Callable
+    read: Callable = _reward
+    """What the rule reads of a scored text (default its reward; PRMBench: the step scores)."""
+    STEPS: bool = False
+    """Scored step by step: it needs a model with step scores (a process reward model)."""
+    VOTES: bool = False
+    """A pairwise judge's net votes over both orders stand in for rewards (JudgeBench)."""
+    CONVERSATIONS: bool = False
+    """Rows are conversations: how they are rendered is said on the first line."""
+    THRESHOLD: float | None = None
+    """The benchmark's own step threshold (``eval --threshold`` changes it); None: it has none."""
+    unit_of: Callable = _no_unit
+    """The item a bootstrap draws a row with (RewardMATH: its problem); None: the row alone."""
+    module: Any = None
+
+
+def declare(name: str, module) -> Benchmark:
+    """A module's members, with the defaults for the optional ones it leaves out."""
+    names = [f.name for f in dataclasses.fields(Benchmark) if f.name not in ("NAME", "module")]
+    return Benchmark(NAME=name, module=module, **{n: getattr(module, n) for n in names if hasattr(module, n)})
 
 
 @dataclass
@@ -45,14 +90,24 @@ class Render:
         return Text(prompt, completion, ends=ends)
 
 
+def of(benchmark) -> Benchmark:
+    """The :class:`Benchmark` of a format name, a module or a Benchmark."""
+    if isinstance(benchmark, Benchmark):
+        return benchmark
+    if isinstance(benchmark, str):
+        return FORMATS[benchmark]
+    return next(b for b in FORMATS.values() if b.module is benchmark)
+
+
 def options(benchmark, threshold: float = 0.0) -> dict:
     """The benchmark's own options from ``eval``'s flags: a step threshold (PRMBench; 0: its default)."""
-    return {"threshold": threshold or benchmark.THRESHOLD} if hasattr(benchmark, "THRESHOLD") else {}
+    b = of(benchmark)
+    return {"threshold": threshold or b.THRESHOLD} if b.THRESHOLD is not None else {}
 
 
 def read(benchmark, detail: dict):
     """What ``benchmark`` reads of one scored text (its ``read``; the reward by default)."""
-    return benchmark.read(detail) if hasattr(benchmark, "read") else detail["reward"]
+    return of(benchmark).read(detail)
 
 
 def interval(benchmark, rows: list[dict], rewards: list, path: str = "", samples: int = 1000,
@@ -62,9 +117,10 @@ def interval(benchmark, rows: list[dict], rewards: list, path: str = "", samples
     mean of sections or an F1 over pooled counts each get the interval of what it is). An item
     is a row, or the rows of one unit where the benchmark has ``unit_of`` (RewardMATH: the ten
     solutions of a problem), each drawn copy told apart by ``_draw``. None with fewer than two items."""
-    units: dict = {}
+    benchmark, units = of(benchmark), {}
     for i, row in enumerate(rows):
-        units.setdefault(benchmark.unit_of(row) if hasattr(benchmark, "unit_of") else i, []).append(i)
+        unit = benchmark.unit_of(row)
+        units.setdefault(i if unit is None else unit, []).append(i)
     items = list(units.values())
     if len(items) < 2:
         return None
@@ -79,8 +135,9 @@ def interval(benchmark, rows: list[dict], rewards: list, path: str = "", samples
     return stats[int((1 - level) / 2 * samples)], stats[min(samples - 1, int((1 + level) / 2 * samples))]
 
 
-FORMATS = {"rewardbench": rewardbench, "rewardbench2": rewardbench2, "rm-bench": rmbench, "judgebench": judgebench,
-           "prmbench": prmbench, "rewardmath": rewardmath, "rmb": rmb, "m-rewardbench": mrewardbench, "ppe": ppe}
+FORMATS: dict[str, Benchmark] = {name: declare(name, module) for name, module in (
+    ("rewardbench", rewardbench), ("rewardbench2", rewardbench2), ("rm-bench", rmbench), ("judgebench", judgebench),
+    ("prmbench", prmbench), ("rewardmath", rewardmath), ("rmb", rmb), ("m-rewardbench", mrewardbench), ("ppe", ppe))}
 
 
 def detect(rows: list[dict], path: str = "") -> str | None:

@@ -1,37 +1,38 @@
-"""``rewardlab eval`` on benchmark files: each scored by its own rule (eval/benchmarks/), and a
-leaderboard of several models on several benchmark files (models x benchmarks, each with its
-own headline number and a bootstrap interval)."""
+"""Benchmark files evaluated by their own rules (eval/benchmarks/), and a leaderboard of several
+models on several benchmark files (models x benchmarks, each with its own headline number and a
+bootstrap interval). ``rewardlab.evaluate`` dispatches here (evaluate.py)."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
 from pathlib import Path
 
 from ..config import EvalConfig
-from ..data.rows import read_rows
+from ..data.rows import read_rows, source_name
 from ..data.text import chat_rendering
 from ..errors import ConfigError, DataError
-from ..inference.ensemble import apply_options
-from .common import dtype
+from .benchmarks import FORMATS, Benchmark, Render, detect, interval, options
+from .runner import EvalResult, load, name_of, score_rows
 
 
-def benchmark_format(cfg: EvalConfig, kind, data: str):
-    """The benchmark module for --format (or the one detected from ``data``'s columns), None
-    for the kind's own rows. The detected format is said on the first line."""
-    from ..eval.benchmarks import FORMATS, detect
+def is_benchmark(cfg: EvalConfig, data) -> bool:
+    """Whether ``data`` is a benchmark file (several models on it make a leaderboard)."""
+    return cfg.format in FORMATS or (cfg.format == "auto" and detect(read_rows(data), source_name(data)) is not None)
 
+
+def benchmark_format(cfg: EvalConfig, kind, data, tell) -> Benchmark | None:
+    """The benchmark for --format (or the one detected from ``data``'s columns), None for the
+    kind's own rows. The detected format is said on the first line."""
     if cfg.format not in FORMATS and (cfg.format != "auto" or not set(FORMATS) & set(kind.FORMATS)):
         return None
-    name = cfg.format if cfg.format != "auto" else detect(read_rows(data), data)
+    name = cfg.format if cfg.format != "auto" else detect(read_rows(data), source_name(data))
     if cfg.format == "auto":
         own = "pairs/groups" if "pairs" in kind.FORMATS else f"the {kind.NAME} kind's own rows"
-        print(f"format: {name or own} (detected from the columns; --format sets it)", file=sys.stderr)
+        tell(f"format: {name or own} (detected from the columns; --format sets it)")
     return FORMATS[name] if name else None
 
 
-def check_categories(cfg: EvalConfig, benchmark, rows, data: str) -> list[int]:
+def check_categories(cfg: EvalConfig, benchmark: Benchmark, rows, data: str) -> list[int]:
     """The rows in the benchmark's own categories. Another one (a misspelled subset would
     silently leave its section) is an error naming it and the known ones, before any scoring;
     with --outside-categories such rows are scored apart."""
@@ -50,73 +51,63 @@ def check_categories(cfg: EvalConfig, benchmark, rows, data: str) -> list[int]:
     return [i for i in range(len(rows)) if i not in apart]
 
 
-def run_benchmark(cfg: EvalConfig, rm, benchmark, data: str, score_rows) -> tuple[dict, list, list]:
+def run_benchmark(cfg: EvalConfig, rm, benchmark: Benchmark, data, tell) -> tuple[dict, list, list]:
     """Score every completion of every row once (a row's completions share their prompt), then
     the benchmark's own rule: its metrics, and the rows and what was read of them (for intervals)."""
-    from ..eval.benchmarks import Render, options, read
-
-    if getattr(benchmark, "STEPS", False) and rm.step_marker is None:
-        raise ConfigError(f"{data}: {name_of(benchmark)} scores each step: it needs a process reward model "
-                          f"(one with step scores), and {cfg.model} is a model of kind {rm.kind}")
-    if getattr(benchmark, "CONVERSATIONS", False):
-        print(f"{name_of(benchmark)}: {chat_rendering(rm.tokenizer)}", file=sys.stderr)
+    where = source_name(data)
+    if benchmark.STEPS and rm.step_marker is None:
+        raise ConfigError(f"{where}: {benchmark.NAME} scores each step: it needs a process reward model "
+                          f"(one with step scores), and {name_of(rm)} is a model of kind {rm.kind}")
+    if benchmark.CONVERSATIONS:
+        tell(f"{benchmark.NAME}: {chat_rendering(rm.tokenizer)}")
     rows = read_rows(data)
     render = Render(rm.tokenizer, rm.step_marker)
-    groups = [benchmark.texts(row, rows.where(i, data), render) for i, row in enumerate(rows)]
-    inside = check_categories(cfg, benchmark, rows, data)
+    groups = [benchmark.texts(row, rows.where(i, where), render) for i, row in enumerate(rows)]
+    inside = check_categories(cfg, benchmark, rows, where)
     truncated = []
 
     def score_chunk(idx):
-        details, counts = rm.group_details([groups[i] for i in idx], False, cfg.batch_size)
+        details, counts = rm.group_details([groups[i] for i in idx], cfg.batch_size)
         truncated.append(counts.truncated)
         # A benchmark that counts a judge's votes over both orders (JudgeBench) gets them from a kind that votes.
-        if getattr(benchmark, "VOTES", False) and all("votes" in d for g in details for d in g):
+        if benchmark.VOTES and all("votes" in d for g in details for d in g):
             return [[d["votes"] for d in g] for g in details]
-        return [[read(benchmark, d) for d in g] for g in details]
+        return [[benchmark.read(d) for d in g] for g in details]
 
-    rewards = score_rows(dataclasses.replace(cfg, data=data), rm, groups, score_chunk)
+    rewards = score_rows(cfg, rm, groups, score_chunk, tell)
     kept_rows, kept = [rows[i] for i in inside], [rewards[i] for i in inside]
-    metrics = benchmark.score(kept_rows, kept, data, **options(benchmark, cfg.threshold))
+    metrics = benchmark.score(kept_rows, kept, where, **options(benchmark, cfg.threshold))
     metrics["truncated"] = sum(truncated)
     apart = sorted(set(range(len(rows))) - set(inside))
     if apart:
-        metrics["outside"] = benchmark.by_category([rows[i] for i in apart], [rewards[i] for i in apart], data)
+        metrics["outside"] = benchmark.by_category([rows[i] for i in apart], [rewards[i] for i in apart], where)
         metrics["outside_rows"] = len(apart)
     return metrics, kept_rows, kept
 
 
-def name_of(benchmark) -> str:
-    from ..eval.benchmarks import FORMATS
-
-    return next(name for name, module in FORMATS.items() if module is benchmark)
-
-
-def eval_benchmark(cfg: EvalConfig, rm, benchmark, score_rows) -> int:
-    """One model on one benchmark file: the benchmark's numbers (``--json``: its headline at
-    the top under its own name, per-category numbers under ``categories``) and its report."""
-    metrics, _, _ = run_benchmark(cfg, rm, benchmark, cfg.data, score_rows)
+def eval_benchmark(cfg: EvalConfig, rm, benchmark: Benchmark, data, tell) -> EvalResult:
+    """One model on one benchmark file: the benchmark's numbers (its headline at the top under
+    its own name, per-category numbers under ``categories``) and its report."""
+    metrics, _, rewards = run_benchmark(cfg, rm, benchmark, data, tell)
     text = benchmark.format_scores(metrics)
     if metrics.get("outside"):  # said on the first line: these rows are in no section and not in the headline
         first, _, rest = text.partition("\n")
         text = "\n".join([f"{first}  [+ {metrics['outside_rows']} rows in {benchmark.CATEGORY}s outside the "
                           "benchmark, scored apart, not in the overall]", rest]
                          + [f"  outside: {name:<19} {value:.4f}" for name, value in metrics["outside"].items()])
-    print(json.dumps(metrics) if cfg.json else text)
-    if cfg.report:
-        from ..eval.report_kinds import write_benchmark_report
+    name, where = name_of(rm), source_name(data)
 
-        print(f"report: {write_benchmark_report(cfg.report, name_of(benchmark), metrics, cfg.model, cfg.data)}",
-              file=sys.stderr)
-    return 0
+    def writer(path: str) -> str:
+        from .report_kinds import write_benchmark_report
+
+        return write_benchmark_report(path, benchmark.NAME, metrics, name, where)
+    return EvalResult(metrics, text, rm.kind, benchmark.NAME, rewards, writer=writer)
 
 
-def eval_leaderboard(cfg: EvalConfig, models: list[str], datas: list[str], score_rows) -> int:
+def eval_leaderboard(cfg: EvalConfig, models: list, datas: list, tell) -> EvalResult:
     """Several models on several benchmark files: each file by its own rule, each model loaded
     once; a table of models x benchmarks with each benchmark's headline and a bootstrap interval
     (rows resampled, the benchmark's rule applied again: eval/benchmarks/__init__.py)."""
-    from ..eval.benchmarks import FORMATS, detect, interval, options
-    from ..inference import RewardModel
-
     files = []
     for data in datas:
         name = cfg.format if cfg.format in FORMATS else detect(read_rows(data), data)
@@ -124,32 +115,26 @@ def eval_leaderboard(cfg: EvalConfig, models: list[str], datas: list[str], score
             raise ConfigError(f"{data}: not a benchmark file (several --data make a leaderboard of benchmark "
                               f"files; formats: {', '.join(FORMATS)}); to compare models on pairs give one --data")
         files.append((data, FORMATS[name], f"{name}: {Path(data.split('[')[0]).name}"))
-        print(f"format: {data}: {name}" + (" (detected from the columns)" if cfg.format == "auto" else ""),
-              file=sys.stderr)
+        tell(f"format: {data}: {name}" + (" (detected from the columns)" if cfg.format == "auto" else ""))
     board: dict[str, dict[str, dict]] = {}
     for model in models:
-        rm = RewardModel.from_pretrained(model, max_length=cfg.max_length, device=cfg.device or None,
-                                         dtype=dtype(cfg.bf16))
-        if rm.ensemble_size > 1:
-            apply_options(rm, cfg.ensemble_aggregate, cfg.uncertainty_coef, name=model)
-        board[model] = {}
+        rm = load(model, cfg)
+        key = model if isinstance(model, str) else name_of(rm)
+        board[key] = {}
         for data, benchmark, column in files:
-            one = dataclasses.replace(cfg, model=model, data=data)
-            metrics, rows, rewards = run_benchmark(one, rm, benchmark, data, score_rows)
+            metrics, rows, rewards = run_benchmark(dataclasses.replace(cfg, data=data), rm, benchmark, data, tell)
             ci = interval(benchmark, rows, rewards, data, samples=cfg.bootstrap_samples,
                           **options(benchmark, cfg.threshold))
-            board[model][column] = {"headline": benchmark.HEADLINE, "number": metrics[benchmark.HEADLINE],
-                                    "low": ci[0] if ci else None, "high": ci[1] if ci else None, "metrics": metrics}
+            board[key][column] = {"headline": benchmark.HEADLINE, "number": metrics[benchmark.HEADLINE],
+                                  "low": ci[0] if ci else None, "high": ci[1] if ci else None, "metrics": metrics}
     columns = [c for _, _, c in files]
-    if cfg.report:
-        from ..eval.report_kinds import write_leaderboard_report
 
-        print(f"report: {write_leaderboard_report(cfg.report, board, columns)}", file=sys.stderr)
-    if cfg.json:
-        print(json.dumps({"leaderboard": board, "benchmarks": columns}))
-        return 0
-    print(format_leaderboard(board, columns))
-    return 0
+    def writer(path: str) -> str:
+        from .report_kinds import write_leaderboard_report
+
+        return write_leaderboard_report(path, board, columns)
+    return EvalResult({"leaderboard": board, "benchmarks": columns}, format_leaderboard(board, columns),
+                      "leaderboard", "leaderboard", writer=writer)
 
 
 def format_leaderboard(board: dict, columns: list[str]) -> str:

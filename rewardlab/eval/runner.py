@@ -1,0 +1,77 @@
+"""What every evaluation run shares (evaluate.py, run_benchmarks.py): the typed result, a model
+loaded with the evaluation's options, and scoring through the resumable scores cache."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..config import EvalConfig
+from ..errors import ConfigError
+from ..inference import RewardModel
+from .cache import ScoresCache, model_identity, score_cached
+
+
+@dataclass
+class EvalResult:
+    """What an evaluation found. ``metrics``: what ``eval --json`` prints (the headline first:
+    ``accuracy``, a benchmark's own number under its name, ...), with the counts of what was
+    skipped or cut (``skipped_rows``, ``truncated``); ``text``: what ``eval`` prints without it;
+    ``details``: per row, what was read of each of its texts (a benchmark: what its rule read);
+    ``notes``: the lines said on stderr."""
+
+    metrics: dict
+    text: str
+    kind: str
+    format: str
+    details: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    writer: Callable[[str], str] | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        return self.metrics
+
+    def to_json(self) -> str:
+        """The one line ``rewardlab eval --json`` prints."""
+        return json.dumps(self.metrics)
+
+    def report(self, path: str) -> str:
+        """Write the self-contained HTML page of ``eval --report`` (needs matplotlib); returns its path."""
+        need_matplotlib()
+        return self.writer(path)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def need_matplotlib() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ConfigError("--report draws with matplotlib: pip install 'rewardlab[report]'")
+
+
+def load(model, cfg: EvalConfig):
+    """A model folder loaded with the evaluation's options, or a loaded model read with them."""
+    if isinstance(model, str):
+        import torch
+
+        return RewardModel.from_pretrained(model, max_length=cfg.max_length, device=cfg.device or None,
+                                           dtype=torch.bfloat16 if cfg.bf16 else None, options=cfg.scoring)
+    return model.with_options(cfg.scoring) if cfg.scoring.given() else model
+
+
+def name_of(rm) -> str:
+    """How messages and the scores cache name a model: its folder, or 'model' for one built in memory."""
+    return rm.name or "model"
+
+
+def score_rows(cfg: EvalConfig, rm, groups: list, score_chunk, tell, data=None) -> list:
+    """Score in chunks with a progress bar, through ``scores_cache`` when given (resumable)."""
+    cache = ScoresCache(cfg.scores_cache)
+    identity = model_identity(name_of(rm), rm.max_length, rm.options.given() or None)
+    rewards, reused = score_cached(groups, score_chunk, identity, cache)
+    if reused:
+        tell(f"note: {reused} of {len(groups)} rows taken from {cfg.scores_cache}")
+    return rewards
