@@ -26,8 +26,6 @@ scores (PRMBench). Published numbers are printed beside, with what they were mea
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import random
@@ -41,8 +39,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 SHARED = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
-from rewardlab.cli import main as rewardlab  # noqa: E402
+import rewardlab  # noqa: E402
 from rewardlab.data.rows import read_rows  # noqa: E402
+from rewardlab.data.steps import write_prm_rows  # noqa: E402
 from rewardlab.eval.benchmarks import FORMATS, Render, options, read  # noqa: E402
 
 # What the papers and the benchmarks' own result files publish (fractions), and on what.
@@ -54,39 +53,23 @@ PUBLISHED = {
 SEEDS = 20
 
 
-def run(*argv: str) -> dict:
-    """A rewardlab command's JSON answer (its last stdout line)."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = rewardlab(list(argv))
-    if code != 0:
-        raise SystemExit(f"rewardlab {' '.join(argv)} failed ({code}): {out.getvalue()[-2000:]}")
-    return json.loads(out.getvalue().strip().splitlines()[-1])
-
-
 def train_models(out: Path, reuse: bool) -> dict[str, float]:
-    """The HH reward model and the GSM8K PRM; their training times (s)."""
+    """The HH reward model and the GSM8K PRM (``rewardlab.train``); their training times (s)."""
     times = {}
     hh = SHARED / "hh-rlhf-harmless" / "pairs.jsonl.gz"
-    jobs = {"hh-minilm": ["train", str(ROOT / "configs" / "hh_minilm.yaml"), "--data", f"{hh}[:1600]",
-                          "--output", str(out / "hh-minilm"), "--save-every", "0"]}
     steps = out / "prm_train.jsonl"
-    jobs["prm"] = ["train", "--model", "minilm", "--kind", "prm", "--data", str(steps), "--output", str(out / "prm"),
-                   "--epochs", "1", "--batch-size", "32", "--lr", "1e-4", "--max-length", "512", "--save-every", "0"]
-    for name, argv in jobs.items():
+    jobs = {"hh-minilm": (str(ROOT / "configs" / "hh_minilm.yaml"), {"data": f"{hh}[:1600]"}),
+            "prm": (None, {"model": "minilm", "kind": "prm", "data": str(steps), "epochs": 1, "batch_size": 32,
+                           "lr": 1e-4, "max_length": 512})}
+    for name, (config, options) in jobs.items():
         done = out / f"{name}.time.json"
         if reuse and done.exists():
             times[name] = json.loads(done.read_text())["train_s"]
             continue
         t0 = time.perf_counter()
         if name == "prm":
-            with contextlib.redirect_stdout(io.StringIO()):
-                assert rewardlab(["prm-data", "--input", str(SHARED / "gsm8k" / "train.jsonl"),
-                                  "--output", str(steps)]) == 0
-        with contextlib.redirect_stdout(io.StringIO()):
-            code = rewardlab(argv)
-        if code != 0:
-            raise SystemExit(f"training {name} failed ({code})")
+            write_prm_rows(str(steps), str(SHARED / "gsm8k" / "train.jsonl"))
+        rewardlab.train(config, output=str(out / name), save_every=0, **options)
         times[name] = time.perf_counter() - t0
         done.write_text(json.dumps({"train_s": times[name]}))
     return times
@@ -96,7 +79,7 @@ def baselines(name: str, path: str) -> dict[str, float]:
     """The benchmark's own rule on made-up scores of its rows: random, and its simplest rules."""
     bench = FORMATS[name]
     rows = read_rows(path)
-    marker = "\n" if getattr(bench, "STEPS", False) else None
+    marker = "\n" if bench.STEPS else None
     groups = [bench.texts(row, rows.where(i, path), Render(None, marker)) for i, row in enumerate(rows)]
 
     def headline(detail) -> float:
@@ -142,7 +125,7 @@ def main() -> None:
     results = {"train_s": times, "runs": []}
     for name, data, model in plan:
         t0 = time.perf_counter()
-        m = run("eval", "--model", model, "--data", data, "--format", name, "--json")
+        m = rewardlab.evaluate(model, data, format=name).metrics  # what `rewardlab eval --json` prints
         results["runs"].append({"benchmark": name, "model": Path(model).name, "headline": FORMATS[name].HEADLINE,
                                 "number": m[FORMATS[name].HEADLINE], "eval_s": time.perf_counter() - t0,
                                 "metrics": m})

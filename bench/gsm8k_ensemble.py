@@ -32,29 +32,31 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 SHARED = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "gsm8k"
 
-from bench.hh_ensemble import run  # noqa: E402
+import rewardlab  # noqa: E402
+from rewardlab.inference.combine import make_ensemble  # noqa: E402
 from rewardlab.data.gsm8k import solution_groups  # noqa: E402
 from rewardlab.eval.diagnostics import best_of_n_curve  # noqa: E402
 from rewardlab.eval.ranking import majority_answer  # noqa: E402
 from rewardlab.models.ensemble import aggregate  # noqa: E402
 
 
-def train(model: str, data: str, out: Path, seed: int, reuse: bool, *extra: str) -> float:
+def train(model: str, data: str, out: Path, seed: int, reuse: bool, **options) -> float:
     done = out / "bench_time.json"
     if reuse and done.exists():
         return json.loads(done.read_text())["train_s"]
     t0 = time.perf_counter()
-    run("train", "--model", model, "--data", data, "--output", str(out), "--loss", "plackett_luce", "--epochs", "1",
-        "--batch-size", "8", "--lr", "1e-4", "--max-length", "512", "--seed", str(seed), "--reward-stats",
-        "--save-every", "0", *extra)
+    rewardlab.train(model=model, data=data, output=str(out), loss="plackett_luce", epochs=1, batch_size=8, lr=1e-4,
+                    max_length=512, seed=seed, reward_stats=True, save_every=0, **options)
     wall = time.perf_counter() - t0
     done.write_text(json.dumps({"train_s": wall}))
     return wall
 
 
 def member_rewards(model: Path, data: Path, out: Path) -> list[list[list[float]]]:
-    """Per question, per candidate, the members' (standardised) rewards."""
-    run("score", "--model", str(model), "--data", str(data), "--output", str(out), "--members")
+    """Per question, per candidate, the members' (standardised) rewards (what `rewardlab score --members` writes)."""
+    from rewardlab.inference.score_file import score_file
+
+    score_file(rewardlab.RewardModel.from_pretrained(str(model), options={"members": True}), str(data), str(out))
     return [json.loads(x)["members"] for x in out.read_text().splitlines()]
 
 
@@ -96,8 +98,8 @@ def main() -> None:
         times[folder.name] = train(args.model, str(data), folder, s, args.reuse)
         print(f"{folder.name}: trained in {times[folder.name]:.0f} s", file=sys.stderr, flush=True)
     heads = out / f"heads{args.heads}"
-    times[heads.name] = train(args.model, str(data), heads, 1, args.reuse, "--heads", str(args.heads))
-    run("ensemble", *[a for m in members for a in ("--model", str(m))], "--output", str(out / "ensemble"))
+    times[heads.name] = train(args.model, str(data), heads, 1, args.reuse, heads=args.heads)
+    make_ensemble([str(m) for m in members], str(out / "ensemble"))
     picks = {**selectors(member_rewards(out / "ensemble", candidates, out / "scored_ensemble.jsonl"), "ensemble",
                          True),
              **selectors(member_rewards(heads, candidates, out / "scored_heads.jsonl"), f"heads{args.heads}", True)}

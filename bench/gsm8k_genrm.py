@@ -23,22 +23,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gsm8k_orm_prm import SHARED, within_question_auroc, write  # noqa: E402 (puts the repo on sys.path, offline)
 
-from rewardlab import kinds  # noqa: E402
+import rewardlab  # noqa: E402
 from rewardlab.config import TrainConfig  # noqa: E402
 from rewardlab.data.gsm8k import solution_rows  # noqa: E402
-from rewardlab.data.loader import load_examples  # noqa: E402
-from rewardlab.inference import RewardModel  # noqa: E402
 from rewardlab.training import train  # noqa: E402
 
 
 def evaluate(model_dir: str, data: str, batch_size: int) -> dict:
-    rm = RewardModel.from_pretrained(model_dir, device="cpu")
-    kind, obj = kinds.get(rm.kind), kinds.objective_of(rm.settings)
-    examples = load_examples(data, rm.tokenizer, parse=kind.parser(obj))
-    probs, counts = kind.score(rm.model, rm.tokenizer, examples, rm.max_length, batch_size, obj)
-    within, n = within_question_auroc(examples, probs)
-    return {**kind.metrics(examples, probs, obj), "auroc_within_question": within, "questions_with_both": n,
-            "truncated": counts.truncated}
+    """What `rewardlab eval --model DIR --data FILE --json` prints, and the AUROC within each question."""
+    result = rewardlab.evaluate(model_dir, data, batch_size=batch_size, device="cpu")
+    within, n = within_question_auroc(result.examples, [d[0]["reward"] for d in result.details])
+    return {**result.metrics, "auroc_within_question": within, "questions_with_both": n}
 
 
 def main() -> None:

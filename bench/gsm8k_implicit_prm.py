@@ -33,11 +33,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 SHARED = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "gsm8k"
 
-from rewardlab import kinds  # noqa: E402
+import rewardlab  # noqa: E402
 from rewardlab.config import TrainConfig  # noqa: E402
-from rewardlab.data.loader import load_examples  # noqa: E402
 from rewardlab.data.steps import gsm8k_step_rows  # noqa: E402
-from rewardlab.inference import RewardModel  # noqa: E402
 from rewardlab.training import train  # noqa: E402
 
 
@@ -52,7 +50,7 @@ def first_error_found(rows: list[dict], outputs: list[dict]) -> dict:
     hits, chance, n = 0, 0.0, 0
     for row, out in zip(rows, outputs):
         steps = out["step_rewards"]
-        if row["first_error"] < 0 or any(s != s for s in steps):
+        if row["first_error"] < 0 or any(s is None for s in steps):  # None: a step cut off by truncation
             continue
         n += 1
         hits += min(range(len(steps)), key=steps.__getitem__) == row["first_error"]
@@ -86,14 +84,11 @@ def main() -> None:
                                lr=args.lr, implicit_beta=args.beta, batch_size=args.batch_size,
                                max_length=args.max_length, save_every=0, log_every=10))
     results["train"] = {"rows": r["train_examples"], "train_s": round(time.perf_counter() - t0, 1)}
-    rm = RewardModel.from_pretrained(str(out / "model"), device="cpu")
-    kind, obj = kinds.get(rm.kind), kinds.objective_of(rm.settings)
-    examples = load_examples(eval_file, rm.tokenizer, parse=kind.parser(obj))
     t0 = time.perf_counter()
-    outputs, counts = kind.score(rm.model, rm.tokenizer, examples, rm.max_length, 16, obj)
-    m = kind.metrics(examples, outputs, obj)
+    evaluated = rewardlab.evaluate(str(out / "model"), eval_file, batch_size=16, device="cpu")
+    m, outputs = evaluated.metrics, [d[0] for d in evaluated.details]
     results["eval"] = {"processbench": m.get("processbench"), "steps": m.get("steps"), "outcome_auroc": m.get("auroc"),
-                       "first_error": first_error_found(eval_rows, outputs), "truncated": counts.truncated,
+                       "first_error": first_error_found(eval_rows, outputs), "truncated": m["truncated"],
                        "eval_s": round(time.perf_counter() - t0, 1)}
     print(json.dumps(results, indent=1), flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))

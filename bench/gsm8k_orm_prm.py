@@ -33,13 +33,11 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from rewardlab import kinds  # noqa: E402
+import rewardlab  # noqa: E402
 from rewardlab.config import TrainConfig  # noqa: E402
 from rewardlab.data.gsm8k import solution_rows, solution_step_rows  # noqa: E402
-from rewardlab.data.loader import load_examples  # noqa: E402
 from rewardlab.eval.pointwise import auroc  # noqa: E402
 from rewardlab.data.steps import gsm8k_step_rows, read_champ  # noqa: E402
-from rewardlab.inference import RewardModel  # noqa: E402
 from rewardlab.training import train  # noqa: E402
 
 SHARED = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "gsm8k"
@@ -62,13 +60,9 @@ def within_question_auroc(examples: list, probs: list[float]) -> tuple[float | N
     return (sum(values) / len(values) if values else None), len(values)
 
 
-def evaluate(model_dir: str, data: str, batch_size: int = 32) -> dict:
-    """What `rewardlab eval --model DIR --data FILE --json` prints."""
-    rm = RewardModel.from_pretrained(model_dir, device="cpu")
-    kind, obj = kinds.get(rm.kind), kinds.objective_of(rm.settings)
-    examples = load_examples(data, rm.tokenizer, parse=kind.parser(obj))
-    outputs, counts = kind.score(rm.model, rm.tokenizer, examples, rm.max_length, batch_size, obj)
-    return {**kind.metrics(examples, outputs, obj), "truncated": counts.truncated}
+def evaluate(model_dir: str, data: str, batch_size: int = 32):
+    """``rewardlab.evaluate``: its metrics are what `rewardlab eval --model DIR --data FILE --json` prints."""
+    return rewardlab.evaluate(model_dir, data, batch_size=batch_size, device="cpu")
 
 
 def main() -> None:
@@ -96,13 +90,11 @@ def main() -> None:
         t0 = time.perf_counter()
         r = train(TrainConfig.flat(kind="orm", data=train_file, eval_data=eval_file, output=str(out / "orm"),
                                    orm_loss_on=args.orm_loss_on, **common))
-        rm = RewardModel.from_pretrained(str(out / "orm"), device="cpu")
-        kind, obj = kinds.get(rm.kind), kinds.objective_of(rm.settings)
-        examples = load_examples(eval_file, rm.tokenizer, parse=kind.parser(obj))
-        within, n = within_question_auroc(examples, kind.score(rm.model, rm.tokenizer, examples, rm.max_length, 32,
-                                                               obj)[0])
+        evaluated = evaluate(str(out / "orm"), eval_file)
+        within, n = within_question_auroc(evaluated.examples, [d[0]["reward"] for d in evaluated.details])
+        loss_on = rewardlab.RewardModel.from_pretrained(str(out / "orm"), device="cpu").settings.objective["orm_loss_on"]
         results["orm"] = {"train_rows": r["train_examples"], "train_s": time.perf_counter() - t0, "eval": r["eval"],
-                          "orm_loss_on": obj.orm_loss_on, "auroc_within_question": within, "questions_with_both": n}
+                          "orm_loss_on": loss_on, "auroc_within_question": within, "questions_with_both": n}
         print(json.dumps(results["orm"]), flush=True)
     if "prm" in args.kinds:
         train_rows, counts = gsm8k_step_rows(str(SHARED / "train.jsonl"), seed=0, limit=args.prm_train_limit)
@@ -114,12 +106,12 @@ def main() -> None:
         r = train(TrainConfig.flat(kind="prm", data=train_file, output=str(out / "prm"), **common))
         results["prm"] = {"train_rows": r["train_examples"], "train_corrupted": counts["corrupted"],
                           "train_s": time.perf_counter() - t0}
-        results["prm"]["gsm8k_test"] = evaluate(str(out / "prm"), test_file)
+        results["prm"]["gsm8k_test"] = evaluate(str(out / "prm"), test_file).metrics
         steps = [x for x in solution_step_rows(solutions) if x["question_id"] >= 800]
-        results["prm"]["best_of_4"] = evaluate(str(out / "prm"), write(out / "data" / "prm_bo4.jsonl", steps))
+        results["prm"]["best_of_4"] = evaluate(str(out / "prm"), write(out / "data" / "prm_bo4.jsonl", steps)).metrics
         if importlib.util.find_spec("champ_dataset"):
             champ = write(out / "data" / "champ.jsonl", read_champ())
-            results["prm"]["champ"] = evaluate(str(out / "prm"), champ)
+            results["prm"]["champ"] = evaluate(str(out / "prm"), champ).metrics
         else:
             results["prm"]["champ"] = "skipped: pip install champ-dataset"
         print(json.dumps(results["prm"]), flush=True)

@@ -22,9 +22,7 @@ and the baselines (random 0.5, the longer answer, the shorter answer).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gzip
-import io
 import json
 import os
 import sys
@@ -37,35 +35,26 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded
 SHARED = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf-harmless"
 
 from bench.hh_judge import length_baselines  # noqa: E402  (random, the longer and the shorter answer)
-from rewardlab.cli import main as rewardlab  # noqa: E402
+import rewardlab  # noqa: E402
+from rewardlab.inference.combine import make_ensemble, merge_models  # noqa: E402
 
 
-def run(*argv: str) -> dict | None:
-    """A rewardlab command; its JSON answer when it prints one."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = rewardlab(list(argv))
-    if code != 0:
-        raise SystemExit(f"rewardlab {' '.join(argv)} failed ({code}): {out.getvalue()[-2000:]}")
-    text = out.getvalue().strip().splitlines()
-    try:
-        return json.loads(text[-1]) if text else None
-    except ValueError:
-        return None
-
-
-def train(model: str, data: str, out: Path, seed: int, lr: str, reuse: bool, *extra: str) -> float:
-    """Train one model; its wall time (s), or the saved one with --reuse."""
+def train(model: str, data: str, out: Path, seed: int, lr: str, reuse: bool, **options) -> float:
+    """Train one model (``rewardlab.train``); its wall time (s), or the saved one with --reuse."""
     done = out / "bench_time.json"
     if reuse and done.exists():
         return json.loads(done.read_text())["train_s"]
     t0 = time.perf_counter()
-    run("train", "--model", model, "--data", data, "--output", str(out), "--epochs", "1", "--batch-size", "8",
-        "--max-length", "512", "--seed", str(seed), "--reward-stats", "--save-every", "0",
-        *(("--lr", lr) if lr else ()), *extra)
+    rewardlab.train(model=model, data=data, output=str(out), epochs=1, batch_size=8, max_length=512, seed=seed,
+                    reward_stats=True, save_every=0, **({"lr": float(lr)} if lr else {}), **options)
     wall = time.perf_counter() - t0
     done.write_text(json.dumps({"train_s": wall}))
     return wall
+
+
+def evaluate(model: str, data: str) -> dict:
+    """What `rewardlab eval --model MODEL --data DATA --json` prints."""
+    return rewardlab.evaluate(model, data).metrics
 
 
 def brief(m: dict) -> dict:
@@ -101,21 +90,19 @@ def main() -> None:
         times[folder.name] = train(args.model, str(data), folder, s, args.lr, args.reuse)
         print(f"{folder.name}: trained in {times[folder.name]:.0f} s", file=sys.stderr, flush=True)
     heads = out / f"heads{args.heads}"
-    times[heads.name] = train(args.model, str(data), heads, 1, args.lr, args.reuse, "--heads", str(args.heads))
-    flags = [a for m in members for a in ("--model", str(m))]
-    run("ensemble", *flags, "--output", str(out / "ensemble"))
+    times[heads.name] = train(args.model, str(data), heads, 1, args.lr, args.reuse, heads=args.heads)
+    make_ensemble([str(m) for m in members], str(out / "ensemble"))
     t0 = time.perf_counter()
-    run("merge", *flags, "--output", str(out / "merged"))
+    merge_models([str(m) for m in members], str(out / "merged"))
     times["merge"] = time.perf_counter() - t0
 
-    results["members"] = {m.name: brief(run("eval", "--model", str(m), "--data", str(heldout), "--json"))
-                          for m in members}
+    results["members"] = {m.name: brief(evaluate(str(m), str(heldout))) for m in members}
     accs = [r["accuracy"] for r in results["members"].values()]
     results["members_mean_accuracy"], results["members_best_accuracy"] = sum(accs) / len(accs), max(accs)
-    results["merged"] = brief(run("eval", "--model", str(out / "merged"), "--data", str(heldout), "--json"))
+    results["merged"] = brief(evaluate(str(out / "merged"), str(heldout)))
     for name, folder in (("ensemble", out / "ensemble"), (heads.name, heads)):
         t0 = time.perf_counter()
-        m = run("eval", "--model", str(folder), "--data", str(heldout), "--json")
+        m = evaluate(str(folder), str(heldout))
         results[name] = {"aggregates": m["aggregates"], "uncertainty": m["uncertainty"],
                          "members": m["members"], "eval_s": round(time.perf_counter() - t0, 1)}
     results["train_s"] = {k: round(v, 1) for k, v in times.items()}

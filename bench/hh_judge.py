@@ -32,10 +32,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded
 SHARED = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf-harmless"
 
-from rewardlab import kinds  # noqa: E402
+import rewardlab  # noqa: E402
 from rewardlab.config import TrainConfig  # noqa: E402
-from rewardlab.data.loader import load_examples  # noqa: E402
-from rewardlab.inference import RewardModel  # noqa: E402
 from rewardlab.training import train  # noqa: E402
 
 
@@ -45,24 +43,27 @@ def write(path: Path, rows: list[dict]) -> str:
     return str(path)
 
 
-def evaluate(model, tokenizer, kind, obj, data: str, max_length: int, batch_size: int) -> dict:
-    examples = load_examples(data, tokenizer, parse=kind.parser(obj))
+def evaluate(model, data: str, batch_size: int) -> dict:
+    """``rewardlab.evaluate``'s metrics (what `rewardlab eval --json` prints) and the time it took."""
     t0 = time.perf_counter()
-    outputs, counts = kind.score(model, tokenizer, examples, max_length, batch_size, obj)
-    return {**kind.metrics(examples, outputs, obj), "eval_s": round(time.perf_counter() - t0, 1),
-            "truncated": counts.truncated}
+    metrics = rewardlab.evaluate(model, data, batch_size=batch_size, device="cpu").metrics
+    return {**metrics, "eval_s": round(time.perf_counter() - t0, 1)}
 
 
 def untrained_judge(name: str, data: str, max_length: int, batch_size: int) -> dict:
     """The backbone as it ships, read exactly as a trained judge is (letters after "[[")."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rewardlab.models.backbone import resolve
+    from rewardlab.config import ModelSettings
+    from rewardlab.kinds.judge import Options, Prompts
+    from rewardlab.models.backbone import ensure_pad_token, resolve
 
     path = resolve(name)
     tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path).eval()
-    kind = kinds.get("judge")
-    return evaluate(model, tokenizer, kind, kind.Options(), data, max_length, batch_size)
+    ensure_pad_token(tokenizer, model)
+    settings = ModelSettings(kind="judge", head="lm", max_length=max_length,
+                             extras={"judge_letters": Prompts(tokenizer, Options().template()).letters})
+    return evaluate(rewardlab.RewardModel(model, tokenizer, max_length, "cpu", settings=settings), data, batch_size)
 
 
 def length_baselines(rows: list[dict]) -> dict:
@@ -111,10 +112,8 @@ def main() -> None:
             r = train(TrainConfig.flat(kind=name, model=args.model, data=train_file, output=str(out / name),
                                        lr=args.lr, batch_size=args.batch_size, max_length=args.max_length,
                                        save_every=0, log_every=10))
-        rm = RewardModel.from_pretrained(str(out / name), device="cpu")
-        kind, obj = kinds.get(rm.kind), kinds.objective_of(rm.settings)
         results[name] = {"train_items": r["train_examples"], "train_s": round(time.perf_counter() - t0, 1),
-                         "eval": evaluate(rm.model, rm.tokenizer, kind, obj, eval_file, rm.max_length, 8)}
+                         "eval": evaluate(str(out / name), eval_file, 8)}
         print(name, json.dumps(results[name]), flush=True)
     (out / ("results_reused.json" if args.reuse else "results.json")).write_text(json.dumps(results, indent=1))
 

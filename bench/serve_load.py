@@ -239,11 +239,10 @@ def measure_ensemble(members: list[str], ensemble: str, queries: list[str], warm
 
 
 def ensemble_main(args, work: Path, queries: list[str], warm: list[str]) -> None:
-    from rewardlab.cli import main as rewardlab
+    from rewardlab.inference.combine import make_ensemble
 
     members = [make_model(work / f"member{i}", args.layers, seed=i) for i in range(args.ensemble)]
-    assert rewardlab(["ensemble", *[a for m in members for a in ("--model", m)], "--output",
-                      str(work / "ensemble")]) == 0
+    make_ensemble(members, str(work / "ensemble"))
     runs = measure_ensemble(members, str(work / "ensemble"), queries, warm, args.clients, args.repeats,
                             tuple(args.server_args.split()))
     device = f"GPU ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "CPU"

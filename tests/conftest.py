@@ -180,3 +180,54 @@ class OnStep(Callback):
 
     def on_step(self, run, logs):
         self.fn(run)
+
+
+QUESTIONS = [("What is 2 + 3?", 5), ("What is 4 + 4?", 8), ("What is 7 + 1?", 8), ("What is 9 + 3?", 12)]
+
+
+def kind_rows(kind: str) -> list[dict]:
+    """Each kind's own training rows (8, all different): a right and a wrong answer to four sums;
+    preference and judge rows are the four test pairs twice, numbered."""
+    if kind in ("preference", "judge", "heads"):
+        return [dict(p, prompt=p["prompt"] + f" ({i})") for i, p in enumerate(PAIRS * 2)]
+    rows = []
+    for q, ans in QUESTIONS:
+        for good in (True, False):
+            a = ans if good else ans + 1
+            text = f" The sum is {a}."
+            rows.append({
+                "orm": {"prompt": q, "completion": text, "label": int(good), "answer": str(a)},
+                "prm": {"prompt": q, "steps": ["We add the numbers.", f"The sum is {a}."], "labels": [True, good],
+                        "answer": str(a)},
+                "value": {"prompt": q, "completion": text, "reward": 1.0 if good else -1.0},
+                "regression": {"prompt": q, "completion": text,
+                               "ratings": {"helpfulness": 3 if good else 1, "correctness": 4 if good else None}},
+            }["orm" if kind in ("genrm", "implicit_prm") else kind])
+    return rows
+
+
+@pytest.fixture(scope="session")
+def kind_models(smol_tokenizer_dir, tmp_path_factory) -> dict[str, tuple[str, str]]:
+    """One model of every kind trained for two steps on its own rows (a tiny llama with the
+    SmolLM2 tokenizer and chat template, whose context holds a judge's prompt), a --heads 2
+    preference model and an ensemble of two preference models: name -> (model folder, rows file)."""
+    from rewardlab.cli import main
+
+    root = tmp_path_factory.mktemp("kinds")
+    tiny_llama = make_tiny_llama(smol_tokenizer_dir, root / "base", max_position_embeddings=1024)
+    out = {}
+    for name in ("preference", "orm", "prm", "value", "regression", "genrm", "judge", "implicit_prm", "heads"):
+        data = write_jsonl(root / f"{name}.jsonl", kind_rows(name))
+        folder = str(root / name)
+        kind = "preference" if name == "heads" else name
+        extra = ["--heads", "2"] if name == "heads" else ["--reward-stats"] if name == "preference" else []
+        assert main(["train", "--model", tiny_llama, "--kind", kind, "--data", data, "--output", folder,
+                     "--batch-size", "4", "--max-steps", "2", "--lr", "1e-3", "--save-every", "0", *extra]) == 0
+        out[name] = (folder, data)
+    second = str(root / "preference2")
+    assert main(["train", "--model", tiny_llama, "--data", out["preference"][1], "--output", second, "--batch-size",
+                 "4", "--max-steps", "2", "--lr", "1e-3", "--seed", "7", "--save-every", "0", "--reward-stats"]) == 0
+    assert main(["ensemble", "--model", out["preference"][0], "--model", second, "--output",
+                 str(root / "ensemble")]) == 0
+    out["ensemble"] = (str(root / "ensemble"), out["preference"][1])
+    return out

@@ -8,26 +8,10 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
 from rewardlab.cli import main
-from tests.conftest import OnStep
-
-QUESTIONS = [("What is 2 + 3?", 5), ("What is 4 + 4?", 8), ("What is 7 + 1?", 8), ("What is 9 + 3?", 12)]
-
+from tests.conftest import QUESTIONS, OnStep, kind_rows
 
 def _rows(kind: str) -> list[dict]:
-    rows = []
-    for q, ans in QUESTIONS:
-        for good in (True, False):
-            a = ans if good else ans + 1
-            text = f" The sum is {a}."
-            rows.append({
-                "orm": {"prompt": q, "completion": text, "label": int(good), "answer": str(a)},
-                "prm": {"prompt": q, "steps": ["We add the numbers.", f"The sum is {a}."], "labels": [True, good],
-                        "answer": str(a)},
-                "value": {"prompt": q, "completion": text, "reward": 1.0 if good else -1.0},
-                "regression": {"prompt": q, "completion": text,
-                               "ratings": {"helpfulness": 3 if good else 1, "correctness": 4 if good else None}},
-            }[kind])
-    return rows
+    return kind_rows(kind)
 
 
 def _write(path, rows):

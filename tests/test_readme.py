@@ -33,3 +33,26 @@ def test_quickstart_runs_as_written(tiny_llama, tmp_path, monkeypatch, capsys):
     scored = [json.loads(x) for x in (tmp_path / "scored.jsonl").read_text().splitlines()]
     assert len(scored) == 20 and all(isinstance(r["chosen_reward"], float) for r in scored)
     assert "--host" in commands[3] and "localhost:5000/get_reward" in commands[4]
+
+
+def python_api() -> str:
+    block = re.search(r"<!-- python-api -->\n```python\n(.*?)```\n<!-- /python-api -->", README.read_text(), re.S)
+    return block.group(1)
+
+
+def test_the_python_api_example_runs_as_written(tiny_llama, tmp_path, monkeypatch, capsys):
+    """The TRL-style walk-through: a datasets.Dataset of pairs -> train with LoRA and a callback ->
+    evaluate on RewardBench rows -> RewardModel.score. Only the bundled model's name becomes a tiny one."""
+    from tests.conftest import PAIRS
+
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "hh_pairs.jsonl", [dict(p, prompt=p["prompt"] + f" ({i})") for i, p in enumerate(PAIRS * 54)])
+    write_jsonl(tmp_path / "rewardbench.jsonl", [dict(p, subset=s) for p, s in
+                                                 zip(PAIRS, ("donotanswer", "alpacaeval-easy", "math-prm", "hep-go"))])
+    code = python_api()
+    assert code.count('model="smollm2"') == 1
+    exec(compile(code.replace('model="smollm2"', f'model="{tiny_llama}"'), "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("step 10: held-out accuracy") and out[1].startswith("step 20: held-out accuracy")
+    assert "'Chat'" in out[2] and len(out) == 4
+    assert out[-1].startswith("[") and (tmp_path / "runs" / "hh-rm" / "adapter" / "adapter_config.json").exists()

@@ -94,16 +94,9 @@ def eval_own_rows(cfg: EvalConfig, rm, data, tell) -> EvalResult:
                                 **({"threshold": cfg.threshold} if cfg.threshold else {}))
     examples = load_examples(data, rm.tokenizer, cfg.skip_bad_rows, tell, cfg.allow_empty, chat=rm.chat,
                              columns=cfg.columns.mapping(), parse=kind.parser(obj))
-    truncated = []
-
-    def score_chunk(idx):
-        details, counts = rm.group_details([kind.texts(examples[i]) for i in idx], cfg.batch_size)
-        truncated.append(counts.truncated if counts else 0)
-        return details
-
-    details = score_rows(cfg, rm, [kind.texts(e) for e in examples], score_chunk, tell)
+    details, truncated = score_rows(cfg, rm, [kind.texts(e) for e in examples], tell)
     metrics = kind.metrics(examples, details, obj)
-    metrics.update(kind=rm.kind, truncated=sum(truncated),
+    metrics.update(kind=rm.kind, truncated=truncated,
                    skipped_rows=len(read_rows(data, keep_bad=True)) - len(examples),
                    empty_completions=sum(e.empty_completions() for e in examples))
     name, where = name_of(rm), source_name(data)
@@ -115,12 +108,12 @@ def eval_own_rows(cfg: EvalConfig, rm, data, tell) -> EvalResult:
             raise ConfigError(f"{where}: ProcessBench needs at least 4 rows with step labels, or --threshold")
         pb = {**metrics["processbench"], "n": metrics["n"], "truncated": metrics["truncated"]}
         text = "ProcessBench\n" + kind.format_eval({"n": pb["n"], "processbench": pb})
-        return EvalResult(pb, text, rm.kind, "processbench", details, writer=writer)
-    if (msg := Counts(total=len(examples), truncated=sum(truncated)).report("examples", rm.max_length)):
+        return EvalResult(pb, text, rm.kind, "processbench", details, examples, writer=writer)
+    if (msg := Counts(total=len(examples), truncated=truncated).report("examples", rm.max_length)):
         tell(f"note: {msg}")
     if metrics["empty_completions"]:
         tell(f"note: {metrics['empty_completions']} empty completions scored")
-    return EvalResult(metrics, kind.format_eval(metrics), rm.kind, kind.NAME, details, writer=writer)
+    return EvalResult(metrics, kind.format_eval(metrics), rm.kind, kind.NAME, details, examples, writer=writer)
 
 
 def _preference_rows(cfg: EvalConfig, tokenizer, chat: bool, data, tell):
@@ -140,22 +133,16 @@ def eval_ensemble(cfg: EvalConfig, rm, data, tell) -> EvalResult:
 
     rows, _, examples = _preference_rows(cfg, rm.tokenizer, rm.chat, data, tell)
     rm = rm.with_options(rm.options, members=True)
-    truncated = []
-
-    def score_chunk(idx):
-        details, counts = rm.group_details([rows.texts(examples[i]) for i in idx], cfg.batch_size)
-        truncated.append(counts.truncated if counts else 0)
-        return details
-
-    details = score_rows(cfg, rm, [rows.texts(e) for e in examples], score_chunk, tell)
+    details, truncated = score_rows(cfg, rm, [rows.texts(e) for e in examples], tell)
     how = rm.reading
     metrics = ensemble_metrics(examples, details, cfg.tie_threshold, how["uncertainty_coef"])
-    metrics.update(kind="ensemble", members_n=rm.ensemble_size, aggregate=how["aggregate"], truncated=sum(truncated))
+    metrics.update(kind="ensemble", members_n=rm.ensemble_size, aggregate=how["aggregate"], truncated=truncated)
     if metrics["truncated"]:
         tell(f"note: {metrics['truncated']} examples had their prompt cut from the left to fit a member's max_length")
     name, where = name_of(rm), source_name(data)
     return EvalResult(metrics, format_metrics(metrics) + "\n" + format_ensemble(metrics), "ensemble", "ensemble",
-                      details, writer=lambda path: write_ensemble_report(path, metrics, examples, details, name, where))
+                      details, examples,
+                      writer=lambda path: write_ensemble_report(path, metrics, examples, details, name, where))
 
 
 def eval_compare(cfg: EvalConfig, models: list, data, tell) -> EvalResult:

@@ -64,20 +64,17 @@ def run_benchmark(cfg: EvalConfig, rm, benchmark: Benchmark, data, tell) -> tupl
     render = Render(rm.tokenizer, rm.step_marker)
     groups = [benchmark.texts(row, rows.where(i, where), render) for i, row in enumerate(rows)]
     inside = check_categories(cfg, benchmark, rows, where)
-    truncated = []
 
-    def score_chunk(idx):
-        details, counts = rm.group_details([groups[i] for i in idx], cfg.batch_size)
-        truncated.append(counts.truncated)
+    def read(details: list) -> list:
         # A benchmark that counts a judge's votes over both orders (JudgeBench) gets them from a kind that votes.
         if benchmark.VOTES and all("votes" in d for g in details for d in g):
             return [[d["votes"] for d in g] for g in details]
         return [[benchmark.read(d) for d in g] for g in details]
 
-    rewards = score_rows(cfg, rm, groups, score_chunk, tell)
+    rewards, truncated = score_rows(cfg, rm, groups, tell, read)
     kept_rows, kept = [rows[i] for i in inside], [rewards[i] for i in inside]
     metrics = benchmark.score(kept_rows, kept, where, **options(benchmark, cfg.threshold))
-    metrics["truncated"] = sum(truncated)
+    metrics["truncated"] = truncated
     apart = sorted(set(range(len(rows))) - set(inside))
     if apart:
         metrics["outside"] = benchmark.by_category([rows[i] for i in apart], [rewards[i] for i in apart], where)
@@ -88,7 +85,7 @@ def run_benchmark(cfg: EvalConfig, rm, benchmark: Benchmark, data, tell) -> tupl
 def eval_benchmark(cfg: EvalConfig, rm, benchmark: Benchmark, data, tell) -> EvalResult:
     """One model on one benchmark file: the benchmark's numbers (its headline at the top under
     its own name, per-category numbers under ``categories``) and its report."""
-    metrics, _, rewards = run_benchmark(cfg, rm, benchmark, data, tell)
+    metrics, rows, rewards = run_benchmark(cfg, rm, benchmark, data, tell)
     text = benchmark.format_scores(metrics)
     if metrics.get("outside"):  # said on the first line: these rows are in no section and not in the headline
         first, _, rest = text.partition("\n")
@@ -101,7 +98,7 @@ def eval_benchmark(cfg: EvalConfig, rm, benchmark: Benchmark, data, tell) -> Eva
         from .report_kinds import write_benchmark_report
 
         return write_benchmark_report(path, benchmark.NAME, metrics, name, where)
-    return EvalResult(metrics, text, rm.kind, benchmark.NAME, rewards, writer=writer)
+    return EvalResult(metrics, text, rm.kind, benchmark.NAME, rewards, rows, writer=writer)
 
 
 def eval_leaderboard(cfg: EvalConfig, models: list, datas: list, tell) -> EvalResult:

@@ -19,6 +19,7 @@ class EvalResult:
     ``accuracy``, a benchmark's own number under its name, ...), with the counts of what was
     skipped or cut (``skipped_rows``, ``truncated``); ``text``: what ``eval`` prints without it;
     ``details``: per row, what was read of each of its texts (a benchmark: what its rule read);
+    ``examples``: the rows they belong to (as the kind parsed them; a benchmark's rows as read);
     ``notes``: the lines said on stderr."""
 
     metrics: dict
@@ -26,6 +27,7 @@ class EvalResult:
     kind: str
     format: str
     details: list = field(default_factory=list)
+    examples: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     writer: Callable[[str], str] | None = field(default=None, repr=False)
 
@@ -67,11 +69,20 @@ def name_of(rm) -> str:
     return rm.name or "model"
 
 
-def score_rows(cfg: EvalConfig, rm, groups: list, score_chunk, tell, data=None) -> list:
-    """Score in chunks with a progress bar, through ``scores_cache`` when given (resumable)."""
+def score_rows(cfg: EvalConfig, rm, groups: list, tell, read: Callable | None = None) -> tuple[list, int]:
+    """Every group of texts through the one scorer (``group_details``), in chunks with a progress
+    bar, through ``scores_cache`` when given (resumable): per group its details, or what ``read``
+    makes of a chunk's details (a benchmark's reads); and how many groups were truncated."""
     cache = ScoresCache(cfg.scores_cache)
     identity = model_identity(name_of(rm), rm.max_length, rm.options.given() or None)
+    truncated = []
+
+    def score_chunk(idx):
+        details, counts = rm.group_details([groups[i] for i in idx], cfg.batch_size)
+        truncated.append(counts.truncated if counts else 0)
+        return details if read is None else read(details)
+
     rewards, reused = score_cached(groups, score_chunk, identity, cache)
     if reused:
         tell(f"note: {reused} of {len(groups)} rows taken from {cfg.scores_cache}")
-    return rewards
+    return rewards, sum(truncated)

@@ -33,6 +33,7 @@ import torch
 from .. import kinds
 from ..config import ConfigError, ModelSettings, TrainConfig, default_lr, resume_values, to_dict, validate_train
 from ..data.loader import load_examples, usable
+from ..data.rows import source_name
 from ..data.stream import ExampleStream
 from ..models.backbone import disable_dropout, load_backbone, prepare_backbone
 from ..models.lora import apply_lora
