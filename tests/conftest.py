@@ -220,7 +220,8 @@ def kind_models(smol_tokenizer_dir, tmp_path_factory) -> dict[str, tuple[str, st
         data = write_jsonl(root / f"{name}.jsonl", kind_rows(name))
         folder = str(root / name)
         kind = "preference" if name == "heads" else name
-        extra = ["--heads", "2"] if name == "heads" else ["--reward-stats"] if name == "preference" else []
+        extra = {"heads": ["--heads", "2"], "preference": ["--reward-stats"],
+                 "genrm": ["--genrm-rationale-tokens", "12"]}.get(name, [])  # short sampled rationales: fast tests
         assert main(["train", "--model", tiny_llama, "--kind", kind, "--data", data, "--output", folder,
                      "--batch-size", "4", "--max-steps", "2", "--lr", "1e-3", "--save-every", "0", *extra]) == 0
         out[name] = (folder, data)
