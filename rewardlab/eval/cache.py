@@ -17,10 +17,13 @@ from pathlib import Path
 from ..data.text import Text
 
 
+FORMAT = "details-v2"  # what an entry holds: each text's details (earlier caches held a kind's own outputs)
+
+
 def model_identity(path: str, max_length: int, options: dict | None = None) -> str:
     """What the cached rewards depend on: the folder, its weights' files, max_length; for an
     ensemble folder (ensemble.json) also its spec and every member's identity; ``options``: what
-    a command changed about the reading (an ensemble's aggregate)."""
+    a command changed about the reading (score-time options); the format of the entries."""
     files = sorted(p for p in Path(path).glob("*.safetensors")) if Path(path).is_dir() else []
     stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     spec = Path(path, "ensemble.json")
@@ -29,7 +32,7 @@ def model_identity(path: str, max_length: int, options: dict | None = None) -> s
         members = [model_identity(str(Path(path, m.get("path", ""))), max_length)
                    for m in json.loads(text).get("members", []) if isinstance(m, dict)]
         stamp.append([text, members])
-    return json.dumps([str(Path(path).resolve()), stamp, max_length, *([options] if options else [])])
+    return json.dumps([str(Path(path).resolve()), stamp, max_length, *([options] if options else []), FORMAT])
 
 
 def texts_key(identity: str, texts: list[Text]) -> str:

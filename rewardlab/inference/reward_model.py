@@ -106,8 +106,14 @@ class RewardModel(Scores):
         return cls(model, tokenizer, max_length, device, options=options, name=path)
 
     def save_pretrained(self, path: str) -> None:
+        """A standard Hugging Face folder: the weights, the tokenizer, and these settings (with this
+        view's max_length) in config.json; the loaded model's own config is left as it was."""
+        before = getattr(self.model.config, "rewardlab", None)
         self.model.config.rewardlab = self.settings.replace(max_length=self.max_length).to_dict()
-        self.model.save_pretrained(path, safe_serialization=True)
+        try:
+            self.model.save_pretrained(path, safe_serialization=True)
+        finally:
+            self.model.config.rewardlab = before
         self.tokenizer.save_pretrained(path)
 
     def score_details(self, texts: list, batch_size: int = 16, max_tokens: int = 16384, share_prefixes: bool = True,
