@@ -116,6 +116,7 @@ def test_leaderboard_of_models_by_benchmark_files(two_models, tmp_path, capsys):
     if importlib.util.find_spec("matplotlib"):
         page = report.read_text()
         assert "Leaderboard" in page and page.count("<tr>") >= 3 and "is_math" in page
+        assert page.count("<img") == 1  # the headlines drawn with their intervals
     pairs = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
     assert main(["eval", "--model", two_models[0], "--data", pairs, "--data", ppe]) == 2
     assert "not a benchmark file" in capsys.readouterr().err

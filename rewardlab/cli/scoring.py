@@ -21,6 +21,9 @@ def cmd_score(cfg: ScoreConfig) -> int:
     state = PartialState()
     rm = RewardModel.from_pretrained(cfg.model, max_length=cfg.max_length, device=cfg.device or str(state.device),
                                      dtype=dtype(cfg.bf16), options=cfg.scoring)
+    for m in getattr(rm, "members", [rm]):
+        if m.capped and state.is_main_process:
+            print(f"note: {m.capped}", file=sys.stderr)
     done = score_file(rm, cfg.data, cfg.output, cfg.batch_size, cfg.max_batch_tokens, cfg.skip_bad_rows,
                       cfg.allow_empty, cfg.columns.mapping())
     if state.is_main_process:

@@ -66,6 +66,34 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+# The names TRL (RewardConfig / TrainingArguments) and OpenRLHF (train_rm) users bring, and rewardlab's.
+PEER_NAMES = {
+    "learning_rate": "lr", "per_device_train_batch_size": "batch_size", "train_batch_size": "batch_size",
+    "micro_train_batch_size": "batch_size", "gradient_accumulation_steps": "grad_accum",
+    "accumulation_steps": "grad_accum", "num_train_epochs": "epochs", "max_epochs": "epochs", "max_len": "max_length",
+    "output_dir": "output", "save_path": "output", "model_name_or_path": "model", "pretrain": "model",
+    "dataset": "data", "train_dataset": "data", "eval_dataset": "eval_data", "lr_scheduler_type": "lr_schedule",
+    "lr_scheduler": "lr_schedule", "warmup_steps": "warmup_ratio", "save_steps": "save_every",
+    "logging_steps": "log_every", "eval_steps": "eval_every", "lora_rank": "lora_r", "lora_dropout": "lora_dropout",
+    "per_device_eval_batch_size": "eval_batch_size", "center_rewards_coefficient": "center_rewards_coefficient",
+    "resume_from_checkpoint": "resume", "report_to": "report_to", "gradient_checkpointing": "gradient_checkpointing",
+    "input_key": "prompt_key", "chosen_key": "chosen_key", "rejected_key": "rejected_key",
+}
+
+
+def suggest(name: str, known) -> str:
+    """'; did you mean X?' for an unknown option: the rewardlab name of a TRL or OpenRLHF option,
+    else the closest known name; empty when nothing is close."""
+    import difflib
+
+    name = name.replace("-", "_")
+    ours = PEER_NAMES.get(name)
+    if ours in known:
+        return f"; did you mean {ours}?"
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.7)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
 def add_arguments(parser: argparse.ArgumentParser, cls: type, choices: dict[str, tuple] | None = None) -> None:
     """One flag per field, with the field's doc as help, in one argparse group per config
     group (each kind's options in a section of their own). Defaults are left unset (None) so
@@ -125,7 +153,8 @@ def load_config(cls: type, yaml_path: str | None, args: argparse.Namespace | dic
                 flat_items.append((key, value, ""))
         for key, value, prefix in flat_items:
             if key not in leaves or (prefix and leaves[key][0] != prefix[:-1]):
-                raise ConfigError(f"{path}: unknown key {prefix + key!r} (valid keys: {', '.join(sorted(leaves))})")
+                raise ConfigError(f"{path}: unknown key {prefix + key!r}{suggest(key, leaves)} (valid keys: "
+                                  f"{', '.join(sorted(leaves))})")
             meta = leaves[key][1].metadata
             if meta.get("repeat") and isinstance(value, list):
                 values[key] = [_coerce(v, str, f"{path}: key {key!r}") for v in value]
@@ -136,7 +165,7 @@ def load_config(cls: type, yaml_path: str | None, args: argparse.Namespace | dic
         if key in leaves and value is not None:
             values[key] = value
         elif key not in leaves and key not in ("command", "config"):
-            raise ConfigError(f"unknown option {key!r}")
+            raise ConfigError(f"unknown option {key!r}{suggest(key, leaves)}")
     parts: dict[str | None, dict] = {g: {} for g in groups}
     parts[None] = {}
     subs: dict[str, dict[str, dict]] = {g: {} for g in groups}

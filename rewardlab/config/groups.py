@@ -89,7 +89,7 @@ class BackboneArgs:
     lora_r: int = _f(0, "LoRA rank (0: train all weights). The reward head is always trained and saved fully.",
                      resume=True, low=0)
     lora_alpha: int = _f(16, "LoRA scaling alpha.", resume=True, above=0)
-    lora_dropout: float = _f(0.0, "Dropout on the LoRA branch.", resume=True, low=0)
+    lora_dropout: float = _f(0.0, "Dropout on the LoRA branch, in [0, 1).", resume=True, low=0)
     load_in_4bit: bool = _f(False, "QLoRA: hold the backbone's linear layers in 4-bit NF4 (bitsandbytes, double "
                             "quantization) and train LoRA adapters on them; needs --lora-r. The head stays full "
                             "precision; the final model is the adapter merged into the full-precision base.",
@@ -109,6 +109,8 @@ class BackboneArgs:
 
     def __post_init__(self):
         check_choices(self)
+        if self.lora_dropout >= 1:
+            raise ConfigError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
         if self.load_in_4bit and not self.lora_r:
             raise ConfigError("--load-in-4bit (QLoRA) trains LoRA adapters: also pass --lora-r, e.g. 16")
 
@@ -193,7 +195,7 @@ class OptimArgs:
 
     epochs: int = _f(1, "Passes over the data. One is the norm for reward models: more tends to overfit.",
                      resume=True, low=1)
-    max_steps: int = _f(-1, "Stop after this many optimizer steps (-1: run all epochs).", resume=True)
+    max_steps: int = _f(-1, "Stop after this many optimizer steps, >= 1 (-1: run all epochs).", resume=True)
     batch_size: int = _f(8, "Prompts per micro-batch (a prompt's completions are always in the same forward pass).",
                          resume=True, low=1)
     grad_accum: int = _f(1, "Micro-batches per optimizer step; the loss is averaged over the whole step, so "
@@ -211,6 +213,8 @@ class OptimArgs:
         check_choices(self)
         if self.warmup_ratio > 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1], got {self.warmup_ratio}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ConfigError(f"max_steps must be a number of steps >= 1, or -1 to run every epoch, got {self.max_steps}")
 
 
 @dataclass

@@ -200,10 +200,38 @@ def _type(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
+# Column names other datasets use for rewardlab's, for the hint of a missing column.
+SYNONYMS = {
+    "prompt": ("question", "instruction", "input", "query", "problem", "context", "history", "conversation"),
+    "chosen": ("good", "preferred", "better", "accepted", "winner", "positive", "chosen_response", "response_chosen"),
+    "rejected": ("bad", "dispreferred", "worse", "loser", "negative", "rejected_response", "response_rejected"),
+    "completion": ("response", "answer", "output", "solution", "generation", "text"),
+    "completions": ("responses", "answers", "outputs", "solutions", "generations", "candidates"),
+    "label": ("correct", "is_correct", "target", "y"),
+    "steps": ("solution_steps", "process", "reasoning_steps"),
+    "reward": ("return", "score"),
+    "ratings": ("attributes", "scores"),
+}
+
+
+def mapping_hint(row: dict, keys: tuple[str, ...]) -> str:
+    """The ``--*-key`` flags that would map this row's columns onto ``keys`` (and the prompt),
+    from their usual other names; empty when none is recognised."""
+    found = [k for k in row if row[k] is not None]
+    flags = []
+    for key in ("prompt", *keys):
+        if key in row and row[key] is not None:
+            continue
+        match = next((c for c in found if c.lower() in SYNONYMS.get(key, ())), None)
+        if match is not None:
+            flags.append(f"--{key}-key {match}")
+    return f"; to map your columns: {' '.join(flags)}" if flags else ""
+
+
 def _require(row: dict, keys: tuple[str, ...], where: str) -> None:
     for key in keys:
         if key not in row or row[key] is None:
             found = ", ".join(sorted(k for k, v in row.items() if v is not None)) or "nothing"
-            raise DataError(f"{where}: missing column '{key}' (found: {found})")
+            raise DataError(f"{where}: missing column '{key}' (found: {found}){mapping_hint(row, keys)}")
 
 

@@ -127,3 +127,49 @@ def paired_bootstrap(right_a: list[bool], right_b: list[bool], samples: int = 10
     stats = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(samples))
     lo, hi = stats[int((1 - level) / 2 * samples)], stats[min(samples - 1, int((1 + level) / 2 * samples))]
     return {"difference": sum(diffs) / n, "low": lo, "high": hi, "level": level}
+
+
+def degenerate(rewards: list, accuracy: float | None = None, n: int = 0, baseline: float | None = None,
+               baseline_name: str = "random", threshold: float | None = None) -> list[str]:
+    """What makes a model that learned nothing look fine, one line each: every reward the same
+    (it tells no text from another); every reward on one side of ``threshold`` (a classifier
+    answering one class for every row); ``accuracy`` over ``n`` items within one standard error
+    of ``baseline`` (random, or the majority class)."""
+    out = []
+    known = [r for r in rewards if isinstance(r, (int, float)) and r == r]
+    if len(known) >= 2:
+        lo, hi = min(known), max(known)
+        if hi - lo <= 1e-6 * max(1.0, abs(hi)):
+            out.append(f"every reward is {lo:.4g}: the model gives every text the same reward")
+        elif threshold is not None and (lo >= threshold or hi < threshold):
+            out.append(f"every score is {'above' if lo >= threshold else 'below'} {threshold:g}: the model predicts "
+                       "one class for every row")
+    if accuracy is not None and baseline is not None and n > 0:
+        se = math.sqrt(baseline * (1 - baseline) / n) if 0 < baseline < 1 else 0.0
+        if abs(accuracy - baseline) <= se:
+            out.append(f"accuracy {accuracy:.4f} is within one standard error ({se:.4f}) of the {baseline_name} "
+                       f"baseline {baseline:.4f} (n={n})")
+    return out
+
+
+def lift_warnings(metrics: dict) -> list[str]:
+    """Every ``warnings`` list in ``metrics`` and the dicts in it, gathered at the top (in order,
+    once each): what an evaluation says first."""
+    found: list[str] = []
+
+    def walk(d: dict) -> None:
+        for w in d.pop("warnings", []):
+            if w not in found:
+                found.append(w)
+        for v in d.values():
+            if isinstance(v, dict):
+                walk(v)
+    walk(metrics)
+    if found:
+        metrics["warnings"] = found
+    return found
+
+
+def warned(text: str, warnings: list[str]) -> str:
+    """An evaluation's summary with its warnings first (``warning: ...`` lines)."""
+    return "\n".join([*(f"warning: {w}" for w in warnings), text])

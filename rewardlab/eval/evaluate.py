@@ -20,6 +20,7 @@ from ..data.encode import Counts
 from ..data.loader import load_examples
 from ..data.rows import read_rows, source_name
 from ..errors import ConfigError
+from .diagnostics import lift_warnings, warned
 from .run_benchmarks import benchmark_format, eval_benchmark, eval_leaderboard, is_benchmark
 from .runner import EvalResult, load, name_of, need_matplotlib, score_rows
 
@@ -59,7 +60,7 @@ def run(cfg: EvalConfig, models: list, datas: list, say: Callable[[str], None] |
     data = datas[0]
     if len(models) > 1:
         return _noted(eval_compare(cfg, models, data, tell), notes)
-    rm = load(models[0], cfg)
+    rm = load(models[0], cfg, tell)
     if rm.ensemble_size > 1 and cfg.format in ("auto", "pairs", "groups"):  # benchmarks: the aggregate, below
         if (benchmark := benchmark_format(cfg, kinds.get(kinds.DEFAULT), data, tell)) is None:
             return _noted(eval_ensemble(cfg, rm, data, tell), notes)
@@ -90,13 +91,17 @@ def _noted(result: EvalResult, notes: list[str]) -> EvalResult:
 def eval_own_rows(cfg: EvalConfig, rm, data, tell) -> EvalResult:
     """The model's kind on its own rows: its parser, the one scorer, its metrics, summary and report."""
     kind = rm.rules
+    if cfg.threshold and "threshold" not in kinds.score_fields(kind):
+        raise ConfigError(f"--threshold: a model of kind {kind.NAME} has no step threshold (it applies to process "
+                          f"reward models, {', '.join(kinds.takers('threshold'))}, and to PRMBench files)")
     obj = kinds.scoring_options(kind, rm.settings, rm.options, tie_threshold=cfg.tie_threshold,
                                 **({"threshold": cfg.threshold} if cfg.threshold else {}))
     examples = load_examples(data, rm.tokenizer, cfg.skip_bad_rows, tell, cfg.allow_empty, chat=rm.chat,
                              columns=cfg.columns.mapping(), parse=kind.parser(obj))
     details, truncated = score_rows(cfg, rm, [kind.texts(e) for e in examples], tell)
     metrics = kind.metrics(examples, details, obj)
-    metrics.update(kind=rm.kind, truncated=truncated,
+    warnings = lift_warnings(metrics)  # a model that learned nothing is said first
+    metrics.update(kind=rm.kind, truncated=truncated, rows_scored=len(examples),
                    skipped_rows=len(read_rows(data, keep_bad=True)) - len(examples),
                    empty_completions=sum(e.empty_completions() for e in examples))
     name, where = name_of(rm), source_name(data)
@@ -106,14 +111,17 @@ def eval_own_rows(cfg: EvalConfig, rm, data, tell) -> EvalResult:
     if cfg.format == "processbench":  # the benchmark's own keys at the top
         if "processbench" not in metrics:
             raise ConfigError(f"{where}: ProcessBench needs at least 4 rows with step labels, or --threshold")
-        pb = {**metrics["processbench"], "n": metrics["n"], "truncated": metrics["truncated"]}
-        text = "ProcessBench\n" + kind.format_eval({"n": pb["n"], "processbench": pb})
-        return EvalResult(pb, text, rm.kind, "processbench", details, examples, writer=writer)
+        pb = {**metrics["processbench"], "n": metrics["n"], "truncated": metrics["truncated"],
+              "rows_scored": metrics["rows_scored"], "skipped_rows": metrics["skipped_rows"],
+              **({"warnings": warnings} if warnings else {})}
+        text = warned("ProcessBench\n" + kind.format_eval({"n": pb["n"], "processbench": pb}), warnings)
+        return EvalResult(pb, text, rm.kind, "processbench", details, examples, writer=writer, headline_key="f1")
     if (msg := Counts(total=len(examples), truncated=truncated).report("examples", rm.max_length)):
         tell(f"note: {msg}")
     if metrics["empty_completions"]:
         tell(f"note: {metrics['empty_completions']} empty completions scored")
-    return EvalResult(metrics, kind.format_eval(metrics), rm.kind, kind.NAME, details, examples, writer=writer)
+    return EvalResult(metrics, warned(kind.format_eval(metrics), warnings), rm.kind, kind.NAME, details, examples,
+                      writer=writer, headline_key=kind.HEADLINE)
 
 
 def _preference_rows(cfg: EvalConfig, tokenizer, chat: bool, data, tell):
@@ -136,12 +144,15 @@ def eval_ensemble(cfg: EvalConfig, rm, data, tell) -> EvalResult:
     details, truncated = score_rows(cfg, rm, [rows.texts(e) for e in examples], tell)
     how = rm.reading
     metrics = ensemble_metrics(examples, details, cfg.tie_threshold, how["uncertainty_coef"])
-    metrics.update(kind="ensemble", members_n=rm.ensemble_size, aggregate=how["aggregate"], truncated=truncated)
+    warnings = lift_warnings(metrics)
+    metrics.update(kind="ensemble", members_n=rm.ensemble_size, aggregate=how["aggregate"], truncated=truncated,
+                   rows_scored=len(examples), skipped_rows=len(read_rows(data, keep_bad=True)) - len(examples))
     if metrics["truncated"]:
         tell(f"note: {metrics['truncated']} examples had their prompt cut from the left to fit a member's max_length")
     name, where = name_of(rm), source_name(data)
-    return EvalResult(metrics, format_metrics(metrics) + "\n" + format_ensemble(metrics), "ensemble", "ensemble",
-                      details, examples,
+    return EvalResult(metrics, warned(format_metrics(metrics) + "\n" + format_ensemble(metrics), warnings),
+                      "ensemble", "ensemble",
+                      details, examples, headline_key="accuracy",
                       writer=lambda path: write_ensemble_report(path, metrics, examples, details, name, where))
 
 
@@ -155,7 +166,7 @@ def eval_compare(cfg: EvalConfig, models: list, data, tell) -> EvalResult:
                           "groups, and on benchmark files as a leaderboard")
     results, right, names = {}, {}, []
     for model in models:
-        rm = load(model, cfg)
+        rm = load(model, cfg, tell)
         name = name_of(rm) if not isinstance(model, str) else model
         names.append(name)
         rows, obj, examples = _preference_rows(cfg, rm.tokenizer, rm.chat, data, None)

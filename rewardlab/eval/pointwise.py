@@ -30,7 +30,7 @@ from __future__ import annotations
 
 
 from ..models.readout import aggregate_steps  # noqa: F401  (a PRM's reward from its steps, re-exported)
-from .diagnostics import expected_calibration_error, pearson
+from .diagnostics import degenerate, expected_calibration_error, pearson
 from .ranking import _fmt, _mean, _selection_metrics, average_ranks
 
 AGGREGATIONS = ("min", "prod", "last", "mean")
@@ -79,6 +79,9 @@ def orm_metrics(probs: list[float], labels: list[float], groups: list[list[int]]
            "brier": brier(probs, labels),
            "ece": expected_calibration_error(probs, labels)["ece"] if probs else None,
            "positive_rate": _mean(correct)}  # share labelled correct: the base rate behind accuracy
+    if probs and (w := degenerate(probs, out["accuracy"], len(probs), max(out["positive_rate"], 1 - out["positive_rate"]),
+                                  "majority-class", threshold=0.5)):
+        out["warnings"] = w
     if groups is None:
         return out
     if answers is not None:
@@ -116,9 +119,13 @@ def step_f1(step_scores: list[list[float]], step_labels: list[list[bool]], thres
     fp = sum(p and not y for p, y in pairs)
     fn = sum(not p and y for p, y in pairs)
     f1_correct, f1_wrong = _f1(tp, fp, fn), _f1(tn, fn, fp)  # the wrong class swaps FP and FN
+    good = _mean([y for _, y in pairs])
+    accuracy = _mean([p == y for p, y in pairs])
+    warnings = degenerate([x for s in step_scores for x in s], accuracy, len(pairs),
+                          None if good is None else max(good, 1 - good), "majority-class", threshold)
     return {"f1_correct": f1_correct, "f1_wrong": f1_wrong,
             "f1_mean": None if f1_correct is None or f1_wrong is None else (f1_correct + f1_wrong) / 2,
-            "n_steps": len(pairs), "accuracy": _mean([p == y for p, y in pairs])}
+            "n_steps": len(pairs), "accuracy": accuracy, **({"warnings": warnings} if warnings else {})}
 
 
 def first_error(step_scores: list[float], threshold: float) -> int:
@@ -163,9 +170,12 @@ def value_metrics(predictions: list[float], targets: list[float]) -> dict:
         return {"mse": None, "explained_variance": None, "n": 0}
     var_t = _variance(targets)
     residual = [t - p for p, t in zip(predictions, targets)]
-    return {"mse": _mean([r * r for r in residual]),
-            "explained_variance": 1 - _variance(residual) / var_t if var_t > 0 else None,
-            "n": len(targets)}
+    explained = 1 - _variance(residual) / var_t if var_t > 0 else None
+    warnings = degenerate(predictions)
+    if explained is not None and explained <= 0:
+        warnings.append(f"explained variance {explained:.4f} <= 0: the predictions explain none of the targets' spread")
+    return {"mse": _mean([r * r for r in residual]), "explained_variance": explained, "n": len(targets),
+            **({"warnings": warnings} if warnings else {})}
 
 
 def regression_metrics(predictions: list[list[float | None]], targets: list[list[float | None]],
@@ -187,6 +197,8 @@ def regression_metrics(predictions: list[list[float | None]], targets: list[list
             true.append(t[a])
         attributes[name] = {"mse": _mean([(p - t) ** 2 for p, t in zip(pred, true)]),
                             "pearson": pearson(pred, true), "n": len(true)}
+        if warnings := [f"{name}: {w}" for w in degenerate(pred)]:
+            attributes[name]["warnings"] = warnings
     return {"attributes": attributes,
             "mse": _mean([m["mse"] for m in attributes.values() if m["mse"] is not None])}
 

@@ -24,7 +24,7 @@ from ..models.backbone import score_sequences
 from ..models.packed_encoder import score_packed
 from ..models.heads import forward_path
 from ..models.shared_prompt import score_groups_shared
-from .diagnostics import best_of_n_curve, bias_diagnostics, pair_calibration
+from .diagnostics import best_of_n_curve, bias_diagnostics, degenerate, pair_calibration
 from .ranking import format_group_metrics, group_metrics
 
 
@@ -82,6 +82,8 @@ def example_metrics(examples: list[Example], rewards: list[list[float]], tie_thr
             out.update(bias_diagnostics([e.chosen for e in examples], [e.rejected for e in examples],
                                         [r[0] for r in rewards], [r[1] for r in rewards]))
             out["calibration"] = pair_calibration([r[0] for r in rewards], [r[1] for r in rewards])
+            if warnings := degenerate([x for r in rewards for x in r], out["accuracy"], out["n"], 0.5):
+                out["warnings"] = warnings
         return out
     correct = None
     if all(e.scores is not None and set(e.scores) <= {0.0, 1.0} for e in examples):
@@ -94,6 +96,8 @@ def example_metrics(examples: list[Example], rewards: list[list[float]], tie_thr
     out = group_metrics(rewards, [e.tiers for e in examples], correct, answers, tie_threshold)
     out["tie_threshold_std"] = given
     out["accuracy"] = out["pairwise_accuracy"]
+    if warnings := degenerate(flat, out["accuracy"], out.get("n_pairs", 0), 0.5):
+        out["warnings"] = warnings
     if correct:
         out["best_of_n"] = best_of_n_curve(rewards, correct)
     if any(s is not None for s in subsets):

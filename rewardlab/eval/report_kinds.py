@@ -195,6 +195,27 @@ def write_benchmark_report(path: str, benchmark: str, metrics: dict, model: str,
     return page(path, parts)
 
 
+def _intervals(board: dict[str, dict[str, dict]], columns: list[str]) -> str:
+    """Every model's headline on every benchmark, a point and its bootstrap interval, benchmarks
+    side by side."""
+    models = list(board)
+
+    def draw(ax):
+        width = 0.8 / max(len(models), 1)
+        for k, m in enumerate(models):
+            xs = [i + (k - (len(models) - 1) / 2) * width for i in range(len(columns))]
+            cells = [board[m][c] for c in columns]
+            ys = [c["number"] for c in cells]
+            low = [c["number"] - c["low"] if c["low"] is not None else 0 for c in cells]
+            high = [c["high"] - c["number"] if c["high"] is not None else 0 for c in cells]
+            ax.errorbar(xs, ys, yerr=[low, high], fmt="o", capsize=3, label=m.rsplit("/", 1)[-1][:30])
+        ax.set_xticks(range(len(columns)))
+        ax.set_xticklabels([c.split(":")[0] for c in columns])
+        ax.set_ylabel("headline (95% interval)")
+        ax.legend(fontsize=7)
+    return "<h2>Headlines with their intervals</h2>" + _figure(draw)
+
+
 def write_leaderboard_report(path: str, board: dict[str, dict[str, dict]], columns: list[str]) -> str:
     """Models x benchmark files: each benchmark's own headline number with its bootstrap
     interval (rows resampled, the benchmark's rule applied again), then each file's categories."""
@@ -205,7 +226,8 @@ def write_leaderboard_report(path: str, board: dict[str, dict[str, dict]], colum
     head = ["model"] + [f"{col} ({next(iter(board.values()))[col]['headline']})" for col in columns]
     parts = ["<h1>Leaderboard</h1><p>Each benchmark scored by its own rule (rewardlab/eval/benchmarks/); "
              "95% percentile bootstrap intervals over the benchmark's rows.</p>",
-             _table([[m] + [cell(cells[col]) for col in columns] for m, cells in board.items()], head)]
+             _table([[m] + [cell(cells[col]) for col in columns] for m, cells in board.items()], head),
+             _intervals(board, columns)]
     for col in columns:
         names = sorted({k for cells in board.values() for k in (cells[col]["metrics"].get("categories") or {})})
         if names:

@@ -12,12 +12,14 @@ from ..data.rows import read_rows, source_name
 from ..data.text import chat_rendering
 from ..errors import ConfigError, DataError
 from .benchmarks import FORMATS, Benchmark, Render, detect, interval, options
+from .diagnostics import degenerate, warned
 from .runner import EvalResult, load, name_of, score_rows
 
 
 def is_benchmark(cfg: EvalConfig, data) -> bool:
     """Whether ``data`` is a benchmark file (several models on it make a leaderboard)."""
-    return cfg.format in FORMATS or (cfg.format == "auto" and detect(read_rows(data), source_name(data)) is not None)
+    rows = read_rows(data, keep_bad=True) if cfg.format == "auto" else None  # a broken line: counted later
+    return cfg.format in FORMATS or (rows is not None and detect(rows, source_name(data)) is not None)
 
 
 def benchmark_format(cfg: EvalConfig, kind, data, tell) -> Benchmark | None:
@@ -25,7 +27,7 @@ def benchmark_format(cfg: EvalConfig, kind, data, tell) -> Benchmark | None:
     kind's own rows. The detected format is said on the first line."""
     if cfg.format not in FORMATS and (cfg.format != "auto" or not set(FORMATS) & set(kind.FORMATS)):
         return None
-    name = cfg.format if cfg.format != "auto" else detect(read_rows(data), source_name(data))
+    name = cfg.format if cfg.format != "auto" else detect(read_rows(data, keep_bad=True), source_name(data))
     if cfg.format == "auto":
         own = "pairs/groups" if "pairs" in kind.FORMATS else f"the {kind.NAME} kind's own rows"
         tell(f"format: {name or own} (detected from the columns; --format sets it)")
@@ -55,6 +57,9 @@ def run_benchmark(cfg: EvalConfig, rm, benchmark: Benchmark, data, tell) -> tupl
     """Score every completion of every row once (a row's completions share their prompt), then
     the benchmark's own rule: its metrics, and the rows and what was read of them (for intervals)."""
     where = source_name(data)
+    if cfg.threshold and benchmark.THRESHOLD is None:
+        raise ConfigError(f"--threshold: {benchmark.NAME} has no step threshold (it applies to PRMBench and to a "
+                          "process reward model's own rows)")
     if benchmark.STEPS and rm.step_marker is None:
         raise ConfigError(f"{where}: {benchmark.NAME} scores each step: it needs a process reward model "
                           f"(one with step scores), and {name_of(rm)} is a model of kind {rm.kind}")
@@ -74,7 +79,10 @@ def run_benchmark(cfg: EvalConfig, rm, benchmark: Benchmark, data, tell) -> tupl
     rewards, truncated = score_rows(cfg, rm, groups, tell, read)
     kept_rows, kept = [rows[i] for i in inside], [rewards[i] for i in inside]
     metrics = benchmark.score(kept_rows, kept, where, **options(benchmark, cfg.threshold))
-    metrics["truncated"] = truncated
+    metrics["truncated"], metrics["rows_scored"] = truncated, len(rows)
+    if flat := [x for r in rewards for x in (r if isinstance(r, list) else [r]) if isinstance(x, (int, float))]:
+        if warnings := degenerate(flat):  # the same reward for every text: nothing the rule measures
+            metrics["warnings"] = warnings
     apart = sorted(set(range(len(rows))) - set(inside))
     if apart:
         metrics["outside"] = benchmark.by_category([rows[i] for i in apart], [rewards[i] for i in apart], where)
@@ -86,7 +94,7 @@ def eval_benchmark(cfg: EvalConfig, rm, benchmark: Benchmark, data, tell) -> Eva
     """One model on one benchmark file: the benchmark's numbers (its headline at the top under
     its own name, per-category numbers under ``categories``) and its report."""
     metrics, rows, rewards = run_benchmark(cfg, rm, benchmark, data, tell)
-    text = benchmark.format_scores(metrics)
+    text = warned(benchmark.format_scores(metrics), metrics.get("warnings", []))
     if metrics.get("outside"):  # said on the first line: these rows are in no section and not in the headline
         first, _, rest = text.partition("\n")
         text = "\n".join([f"{first}  [+ {metrics['outside_rows']} rows in {benchmark.CATEGORY}s outside the "
@@ -98,7 +106,8 @@ def eval_benchmark(cfg: EvalConfig, rm, benchmark: Benchmark, data, tell) -> Eva
         from .report_kinds import write_benchmark_report
 
         return write_benchmark_report(path, benchmark.NAME, metrics, name, where)
-    return EvalResult(metrics, text, rm.kind, benchmark.NAME, rewards, rows, writer=writer)
+    return EvalResult(metrics, text, rm.kind, benchmark.NAME, rewards, rows, writer=writer,
+                      headline_key=benchmark.HEADLINE)
 
 
 def eval_leaderboard(cfg: EvalConfig, models: list, datas: list, tell) -> EvalResult:
@@ -115,7 +124,7 @@ def eval_leaderboard(cfg: EvalConfig, models: list, datas: list, tell) -> EvalRe
         tell(f"format: {data}: {name}" + (" (detected from the columns)" if cfg.format == "auto" else ""))
     board: dict[str, dict[str, dict]] = {}
     for model in models:
-        rm = load(model, cfg)
+        rm = load(model, cfg, tell)
         key = model if isinstance(model, str) else name_of(rm)
         board[key] = {}
         for data, benchmark, column in files:

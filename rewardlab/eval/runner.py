@@ -30,6 +30,25 @@ class EvalResult:
     examples: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     writer: Callable[[str], str] | None = field(default=None, repr=False)
+    headline_key: str | None = None
+
+    @property
+    def headline(self) -> tuple[str, float] | None:
+        """The number this evaluation is known by: (its name, its value): the benchmark's own
+        (RewardBench's ``overall``, ProcessBench's ``f1``...) or the kind's (``accuracy``...)."""
+        return (self.headline_key, self.metrics.get(self.headline_key)) if self.headline_key else None
+
+    @property
+    def categories(self) -> dict:
+        """Per category (a benchmark's) or subset (a ``subset`` column's) numbers; empty if none."""
+        return self.metrics.get("categories") or self.metrics.get("subsets") or {}
+
+    @property
+    def counts(self) -> dict:
+        """What was cut or left out: rows scored, rows skipped as invalid, truncated ones."""
+        m = self.metrics
+        return {"rows": len(self.details), "skipped_rows": m.get("skipped_rows", 0), "truncated": m.get("truncated", 0),
+                "outside_rows": m.get("outside_rows", 0)}
 
     def to_dict(self) -> dict:
         return self.metrics
@@ -54,13 +73,18 @@ def need_matplotlib() -> None:
         raise ConfigError("--report draws with matplotlib: pip install 'rewardlab[report]'")
 
 
-def load(model, cfg: EvalConfig):
-    """A model folder loaded with the evaluation's options, or a loaded model read with them."""
+def load(model, cfg: EvalConfig, tell=None):
+    """A model folder loaded with the evaluation's options, or a loaded model read with them;
+    ``tell`` hears when ``max_length`` was more than the model's positions."""
     if isinstance(model, str):
         import torch
 
-        return RewardModel.from_pretrained(model, max_length=cfg.max_length, device=cfg.device or None,
-                                           dtype=torch.bfloat16 if cfg.bf16 else None, options=cfg.scoring)
+        model = RewardModel.from_pretrained(model, max_length=cfg.max_length, device=cfg.device or None,
+                                            dtype=torch.bfloat16 if cfg.bf16 else None, options=cfg.scoring)
+        for m in getattr(model, "members", [model]):
+            if m.capped and tell is not None:
+                tell(f"note: {m.capped}")
+        return model
     return model.with_options(cfg.scoring) if cfg.scoring.given() else model
 
 

@@ -56,8 +56,11 @@ def check_members(members: list, names: list[str]) -> None:
             raise ConfigError(f"{name}: renders conversations differently from {names[0]} (chat template use or "
                               "template); members must read rows alike")
         if rm.step_marker != first.step_marker:
-            raise ConfigError(f"{name}: step marker {rm.step_marker!r} differs from {names[0]}'s "
-                              f"{first.step_marker!r}")
+            def reads(m):
+                return f"steps ending at {m.step_marker!r}" if m.step_marker is not None else "a solution as one text"
+            raise ConfigError(f"{name} (kind {rm.kind}) reads {reads(rm)}, {names[0]} (kind {first.kind}) reads "
+                              f"{reads(first)}: members must read rows alike (process reward models with the same "
+                              "step marker, or models that read whole texts)")
 
 
 def reward_stats(rm, name: str, calibration: list | None) -> dict:

@@ -29,7 +29,8 @@ class RewardModel(Scores):
     model's config when not given), never changed here. ``options``: score-time options
     (:class:`rewardlab.config.ScoreOptions`, a dict of its fields, or keywords of
     :meth:`with_options`): a PRM's aggregate, a verifier's samples, an ensemble's aggregate...
-    An option the model does not take is an error naming it."""
+    An option the model does not take is an error naming it. ``max_length`` (0: as trained) is
+    kept within the model's positions; ``capped`` says so when it was not."""
 
     def __init__(self, model: nn.Module, tokenizer, max_length: int = 0, device: str | None = None, *,
                  settings: ModelSettings | None = None, options: ScoreOptions | dict | None = None, name: str = ""):
@@ -40,7 +41,8 @@ class RewardModel(Scores):
         self.tokenizer = tokenizer
         self.name = name
         self.settings = settings if settings is not None else ModelSettings.of(model)
-        self.max_length = max_length or self.settings.max_length
+        # A length asked for is kept within the model's positions (and said); the trained one fits.
+        self.max_length, self.capped = _fitting(max_length, model) if max_length else (self.settings.max_length, None)
         self.kind = self.settings.kind
         self.rules = kinds.of_model(self.settings, name or "this model")  # the kind: how texts are read and scored
         self.chat = self.settings.apply_chat_template  # plain-text rows go through the chat template
@@ -138,6 +140,14 @@ class RewardModel(Scores):
                          encoded, cache, heads_aggregate=how["aggregate"], uncertainty_coef=how["uncertainty_coef"],
                          members=how["members"])
         return self.rules.score_texts(self, texts, call)
+
+
+def _fitting(max_length: int, model) -> tuple[int, str | None]:
+    """``max_length`` within the model's positions, and the note to say when it was capped."""
+    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if isinstance(positions, int) and 0 < positions < max_length:
+        return positions, f"max_length {max_length} is more than the model's {positions} positions: using {positions}"
+    return max_length, None
 
 
 def _load_folder(path: str, trust_remote_code: bool, dtype):

@@ -48,12 +48,14 @@ def _answer_text(value: Any) -> str:
     return "\n\n".join(str(m["content"]).strip() for m in value)
 
 
-def _check_value(value: Any, at: str, name: str) -> None:
+def _check_value(value: Any, at: str, name: str, allow_empty: bool = True) -> None:
+    """A string or messages; empty only where allowed (an empty reply is real data: HH-RLHF has
+    pairs where silence was preferred, a comparison a judge can make)."""
     if not isinstance(value, str) and not _is_messages(value):
         raise DataError(f"{at}: '{name}' must be a string or a list of {{role, content}} messages, "
                         f"got {type(value).__name__ if value is not None else 'null'}")
-    if not _answer_text(value):
-        raise DataError(f"{at}: empty {name}")
+    if not allow_empty and not _answer_text(value):
+        raise DataError(f"{at}: empty {name} (accepted unless --no-allow-empty)")
 
 
 def read_items(path: str, mode: str, need_reference: bool) -> list[Item]:
@@ -66,15 +68,17 @@ def read_items(path: str, mode: str, need_reference: bool) -> list[Item]:
             for i, row in enumerate(rows)]
 
 
-def item_of(row: dict, at: str, mode: str, need_reference: bool, n: int = 0, any_k: bool = False) -> Item:
+def item_of(row: dict, at: str, mode: str, need_reference: bool, n: int = 0, any_k: bool = False,
+            allow_empty: bool = True) -> Item:
     """One row as the judge sees it (``at``: "file: row n" for errors). ``any_k``: a pairwise
-    row may hold any number (>= 2) of completions (a trained judge compares every pair)."""
+    row may hold any number (>= 2) of completions (a trained judge compares every pair);
+    ``allow_empty``: empty answers are kept (counted where they are used)."""
     prompt = row.get("prompt")
     if row.get("chosen") is not None or row.get("rejected") is not None:
         for key in ("chosen", "rejected"):
             if row.get(key) is None:
                 raise DataError(f"{at}: missing column '{key}'")
-            _check_value(row[key], at, key)
+            _check_value(row[key], at, key, allow_empty)
         outputs, labelled = [row["chosen"], row["rejected"]], True
         if outputs[0] == outputs[1]:
             raise DataError(f"{at}: chosen and rejected are identical")
@@ -99,7 +103,7 @@ def item_of(row: dict, at: str, mode: str, need_reference: bool, n: int = 0, any
             "'chosen' + 'rejected', 'prompt' + 'completions' or 'prompt' + 'completion'"
         raise DataError(f"{at}: expected {need}; found columns: {', '.join(row) or 'none'}")
     for k, o in enumerate(outputs):
-        _check_value(o, at, f"completion {k}" if not labelled else ("chosen", "rejected")[k])
+        _check_value(o, at, f"completion {k}" if not labelled else ("chosen", "rejected")[k], allow_empty)
     if prompt is None or (not isinstance(prompt, str) and not _is_messages(prompt)):
         raise DataError(f"{at}: 'prompt' must be a string or a list of {{role, content}} messages")
     reference = row.get("reference")

@@ -54,6 +54,7 @@ class Kind:
     score_texts: Callable
     # evaluation
     FORMATS: tuple
+    HEADLINE: str
     texts: Callable
     metrics: Callable
     format_eval: Callable

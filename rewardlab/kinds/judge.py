@@ -44,6 +44,7 @@ from ..data.text import Text
 from ..errors import DataError, JudgeError
 from ..judge.backends import option_token_ids, render
 from ..judge.data import item_of, question_text
+from ..eval.diagnostics import degenerate
 from ..judge.prompts import Template, check_template, load_template
 from ..models.heads import score_outputs
 from ..models.readout import as_json
@@ -51,6 +52,7 @@ from . import points
 from .protocol import HeadSpec, ScoreCall
 
 NAME = "judge"
+HEADLINE = "agreement"  # the metric its evaluation is known by
 STATS = ("correct", "orders")
 LETTERS = ("A", "B", "C")
 OPEN = "[["  # the answer starts with it; --soft in `rewardlab judge` reads the letter after it
@@ -195,7 +197,7 @@ def parser(obj: Options):
     needs_reference = obj.template().needs_reference
 
     def parse(row, tokenizer, where, n, allow_empty=True, chat=False):
-        item = item_of(row, where, "pairwise", needs_reference, n, any_k=True)
+        item = item_of(row, where, "pairwise", needs_reference, n, any_k=True, allow_empty=allow_empty)
         tiers = check_example(row, tokenizer, where, n, allow_empty, chat=False).tiers  # checks the ranking
         rationale = row.get("rationale")
         if rationale is not None and (not isinstance(rationale, str) or not rationale.strip() or not item.labelled):
@@ -440,6 +442,12 @@ def metrics(examples: list[Comparison], details: list, obj: Options) -> dict:
     out = {"agreement": share(soft, pairs), "agreement_both_orders": share(both, pairs),
            "position_consistency": share(consistent, pairs), "prefers_first": share(first, orders), "pairs": pairs,
            "pairs_too_long": too_long}
+    warnings = degenerate([], out["agreement"] if pairs else None, pairs, 0.5)
+    if orders and out["prefers_first"] in (0.0, 1.0):
+        warnings.append(f"the judge picks the answer shown {'first' if first else 'second'} in every order: "
+                        "it reads positions, not answers")
+    if warnings:
+        out["warnings"] = warnings
     if ties:
         out.update(tie_accuracy=share(tie_right, ties), tied_pairs=ties)
     return out

@@ -138,5 +138,5 @@ def defaults(own: dict) -> dict:
         "batch": batch, "forward_module": HeadOutputs, "summarize": lambda sums: {}, "prepare": no_prepare,
         "PER_TOKEN": False, "step_marker": step_marker, "read_mode": read_mode, "scored_point": point,
         "readout": None, "score_texts": score_with(read_mode, point, own.get("readout")),
-        "FORMATS": FORMATS, "texts": texts, "format_eval": format_pointwise, "report": report,
+        "FORMATS": FORMATS, "HEADLINE": "accuracy", "texts": texts, "format_eval": format_pointwise, "report": report,
     }

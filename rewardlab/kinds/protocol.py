@@ -169,6 +169,8 @@ class Evaluation(Protocol):
 
     FORMATS: tuple[str, ...]
     """*Optional* (every benchmark). ``eval --format`` values this kind's models are scored with."""
+    HEADLINE: str
+    """*Optional* ('accuracy'). The metric an evaluation of this kind is known by."""
 
     def texts(self, example) -> list:
         """*Optional* (the example's one text). The ``Text`` items scored for an example."""

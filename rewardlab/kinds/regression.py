@@ -25,6 +25,7 @@ from . import points
 from .protocol import HeadSpec, ScoreCall
 
 NAME = "regression"
+HEADLINE = "mse"  # the metric its evaluation is known by
 STATS = ("sq_err", "rated")
 batch = points.sequence_batch
 

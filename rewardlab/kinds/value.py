@@ -22,6 +22,7 @@ from . import points
 from .protocol import ScoreCall
 
 NAME = "value"
+HEADLINE = "mse"  # the metric its evaluation is known by
 STATS = ("sq_err_last", "examples")
 
 

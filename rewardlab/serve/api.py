@@ -47,6 +47,19 @@ def loaded(model, cfg: ServeConfig):
     return model.with_options(cfg.scoring) if cfg.scoring.given() else model
 
 
+def port_is_free(host: str, port: int) -> None:
+    """A one-line error when ``host:port`` cannot be listened on (another server on it)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a closing socket is no obstacle
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise ConfigError(f"--port {port}: cannot listen on {host}:{port}: {e.strerror or e} (another server "
+                              "there? choose another --port)") from None
+
+
 def api_key_of(cfg: ServeConfig) -> str | None:
     if not cfg.api_key_env:
         return None
@@ -73,7 +86,11 @@ def serve(model, cfg: ServeConfig | None = None, *, options: ScoreOptions | dict
 
     cfg = serve_config(model, cfg, options, **settings)
     api_key = api_key_of(cfg)
+    port_is_free(cfg.host, cfg.port)  # before loading a model and saying "serving"
     rm = loaded(model, cfg)
+    for m in getattr(rm, "members", [rm]):
+        if m.capped:
+            print(f"note: {m.capped}", flush=True)
     app = build_app(rm, cfg, api_key)
     print(f"serving {cfg.model} ({rm.kind}) on http://{cfg.host}:{cfg.port} (POST /score, POST /get_reward, "
           f"GET /health, GET /metrics){'; bearer token required' if api_key else ''}; "

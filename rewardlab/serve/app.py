@@ -98,7 +98,10 @@ def query_texts(body: dict, tokenizer) -> list[Text]:
     """OpenRLHF's ``{"query": [...], "prompts": [...]}`` as texts, checked."""
     queries, prompts = body.get("query"), body.get("prompts")
     if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
-        raise Refused(400, "request: 'query' must be a list of strings")
+        unknown = sorted(set(body) - {"query", "prompts", "labels"})
+        raise Refused(400, "request: 'query' must be a list of strings" + (
+            f" (the body has no 'query'; unknown keys: {_named(unknown)})" if "query" not in body and unknown
+            else ""))
     if prompts is not None and (not isinstance(prompts, list) or len(prompts) != len(queries)
                                 or not all(isinstance(p, str) for p in prompts)):
         raise Refused(400, f"request: 'prompts' must be a list of {len(queries)} strings, one per query")
@@ -111,11 +114,19 @@ def query_texts(body: dict, tokenizer) -> list[Text]:
     return texts
 
 
+def _named(keys: list[str]) -> str:
+    """A request's unknown keys as one safe line: escaped (a key may hold any character), short."""
+    shown = ", ".join(ascii(k)[1:-1][:40] for k in keys[:5])
+    return shown + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+
+
 def check_rows(body: dict, limits: Limits) -> list[dict]:
     """``/score``'s rows, refused before any per-row work when there are too many."""
     rows = body.get("rows")
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
-        raise Refused(400, "request: 'rows' must be a non-empty list of objects")
+        unknown = sorted(set(body) - {"rows"})
+        raise Refused(400, "request: 'rows' must be a non-empty list of objects" + (
+            f" (the body has no 'rows'; unknown keys: {_named(unknown)})" if "rows" not in body and unknown else ""))
     items = sum(1 + sum(len(r[k]) for k in ("completions", "chosen", "rejected", "steps")
                         if isinstance(r.get(k), list)) for r in rows)  # an upper bound, counted first
     if len(rows) > limits.max_items:

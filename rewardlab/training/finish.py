@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import ConfigError, ModelSettings, RewardStats
+from ..eval.diagnostics import lift_warnings
 from ..eval.evaluate import examples_details
 from ..inference import RewardModel
 from ..models.backbone import hf_model
@@ -52,6 +53,7 @@ def evaluate_run(run) -> dict | None:
     if not run.main:
         return None
     metrics = run.kind.metrics(run.eval_examples, details, run.obj)
+    lift_warnings(metrics)
     _log_eval(run, metrics)
     return metrics
 
@@ -112,6 +114,7 @@ def save_final(run) -> dict | None:
         rm = RewardModel.from_pretrained(str(out))
         details = examples_details(rm, run.kind, run.eval_examples, cfg.run.eval_batch_size)
         final = run.kind.metrics(run.eval_examples, details, run.obj)
+        lift_warnings(final)
         _log_eval(run, final)
     run.accelerator.wait_for_everyone()
     return final

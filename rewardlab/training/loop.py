@@ -31,10 +31,12 @@ from typing import Any
 import torch
 
 from .. import kinds
-from ..config import ConfigError, ModelSettings, TrainConfig, default_lr, resume_values, to_dict, validate_train
+from ..config import ConfigError, InputArgs, ModelSettings, TrainConfig, default_lr, resume_values, to_dict, validate_train
 from ..data.loader import load_examples, usable
 from ..data.rows import source_name
+from ..errors import DataError
 from ..data.stream import ExampleStream
+from ..eval.diagnostics import warned
 from ..models.backbone import disable_dropout, load_backbone, prepare_backbone
 from ..models.lora import apply_lora
 from ..models.heads import forward_path
@@ -179,6 +181,9 @@ def _load_data(max_length: int, cfg: TrainConfig, kind, obj, tokenizer, say, per
                                encode=lambda tok, examples, n: kind.encode(tok, examples, n, obj))
         return {"stream": stream, "total": cfg.optim.max_steps, "eval_examples": eval_examples}
     examples = load_examples(data, tokenizer, inputs.skip_bad_rows, say, inputs.allow_empty, **rows)
+    if not examples:  # not "no example fits max_length": nothing was left to fit
+        raise DataError(f"{source_name(data)}: every row was left out as invalid (the note above says why); none "
+                        "left to train on")
     if inputs.eval_split:  # a seeded share of the rows, held out before the loss's own rules apply
         order = list(range(len(examples)))
         random.Random(cfg.optim.seed).shuffle(order)
@@ -313,6 +318,9 @@ def setup(cfg: TrainConfig, given: Given | None = None) -> Run:
     bb = cfg.backbone
     per_step = cfg.optim.batch_size * cfg.optim.grad_accum * accelerator.num_processes
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if accelerator.is_main_process else (lambda msg: None)
+    if max_length < cfg.inputs.max_length != InputArgs().max_length:  # a length asked for is capped aloud
+        say(f"note: --max-length {cfg.inputs.max_length} is more than the model's {max_length} positions: using "
+            f"{max_length}")
     data = _load_data(max_length, cfg, kind, obj, tokenizer, say, per_step, accelerator, given)
     if "train_set" in data:  # before any checkpoint is loaded: the model is still the backbone as it starts
         data["train_set"] = kind.prepare(model, data["train_set"], obj, accelerator.device)
@@ -504,7 +512,7 @@ def finish(run: Run) -> dict:
             result["eval"] = final
             if run.cfg.backbone.load_in_4bit:
                 result["eval_model"] = "the 4-bit base + adapter (OUTPUT/adapter); the merged folder differs by quantisation"
-            run.say(run.kind.format_eval(final))
+            run.say(warned(run.kind.format_eval(final), final.get("warnings", [])))
         (Path(run.cfg.run.output) / "train_results.json").write_text(json.dumps(result, indent=1))
     for callback in run.callbacks:
         callback.on_train_end(run, result)

@@ -71,6 +71,8 @@ def test_to_json_equals_eval_json_and_the_report_is_evals(kind_models, fmt, tmp_
     assert result.report(str(tmp_path / "api.html")) == str(tmp_path / "api.html")
     assert (tmp_path / "api.html").read_text() == (tmp_path / "cli.html").read_text()
     assert str(result) == result.text and result.text.splitlines()[0]
+    name, number = result.headline
+    assert number == result.metrics[name] and result.counts["rows"] == len(result.details) == len(result.examples)
 
 
 def test_several_models_compare_and_a_leaderboard_equal_eval(kind_models, tmp_path, capsys):

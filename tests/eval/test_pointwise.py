@@ -50,8 +50,10 @@ ANSWERS = ["5", "7", "7", "1", "2", None]
 
 def test_orm_metrics_rows():
     m = orm_metrics(PROBS, LABELS)
-    assert set(m) == {"n", "accuracy", "auroc", "brier", "ece", "positive_rate"}
-    assert m["n"] == 6
+    assert set(m) == {"n", "accuracy", "auroc", "brier", "ece", "positive_rate", "warnings"}
+    assert m["n"] == 6  # 4 of 6 right is within one standard error (0.204) of the majority class's 1/2: said
+    assert m["warnings"] == ["accuracy 0.6667 is within one standard error (0.2041) of the majority-class baseline "
+                             "0.5000 (n=6)"]
     # predicted correct (p >= 0.5): 1 1 0 0 1 0 vs labels 0 1 1 0 1 0 -> rows 1, 3, 4, 5 agree
     assert m["accuracy"] == approx(4 / 6)
     # positives {0.6, 0.2, 0.7} vs negatives {0.9, 0.3, 0.4}: 0.6 beats 2, 0.2 beats 0, 0.7 beats 2 -> 4/9

@@ -78,6 +78,7 @@ def test_score_eval_serve_and_the_api_give_the_same_rewards(kind_models, name, o
     result = rewardlab.evaluate(model, data, options=options)
     api = [per_text(r, d) for r, d in zip(rows, result.details)]
     assert result.to_json() == capsys.readouterr().out.strip()
+    assert result.headline[1] == result.metrics[result.headline[0]] and result.counts["rows"] == len(rows)
     assert close(score, evaluated), "score vs eval"
     assert close(score, served), "score vs serve"
     assert close(score, api), "score vs the API"

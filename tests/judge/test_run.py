@@ -164,13 +164,15 @@ def test_rows_are_checked_with_file_and_row(tmp_path):
         ({"prompt": "p", "chosen": "a"}, "pairwise", "row 2: missing column 'rejected'"),
         ({"prompt": "p", "completions": ["a", "b", "c"]}, "pairwise", "row 2: 'completions' must be a list of exactly 2"),
         ({"prompt": "p", "completion": "a"}, "pairwise", "row 2: expected 'chosen' + 'rejected'"),
-        ({"prompt": "p", "chosen": "a", "rejected": "  "}, "pairwise", "row 2: empty rejected"),
         ({"prompt": "p", "completion": "a"}, "single-ref", "row 2: the template uses {reference}"),
     ]
     for row, mode, message in cases:
         path = write_jsonl(tmp_path / "bad.jsonl", [dict(PAIRS[0], reference="Paris"), row])
         with pytest.raises(DataError, match=re.escape(f"{path}: {message}")):
             read_items(path, mode.split("-")[0], mode.endswith("ref"))
+    # an empty reply is real data (HH-RLHF: silence preferred): judged, not refused
+    empty = write_jsonl(tmp_path / "empty.jsonl", [{"prompt": "p", "chosen": "a", "rejected": "  "}])
+    assert read_items(empty, "pairwise", False)[0].answers == ["a", ""]
 
 
 @pytest.fixture(scope="module")
