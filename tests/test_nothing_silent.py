@@ -27,13 +27,13 @@ def _err(capsys) -> list[str]:
 BAD_ROWS = [{"prompt": "p"}, {"chosen": 3, "rejected": "r"}, {"completion": None}, {"steps": "not a list"}, {}]
 
 
-@pytest.mark.parametrize("name", ["preference", "orm", "prm"])
+@pytest.mark.parametrize("name", ["preference", "orm", "prm", "value", "regression", "genrm", "judge", "implicit_prm"])
 def test_every_row_given_is_used_or_counted_in_eval_and_score(kind_models, name, tmp_path):
     model, data = kind_models[name]
     rm = rewardlab.RewardModel.from_pretrained(model)
     good = [json.loads(x) for x in open(data)]
 
-    @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.lists(st.one_of(st.sampled_from(good), st.sampled_from(BAD_ROWS), st.just("{broken json")),
                     min_size=1, max_size=8).filter(lambda rows: any(isinstance(r, dict) and r in good for r in rows)))
     def check(rows):
@@ -81,6 +81,25 @@ def test_a_judge_counts_the_pairs_too_long_and_keeps_empty_replies(kind_models, 
 
 
 # ---------------------------------------------------------------- every option checked
+
+def test_every_numeric_option_of_every_command_is_checked_where_it_is_parsed():
+    """Every numeric field with a declared domain (``low``/``above``), of every command and every
+    kind's options: a value outside it is one ConfigError naming the field."""
+    from rewardlab.cli import COMMANDS
+    from rewardlab.config import load_config
+    from rewardlab.config.flags import _leaves
+
+    checked = 0
+    for cls, _ in COMMANDS.values():
+        for name, leaf in _leaves(cls).items():
+            low, above = leaf.field.metadata.get("low"), leaf.field.metadata.get("above")
+            if leaf.type not in (int, float) or (low is None and above is None):
+                continue
+            bad = (low - 1) if low is not None else above
+            with pytest.raises(ConfigError, match=name):
+                load_config(cls, None, {name: leaf.type(bad)})
+            checked += 1
+    assert checked >= 60
 
 def test_numeric_options_are_checked_in_their_domain_and_negative_numbers_read_as_values(capsys):
     for argv, message in ((["--max-steps", "0"], "max_steps must be a number of steps >= 1, or -1"),
