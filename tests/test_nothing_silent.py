@@ -197,3 +197,6 @@ def test_an_eval_option_the_model_or_benchmark_does_not_use_is_refused(kind_mode
     assert main(["eval", "--model", model, "--data", data, "--threshold", "0.5"]) == 2
     err = _err(capsys)
     assert err[-1].startswith("rewardlab: error: --threshold: a model of kind preference has no step threshold")
+    model, data = kind_models["orm"]
+    assert main(["eval", "--model", model, "--data", data, "--tie-threshold", "0.2"]) == 2
+    assert _err(capsys)[-1].startswith("rewardlab: error: --tie-threshold: a model of kind orm on its own rows")

@@ -94,6 +94,9 @@ def eval_own_rows(cfg: EvalConfig, rm, data, tell) -> EvalResult:
     if cfg.threshold and "threshold" not in kinds.score_fields(kind):
         raise ConfigError(f"--threshold: a model of kind {kind.NAME} has no step threshold (it applies to process "
                           f"reward models, {', '.join(kinds.takers('threshold'))}, and to PRMBench files)")
+    if cfg.tie_threshold != EvalConfig().tie_threshold and "tie_threshold" not in kinds.score_fields(kind):
+        raise ConfigError(f"--tie-threshold: a model of kind {kind.NAME} on its own rows has no tied pairs to read "
+                          "(it applies to pairs and groups)")
     obj = kinds.scoring_options(kind, rm.settings, rm.options, tie_threshold=cfg.tie_threshold,
                                 **({"threshold": cfg.threshold} if cfg.threshold else {}))
     examples = load_examples(data, rm.tokenizer, cfg.skip_bad_rows, tell, cfg.allow_empty, chat=rm.chat,
