@@ -187,6 +187,12 @@ class ServeConfig:
     max_length: int = _f(0, "Maximum tokens per sequence (0: the value the model was trained with).", low=0)
     device: str = _f("", "Device: cuda, cuda:1, cpu (default: cuda when available).")
     bf16: bool = _f(False, "Load the weights in bf16 (halves memory; rewards differ from fp32 by rounding).")
+    drift_threshold: float = _f(0.25, "Warn once in the log when the population-stability index of the served "
+                                "rewards against the model's training statistics passes this (0.1: watch; 0.25: "
+                                "act). Needs saved statistics (train --reward-stats) or an ensemble.", above=0)
+    drift_window: int = _f(10000, "How many of the latest served rewards the drift is measured on.", low=2)
+    drift_log: str = _f("", "Append each served text's token count and reward to this JSONL file (off when empty).")
+    drift_log_mb: float = _f(64.0, "--drift-log stops growing past this many MB.", low=0)
     scoring: ScoreOptions = field(default_factory=ScoreOptions)
 
     def __post_init__(self):

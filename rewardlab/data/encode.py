@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -41,6 +41,7 @@ class Counts:
     skipped: int = 0
     sent: int = 0  # scoring: tokens given, and tokens the forward processed (shared prefixes once)
     processed: int = 0
+    notes: list = field(default_factory=list)  # what else encoding did to the data, one line each (said)
 
     def report(self, what: str, max_length: int) -> str | None:
         parts = []

@@ -23,11 +23,7 @@ import random
 import re
 from itertools import combinations
 
-MARKDOWN = re.compile(r"(^#{1,6}\s|^\s*[-*+]\s|^\s*\d+\.\s|\*\*|`)", re.M)
-
-
-def markdown_count(text: str) -> int:
-    return len(MARKDOWN.findall(text))
+from ..data.features import markdown_count
 
 
 def pearson(x: list[float], y: list[float]) -> float | None:
@@ -38,6 +34,22 @@ def pearson(x: list[float], y: list[float]) -> float | None:
     sxy = sum((a - mx) * (b - my) for a, b in zip(x, y))
     sxx, syy = sum((a - mx) ** 2 for a in x), sum((b - my) ** 2 for b in y)
     return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else None
+
+
+def spearman(x: list[float], y: list[float]) -> float | None:
+    """Spearman's rank correlation: Pearson's on the ranks (ties share their mean rank)."""
+    def ranks(v):
+        order = sorted(range(len(v)), key=v.__getitem__)
+        out, i = [0.0] * len(v), 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                out[order[k]] = (i + j) / 2
+            i = j + 1
+        return out
+    return pearson(ranks(x), ranks(y)) if len(x) >= 2 else None
 
 
 def _split(right: list[bool], chosen_more: list[int]) -> dict:
@@ -61,6 +73,8 @@ def bias_diagnostics(chosen: list[str], rejected: list[str], r_chosen: list[floa
               "agreement_with_longer": sum(model_prefers_longer) / n if n else None,
               "reward_length_correlation": pearson([float(len(t)) for t in chosen + rejected],
                                                    list(r_chosen) + list(r_rejected)),
+              "reward_length_spearman": spearman([float(len(t)) for t in chosen + rejected],
+                                                 list(r_chosen) + list(r_rejected)),
               **_split(right, longer)}
     # A model whose preference is "the longer one" on (nearly) every pair, and that gets the
     # pairs where the chosen answer is shorter mostly wrong, is tracking length.
@@ -127,6 +141,32 @@ def paired_bootstrap(right_a: list[bool], right_b: list[bool], samples: int = 10
     stats = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(samples))
     lo, hi = stats[int((1 - level) / 2 * samples)], stats[min(samples - 1, int((1 + level) / 2 * samples))]
     return {"difference": sum(diffs) / n, "low": lo, "high": hi, "level": level}
+
+
+def bias_intervals(chosen: list[str], rejected: list[str], r_chosen: list[float], r_rejected: list[float],
+                   samples: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """Each bias number of a pair set with a percentile bootstrap interval over the pairs:
+    accuracy, reward-length Pearson and Spearman, accuracy when the chosen answer is the longer
+    and when it is the shorter one. ``{name: {"value", "low", "high"}}``."""
+    def stats(idx):
+        c, r = [chosen[i] for i in idx], [rejected[i] for i in idx]
+        rc, rr = [r_chosen[i] for i in idx], [r_rejected[i] for i in idx]
+        ln = bias_diagnostics(c, r, rc, rr)["length"]
+        return {"accuracy": sum(a > b for a, b in zip(rc, rr)) / len(idx) if idx else None,
+                "reward_length_pearson": ln["reward_length_correlation"],
+                "reward_length_spearman": ln["reward_length_spearman"],
+                "accuracy_chosen_longer": ln["accuracy_chosen_more"], "accuracy_chosen_shorter": ln["accuracy_chosen_less"]}
+    n, rng = len(chosen), random.Random(seed)
+    point, draws = stats(list(range(n))), []
+    for _ in range(samples if n > 1 else 0):
+        draws.append(stats([rng.randrange(n) for _ in range(n)]))
+    out = {}
+    for key, value in point.items():
+        got = sorted(d[key] for d in draws if d[key] is not None)
+        lo, hi = (got[int((1 - level) / 2 * len(got))], got[min(len(got) - 1, int((1 + level) / 2 * len(got)))]) \
+            if got else (None, None)
+        out[key] = {"value": value, "low": lo, "high": hi}
+    return out
 
 
 def degenerate(rewards: list, accuracy: float | None = None, n: int = 0, baseline: float | None = None,

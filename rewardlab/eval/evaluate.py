@@ -20,7 +20,7 @@ from ..data.encode import Counts
 from ..data.loader import load_examples
 from ..data.rows import read_rows, source_name
 from ..errors import ConfigError
-from .diagnostics import lift_warnings, warned
+from .diagnostics import bias_intervals, lift_warnings, warned
 from .run_benchmarks import benchmark_format, eval_benchmark, eval_leaderboard, is_benchmark
 from .runner import EvalResult, load, name_of, need_matplotlib, score_rows
 
@@ -177,11 +177,16 @@ def eval_compare(cfg: EvalConfig, models: list, data, tell) -> EvalResult:
         results[name] = rows.metrics(examples, details, obj)
         rewards = [[d["reward"] for d in g] for g in details]
         right[name] = [r[i] > r[j] for e, r in zip(examples, rewards) for i, j in e.strict_pairs()]
+        if examples and all(e.is_pair for e in examples):  # the bias numbers, each with its interval
+            results[name]["bias"] = bias_intervals([e.chosen for e in examples], [e.rejected for e in examples],
+                                                   [r[0] for r in rewards], [r[1] for r in rewards],
+                                                   samples=cfg.bootstrap_samples)
     comparisons = [{"a": a, "b": b, **paired_bootstrap(right[a], right[b])}
                    for k, a in enumerate(names) for b in names[k + 1:]]
     lines = [f"{results[n]['accuracy']:.4f}  {n}" for n in sorted(names, key=lambda m: -results[m]["accuracy"])]
     lines += [f"{c['a']} - {c['b']}: {c['difference']:+.4f}  ({c['level']:.0%} interval {c['low']:+.4f} .. "
               f"{c['high']:+.4f})" for c in comparisons]
+    lines += [line for n in names if "bias" in results[n] for line in _bias_lines(n, results[n]["bias"])]
 
     def writer(path: str) -> str:
         from .report_kinds import write_comparison_report
@@ -189,6 +194,14 @@ def eval_compare(cfg: EvalConfig, models: list, data, tell) -> EvalResult:
         return write_comparison_report(path, results, comparisons, source_name(data))
     return EvalResult({"models": results, "comparisons": comparisons}, "\n".join(lines), "compare", "compare",
                       writer=writer)
+
+
+def _bias_lines(name: str, bias: dict) -> list[str]:
+    """A model's bias numbers with their 95% intervals, one line each."""
+    def cell(v):
+        return "n/a" if v["value"] is None else (f"{v['value']:+.4f} [{v['low']:+.4f}, {v['high']:+.4f}]"
+                                                  if v["low"] is not None else f"{v['value']:+.4f}")
+    return [f"  {name}: {key.replace('_', ' ')} {cell(v)}" for key, v in bias.items()]
 
 
 def examples_details(rm, kind, examples: list, batch_size: int = 16) -> list:

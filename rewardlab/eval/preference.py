@@ -121,8 +121,12 @@ def format_metrics(metrics: dict) -> str:
         if "length" in metrics:
             ln, cal = metrics["length"], metrics["calibration"]
             shorter = "n/a" if ln["accuracy_chosen_less"] is None else f"{ln['accuracy_chosen_less']:.4f}"
+            longer = "n/a" if ln["accuracy_chosen_more"] is None else f"{ln['accuracy_chosen_more']:.4f}"
+            corr = "n/a" if ln["reward_length_correlation"] is None else \
+                f"{ln['reward_length_correlation']:+.3f} / {ln.get('reward_length_spearman') or 0:+.3f}"
             lines += [f"length       baseline {ln['baseline_accuracy']:.4f} (longer wins); accuracy when chosen is "
-                      f"shorter {shorter} (n={ln['n_chosen_less']})"
+                      f"longer {longer} (n={ln['n_chosen_more']}), shorter {shorter} (n={ln['n_chosen_less']}); "
+                      f"reward-length Pearson / Spearman {corr}"
                       + ("; the model tracks length" if ln["tracks_length"] else ""),
                       f"calibration  ECE {cal['ece']:.4f} (sigma(r_c - r_r), equal-mass bins)"]
     for name, sub in metrics.get("subsets", {}).items():

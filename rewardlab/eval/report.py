@@ -94,7 +94,16 @@ def _pair_sections(metrics: dict, examples: list, rewards: list[list[float]]) ->
         ax.set_ylim(0, 1)
         ax.set_ylabel("accuracy")
 
-    out.append("<h2>Length bias</h2>" + verdict + _figure(length) + _table(
+    def scatter(ax):
+        for k, (texts, values) in enumerate(((
+                [e.chosen for e in examples], chosen), ([e.rejected for e in examples], rejected))):
+            ax.scatter([len(t) for t in texts], values, s=8, alpha=0.5, label=("chosen", "rejected")[k])
+        ax.set_xscale("symlog")
+        ax.set_xlabel("completion length (characters)")
+        ax.set_ylabel("reward")
+        ax.legend()
+
+    out.append("<h2>Length bias</h2>" + verdict + _figure(length) + _figure(scatter) + _table(
         [[k, v if not isinstance(v, float) else f"{v:.4f}"] for k, v in ln.items()], ["length", "value"]))
     # Mistakes only (the chosen reply not above the rejected one), worst first; none is said.
     worst = sorted((i for i in range(len(rewards)) if chosen[i] <= rejected[i]),

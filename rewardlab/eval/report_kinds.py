@@ -146,10 +146,20 @@ def write_comparison_report(path: str, results: dict, comparisons: list[dict], d
 
     diffs = [[c["a"], c["b"], f"{c['difference']:+.4f}", f"{c['low']:+.4f} .. {c['high']:+.4f}", f"{c['level']:.0%}"]
              for c in comparisons]
-    return page(path, [f"<h1>Reward models side by side</h1><p>data <code>{html.escape(data)}</code></p>",
-                       "<h2>Leaderboard</h2>" + _table(board, ["rank", "model", "accuracy", "n"]) + _figure(bars),
-                       "<h2>Differences (paired bootstrap over the same rows)</h2>" +
-                       _table(diffs, ["model a", "model b", "a - b", "interval", "level"])])
+    parts = [f"<h1>Reward models side by side</h1><p>data <code>{html.escape(data)}</code></p>",
+             "<h2>Leaderboard</h2>" + _table(board, ["rank", "model", "accuracy", "n"]) + _figure(bars),
+             "<h2>Differences (paired bootstrap over the same rows)</h2>" +
+             _table(diffs, ["model a", "model b", "a - b", "interval", "level"])]
+    biased = [m for m in names if "bias" in results[m]]
+    if biased:
+        keys = list(results[biased[0]]["bias"])
+
+        def cell(v):
+            return "n/a" if v["value"] is None else f"{v['value']:+.4f}" + (
+                f" [{v['low']:+.4f}, {v['high']:+.4f}]" if v["low"] is not None else "")
+        rows = [[m] + [cell(results[m]["bias"][k]) for k in keys] for m in biased]
+        parts.append("<h2>Length bias, 95% bootstrap intervals over the pairs</h2>" + _table(rows, ["model", *keys]))
+    return page(path, parts)
 
 
 def _bars(values: dict[str, float], title: str) -> str:

@@ -25,12 +25,15 @@ import torch
 from dataclasses import dataclass
 
 from ..config import ConfigError, check_choices, option
+from ..data.augment import rrm_augment
 from ..data.encode import encode_examples, example_texts
+from ..data.features import feature_names, feature_values
 from ..data.preference import Example, check_example
 from ..errors import DataError
 from ..eval.benchmarks import FORMATS as BENCHMARKS
 from ..eval.preference import example_metrics, format_metrics
-from ..losses import balanced_bradley_terry, bradley_terry, davidson, plackett_luce, preference_strength
+from ..losses import (balanced_bradley_terry, bradley_terry, davidson, disentangle_loss, plackett_luce,
+                      preference_strength)
 from ..models.ensemble import combine, poisson_weights
 from ..models.heads import completion_rewards, make_batch
 from ..models.readout import score_rewards
@@ -69,9 +72,24 @@ class Options:
                         "ensemble at one model's cost, scored as mean and std (members sharing a backbone disagree "
                         "less than separately trained ones: Eisenstein et al. 2023).", resume=True, low=1)
     heads_seed: int = option(0, "--heads: the seed of the bootstrap weights.", resume=True)
+    disentangle: str = option("", "ODIN (Chen et al. 2024): a head per named feature (length, markdown, lists; comma-"
+                              "separated) beside the quality head, trained on their sum with each feature head "
+                              "correlated with its feature and the quality head decorrelated from it (batch Pearson "
+                              "correlation); the quality head alone is the reward.", resume=True)
+    disentangle_coef: float = option(1.0, "--disentangle: lambda, the weight of the correlation terms (ODIN's "
+                                     "reference: 1).", resume=True, low=0)
+    rrm: bool = option(False, "RRM (Liu et al. 2024): each training example also ranks itself above two completions "
+                       "written for another prompt (tied with each other), so the reward learns what depends on the "
+                       "prompt rather than on style; the counts are said at the start.", resume=True)
 
     def __post_init__(self):
         check_choices(self)
+        try:
+            feature_names(self.disentangle)
+        except ValueError as e:
+            raise ConfigError(f"--disentangle: {e}") from None
+        if self.disentangle and self.heads > 1:
+            raise ConfigError("--disentangle and --heads both set the reward head's outputs: use one of them")
         if self.label_smoothing >= 0.5:
             raise ConfigError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         pairwise = self.loss in ("bt", "scaled_bt")
@@ -106,9 +124,15 @@ texts = example_texts
 def readout(outputs: torch.Tensor, settings, call: ScoreCall) -> dict:
     """The reward: the head's one output. With N heads (``--heads``) the heads are an ensemble:
     their aggregate (the call's ``heads_aggregate``, ``uncertainty_coef``, ``members``; default
-    the mean), ``reward_mean`` and ``reward_std``."""
+    the mean), ``reward_mean`` and ``reward_std``. With ``--disentangle`` the first output, the
+    quality head, is the reward; each feature head's output (``reward_length``...) and their sum
+    (``reward_total``, what the ranking loss trained) come with it."""
     if outputs.shape[-1] == 1:
         return {"reward": float(outputs[0, 0])}
+    if features := settings.extras.get("disentangle"):
+        row = outputs[0].tolist()
+        return {"reward": row[0], **{f"reward_{name}": x for name, x in zip(features, row[1:])},
+                "reward_total": sum(row)}
     return combine(outputs[0].tolist(), call.heads_aggregate, call.uncertainty_coef, call.members)
 
 
@@ -133,6 +157,10 @@ def report(path: str, metrics: dict, examples: list, details: list, model: str, 
 
 
 def head(obj: Options, data=None) -> HeadSpec:
+    if obj.disentangle:  # output 0: the quality head (the reward), then one head per feature
+        features = feature_names(obj.disentangle)
+        return HeadSpec("sequence", 1 + len(features), labels=("quality", *features),
+                        extras={"disentangle": features})
     return HeadSpec("sequence", obj.heads, ensemble_size=obj.heads)
 
 
@@ -142,7 +170,19 @@ def parser(obj: Options):
 
 def encode(tokenizer, examples: list[Example], max_length: int, obj: Options, num_proc: int = 1,
            cache_dir: str = ""):
-    return encode_examples(tokenizer, examples, max_length, num_proc, cache_dir)
+    """Examples -> (example, token ids) items; with ``rrm`` each first gets its two borrowed
+    completions (data/augment.py), said in the counts' notes."""
+    note = None
+    if obj.rrm:
+        try:
+            examples, note = rrm_augment(examples)
+        except ValueError as e:
+            raise ConfigError(f"--rrm: {e}" + (" (with --streaming it sees one row at a time: read the data whole)"
+                                               if len(examples) == 1 else "")) from None
+    items, counts = encode_examples(tokenizer, examples, max_length, num_proc, cache_dir)
+    if note:
+        counts.notes.append(note)
+    return items, counts
 
 
 def rewards_of(details: list[list[dict]]) -> list[list[float]]:
@@ -158,6 +198,8 @@ def describe(obj: Options) -> str:
     extra = [name for name, on in (("balanced", obj.balance), (f"margin {obj.margin}", obj.margin != "column"),
                                    (f"label smoothing {obj.label_smoothing}", obj.label_smoothing)) if on]
     extra += [f"{obj.heads} bootstrap heads"] if obj.heads > 1 else []
+    extra += [f"ODIN heads for {obj.disentangle} (lambda {obj.disentangle_coef:g})"] if obj.disentangle else []
+    extra += ["RRM augmentation"] if obj.rrm else []
     return f"kind preference, loss {obj.loss}" + (f" ({', '.join(extra)})" if extra else "")
 
 
@@ -225,12 +267,17 @@ def loss(rewards: torch.Tensor, items: list, obj: Options) -> tuple[torch.Tensor
     L = (1/N) sum_h sum_units w_{p(unit),h} L_{unit,h}. Units stay the accumulation's
     denominator, so an accumulated step equals one large step; one head is the plain loss."""
     examples = [e for e, _ in items]
+    heads = None
+    if obj.disentangle:  # the ranking loss on the heads' sum; ODIN's terms on the heads themselves
+        heads, rewards = rewards, rewards.sum(-1)
     pairs = _pairs(examples, obj, rewards.device)
     b, w, _, _, _, tied = pairs
     mean = rewards if rewards.dim() == 1 else rewards.mean(-1)
     strict = ~tied
     stats = {"correct": float((mean[b] > mean[w])[strict].sum()), "pairs": float(strict.sum()),
              "completions": float(rewards.shape[0])}  # rows forwarded: each completion exactly once
+    if heads is not None:
+        return _per_unit(rewards, examples, pairs, obj)[0].sum() + _disentangle(heads, items, obj), stats
     if rewards.dim() == 1:
         return _per_unit(rewards, examples, pairs, obj)[0].sum(), stats
     counts = torch.tensor([poisson_weights(e.prompt, obj.heads, obj.heads_seed) for e in examples],
@@ -240,6 +287,17 @@ def loss(rewards: torch.Tensor, items: list, obj: Options) -> tuple[torch.Tensor
         per_unit, unit_prompt = _per_unit(rewards[:, h], examples, pairs, obj)
         total = total + (per_unit * counts[unit_prompt, h]).sum()
     return total / rewards.shape[1], stats
+
+
+def _disentangle(heads: torch.Tensor, items: list, obj: Options) -> torch.Tensor:
+    """ODIN's terms over this micro-batch's completions, weighted by its units: the loop divides
+    by the units of the whole step, so a step averages them over its micro-batches (as the
+    reference computes them over each step's batch; with accumulation, not over the whole step)."""
+    names = feature_names(obj.disentangle)
+    texts = [c for e, _ in items for c in e.completions]
+    features = torch.tensor(feature_values(texts, names), dtype=torch.float32, device=heads.device)
+    value, _ = disentangle_loss(heads, features, obj.disentangle_coef)
+    return value * sum(units(item, obj) for item in items)
 
 
 def _per_unit(rewards: torch.Tensor, examples: list[Example], pairs, obj: Options) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,6 +12,11 @@ Preference objectives (:mod:`rewardlab.losses.preference`):
 - :func:`plackett_luce`: K-wise rankings, with ties (Breslow), partial rankings and padding.
 - :func:`pairwise_metrics`: accuracy (strict), ties, mean margin, mean reward.
 
+Robust rewards (:mod:`rewardlab.losses.robust`):
+
+- :func:`disentangle_loss`: ODIN's terms, a head per feature (length...) correlated with it and the
+  quality head decorrelated from it (Chen et al. 2024); :func:`pearson_correlation`.
+
 Pointwise objectives (:mod:`rewardlab.losses.pointwise`):
 
 - :func:`token_bce`: per-token / per-step BCE from logits, soft labels kept (ORM, binary/soft PRM).
@@ -28,6 +33,7 @@ from .pointwise import (
     token_bce,
     value_regression,
 )
+from .robust import disentangle_loss, pearson_correlation
 from .preference import (
     balanced_bradley_terry,
     bradley_terry,
@@ -46,8 +52,10 @@ __all__ = [
     "bradley_terry_log1p",
     "davidson",
     "discounted_returns",
+    "disentangle_loss",
     "masked_regression",
     "pairwise_metrics",
+    "pearson_correlation",
     "plackett_luce",
     "preference_strength",
     "scaled_bradley_terry",

@@ -37,6 +37,7 @@ from ..data.text import Text, check_unicode, plain_text
 from ..errors import ConfigError, DataError
 from ..inference.rows import add_rewards, build_groups
 from ..models.prefix_cache import PrefixCache
+from .drift import Drift
 from .metrics import Metrics
 
 
@@ -148,7 +149,12 @@ class Service:
         if cfg.normalize and stats is None:
             raise ConfigError(f"{cfg.model or 'the model'} has no saved reward statistics: train it with "
                               "--reward-stats")
+        # An ensemble's members are read on every request, so each one's drift is watched; they are
+        # answered only when asked for.
+        self.hide_members = getattr(rm, "members", None) is not None and not rm.options.members
+        rm = rm.with_options(rm.options, members=True) if self.hide_members else rm
         self.rm, self.limits, self.metrics = rm, limits, Metrics()
+        self.drift = Drift.of(rm, cfg.drift_threshold, cfg.drift_log, cfg.drift_log_mb, cfg.drift_window)
         self.batch_size, self.max_tokens, self.prefix_sharing = cfg.batch_size, cfg.max_batch_tokens, cfg.prefix_sharing
         self.norm = (stats.mean, stats.std or 1.0) if cfg.normalize else None
         # The served model no longer trains, so its keys and values keep (used by the model thread only).
@@ -169,6 +175,11 @@ class Service:
             groups[seen[key]].append(i)
         details, self.last_counts = self.rm.score_details(texts, self.batch_size, self.max_tokens,
                                                           self.prefix_sharing, encoded, self.cache, groups)
+        if self.drift is not None:
+            self.drift.add(details, [len(e[0]) for e in encoded])
+        if self.hide_members:
+            for d in details:
+                d.pop("members", None)
         if self.norm is not None:
             mean, std = self.norm
             for d in details:
@@ -281,12 +292,15 @@ def build_app(rm, cfg, api_key: str | None = None):
     @app.get("/health")
     async def health() -> dict:
         norm = service.norm and {"mean": service.norm[0], "std": service.norm[1]}
-        return {"status": "ok", "model": name, "kind": rm.kind, "max_length": rm.max_length, "normalized": norm}
+        drift = service.drift.report() if service.drift is not None else None
+        return {"status": "ok", "model": name, "kind": rm.kind, "max_length": rm.max_length, "normalized": norm,
+                "drift": drift}
 
     @app.get("/metrics")
     async def prometheus(request: Request):
         if not authorized(request.headers, api_key):
             return answer(refused_token, "/metrics")
+        service.metrics.drift(service.drift.report() if service.drift is not None else None)
         return Response(service.metrics.text(), media_type="text/plain; version=0.0.4")
 
     @app.post("/score")

@@ -2,8 +2,8 @@
 
 Requests and errors by endpoint and status code, batch sizes (requests and texts), model time
 and tokens per batch, tokens sent and tokens processed (their ratio is what prefix sharing saves), the wait
-in the queue before a batch starts, request latency, and the prefix cache (memory, entries, hits,
-tokens reused).
+in the queue before a batch starts, request latency, the prefix cache (memory, entries, hits,
+tokens reused), and the drift of the served rewards from the training distribution (drift.py).
 """
 
 from __future__ import annotations
@@ -43,6 +43,15 @@ class Metrics:
         self.cache_reused = prom.Counter("rewardlab_prefix_cache_reused_tokens_total",
                                          "Tokens whose keys and values came from the prefix cache", registry=r)
         self.seen = (0, 0)  # the cache's own counters at the last batch
+        labels = ["model"]
+        self.drift_mean = prom.Gauge("rewardlab_reward_drift_mean_shift", "Served rewards' mean minus the training "
+                                     "mean, in training standard deviations", labels, registry=r)
+        self.drift_std = prom.Gauge("rewardlab_reward_drift_std_ratio", "Served rewards' std over the training std",
+                                    labels, registry=r)
+        self.drift_psi = prom.Gauge("rewardlab_reward_drift_psi", "Population-stability index of the served rewards "
+                                    "against the training distribution", labels, registry=r)
+        self.drift_n = prom.Gauge("rewardlab_reward_drift_samples", "Served rewards the drift is measured on", labels,
+                                  registry=r)
 
     def cache(self, cache) -> None:
         """The prefix cache's state after a batch (models/prefix_cache.py); nothing without one."""
@@ -74,6 +83,16 @@ class Metrics:
         self.processed.inc(processed)
         for w in waits:
             self.wait.observe(w)
+
+    def drift(self, report: dict | None) -> None:
+        """The drift of every watched model (serve/drift.py), as gauges."""
+        if self.registry is None or report is None:
+            return
+        for name, r in report["models"].items():
+            self.drift_n.labels(name).set(r["n"])
+            for gauge, key in ((self.drift_mean, "mean_shift"), (self.drift_std, "std_ratio"), (self.drift_psi, "psi")):
+                if r[key] is not None:
+                    gauge.labels(name).set(r[key])
 
     def text(self) -> bytes:
         if self.registry is None:

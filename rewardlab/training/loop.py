@@ -196,6 +196,8 @@ def _load_data(max_length: int, cfg: TrainConfig, kind, obj, tokenizer, say, per
     with accelerator.main_process_first() if inputs.tokenized_cache else nullcontext():
         train_set, counts = kind.encode(tokenizer, examples, max_length, obj, inputs.num_proc,
                                         inputs.tokenized_cache)
+    for note in counts.notes:
+        say(f"note: {note}")
     if (msg := counts.report("training examples", max_length)):
         say(f"note: {msg}")
     if not train_set:
