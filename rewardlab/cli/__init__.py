@@ -75,6 +75,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import kinds
+    from ..eval.evaluate import formats
 
     parser = Parser(prog="rewardlab", description="Train, evaluate and serve reward models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -82,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=cls.__doc__, description=cls.__doc__)
         p.add_argument("config", nargs="?", default=None, help="optional YAML file; flags override its values")
         # Training options that belong to one kind are listed under it; --kind takes the registered kinds.
-        add_arguments(p, cls, {"kind": tuple(kinds.KINDS)})
+        # --kind and eval's --format take what is registered (a kind, a benchmark), so the lists live there.
+        add_arguments(p, cls, {"kind": tuple(kinds.KINDS), **({"format": formats()} if name == "eval" else {})})
         parser.flags_of[name] = set(p._option_string_actions)
     return parser
 

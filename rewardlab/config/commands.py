@@ -132,9 +132,7 @@ class EvalConfig:
                      "(a process reward model's first-error F1), prmbench (a PRM's PRMScore), rewardmath (one "
                      "correct solution against nine: accuracy, MRR), rmb (pairwise and best-of-N, helpfulness and "
                      "harmlessness), m-rewardbench (per language), ppe (human preference; best-of-K correctness); "
-                     "auto detects it from the columns and says which.",
-                     choices=("auto", "pairs", "groups", "rewardbench", "rewardbench2", "rm-bench", "judgebench",
-                              "processbench", "prmbench", "rewardmath", "rmb", "m-rewardbench", "ppe"))
+                     "auto detects it from the columns and says which (the list: rewardlab.eval.evaluate.formats).")
     threshold: float = _f(0.0, "Process reward models: the step-score threshold of ProcessBench's first-error rule "
                           "(0: the model's saved one if any, else chosen on the even rows and reported on the odd) "
                           "and of PRMBench's step validity (0: the benchmark's 0.5).", low=0)

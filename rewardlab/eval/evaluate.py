@@ -20,6 +20,7 @@ from ..data.encode import Counts
 from ..data.loader import load_examples
 from ..data.rows import read_rows, source_name
 from ..errors import ConfigError
+from .benchmarks import FORMATS
 from .diagnostics import bias_intervals, lift_warnings, warned
 from .run_benchmarks import benchmark_format, eval_benchmark, eval_leaderboard, is_benchmark
 from .runner import EvalResult, load, name_of, need_matplotlib, score_rows
@@ -48,6 +49,13 @@ def evaluate(model, data, format: str = "auto", *, options: ScoreOptions | dict 
     return run(cfg, list(models), list(datas), say)
 
 
+def formats() -> tuple[str, ...]:
+    """Every ``--format``: auto, the kinds' own (pairs, groups, processbench) and the benchmarks,
+    as registered now (a benchmark added to ``benchmarks.FORMATS`` is one at once)."""
+    own = dict.fromkeys(f for kind in kinds.KINDS.values() for f in kind.FORMATS)
+    return ("auto", *own, *FORMATS)
+
+
 def run(cfg: EvalConfig, models: list, datas: list, say: Callable[[str], None] | None = None) -> EvalResult:
     """The evaluation ``cfg`` asks for (``rewardlab eval``'s dispatch): a leaderboard, a comparison, an
     ensemble, a benchmark file, or the kind's own rows."""
@@ -55,6 +63,8 @@ def run(cfg: EvalConfig, models: list, datas: list, say: Callable[[str], None] |
     tell = _teller(say, notes)
     if not models or not datas or any(d is None or d == "" for d in datas):
         raise ConfigError("missing --model" if not models else "missing --data")
+    if cfg.format not in formats():
+        raise ConfigError(f"format must be one of {', '.join(formats())}, got {cfg.format!r}")
     if len(datas) > 1 or (len(models) > 1 and is_benchmark(cfg, datas[0])):
         return _noted(eval_leaderboard(cfg, models, datas, tell), notes)
     data = datas[0]
@@ -66,9 +76,9 @@ def run(cfg: EvalConfig, models: list, datas: list, say: Callable[[str], None] |
             return _noted(eval_ensemble(cfg, rm, data, tell), notes)
         return _noted(eval_benchmark(cfg, rm, benchmark, data, tell), notes)
     kind = rm.rules
-    if cfg.format not in ("auto", *kind.FORMATS):
+    if cfg.format not in ("auto", *kind.FORMATS, *FORMATS):
         raise ConfigError(f"--format {cfg.format} does not apply to {name_of(rm)}, a model of kind {rm.kind} "
-                          f"(its formats: {', '.join(('auto',) + kind.FORMATS)})")
+                          f"(its formats: {', '.join(('auto', *kind.FORMATS, *FORMATS))})")
     if (benchmark := benchmark_format(cfg, kind, data, tell)) is not None:
         return _noted(eval_benchmark(cfg, rm, benchmark, data, tell), notes)
     return _noted(eval_own_rows(cfg, rm, data, tell), notes)

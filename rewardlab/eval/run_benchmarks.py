@@ -25,7 +25,7 @@ def is_benchmark(cfg: EvalConfig, data) -> bool:
 def benchmark_format(cfg: EvalConfig, kind, data, tell) -> Benchmark | None:
     """The benchmark for --format (or the one detected from ``data``'s columns), None for the
     kind's own rows. The detected format is said on the first line."""
-    if cfg.format not in FORMATS and (cfg.format != "auto" or not set(FORMATS) & set(kind.FORMATS)):
+    if cfg.format not in FORMATS and cfg.format != "auto":
         return None
     name = cfg.format if cfg.format != "auto" else detect(read_rows(data, keep_bad=True), source_name(data))
     if cfg.format == "auto":

@@ -55,7 +55,7 @@ from .protocol import HeadSpec, ScoreCall
 NAME = "implicit_prm"
 STATS = ("correct", "examples")
 PER_TOKEN = True  # token_rewards: r_t of every completion token
-FORMATS = ("processbench", *points.FORMATS)
+FORMATS = ("processbench",)
 units = lambda item, obj: 1  # noqa: E731  (unit: an example)
 read_mode = lambda per_token: "tokens"  # noqa: E731  (every completion token is read)
 LOGITS_BUDGET = 2**27  # logits held at once when scoring (reads x vocabulary, fp32: 512 MiB)

@@ -12,14 +12,14 @@ import torch
 
 from ..data.pointwise import Point, encode_points, text_point
 from ..data.text import Text
-from ..eval.benchmarks import FORMATS as BENCHMARKS
 from ..eval.pointwise import format_pointwise
 from ..models.heads import HeadOutputs, make_batch
 from ..models.readout import as_json, score_points
 from .protocol import HeadSpec, ScoreCall
 
-# eval reads the kind's own rows, or any benchmark (one that needs step scores says so to a kind without them)
-FORMATS: tuple[str, ...] = tuple(BENCHMARKS)
+# eval formats of the kind's own beside the benchmarks, which every kind takes (one that needs step
+# scores says so to a kind without them): none for these kinds
+FORMATS: tuple[str, ...] = ()
 
 
 @dataclass

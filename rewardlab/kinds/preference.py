@@ -30,7 +30,6 @@ from ..data.encode import encode_examples, example_texts
 from ..data.features import feature_names, feature_values
 from ..data.preference import Example, check_example
 from ..errors import DataError
-from ..eval.benchmarks import FORMATS as BENCHMARKS
 from ..eval.preference import example_metrics, format_metrics
 from ..losses import (balanced_bradley_terry, bradley_terry, davidson, disentangle_loss, plackett_luce,
                       preference_strength)
@@ -115,7 +114,7 @@ class Options:
 
 
 STATS = ("correct", "pairs", "completions")  # summed over a step's micro-batches and processes
-FORMATS = ("pairs", "groups", *BENCHMARKS)
+FORMATS = ("pairs", "groups")
 forward_module = completion_rewards
 format_eval = format_metrics
 texts = example_texts

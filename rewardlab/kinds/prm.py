@@ -31,7 +31,7 @@ from .protocol import HeadSpec, ScoreCall
 
 NAME = "prm"
 STATS = ("correct", "steps")
-FORMATS = ("processbench", *points.FORMATS)
+FORMATS = ("processbench",)
 
 
 def step_marker(obj: Options) -> str:

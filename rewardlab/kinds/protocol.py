@@ -168,7 +168,8 @@ class Evaluation(Protocol):
     """What ``rewardlab.evaluate`` and its reports need."""
 
     FORMATS: tuple[str, ...]
-    """*Optional* (every benchmark). ``eval --format`` values this kind's models are scored with."""
+    """*Optional* (none). ``eval --format`` values of the kind's own (pairs, processbench...), beside the
+    benchmarks of rewardlab/eval/benchmarks/, which every kind is scored on."""
     HEADLINE: str
     """*Optional* ('accuracy'). The metric an evaluation of this kind is known by."""
 
