@@ -126,8 +126,9 @@ def value_regression(
     ``smooth_l1_loss``; note that inside delta it is half the "mse" value (the usual Huber scale).
 
     Args:
-        values, returns: same shape, e.g. (T,) over the tokens. ``returns`` is used as given
-            (detach it if it was computed from the model).
+        values: the predictions, e.g. (T,) over the tokens.
+        returns: the targets, the same shape; used as given (detach them if they were computed
+            from the model).
         loss: "mse" or "huber"; anything else: ValueError. delta > 0 (Huber only).
         reduction: "sum" or "mean" over the tokens.
     """
@@ -167,7 +168,8 @@ def masked_regression(predictions: Tensor, targets: Tensor, mask: Tensor, reduct
     is NaN.
 
     Args:
-        predictions, targets: (B, N).
+        predictions: (B, N).
+        targets: (B, N).
         mask: (B, N) bool, True where the attribute is rated.
         reduction: "sum", or "mean" = sum / number of rated entries (nan if none is rated).
     """

@@ -103,7 +103,8 @@ def bradley_terry(
       mean. It is added after the weight (a regulariser on every pair, not weighted evidence).
 
     Args:
-        chosen, rejected: rewards, shape (B,).
+        chosen: rewards of the preferred completions, shape (B,).
+        rejected: rewards of the other completions, shape (B,).
         margin: per-pair margins (B,), or None.
         center_coefficient: c above; 0 disables it.
         reduction: "mean" (sum / B) or "sum" over the B pairs.
@@ -147,7 +148,8 @@ def balanced_bradley_terry(
         num_groups: number of prompt slots; a prompt with no pair is ignored.
         reduction: over the prompts that have at least one pair: "mean" = sum_p L_p / #prompts,
             "sum" = sum_p L_p (for accumulation, divide by the prompts of the whole step).
-        other arguments: as in :func:`bradley_terry`.
+
+    The other arguments are those of :func:`bradley_terry`.
 
     Metrics: :func:`pairwise_metrics` over the pairs, plus "prompts" (prompts with >= 1 pair).
     """
