@@ -39,7 +39,8 @@ def test_report_renders_every_figure_in_chromium(tiny_bert, tmp_path, capsys):
     metrics = json.loads(capsys.readouterr().out)
     page = report.read_text()
     assert "http" not in page.replace("http-equiv", "")  # self-contained: nothing fetched
-    assert page.count("<img") == 4  # per-subset bars, reward distributions, reliability diagram, length
+    # per-subset bars, reward distributions, reliability diagram, length bias, reward against length
+    assert page.count("<img") == 5
     text = _open(report, tmp_path, "report.png")  # every figure drawn, no console error, a screenshot
     assert "Worst mistakes" in text and f"{metrics['accuracy']:.4f}" in text
     assert Path(tmp_path / "report.png").stat().st_size > 10000
