@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rewardlab import kinds
-
-from rewardlab import RewardModel
+from rewardlab import RewardModel, kinds
 from rewardlab.config import ModelSettings, RewardStats
 from rewardlab.errors import ModelError
 from rewardlab.inference.rows import score_rows
