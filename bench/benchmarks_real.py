@@ -21,6 +21,8 @@ Benchmark files (from the benchmarks' own GitHub repositories, read where they l
 Baselines are the benchmark's own rule applied to made-up scores of the same rows: random scores
 (the mean over 20 seeds), the longer and the shorter answer (RMB, RewardMATH), every step valid and random step
 scores (PRMBench). Published numbers are printed beside, with what they were measured on.
+Written to OUT/results.json and, with the commit and versions, to
+bench/results/benchmarks-real-MODEL.json (bench/harness.py). ``--model``: another backbone for both.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-SHARED = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
+from bench.harness import SHARED_DATA, fmt, record  # noqa: E402
 import rewardlab  # noqa: E402
 from rewardlab.data.rows import read_rows  # noqa: E402
 from rewardlab.data.steps import write_prm_rows  # noqa: E402
@@ -53,13 +55,14 @@ PUBLISHED = {
 SEEDS = 20
 
 
-def train_models(out: Path, reuse: bool) -> dict[str, float]:
-    """The HH reward model and the GSM8K PRM (``rewardlab.train``); their training times (s)."""
+def train_models(out: Path, reuse: bool, model: str = "minilm", hh_pairs: int = 1600) -> dict[str, float]:
+    """The HH reward model (hh-MODEL) and the GSM8K PRM (``rewardlab.train``); their training times (s)."""
     times = {}
-    hh = SHARED / "hh-rlhf-harmless" / "pairs.jsonl.gz"
+    hh = SHARED_DATA / "hh-rlhf-harmless" / "pairs.jsonl.gz"
     steps = out / "prm_train.jsonl"
-    jobs = {"hh-minilm": (str(ROOT / "configs" / "hh_minilm.yaml"), {"data": f"{hh}[:1600]"}),
-            "prm": (None, {"model": "minilm", "kind": "prm", "data": str(steps), "epochs": 1, "batch_size": 32,
+    jobs = {f"hh-{Path(model).name}": (str(ROOT / "configs" / "hh_minilm.yaml"),
+                                        {"model": model, "data": f"{hh}[:{hh_pairs}]"}),
+            "prm": (None, {"model": model, "kind": "prm", "data": str(steps), "epochs": 1, "batch_size": 32,
                            "lr": 1e-4, "max_length": 512})}
     for name, (config, options) in jobs.items():
         done = out / f"{name}.time.json"
@@ -68,7 +71,7 @@ def train_models(out: Path, reuse: bool) -> dict[str, float]:
             continue
         t0 = time.perf_counter()
         if name == "prm":
-            write_prm_rows(str(steps), str(SHARED / "gsm8k" / "train.jsonl"))
+            write_prm_rows(str(steps), str(SHARED_DATA / "gsm8k" / "train.jsonl"))
         rewardlab.train(config, output=str(out / name), save_every=0, **options)
         times[name] = time.perf_counter() - t0
         done.write_text(json.dumps({"train_s": times[name]}))
@@ -112,14 +115,17 @@ def main() -> None:
     p.add_argument("--rewardmath", required=True, help="RewardMATH_direct.json")
     p.add_argument("--out", default="runs/bench-benchmarks")
     p.add_argument("--reuse", action="store_true", help="reuse models trained by an earlier run in --out")
+    p.add_argument("--model", default="minilm", help="the backbone of both models (an alias or a folder)")
+    p.add_argument("--hh-pairs", type=int, default=1600, help="the first N HH-RLHF pairs train the HH model")
     args = p.parse_args()
-    for need in (SHARED / "hh-rlhf-harmless" / "pairs.jsonl.gz", SHARED / "gsm8k" / "train.jsonl"):
+    for need in (SHARED_DATA / "hh-rlhf-harmless" / "pairs.jsonl.gz", SHARED_DATA / "gsm8k" / "train.jsonl"):
         if not need.exists():
             sys.exit(f"{need} not found: set REWARDLAB_SHARED_DATA to the folder holding hh-rlhf-harmless/ and gsm8k/")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    times = train_models(out, args.reuse)
-    hh, prm = str(out / "hh-minilm"), str(out / "prm")
+    times = train_models(out, args.reuse, args.model, args.hh_pairs)
+    backbone = Path(args.model).name
+    hh, prm = str(out / f"hh-{backbone}"), str(out / "prm")
     plan = [("prmbench", args.prmbench, prm), ("rmb", args.rmb, hh), ("rewardmath", args.rewardmath, hh),
             ("rewardmath", args.rewardmath, prm)]
     results = {"train_s": times, "runs": []}
@@ -134,6 +140,16 @@ def main() -> None:
                             "rewardmath": baselines("rewardmath", args.rewardmath)}
     (out / "results.json").write_text(json.dumps(results, indent=1))
     report(results)
+    record(f"benchmarks-real-{backbone}", f"PRMBench, RMB and RewardMATH on their released files: {backbone}", args,
+           results, table(results), notes=[f"published, {k}: {v}" for k, v in PUBLISHED.items()])
+
+
+def table(r: dict) -> dict:
+    """Each run's headline number beside the same benchmark's baselines."""
+    rows = [[x["benchmark"], x["model"], x["headline"], fmt(x["number"], 4),
+             ", ".join(f"{k} {v:.4f}" for k, v in r["baselines"][x["benchmark"]].items())] for x in r["runs"]]
+    return {"columns": ["benchmark", "model", "headline", "number", "baselines (the benchmark's own rule)"],
+            "rows": rows}
 
 
 def report(r: dict) -> None:

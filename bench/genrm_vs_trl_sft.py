@@ -13,7 +13,8 @@ sequences pre-tokenized with the verdict as the only completion token (``labels`
 ``completion_mask``, ``skip_prepare_dataset``), so it adds no EOS and trains exactly those positions. fp32, fused
 AdamW, same learning rate, no warmup, linear decay, clipping 1.0, dropout off, no gradient
 checkpointing. Runs alternate, each in a fresh process; the first --warmup steps are left out of
-the timing. Printed: median examples/s, peak RSS, the ratio and both losses per step.
+the timing. Printed: median examples/s, peak RSS, the ratio and both losses per step. Recorded in
+bench/results/genrm-vs-trl-sft-BACKBONE-L<layers>.json (bench/harness.py; the real layer count).
 """
 
 from __future__ import annotations
@@ -29,18 +30,19 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-from peer_trainer import clock, in_order, report, rewardlab_result, run, trl_inputs  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-DATA = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "gsm8k" / "model_solutions.jsonl.gz"
+from bench.harness import SHARED_DATA, cut_layers, record  # noqa: E402
+from bench.peer_trainer import clock, in_order, report, rewardlab_result, run, trl_inputs  # noqa: E402
+
+DATA = SHARED_DATA / "gsm8k" / "model_solutions.jsonl.gz"
 
 
-def prepare(args, work: Path) -> tuple[str, str, str]:
-    """The cut backbone folder, rewardlab's rows in visiting order, and TRL's tokenized rows."""
+def prepare(args, work: Path) -> tuple[str, str, str, int]:
+    """The cut backbone folder, rewardlab's rows in visiting order, TRL's tokenized rows, and the
+    layers kept."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from rewardlab.data.gsm8k import solution_rows
@@ -49,11 +51,7 @@ def prepare(args, work: Path) -> tuple[str, str, str]:
 
     path = resolve(args.backbone)
     tok, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    if args.layers:
-        model.model.layers = model.model.layers[: args.layers]
-        model.config.num_hidden_layers = args.layers
-        if getattr(model.config, "layer_types", None):
-            model.config.layer_types = model.config.layer_types[: args.layers]
+    layers = cut_layers(model, args.layers)
     folder = work / "backbone"
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
@@ -80,7 +78,7 @@ def prepare(args, work: Path) -> tuple[str, str, str]:
                          "labels": [-100] * len(ids) + [verdict]})
     tokenized = work / "trl_rows.jsonl"
     tokenized.write_text("".join(json.dumps(r) + "\n" for r in trl_rows))
-    return str(folder), str(data), str(tokenized)
+    return str(folder), str(data), str(tokenized), layers
 
 
 def worker_rewardlab(args) -> dict:
@@ -126,7 +124,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1, help="leading steps left out of the timing (at least 1)")
     p.add_argument("--worker", choices=["rewardlab", "trl"], help=argparse.SUPPRESS)
-    for hidden in ("work", "folder", "data", "ordered"):
+    p.add_argument("--work", help="folder for the backbone, the rows and the runs (default: a new temporary one)")
+    for hidden in ("folder", "data", "ordered"):
         p.add_argument(f"--{hidden}", help=argparse.SUPPRESS)
     args = p.parse_args()
     if not 1 <= args.warmup < args.steps:
@@ -141,8 +140,9 @@ def main() -> None:
 
     if not DATA.exists():
         raise SystemExit(f"needs {DATA} (set REWARDLAB_SHARED_DATA)")
-    work = Path(tempfile.mkdtemp(prefix="rl-genrm-bench-"))
-    folder, data, ordered = prepare(args, work)
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="rl-genrm-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    folder, data, ordered, layers = prepare(args, work)
     runs: dict[str, list[dict]] = {"rewardlab": [], "trl": []}
     for r in range(args.repeats):
         for name in runs:
@@ -167,7 +167,27 @@ def main() -> None:
           f"{med['rewardlab']['peak_rss_mb'] / med['trl']['peak_rss_mb']:.2f}x peak memory")
     a, b = runs["rewardlab"][0]["losses"], runs["trl"][0]["losses"]
     n = min(len(a), len(b))
-    print(f"loss per step, max |rewardlab - TRL| over {n} steps: {max(abs(x - y) for x, y in zip(a[:n], b[:n])):.2e}")
+    diff = max(abs(x - y) for x, y in zip(a[:n], b[:n]))
+    print(f"loss per step, max |rewardlab - TRL| over {n} steps: {diff:.2e}")
+
+    results = {"runs": runs, "median": med, "layers": layers, "loss_max_diff": diff,
+               "ratio": {k: med["rewardlab"][k] / med["trl"][k] for k in ("examples_s", "peak_rss_mb")}}
+    name = Path(args.backbone).name
+    record(f"genrm-vs-trl-sft-{name}-L{layers}",
+           f"Generative-verifier training vs TRL's SFTTrainer: {name}, {layers} layers", args, results, table(results),
+           notes=[f"{args.steps} steps x {args.batch_size} GSM8K solutions, max_length {args.max_length}, fp32; "
+                  f"medians of {args.repeats} alternating runs, each in a fresh process, the first {args.warmup} "
+                  f"step(s) left out of the timing",
+                  f"loss per step, max |rewardlab - TRL| over {n} steps: {diff:.2e}"])
+
+
+def table(results: dict) -> dict:
+    """Medians per trainer, then the ratio rewardlab / TRL."""
+    med, ratio = results["median"], results["ratio"]
+    rows = [[w, f"{m['examples_s']:.2f}", f"{m['peak_rss_mb']:.0f}", f"{results['runs'][w][0]['losses'][-1]:.4f}"]
+            for w, m in med.items()]
+    rows.append(["ratio rewardlab/TRL", f"{ratio['examples_s']:.2f}x", f"{ratio['peak_rss_mb']:.2f}x", ""])
+    return {"columns": ["trainer", "examples/s", "peak MB", "loss at the end"], "rows": rows}
 
 
 if __name__ == "__main__":

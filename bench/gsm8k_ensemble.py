@@ -12,7 +12,9 @@ with its training statistics) and one ``--heads H`` model. For each selector, th
 of its pick among n = 1..4 candidates (all subsets of n, as eval's best-of-N curve), beside the
 random pick, the majority vote on the final answer and the oracle. Selectors: each member alone,
 the ensemble's mean, min (worst case), mean - 1 std and mean - 2 std (uncertainty-weighted),
-and the same aggregates over the heads. Written to OUT/results.json.
+and the same aggregates over the heads. Written to OUT/results.json (OUT:
+runs/bench-gsm8k-ensemble-MODEL unless --out says otherwise) and, with the commit and versions,
+to bench/results/gsm8k-ensemble-MODEL.json (bench/harness.py).
 
 Four candidates is mild optimisation pressure: the question here is whether the conservative
 aggregates lose or gain anything at it, not a reproduction of Gao et al.'s curves.
@@ -27,17 +29,18 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-SHARED = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "gsm8k"
 
+from bench.harness import SHARED_DATA, fmt, record  # noqa: E402
 import rewardlab  # noqa: E402
 from rewardlab.inference.combine import make_ensemble  # noqa: E402
 from rewardlab.data.gsm8k import solution_groups  # noqa: E402
 from rewardlab.eval.diagnostics import best_of_n_curve  # noqa: E402
 from rewardlab.eval.ranking import majority_answer  # noqa: E402
 from rewardlab.models.ensemble import aggregate  # noqa: E402
+
+SHARED = SHARED_DATA / "gsm8k"
 
 
 def train(model: str, data: str, out: Path, seed: int, reuse: bool, **options) -> float:
@@ -77,17 +80,20 @@ def main() -> None:
     p.add_argument("--model", default="minilm")
     p.add_argument("--members", type=int, default=3)
     p.add_argument("--heads", type=int, default=3)
+    p.add_argument("--train-questions", type=int, default=800,
+                   help="the first N questions train, the rest are the candidates")
     p.add_argument("--out", default="")
     p.add_argument("--reuse", action="store_true", help="keep models already trained in OUT")
     args = p.parse_args()
     path = SHARED / "model_solutions.jsonl.gz"
     if not path.exists():
         raise SystemExit(f"{path} not found: this benchmark runs on the shared GSM8K data")
-    out = Path(args.out or f"runs/bench-gsm8k-ensemble-{args.model}")
+    model = Path(args.model).name  # an alias, or a folder's name
+    out = Path(args.out or f"runs/bench-gsm8k-ensemble-{model}")
     out.mkdir(parents=True, exist_ok=True)
     groups = solution_groups(str(path))
-    train_rows = [g for g in groups if g["question_id"] < 800]
-    test_rows = [g for g in groups if g["question_id"] >= 800]
+    train_rows = [g for g in groups if g["question_id"] < args.train_questions]
+    test_rows = [g for g in groups if g["question_id"] >= args.train_questions]
     data, candidates = out / "train.jsonl", out / "candidates.jsonl"
     data.write_text("".join(json.dumps(g) + "\n" for g in train_rows))
     candidates.write_text("".join(json.dumps({k: g[k] for k in ("prompt", "completions")}) + "\n" for g in test_rows))
@@ -120,6 +126,16 @@ def main() -> None:
     print(f"{'random':<28} " + " ".join(f"{v:<8.4f}" for v in first["random"]))
     print(f"{'oracle':<28} " + " ".join(f"{v:<8.4f}" for v in first["oracle"]))
     print(f"majority vote on the final answer (n=4): {majority:.4f}")
+    record(f"gsm8k-ensemble-{model}", f"Best-of-N on GSM8K picked by one proxy, an ensemble and its conservative "
+           f"aggregates: {model}", args, results, table(results, first["n"]))
+
+
+def table(results: dict, ns: list[int]) -> dict:
+    """Each selector's gold accuracy among n = 1..4 candidates, then random, oracle and majority."""
+    rows = [[name, *(fmt(v, 4) for v in curve)] for name, curve in results["curves"].items()]
+    rows += [[name, *(fmt(v, 4) for v in results[name])] for name in ("random", "oracle")]
+    rows.append(["majority vote (n=4)", *[""] * (len(ns) - 1), fmt(results["majority_vote"], 4)])
+    return {"columns": ["selector", *(f"n={n}" for n in ns)], "rows": rows}
 
 
 if __name__ == "__main__":

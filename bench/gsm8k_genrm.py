@@ -8,25 +8,33 @@ same rows of ../shared/data/gsm8k/model_solutions.jsonl.gz (the first N question
 solutions each), with the same backbone, learning rate, batch and one epoch, and evaluated on the
 last M questions: pooled AUROC, AUROC within a question (does it rank one question's solutions;
 the mean over questions with both a right and a wrong solution), ECE, and best-of-4 beside random
-pick, majority vote and the oracle. Every number is printed and written to OUT/results.json.
+pick, majority vote and the oracle. Every number is printed and written to OUT/results.json, and
+with the commit and versions to bench/results/gsm8k-genrm-MODEL.json (bench/harness.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gsm8k_orm_prm import SHARED, within_question_auroc, write  # noqa: E402 (puts the repo on sys.path, offline)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from bench.gsm8k_orm_prm import within_question_auroc, write  # noqa: E402
+from bench.harness import SHARED_DATA, fmt, record  # noqa: E402
 
 import rewardlab  # noqa: E402
 from rewardlab.config import TrainConfig  # noqa: E402
 from rewardlab.data.gsm8k import solution_rows  # noqa: E402
 from rewardlab.training import train  # noqa: E402
+
+SHARED = SHARED_DATA / "gsm8k"
 
 
 def evaluate(model_dir: str, data: str, batch_size: int) -> dict:
@@ -63,6 +71,20 @@ def main() -> None:
                          "eval": evaluate(str(out / kind), eval_file, 16)}
         print(kind, json.dumps(results[kind]), flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
+    model = Path(args.model).name
+    record(f"gsm8k-genrm-{model}", f"A generative verifier vs an ORM on GSM8K solutions: {model}", args, results,
+           table(results))
+
+
+def table(results: dict) -> dict:
+    """Each kind's AUROCs, ECE and best-of-4, then the baselines of the same questions."""
+    kinds = [k for k in results if k != "settings"]
+    rows = [[k, fmt(e.get("auroc")), fmt(e["auroc_within_question"]), fmt(e.get("ece")), fmt(e.get("best_of_n")),
+             f"{results[k]['train_s']:.0f}"] for k in kinds for e in [results[k]["eval"]]]
+    e = results[kinds[0]]["eval"] if kinds else {}
+    rows += [[name, chance, chance, "", fmt(e.get(name)), ""]
+             for name, chance in (("random", "0.5"), ("majority", ""), ("oracle", ""))]
+    return {"columns": ["verifier", "AUROC", "AUROC within a question", "ECE", "best-of-4", "train s"], "rows": rows}
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ first M rows of the same construction from gsm8k/test.jsonl:
   reward is the corrupted one, against chance (picking a step uniformly: the mean of 1/steps);
 - the outcome AUROC of sigma(sum of token rewards).
 
-Every number is printed and written to OUT/results.json.
+Every number is printed and written to OUT/results.json, and with the commit and versions to
+bench/results/gsm8k-implicit-prm-MODEL.json (bench/harness.py).
 """
 
 from __future__ import annotations
@@ -28,15 +29,17 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-SHARED = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "gsm8k"
 
+from bench.harness import SHARED_DATA, fmt, record  # noqa: E402
 import rewardlab  # noqa: E402
 from rewardlab.config import TrainConfig  # noqa: E402
 from rewardlab.data.steps import gsm8k_step_rows  # noqa: E402
 from rewardlab.training import train  # noqa: E402
+
+SHARED = SHARED_DATA / "gsm8k"
+EXPLICIT_PRM_F1 = 0.661  # bench/gsm8k_orm_prm.py's supervised PRM (MiniLM, step labels, all 7,473 rows)
 
 
 def write(path: Path, rows: list[dict]) -> str:
@@ -92,6 +95,19 @@ def main() -> None:
                        "eval_s": round(time.perf_counter() - t0, 1)}
     print(json.dumps(results, indent=1), flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
+    model = Path(args.model).name
+    record(f"gsm8k-implicit-prm-{model}", f"Implicit process rewards from outcome labels on GSM8K: {model}", args,
+           results, table(results))
+
+
+def table(results: dict) -> dict:
+    """The three measures, each beside what it is compared with."""
+    e = results["eval"]
+    pb, first = e["processbench"] or {}, e["first_error"]
+    rows = [["ProcessBench first-error F1", fmt(pb.get("f1")), f"explicitly supervised PRM {EXPLICIT_PRM_F1}"],
+            ["first error found (lowest step reward)", fmt(first["rate"]), f"chance {fmt(first['chance'])}"],
+            ["outcome AUROC", fmt(e["outcome_auroc"]), "chance 0.5"]]
+    return {"columns": ["measure", "implicit PRM", "compared with"], "rows": rows}
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ first-error F1, (b) the CHAMP human annotations of the first wrong step (competi
 optional champ-dataset package, skipped without it), (c) best-of-4 on the last 200 questions of
 model_solutions, each solution split into steps at newlines, aggregate min.
 
-Every number is printed and written to OUT/results.json.
+Every number is printed and written to OUT/results.json, and with the commit and versions to
+bench/results/gsm8k-orm-prm-MODEL.json (bench/harness.py; gsm8k-orm-MODEL with ``--kinds orm``).
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from bench.harness import SHARED_DATA, fmt, record  # noqa: E402
 import rewardlab  # noqa: E402
 from rewardlab.config import TrainConfig  # noqa: E402
 from rewardlab.data.gsm8k import solution_rows, solution_step_rows  # noqa: E402
@@ -40,7 +41,7 @@ from rewardlab.eval.pointwise import auroc  # noqa: E402
 from rewardlab.data.steps import gsm8k_step_rows, read_champ  # noqa: E402
 from rewardlab.training import train  # noqa: E402
 
-SHARED = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "gsm8k"
+SHARED = SHARED_DATA / "gsm8k"
 
 
 def write(path: Path, rows: list[dict]) -> str:
@@ -75,6 +76,9 @@ def main() -> None:
     p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--prm-train-limit", type=int, default=None, help="first N GSM8K train problems (default all)")
     p.add_argument("--orm-loss-on", default="auto", choices=("auto", "all_tokens", "last_token"))
+    p.add_argument("--train-questions", type=int, default=800,
+                   help="model_solutions: the first N questions train the ORM, the rest evaluate (and best-of-4)")
+    p.add_argument("--champ-limit", type=int, default=None, help="first N CHAMP rows (default all)")
     args = p.parse_args()
     if not SHARED.exists():
         sys.exit(f"{SHARED} not found: set REWARDLAB_SHARED_DATA to the folder holding gsm8k/")
@@ -84,8 +88,9 @@ def main() -> None:
                   save_every=0, log_every=10, eval_batch_size=32)
     if "orm" in args.kinds:
         rows = solution_rows(solutions)
-        train_file = write(out / "data" / "orm_train.jsonl", [r for r in rows if r["question_id"] < 800])
-        eval_file = write(out / "data" / "orm_eval.jsonl", [r for r in rows if r["question_id"] >= 800])
+        split = args.train_questions
+        train_file = write(out / "data" / "orm_train.jsonl", [r for r in rows if r["question_id"] < split])
+        eval_file = write(out / "data" / "orm_eval.jsonl", [r for r in rows if r["question_id"] >= split])
         shutil.rmtree(out / "orm", ignore_errors=True)
         t0 = time.perf_counter()
         r = train(TrainConfig.flat(kind="orm", data=train_file, eval_data=eval_file, output=str(out / "orm"),
@@ -107,16 +112,44 @@ def main() -> None:
         results["prm"] = {"train_rows": r["train_examples"], "train_corrupted": counts["corrupted"],
                           "train_s": time.perf_counter() - t0}
         results["prm"]["gsm8k_test"] = evaluate(str(out / "prm"), test_file).metrics
-        steps = [x for x in solution_step_rows(solutions) if x["question_id"] >= 800]
+        steps = [x for x in solution_step_rows(solutions) if x["question_id"] >= args.train_questions]
         results["prm"]["best_of_4"] = evaluate(str(out / "prm"), write(out / "data" / "prm_bo4.jsonl", steps)).metrics
         if importlib.util.find_spec("champ_dataset"):
-            champ = write(out / "data" / "champ.jsonl", read_champ())
+            champ = write(out / "data" / "champ.jsonl", read_champ()[:args.champ_limit])
             results["prm"]["champ"] = evaluate(str(out / "prm"), champ).metrics
         else:
             results["prm"]["champ"] = "skipped: pip install champ-dataset"
         print(json.dumps(results["prm"]), flush=True)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
+    model = Path(args.model).name
+    record(f"gsm8k-{'-'.join(results)}-{model}", f"Outcome and process reward models on GSM8K: {model}", args,
+           results, table(results))
+
+
+def table(results: dict) -> dict:
+    """Each model's headline numbers beside the baselines of the same rows."""
+    rows = []
+
+    def pick(who: str, m: dict) -> None:  # best-of-4 and its baselines (eval's best-of-N numbers)
+        rows.append([who, "best-of-4", fmt(m.get("best_of_n")), ", ".join(
+            f"{k} {fmt(m.get(k))}" for k in ("random", "majority", "oracle"))])
+
+    if "orm" in results:
+        o, e = results["orm"], results["orm"]["eval"]
+        rows += [["ORM", "AUROC", fmt(e.get("auroc")), "chance 0.5"],
+                 ["ORM", "AUROC within a question", fmt(o["auroc_within_question"]), "chance 0.5"],
+                 ["ORM", "ECE", fmt(e.get("ece")), ""]]
+        pick("ORM", e)
+    if "prm" in results:
+        r = results["prm"]
+        test, champ = r["gsm8k_test"], r["champ"]
+        rows += [["PRM", "GSM8K test step F1 (mean of both classes)", fmt(test.get("steps", {}).get("f1_mean")), ""],
+                 ["PRM", "GSM8K test ProcessBench F1", fmt(test.get("processbench", {}).get("f1")), ""]]
+        pick("PRM (min over steps)", r["best_of_4"].get("best_of_n", {}))
+        rows.append(["PRM", "CHAMP ProcessBench F1", fmt(champ.get("processbench", {}).get("f1"))
+                     if isinstance(champ, dict) else champ, ""])
+    return {"columns": ["model", "metric", "value", "baselines"], "rows": rows}
 
 
 if __name__ == "__main__":

@@ -13,10 +13,12 @@ Trained and measured in one run:
 - one model with ``--heads H`` bootstrap heads on one backbone (an ensemble in one forward);
 - the weight average of the members (``rewardlab merge``, WARM).
 
-Printed and written to OUT/results.json: held-out accuracy and calibration (ECE) of each, the
-members' mean and best, the AUROC of the ensemble's spread for a wrong order (0.5: the spread
-says nothing) with the accuracy on the most and least certain quarter of pairs, training time,
-and the baselines (random 0.5, the longer answer, the shorter answer).
+Printed and written to OUT/results.json (OUT: runs/bench-hh-ensemble-MODEL unless --out says
+otherwise) and, with the commit and versions, to bench/results/hh-ensemble-MODEL.json
+(bench/harness.py): held-out accuracy and calibration (ECE) of each, the members' mean and best,
+the AUROC of the ensemble's spread for a wrong order (0.5: the spread says nothing) with the
+accuracy on the most and least certain quarter of pairs, training time, and the baselines
+(random 0.5, the longer answer, the shorter answer).
 """
 
 from __future__ import annotations
@@ -29,14 +31,15 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded
-SHARED = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf-harmless"
 
+from bench.harness import SHARED_DATA, fmt, record  # noqa: E402
 from bench.hh_judge import length_baselines  # noqa: E402  (random, the longer and the shorter answer)
 import rewardlab  # noqa: E402
 from rewardlab.inference.combine import make_ensemble, merge_models  # noqa: E402
+
+SHARED = SHARED_DATA / "hh-rlhf-harmless"
 
 
 def train(model: str, data: str, out: Path, seed: int, lr: str, reuse: bool, **options) -> float:
@@ -76,7 +79,8 @@ def main() -> None:
     if not path.exists():
         raise SystemExit(f"{path} not found: this benchmark runs on the shared HH-RLHF data")
     rows = [json.loads(x) for x in gzip.open(path, "rt")]
-    out = Path(args.out or f"runs/bench-hh-ensemble-{args.model}")
+    model = Path(args.model).name  # an alias, or a folder's name
+    out = Path(args.out or f"runs/bench-hh-ensemble-{model}")
     out.mkdir(parents=True, exist_ok=True)
     train_rows, eval_rows = rows[:args.train_pairs], rows[-args.eval_pairs:]
     data, heldout = out / "train.jsonl", out / "eval.jsonl"
@@ -108,6 +112,30 @@ def main() -> None:
     results["train_s"] = {k: round(v, 1) for k, v in times.items()}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     report(results)
+    record(f"hh-ensemble-{model}", f"Ensembles, bootstrap heads and weight averaging on HH-RLHF: {model}", args,
+           results, table(results))
+
+
+def table(r: dict) -> dict:
+    """What report() prints: accuracy, ECE and training time of each model and aggregate, the
+    spread's AUROC for a wrong order, and the baselines."""
+    heads = next(k for k in r if k.startswith("heads"))
+    rows = [[name, fmt(m["accuracy"], 4), fmt(m["ece"], 4), f"{r['train_s'][name]:.0f}", ""]
+            for name, m in r["members"].items()]
+    rows.append(["members: mean / best", f"{r['members_mean_accuracy']:.4f} / {r['members_best_accuracy']:.4f}", "",
+                 "", ""])
+    for name in ("ensemble", heads):
+        spread = fmt(r[name]["uncertainty"]["auroc_spread_for_mistakes"], 4)
+        for i, (how, a) in enumerate(r[name]["aggregates"].items()):
+            trained = f"{r['train_s'][heads]:.0f}" if name == heads and i == 0 else ""
+            rows.append([f"{name} {how}", fmt(a["accuracy"], 4), fmt(a.get("ece"), 4), trained,
+                         spread if i == 0 else ""])
+    rows.append(["merged (WARM)", fmt(r["merged"]["accuracy"], 4), fmt(r["merged"]["ece"], 4),
+                 f"{r['train_s']['merge']:.1f}", ""])
+    b = r["baselines"]
+    rows += [[name, fmt(b[key], 4), "", "", ""] for name, key in (
+        ("random", "random"), ("the longer answer", "longer_answer"), ("the shorter answer", "shorter_answer"))]
+    return {"columns": ["model", "accuracy", "ECE", "train s", "spread AUROC for a wrong order"], "rows": rows}
 
 
 def report(r: dict) -> None:
@@ -121,9 +149,10 @@ def report(r: dict) -> None:
         for how, a in r[name]["aggregates"].items():
             print(f"{name + ' ' + how:<34} {a['accuracy']:>8.4f} {a['ece']:>7.4f}")
         u = r[name]["uncertainty"]
-        print(f"{name + ' spread':<34} AUROC for a wrong order {u['auroc_spread_for_mistakes']:.4f}; accuracy on "
-              f"the most / least certain quarter {u['accuracy_most_certain_quarter']:.4f} / "
-              f"{u['accuracy_least_certain_quarter']:.4f}")
+        # fmt: None where nothing was ranked or nothing was wrong (the AUROC needs both)
+        print(f"{name + ' spread':<34} AUROC for a wrong order {fmt(u['auroc_spread_for_mistakes'], 4)}; accuracy on "
+              f"the most / least certain quarter {fmt(u['accuracy_most_certain_quarter'], 4)} / "
+              f"{fmt(u['accuracy_least_certain_quarter'], 4)}")
     heads = next(k for k in r if k.startswith("heads"))
     print(f"{heads + ' (train)':<34} {'':>8} {'':>7} {r['train_s'][heads]:>8.0f}")
     print(f"{'merged (WARM)':<34} {r['merged']['accuracy']:>8.4f} {r['merged']['ece']:>7.4f} "

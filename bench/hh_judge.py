@@ -13,7 +13,8 @@ probability that the chosen answer wins, averaged over both orders, above 1/2), 
 both-orders agreement, position consistency and the share of orders won by the answer shown
 first. For the reward model: accuracy. Beside them: random (0.5), and the simplest baselines,
 "the longer answer" and "the shorter answer". Every number is printed and written to
-OUT/results.json.
+OUT/results.json (results_reused.json with --reuse), and with the commit and versions to
+bench/results/hh-judge-MODEL.json (bench/harness.py).
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded
-SHARED = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf-harmless"
 
+from bench.harness import SHARED_DATA, fmt, record  # noqa: E402
 import rewardlab  # noqa: E402
 from rewardlab.config import TrainConfig  # noqa: E402
 from rewardlab.training import train  # noqa: E402
+
+SHARED = SHARED_DATA / "hh-rlhf-harmless"
 
 
 def write(path: Path, rows: list[dict]) -> str:
@@ -116,6 +118,26 @@ def main() -> None:
                          "eval": evaluate(str(out / name), eval_file, 8)}
         print(name, json.dumps(results[name]), flush=True)
     (out / ("results_reused.json" if args.reuse else "results.json")).write_text(json.dumps(results, indent=1))
+    model = Path(args.model).name
+    record(f"hh-judge-{model}", f"A trained pairwise judge vs the untrained one and a Bradley-Terry model on "
+           f"HH-RLHF: {model}", args, results, table(results))
+
+
+def table(results: dict) -> dict:
+    """Agreement with the human label (accuracy for the reward model), the judges' position
+    numbers, training time, then the baselines."""
+    rows = []
+    for name in (k for k in results if k not in ("settings", "baselines")):  # the untrained judge first
+        m = results[name] if name == "untrained_judge" else results[name]["eval"]
+        train_s = "" if name == "untrained_judge" else f"{results[name]['train_s']:.0f}"
+        judged = [fmt(m[k]) if k in m else "" for k in ("agreement_both_orders", "position_consistency",
+                                                           "prefers_first")]
+        rows.append([name.replace("_", " "), fmt(m.get("agreement", m.get("accuracy"))), *judged, train_s])
+    b = results["baselines"]
+    rows += [[label, fmt(b[key]), "", "", "", ""] for label, key in (
+        ("random", "random"), ("the longer answer", "longer_answer"), ("the shorter answer", "shorter_answer"))]
+    return {"columns": ["model", "agreement / accuracy", "both-orders agreement", "position consistency",
+                        "first answer preferred", "train s"], "rows": rows}
 
 
 if __name__ == "__main__":

@@ -4,31 +4,30 @@ follows length, each with a 95% bootstrap interval over the pairs; training time
 easy / normal / hard by its own rule, beside the longer- and shorter-answer baselines.
 
     python bench/hh_robust.py                                     # MiniLM, 1,600 pairs train, last 400 eval
-    python bench/hh_robust.py --model smollm2 --train-pairs 400   # SmolLM2-135M, all 30 layers
+    python bench/hh_robust.py --model smollm2                     # SmolLM2-135M, all 30 layers
     python bench/hh_robust.py --rmbench DIR                       # RM-Bench's official data/ folder
 
 Data: ../shared/data/hh-rlhf-harmless (or $REWARDLAB_SHARED_DATA). Writes OUT/results.json and
-bench/results/DATE-hh-robust-MODEL.json (the numbers, the arguments, the commit, versions, device).
+bench/results/hh-robust-MODEL.json (bench/harness.py: the numbers, arguments, commit, versions, device).
+The table's RM-Bench columns are the plain mean of the files' accuracies; each file's own numbers
+are in the result file.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import gzip
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-SHARED = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf-harmless"
+
+from bench.harness import SHARED_DATA, interval, record  # noqa: E402
 
 import rewardlab  # noqa: E402
 from rewardlab.data.text import split_shared_prefix  # noqa: E402
@@ -37,20 +36,6 @@ from rewardlab.eval.diagnostics import bias_intervals  # noqa: E402
 
 METHODS = {"bt": {}, "odin": {"disentangle": "length"}, "rrm": {"rrm": True},
            "both": {"disentangle": "length", "rrm": True}}
-
-
-def environment(args) -> dict:
-    """What a number depends on besides the code: the commit, the versions, the machine."""
-    import torch
-    import transformers
-
-    def git(*a):
-        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain")),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-            "device": "cuda" if torch.cuda.is_available() else "cpu", "threads": torch.get_num_threads(),
-            "arguments": vars(args)}
 
 
 def held_out(model: str, rows: list[dict], path: str) -> dict:
@@ -91,10 +76,11 @@ def main() -> None:
     p.add_argument("--methods", default="bt,odin,rrm,both")
     p.add_argument("--lr", type=float, default=0.0, help="0: the model's recommended rate (as the CLI)")
     p.add_argument("--rmbench", default="", help="RM-Bench's data/ folder (chat_filtered.json, ...)")
+    p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--out", default="")
     p.add_argument("--reuse", action="store_true", help="evaluate the models OUT already holds")
     args = p.parse_args()
-    path = SHARED / "pairs.jsonl.gz"
+    path = SHARED_DATA / "hh-rlhf-harmless" / "pairs.jsonl.gz"
     if not path.exists():
         sys.exit(f"{path} not found: this benchmark runs on the shared HH-RLHF data")
     rows = [json.loads(x) for x in gzip.open(path, "rt")]
@@ -103,7 +89,7 @@ def main() -> None:
     train_rows, eval_rows = rows[:args.train_pairs], rows[-args.eval_pairs:]
     heldout = out / "eval.jsonl"
     heldout.write_text("".join(json.dumps(r) + "\n" for r in eval_rows))
-    results = {"environment": environment(args), "methods": {}}
+    results = {"methods": {}}
     for name in args.methods.split(","):
         folder = out / name
         t0 = time.perf_counter()
@@ -113,7 +99,7 @@ def main() -> None:
 
                 shutil.rmtree(folder)
             rewardlab.train(model=args.model, data=train_rows, output=str(folder), epochs=1, batch_size=8,
-                            max_length=512, seed=1, save_every=0, **({"lr": args.lr} if args.lr else {}),
+                            max_length=args.max_length, seed=1, save_every=0, **({"lr": args.lr} if args.lr else {}),
                             **METHODS[name])
         train_s = time.perf_counter() - t0
         entry = {"train_s": round(train_s, 1), "held_out": held_out(str(folder), eval_rows, str(heldout))}
@@ -123,12 +109,43 @@ def main() -> None:
         print(name, json.dumps(entry), flush=True)
     if args.rmbench:
         results["rm_bench_baselines"] = rm_bench_baselines(args.rmbench)
-    text = json.dumps(results, indent=1)
-    (out / "results.json").write_text(text)
-    record = ROOT / "bench" / "results" / f"{datetime.date.today()}-hh-robust-{args.model}.json"
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(text)
-    print(f"-> {record}")
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    record(f"hh-robust-{Path(args.model).name}", f"Rewards that resist hacking: {Path(args.model).name} on HH-RLHF",
+           args, results, table(results), headline=headline(results, Path(args.model).name))
+
+
+def headline(results: dict, model: str) -> str:
+    """Held-out accuracy and the reward-length correlation, plain BT against ODIN."""
+    m = results["methods"]
+    if not {"bt", "odin"} <= set(m):
+        return ""
+    acc = {k: m[k]["held_out"]["accuracy"]["value"] for k in ("bt", "odin")}
+    corr = {k: m[k]["held_out"]["reward_length_pearson"]["value"] for k in ("bt", "odin")}
+    return (f"Length-robust rewards: ODIN's quality head has reward-length correlation {corr['odin']:+.2f} "
+            f"(plain BT {corr['bt']:+.2f}) at held-out accuracy {acc['odin']:.3f} (BT {acc['bt']:.3f}) "
+            f"({model}, HH-RLHF)")
+
+
+def table(results: dict) -> dict:
+    """The headline: each method's held-out numbers with intervals, its training time, and RM-Bench
+    (mean over the files) beside the length baselines."""
+    columns = ["method", "accuracy", "reward-length Pearson", "acc. chosen longer", "acc. chosen shorter",
+               "train s"]
+    rmb = any("rm_bench" in m for m in results["methods"].values())
+    columns += ["RM-Bench easy", "normal", "hard"] if rmb else []
+
+    def mean(files: dict, key: str) -> str:
+        return f"{sum(f[key] for f in files.values()) / len(files):.3f}"
+
+    rows = []
+    for name, m in results["methods"].items():
+        h = m["held_out"]
+        row = [name, interval(h["accuracy"]), interval(h["reward_length_pearson"]),
+               interval(h["accuracy_chosen_longer"]), interval(h["accuracy_chosen_shorter"]), f"{m['train_s']:.0f}"]
+        rows.append(row + ([mean(m["rm_bench"], k) for k in ("easy", "normal", "hard")] if rmb else []))
+    for name, files in results.get("rm_bench_baselines", {}).items():
+        rows.append([name] + [""] * 5 + [mean(files, k) for k in ("easy", "normal", "hard")])
+    return {"columns": columns, "rows": rows}
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ each as prompt + completion + EOS), fp32, no gradients. The pipeline runs with
 batch_size=16 as users typically call it; rewardlab scores the rows the way
 ``rewardlab score`` does (length-sorted, token-budget batches; the two replies of a pair
 share one prompt encoding on causal backbones). Runs alternate; medians are printed with
-the ratio and the largest difference between the two sets of rewards.
+the ratio and the largest difference between the two sets of rewards. Recorded in
+bench/results/score-vs-pipeline-BACKBONE-L<layers>.json (bench/harness.py; the real layer count).
 """
 
 from __future__ import annotations
@@ -22,17 +23,17 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from bench.harness import SHARED_DATA, cut_layers, record  # noqa: E402
 from rewardlab.data import load_examples  # noqa: E402
 from rewardlab.inference.rows import score_rows  # noqa: E402
 from rewardlab.inference import RewardModel  # noqa: E402
 from rewardlab.models.backbone import load_backbone  # noqa: E402
 
-DATA = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf-harmless" / "pairs.jsonl.gz"
+DATA = SHARED_DATA / "hh-rlhf-harmless" / "pairs.jsonl.gz"
 
 
 def main() -> None:
@@ -41,19 +42,16 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=4, help="keep the first N decoder layers (0: all)")
     p.add_argument("--pairs", type=int, default=200)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--work", help="folder for the model (default: a new temporary one)")
     args = p.parse_args()
     import transformers
     from transformers import pipeline
 
     transformers.logging.set_verbosity_error()
     model, tok = load_backbone(args.backbone)
-    if args.layers and hasattr(model, "model") and hasattr(model.model, "layers"):
-        model.model.layers = model.model.layers[: args.layers]
-        model.config.num_hidden_layers = args.layers
-        if getattr(model.config, "layer_types", None):
-            model.config.layer_types = model.config.layer_types[: args.layers]
+    layers = cut_layers(model, args.layers)
     torch.manual_seed(0)
-    folder = Path(tempfile.mkdtemp(prefix="rl-score-bench-"))
+    folder = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="rl-score-bench-"))
     RewardModel(model, tok, max_length=512).save_pretrained(str(folder))
 
     pairs = load_examples(str(DATA), tok, skip_bad=True, allow_empty=False)[: args.pairs]
@@ -84,6 +82,19 @@ def main() -> None:
     print(f"ratio: {med['pipeline'] / med['rewardlab']:.2f}x faster; max |reward difference| {diff:.2e} over the "
           f"{sum(fits)} texts within 512 tokens (the pipeline cuts longer ones from the right, losing the EOS where "
           f"the reward is read; rewardlab cuts the prompt from the left)")
+
+    ratio = med["pipeline"] / med["rewardlab"]
+    results = {"texts": n, "pairs": len(rows), "layers": layers, "times_s": times, "median_s": med, "ratio": ratio,
+               "max_reward_diff": diff, "texts_within_512": sum(fits)}
+    table_rows = [[k, f"{med[k]:.2f}", f"{n / med[k]:.1f}"] for k in ("rewardlab", "pipeline")]
+    table_rows.append(["ratio pipeline / rewardlab (time)", f"{ratio:.2f}x", ""])
+    name = Path(args.backbone).name
+    record(f"score-vs-pipeline-{name}-L{layers}", f"Scoring vs transformers' text-classification pipeline: {name}, "
+           f"{layers} layers", args, results, {"columns": ["scorer", "median s", "texts/s"], "rows": table_rows},
+           notes=[f"{n} texts ({len(rows)} HH-RLHF pairs), fp32, medians of {args.repeats} alternating runs; max "
+                  f"|reward difference| {diff:.2e} over the {sum(fits)} texts within 512 tokens"],
+           headline=f"Scoring: {ratio:.2f}x faster than transformers' pipeline, rewards equal within {diff:.1e} "
+                    f"({name}, {layers} layers)")
 
 
 if __name__ == "__main__":

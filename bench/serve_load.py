@@ -7,8 +7,9 @@ GRPO-shaped traffic on loopback: HH-RLHF prompts (../shared/data) with ``--sampl
 replies each, every reply sent as its own one-query ``/get_reward`` request (whole text, no
 prompt field: what OpenRLHF sends), ``--clients`` requests in flight, prompt by prompt (a
 prompt's samples are generated together) or with ``--shuffle`` in random order. The model is the
-SmolLM2-135M architecture cut to ``--layers`` layers (as bench/train_vs_trl.py), fp32 unless
-``--server-args`` says otherwise, on the GPU when there is one (the servers' default device).
+SmolLM2-135M architecture (``--model``: another backbone) cut to ``--layers`` layers (as
+bench/train_vs_trl.py), fp32 unless ``--server-args`` says otherwise, on the GPU when there is
+one (the servers' default device).
 
 Three runs, each against a fresh ``rewardlab serve`` subprocess, ``--repeats`` times, interleaved:
   rewardlab   batching across requests + prefix sharing (the defaults), concurrent clients;
@@ -27,6 +28,10 @@ ensemble``), and the M models served by M default servers that each client calls
 other for every request (what an RL loop does with separate reward servers), averaging the M
 answers itself. Printed: requests/s and latency of both, their ratio, and the largest difference
 between the two ways' rewards.
+
+Recorded in bench/results/serve-load-L<layers>.json, or serve-load-ensembleM-L<layers>.json
+(bench/harness.py; the real layer count, so ``--layers 0`` on SmolLM2 is L30), with -shuffle and
+the server flags added for those variants and the model's name for another ``--model``.
 """
 
 from __future__ import annotations
@@ -43,25 +48,24 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import httpx  # noqa: E402
 import torch  # noqa: E402
 
-DATA = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf-harmless" / "pairs.jsonl.gz"
+from bench.harness import SHARED_DATA, cut_layers, record  # noqa: E402
+
+DATA = SHARED_DATA / "hh-rlhf-harmless" / "pairs.jsonl.gz"
 
 
-def make_model(folder: Path, layers: int, seed: int = 0) -> str:
+def make_model(folder: Path, name: str, layers: int, seed: int = 0) -> str:
+    """``name`` (an alias or a folder) cut to ``layers`` with a score head drawn from ``seed``."""
     from rewardlab.models.backbone import load_backbone
 
-    model, tok = load_backbone("smollm2")
-    model.model.layers = model.model.layers[:layers]
-    model.config.num_hidden_layers = layers
-    if getattr(model.config, "layer_types", None):
-        model.config.layer_types = model.config.layer_types[:layers]
+    model, tok = load_backbone(name)
+    cut_layers(model, layers)
     torch.manual_seed(seed)
     torch.nn.init.normal_(model.score.weight, std=0.02)
     model.config.rewardlab = {"max_length": 512, "kind": "preference", "reward_mean": 0.0, "reward_std": 1.0}
@@ -238,16 +242,30 @@ def measure_ensemble(members: list[str], ensemble: str, queries: list[str], warm
     return runs
 
 
+def layer_count(folder: str) -> int:
+    return json.loads((Path(folder) / "config.json").read_text())["num_hidden_layers"]
+
+
+def result_name(args, layers: int) -> str:
+    """serve-load[-MODEL][-ensembleM]-L<layers>[-shuffle][-SERVER-ARGS]: one file per variant."""
+    parts = ["serve-load"] + ([Path(args.model).name] if args.model != "smollm2" else [])
+    parts += [f"ensemble{args.ensemble}"] if args.ensemble > 1 else []
+    parts += [f"L{layers}"] + (["shuffle"] if args.shuffle else [])
+    parts += [flag.lstrip("-") for flag in args.server_args.split()]
+    return "-".join(parts)
+
+
 def ensemble_main(args, work: Path, queries: list[str], warm: list[str]) -> None:
     from rewardlab.inference.combine import make_ensemble
 
-    members = [make_model(work / f"member{i}", args.layers, seed=i) for i in range(args.ensemble)]
+    members = [make_model(work / f"member{i}", args.model, args.layers, seed=i) for i in range(args.ensemble)]
+    layers = layer_count(members[0])
     make_ensemble(members, str(work / "ensemble"))
     runs = measure_ensemble(members, str(work / "ensemble"), queries, warm, args.clients, args.repeats,
                             tuple(args.server_args.split()))
     device = f"GPU ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "CPU"
     print(f"{len(queries)} one-query requests, {args.clients} clients, {args.ensemble} members, each a "
-          f"{args.layers}-layer SmolLM2-architecture model, {device}, loopback; medians of {args.repeats} runs")
+          f"{layers}-layer SmolLM2-architecture model, {device}, loopback; medians of {args.repeats} runs")
     print("| run | requests/s | p50 s | p99 s | failures |")
     print("| --- | --- | --- | --- | --- |")
     summary = {}
@@ -263,7 +281,16 @@ def ensemble_main(args, work: Path, queries: list[str], warm: list[str]) -> None
     print(f"throughput ratio ensemble server / separate servers (medians): {one / many:.2f}x; largest reward "
           f"difference between the two: {diff:.2e}; every run's requests/s: "
           + "; ".join(f"{k} {v['all_requests_per_s']}" for k, v in summary.items()))
-    (work / "results_ensemble.json").write_text(json.dumps(summary | {"ratio": one / many, "max_diff": diff}, indent=1))
+    results = summary | {"ratio": one / many, "max_diff": diff}
+    (work / "results_ensemble.json").write_text(json.dumps(results, indent=1))
+    rows = [[name, f"{m['requests_per_s']:.2f}", f"{m['p50_s']:.3f}", f"{m['p99_s']:.3f}", str(m["failures"])]
+            for name, m in summary.items()]
+    rows.append(["ratio ensemble server / separate servers", f"{one / many:.2f}x", "", "", ""])
+    record(result_name(args, layers), f"An ensemble of {args.ensemble} on one server vs {args.ensemble} servers "
+           f"under RL-loop load: {layers} layers", args, results,
+           {"columns": ["run", "requests/s", "p50 s", "p99 s", "failures"], "rows": rows},
+           notes=[f"{len(queries)} one-query requests, {args.clients} clients, {device}, loopback; medians of "
+                  f"{args.repeats} runs; largest reward difference between the two ways {diff:.2e}"])
 
 
 def main() -> None:
@@ -271,7 +298,8 @@ def main() -> None:
     p.add_argument("--prompts", type=int, default=32)
     p.add_argument("--samples", type=int, default=8)
     p.add_argument("--clients", type=int, default=64)
-    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--model", default="smollm2", help="the backbone: an alias or a folder (its architecture)")
+    p.add_argument("--layers", type=int, default=4, help="keep the first N decoder layers (0: all)")
     p.add_argument("--repeats", type=int, default=3, help="runs of each kind; medians are printed")
     p.add_argument("--shuffle", action="store_true", help="send the requests in random order, not prompt by prompt")
     p.add_argument("--server-args", default="", help="more flags for every server, e.g. '--bf16' on a GPU (where "
@@ -287,12 +315,13 @@ def main() -> None:
     queries, warm = grpo_queries(args.prompts, args.samples, args.shuffle)
     if args.ensemble > 1:
         return ensemble_main(args, work, queries, warm)
-    model = make_model(work / "model", args.layers)
+    model = make_model(work / "model", args.model, args.layers)
+    layers = layer_count(model)
     runs = measure(model, queries, warm, args.clients, args.repeats, tuple(args.server_args.split()))
     device = f"GPU ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "CPU"
     base = runs["(a) serial server"][0]["rewards"]
     print(f"{len(queries)} one-query requests ({args.prompts} HH prompts x {args.samples} replies, "
-          f"{'random order' if args.shuffle else 'prompt by prompt'}), {args.layers}-layer SmolLM2-architecture "
+          f"{'random order' if args.shuffle else 'prompt by prompt'}), {layers}-layer SmolLM2-architecture "
           f"model, {device}{' ' + args.server_args if args.server_args else ', fp32'}, loopback; medians of "
           f"{args.repeats} runs each")
     print("| run | clients | requests/s | p50 s | p99 s | failures | tokens processed / sent | batches | model busy "
@@ -307,6 +336,7 @@ def main() -> None:
         med["failures"] = sum(r["failures"] for r in rs)
         med["all_requests_per_s"] = [round(r["requests_per_s"], 2) for r in rs]
         diff = max(abs(a - b) for r in rs for a, b in zip(r["rewards"], base) if a is not None and b is not None)
+        med["max_reward_diff"] = diff
         ratio = "n/a" if med["prefix_ratio"] is None else f"{med['prefix_ratio']:.3f}"
         print(f"| {name} | {rs[0]['clients']} | {med['requests_per_s']:.1f} | {med['p50_s']:.3f} | "
               f"{med['p99_s']:.3f} | {med['failures']} | {ratio} | {med['batches']:.0f} | {med['model_busy']:.0%} | "
@@ -315,7 +345,22 @@ def main() -> None:
     speedup = summary["rewardlab"]["requests_per_s"] / summary["(a) serial server"]["requests_per_s"]
     print(f"throughput ratio rewardlab / (a) serial server (medians): {speedup:.2f}x; every run's requests/s: "
           + "; ".join(f"{k} {v['all_requests_per_s']}" for k, v in summary.items()))
-    (work / "results.json").write_text(json.dumps(summary | {"ratio": speedup}, indent=1))
+    results = summary | {"ratio": speedup}
+    (work / "results.json").write_text(json.dumps(results, indent=1))
+    rows = [[name, str(runs[name][0]["clients"]), f"{m['requests_per_s']:.1f}", f"{m['p50_s']:.3f}",
+             f"{m['p99_s']:.3f}", str(m["failures"]),
+             "n/a" if m["prefix_ratio"] is None else f"{m['prefix_ratio']:.3f}", f"{m['max_reward_diff']:.2e}"]
+            for name, m in summary.items()]
+    rows.append(["ratio rewardlab / (a) serial server", "", f"{speedup:.2f}x", "", "", "", "", ""])
+    record(result_name(args, layers), f"The reward server under RL-loop load: {layers} layers", args, results,
+           {"columns": ["run", "clients", "requests/s", "p50 s", "p99 s", "failures", "tokens processed / sent",
+                        "max reward diff vs (a)"], "rows": rows},
+           notes=[f"{len(queries)} one-query requests ({args.prompts} HH prompts x {args.samples} replies, "
+                  f"{'random order' if args.shuffle else 'prompt by prompt'}), {device}"
+                  f"{' ' + args.server_args if args.server_args else ', fp32'}, loopback; medians of {args.repeats} "
+                  "runs each, every run against a fresh server"],
+           headline=f"Serving: {speedup:.2f}x the requests/s of a serial OpenRLHF-style server under GRPO-shaped "
+                    f"load ({layers} layers, {device})")
 
 
 if __name__ == "__main__":

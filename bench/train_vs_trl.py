@@ -14,7 +14,9 @@ defaults are bf16 and checkpointing on, so they are set explicitly). Runs altern
 the first --warmup steps (default 1) of each run are left out of its timing (warm-up, compilation). Printed: median pairs/s,
 tokens/s (real tokens of the chosen + rejected sequences), peak RSS, the ratio, the loss
 of both after the same steps, and the token ceiling: tokens TRL processes (padding
-included) / tokens rewardlab must process (each prompt once + completions).
+included) / tokens rewardlab must process (each prompt once + completions). Recorded in
+bench/results/train-vs-trl-BACKBONE-L<layers>.json (bench/harness.py; the real layer count, so
+``--layers 0`` on SmolLM2 is L30), with -bf16, -gc, -noshared, -ATTENTION for those variants.
 """
 
 from __future__ import annotations
@@ -30,18 +32,17 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-from peer_trainer import clock, in_order, report, rewardlab_result, run, trl_inputs  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from bench.harness import SHARED_DATA, cut_layers, record  # noqa: E402
+from bench.peer_trainer import clock, in_order, report, rewardlab_result, run, trl_inputs  # noqa: E402
 from rewardlab.data import load_examples  # noqa: E402
 from rewardlab.data.encode import encode_examples  # noqa: E402
 from rewardlab.models.backbone import load_backbone  # noqa: E402
 
-DATA = Path(os.environ.get("REWARDLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf-harmless" / "pairs.jsonl.gz"
+DATA = SHARED_DATA / "hh-rlhf-harmless" / "pairs.jsonl.gz"
 
 
 def prepare(args, work: Path) -> tuple[str, str, dict]:
@@ -58,11 +59,7 @@ def prepare(args, work: Path) -> tuple[str, str, dict]:
         ensure_pad_token(tok, model)
     else:
         model, tok = load_backbone(args.backbone)
-    if args.layers and hasattr(model.config, "num_hidden_layers") and hasattr(model, "model"):
-        model.model.layers = model.model.layers[: args.layers]
-        model.config.num_hidden_layers = args.layers
-        if getattr(model.config, "layer_types", None):
-            model.config.layer_types = model.config.layer_types[: args.layers]
+    layers = cut_layers(model, args.layers)
     torch.manual_seed(0)
     head = model.score if hasattr(model, "score") else model.classifier
     torch.nn.init.normal_(head.weight, std=0.02)
@@ -93,7 +90,7 @@ def prepare(args, work: Path) -> tuple[str, str, dict]:
         ours_tokens += sum(sum(len(x) for x in g) - common_prefix_length(g) for g in groups)
         real_tokens += sum(len(x) for g in groups for x in g)
     stats = {"trl_tokens": trl_tokens, "unique_tokens": ours_tokens, "real_tokens": real_tokens,
-             "causal": hasattr(model, "score")}
+             "causal": hasattr(model, "score"), "layers": layers}
     return str(folder), str(data), stats
 
 
@@ -153,7 +150,8 @@ def main() -> None:
     p.add_argument("--gradient-checkpointing", action="store_true",
                    help="for both (TRL's default; off otherwise)")
     p.add_argument("--worker", choices=["rewardlab", "trl"], help=argparse.SUPPRESS)
-    for hidden in ("work", "folder", "data", "ordered"):
+    p.add_argument("--work", help="folder for the backbone, the pairs and the runs (default: a new temporary one)")
+    for hidden in ("folder", "data", "ordered"):
         p.add_argument(f"--{hidden}", help=argparse.SUPPRESS)
     args = p.parse_args()
 
@@ -166,7 +164,8 @@ def main() -> None:
 
     if not DATA.exists():
         raise SystemExit(f"needs {DATA} (set REWARDLAB_SHARED_DATA)")
-    work = Path(tempfile.mkdtemp(prefix="rl-bench-"))
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="rl-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     folder, data, stats = prepare(args, work)
     ordered = str(work / "pairs_ordered.jsonl")
     runs: dict[str, list[dict]] = {"rewardlab": [], "trl": []}
@@ -213,12 +212,43 @@ def main() -> None:
     diffs = [abs(a - b) for a, b in zip(loss["rewardlab"][:n], loss["trl"][:n])]
     print(f"loss per step, max |rewardlab - TRL| over {n} steps: {max(diffs):.2e}")
     if not stats["causal"]:  # an encoder's prompt sees the completion: packing, no prompt sharing
-        print(f"token ceiling: TRL processes {stats['trl_tokens']} tokens (padding included), rewardlab's packed "
-              f"padding-free forward {stats['real_tokens']} (each sequence whole, no padding): "
-              f"{stats['trl_tokens'] / stats['real_tokens']:.2f}x")
-        return
-    print(f"token ceiling: TRL processes {stats['trl_tokens']} tokens (padding included), rewardlab must process "
-          f"{stats['unique_tokens']} (prompt once + completions): {stats['trl_tokens'] / stats['unique_tokens']:.2f}x")
+        ceiling = (f"token ceiling: TRL processes {stats['trl_tokens']} tokens (padding included), rewardlab's packed "
+                   f"padding-free forward {stats['real_tokens']} (each sequence whole, no padding): "
+                   f"{stats['trl_tokens'] / stats['real_tokens']:.2f}x")
+    else:
+        ceiling = (f"token ceiling: TRL processes {stats['trl_tokens']} tokens (padding included), rewardlab must "
+                   f"process {stats['unique_tokens']} (prompt once + completions): "
+                   f"{stats['trl_tokens'] / stats['unique_tokens']:.2f}x")
+    print(ceiling)
+
+    results = {"runs": runs, "median": med, "loss_max_diff": max(diffs), "tokens": stats,
+               "ratio": {w: {"pairs_s": med[w]["pairs_s"] / med["trl"]["pairs_s"],
+                             "peak_rss_mb": med[w]["peak_rss_mb"] / med["trl"]["peak_rss_mb"]}
+                         for w in runs if w != "trl"}}
+    variant = "".join(suffix for on, suffix in ((args.bf16, "-bf16"), (args.gradient_checkpointing, "-gc"),
+                                                (args.no_shared, "-noshared"),
+                                                (args.attention != "auto", f"-{args.attention}")) if on)
+    record(f"train-vs-trl-{Path(args.backbone).name}-L{stats['layers']}{variant}",
+           f"Training throughput vs TRL's RewardTrainer: {Path(args.backbone).name}, {stats['layers']} layers",
+           args, results, table(results), notes=[
+               f"{args.steps} steps x {args.batch_size} pairs, max_length {args.max_length}, "
+               f"{'bf16 autocast' if args.bf16 else 'fp32'}, gradient checkpointing "
+               f"{'on' if args.gradient_checkpointing else 'off'}; medians of {args.repeats} alternating runs, "
+               f"each in a fresh process, the first {args.warmup} step(s) left out of the timing",
+               f"loss per step, max |rewardlab - TRL| over {n} steps: {max(diffs):.2e}", ceiling],
+           headline=f"Training: {results['ratio']['rewardlab']['pairs_s']:.2f}x TRL's pairs/s at "
+                    f"{results['ratio']['rewardlab']['peak_rss_mb']:.2f}x its peak memory, same losses "
+                    f"({Path(args.backbone).name}, {stats['layers']} layers, {device})")
+
+
+def table(results: dict) -> dict:
+    """Medians per trainer, then the ratio to TRL (pairs/s and peak memory)."""
+    med, loss = results["median"], {w: rs[0]["losses"][-1] for w, rs in results["runs"].items()}
+    rows = [[w, f"{m['pairs_s']:.2f}", f"{m['tokens_s']:.0f}", f"{m['peak_rss_mb']:.0f}", f"{loss[w]:.4f}"]
+            for w, m in med.items()]
+    rows += [[f"ratio {w}/TRL", f"{r['pairs_s']:.2f}x", "", f"{r['peak_rss_mb']:.2f}x", ""]
+             for w, r in results["ratio"].items()]
+    return {"columns": ["trainer", "pairs/s", "tokens/s", "peak MB", "loss at the end"], "rows": rows}
 
 
 if __name__ == "__main__":
